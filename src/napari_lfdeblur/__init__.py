@@ -1,0 +1,74 @@
+"""napari-lfdeblur: defocus deblurring trained on light-field-generated pairs.
+
+The public API, importable from scripts, notebooks and the napari console::
+
+    import napari_lfdeblur as lfd
+    lf = lfd.read_lightfield("path/to/hci_scene")
+    img = lfd.refocus(lf, disparity=0.5, aperture=1.0)
+    sharp = lfd.deblur(img, model="default")
+
+Names are resolved lazily so that ``import napari_lfdeblur`` (and opening
+napari) does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("napari-lfdeblur")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+from .errors import (
+    DeblurInputError,
+    LFDeblurError,
+    LightFieldError,
+    ModelError,
+    OutOfMemoryError,
+    TrainingError,
+)
+
+# public name -> module that defines it (relative to this package)
+_LAZY = {
+    "LightField": ".lightfield.core",
+    "read_lightfield": ".lightfield.readers",
+    "write_eslf": ".lightfield.readers.eslf",
+    "refocus": ".lightfield.refocus",
+    "focal_stack": ".lightfield.refocus",
+    "estimate_disparity": ".lightfield.disparity",
+    "estimate_disparity_range": ".lightfield.disparity",
+    "make_pairs": ".lightfield.pairs",
+    "write_pairs": ".lightfield.pairs",
+    "synthetic_lightfield": ".lightfield.synthetic",
+    "sample_lightfield": ".sample_data",
+    "DRBNet": ".nn.drbnet",
+    "load_model": ".nn.checkpoint",
+    "save_model": ".nn.checkpoint",
+    "deblur": ".inference.deblur",
+}
+
+__all__ = [
+    "__version__",
+    "LFDeblurError",
+    "LightFieldError",
+    "ModelError",
+    "DeblurInputError",
+    "TrainingError",
+    "OutOfMemoryError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,33 @@
+"""The project's own exception types.
+
+Every error a user can cause (a wrong folder, missing views, a checkpoint of
+another network, ...) is raised as one of these, with a message that says what
+is wrong and what to try.  They subclass ``ValueError``/``RuntimeError`` too, so
+generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class LFDeblurError(Exception):
+    """Base class of every error raised on purpose by napari-lfdeblur."""
+
+
+class LightFieldError(LFDeblurError, ValueError):
+    """A path or array could not be read as a light field."""
+
+
+class ModelError(LFDeblurError, ValueError):
+    """A network configuration or checkpoint is invalid or incompatible."""
+
+
+class DeblurInputError(LFDeblurError, ValueError):
+    """An image given to ``deblur`` has a shape, dtype or content it cannot handle."""
+
+
+class TrainingError(LFDeblurError, RuntimeError):
+    """Training data or a training run is invalid."""
+
+
+class OutOfMemoryError(LFDeblurError, MemoryError):
+    """The device ran out of memory even after shrinking the work."""
