@@ -1,0 +1,60 @@
+"""Small file helpers shared by every writer: atomic writes and image saving."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path beside ``final``; move it into place only on success.
+
+    A crash or a cancel leaves no half-written file under the final name (the
+    temporary one is removed), and ``os.replace`` is atomic on one file system.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = final.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + suffix, dir=final.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] to uint8 with rounding (NaN -> 0)."""
+    a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+    return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, img: np.ndarray) -> Path:
+    """Save a float [0, 1] image atomically: 8-bit for PNG/JPEG, 16-bit for TIFF."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    a = np.asarray(img)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        if a.dtype.kind == "f":
+            a = (np.clip(np.nan_to_num(a), 0, 1) * 65535 + 0.5).astype(np.uint16)
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, a, photometric="rgb" if a.ndim == 3 else "minisblack")
+        return path
+    if a.dtype.kind == "f":
+        a = to_uint8(a)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, a, extension=path.suffix)
+    return path

@@ -1,0 +1,82 @@
+"""Running API calls off the GUI thread: one-shot jobs with progress and cancel, and live previews.
+
+Workers come from ``napari.qt.threading``; their signals are delivered in the
+main thread, so the callbacks here may touch layers and widgets.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+
+class CancelToken:
+    """A flag a long job polls (``should_stop``) so a Stop button really stops it."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self):
+        self._event.set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def start_worker(func: Callable, *args, returned=None, errored=None, yielded=None, finished=None, **kwargs):
+    """Start ``func(*args, **kwargs)`` (a function or generator) in a napari worker thread."""
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(func, *args, _start_thread=False, **kwargs)
+    if returned is not None:
+        worker.returned.connect(returned)
+    if errored is not None:
+        worker.errored.connect(errored)
+    if yielded is not None and hasattr(worker, "yielded"):
+        worker.yielded.connect(yielded)
+    if finished is not None:
+        worker.finished.connect(finished)
+    worker.start()
+    return worker
+
+
+class LatestOnly:
+    """Run ``func(*args)`` in a worker; requests made while it runs collapse into the newest one.
+
+    A slider firing 30 changes a second then costs one computation at a time and
+    always ends on the value the user let go of, and the viewer never waits.
+    """
+
+    def __init__(self, func: Callable, on_result: Callable, on_error: Callable | None = None):
+        self._func = func
+        self._on_result = on_result
+        self._on_error = on_error
+        self._pending = None
+        self._busy = False
+        self.worker = None
+
+    @property
+    def busy(self) -> bool:
+        return self._busy or self._pending is not None
+
+    def request(self, *args):
+        if self._busy:
+            self._pending = args
+            return
+        self._start(args)
+
+    def _start(self, args):
+        self._busy = True
+        self.worker = start_worker(
+            self._func, *args, returned=self._on_result, errored=self._on_error, finished=self._done
+        )
+
+    def _done(self):
+        self._busy = False
+        if self._pending is not None:
+            args, self._pending = self._pending, None
+            self._start(args)
