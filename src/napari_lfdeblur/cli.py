@@ -59,6 +59,72 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=None)
+
+
+def cmd_refocus(args) -> int:
+    import numpy as np
+
+    from ._io import save_image
+    from .lightfield.readers import read_lightfield
+    from .lightfield.refocus import refocus
+
+    lf = read_lightfield(args.lightfield, **_lightfield_options(args)).compute()
+    disparities = args.disparity
+    out = args.out
+    if len(disparities) > 1 and "{" not in out:
+        from pathlib import Path
+
+        p = Path(out)
+        out = str(p.with_name(p.stem + "_d{d:+.2f}" + (p.suffix or ".png")))
+    with _progress_bar(len(disparities), "refocus") as bar:
+        for d in disparities:
+            img = refocus(lf, d, aperture=args.aperture, aperture_shape=args.shape, device=args.device)
+            path = out.format(d=d) if "{" in out else out
+            save_image(path, img)
+            bar.update(1)
+            bar.write(f"d={d:+.3f} px/view, aperture {args.aperture}: {path}  (mean {float(np.mean(img)):.3f})")
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    from pathlib import Path
+
+    from .lightfield.pairs import make_pairs, write_pairs
+    from .lightfield.readers import read_lightfield
+
+    sources: list[Path] = []
+    for item in args.lightfields:
+        p = Path(item)
+        if p.is_dir() and args.each:
+            sources.extend(sorted(q for q in p.iterdir() if not q.name.startswith(".")))
+        else:
+            sources.append(p)
+    apertures = tuple(float(a) for a in args.apertures.split(","))
+    crop = None if args.crop.lower() == "none" else int(args.crop) if args.crop.isdigit() else args.crop
+    n_total = len(sources) * len(apertures) * args.focus
+    written = 0
+    with _progress_bar(n_total, "pairs") as bar:
+        for src in sources:
+            try:
+                lf = read_lightfield(src, **_lightfield_options(args))
+            except LFDeblurError as e:
+                if len(sources) == 1:
+                    raise
+                bar.write(f"skipping {src}: {e}")
+                bar.update(len(apertures) * args.focus)
+                continue
+            pairs = make_pairs(lf.compute(), apertures=apertures, focus=args.focus, crop=crop)
+            write_pairs(pairs, args.out, format=args.image_format)
+            written += len(pairs)
+            bar.update(len(apertures) * args.focus)
+    print(f"{written} pairs from {len(sources)} light field(s) in {args.out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -81,6 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_lightfield_arguments(p)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("refocus", help="synthetic-aperture refocusing of a light field")
+    p.add_argument("lightfield", help="light-field folder or file")
+    p.add_argument("--disparity", "-d", type=float, nargs="+", required=True,
+                   help="focus plane(s) in pixels per view step; several make several images")
+    p.add_argument("--aperture", "-a", type=float, default=1.0, help="fraction of the view grid's radius, (0, 1]")
+    p.add_argument("--shape", default="disk", choices=["disk", "square"], help="aperture shape")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
+    p.add_argument("-o", "--out", required=True, help="output image (.png 8-bit, .tif 16-bit); '{d}' is replaced")
+    _add_lightfield_arguments(p)
+    p.set_defaults(func=cmd_refocus)
+
+    p = sub.add_parser("pairs", help="make (blurred, sharp) training pairs from light fields")
+    p.add_argument("lightfields", nargs="+", help="light-field folders/files (or, with --each, folders of them)")
+    p.add_argument("-o", "--out", required=True, help="data-set folder (blur/, sharp/, manifest); appended to")
+    p.add_argument("--apertures", default="0.33,0.66,1.0", help="comma-separated apertures (default 3 sizes)")
+    p.add_argument("--focus", type=int, default=5, help="focus planes per aperture (default 5)")
+    p.add_argument("--crop", default="auto", help="border to crop: auto, none or pixels")
+    p.add_argument("--each", action="store_true", help="treat each entry of the given folders as a light field")
+    p.add_argument("--image-format", default="png", choices=["png", "tiff16"], help="8-bit PNG or 16-bit TIFF")
+    _add_lightfield_arguments(p)
+    p.set_defaults(func=cmd_pairs)
 
     p = sub.add_parser("demo", help="run the whole story on the shipped sample data and write a figure")
     p.add_argument("--out", default="lfdeblur-demo", help="output folder (default: ./lfdeblur-demo)")
