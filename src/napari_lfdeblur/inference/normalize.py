@@ -1,0 +1,127 @@
+"""Intensity and channel conventions between user images and the RGB network.
+
+The network takes RGB in [0, 1] (scaled to [-1, 1] inside).  User images come
+as uint8, uint16 or float, greyscale, RGB or RGBA.  ``Normalization`` maps
+intensities into [0, 1] and back, reversibly within the chosen range:
+
+- uint8: ``x / 255`` (exact, the network's training convention);
+- uint16 and float: by default the 0.05th and 99.95th percentiles (``lo``,
+  ``hi``) of the image (a strided sub-sample for large or lazy arrays) map to
+  0 and 1; values outside are clipped.  Microscopy data rarely fill the whole
+  uint16 range, so dividing by 65535 would feed the network a black image.
+  Float images already inside [0, 1] are used as they are.  Pass
+  ``normalize="dtype"`` (full dtype range), ``normalize=(lo, hi)`` or
+  ``normalize="none"`` (float in [0, 1] only) to choose yourself.
+The result is mapped back with the same ``lo``/``hi`` and rounded into the
+input dtype.
+
+Channels: greyscale planes go through the RGB network as three equal
+channels and come back as their mean; RGBA keeps its alpha channel untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DeblurInputError
+
+PERCENTILES = (0.05, 99.95)
+_SAMPLE_PIXELS = 1_000_000
+
+
+def _subsample(a, max_pixels: int = _SAMPLE_PIXELS):
+    """A strided view with at most about ``max_pixels`` elements over the last spatial axes."""
+    if a.size <= max_pixels:
+        return a
+    step = int(np.ceil(np.sqrt(a.size / max_pixels)))
+    index = [slice(None)] * a.ndim
+    # stride the two largest axes (the image plane)
+    for ax in np.argsort(a.shape)[-2:]:
+        index[ax] = slice(None, None, step)
+    return a[tuple(index)]
+
+
+def _compute(a):
+    return np.asarray(a.compute() if hasattr(a, "compute") else a)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    lo: float
+    hi: float
+    dtype: np.dtype
+
+    @classmethod
+    def for_image(cls, image, normalize="auto", alpha: bool = False) -> "Normalization":
+        dtype = np.dtype(image.dtype)
+        if dtype.kind not in "uif" or dtype.kind == "b":
+            raise DeblurInputError(
+                f"Unsupported dtype {dtype}: give uint8, uint16 or float images (convert others with astype)."
+            )
+        if dtype.kind in "ui" and dtype.itemsize > 2 and normalize == "auto":
+            normalize = "percentile"
+        if isinstance(normalize, (tuple, list)):
+            lo, hi = map(float, normalize)
+            if not hi > lo:
+                raise DeblurInputError(f"normalize=(lo, hi) needs hi > lo, got {normalize}.")
+            return cls(lo, hi, dtype)
+        if normalize == "dtype":
+            if dtype.kind == "f":
+                return cls(0.0, 1.0, dtype)
+            info = np.iinfo(dtype)
+            return cls(float(info.min), float(info.max), dtype)
+        if normalize == "none":
+            return cls(0.0, 1.0, dtype)
+        if normalize == "auto" and dtype == np.uint8:
+            return cls(0.0, 255.0, dtype)
+        if normalize not in ("auto", "percentile"):
+            raise DeblurInputError(
+                f"normalize={normalize!r}: use 'auto', 'percentile', 'dtype', 'none' or a (lo, hi) pair."
+            )
+        sample = _subsample(image[..., :3] if alpha else image)
+        sample = _compute(sample).astype(np.float64, copy=False)
+        if not np.isfinite(sample).all():
+            raise DeblurInputError("The image contains NaN or infinite values; replace them (e.g. np.nan_to_num) first.")
+        if normalize == "auto" and dtype.kind == "f" and sample.min() >= 0.0 and sample.max() <= 1.0:
+            return cls(0.0, 1.0, dtype)
+        lo, hi = np.percentile(sample, PERCENTILES)
+        if not hi > lo:  # a flat image: any range maps it reversibly
+            hi = lo + 1.0
+        return cls(float(lo), float(hi), dtype)
+
+    def to_unit(self, a: np.ndarray) -> np.ndarray:
+        out = (np.asarray(a, dtype=np.float32) - np.float32(self.lo)) / np.float32(self.hi - self.lo)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def from_unit(self, y: np.ndarray) -> np.ndarray:
+        out = np.asarray(y, dtype=np.float64) * (self.hi - self.lo) + self.lo
+        if self.dtype.kind in "ui":
+            info = np.iinfo(self.dtype)
+            return np.clip(np.rint(out), info.min, info.max).astype(self.dtype)
+        return out.astype(self.dtype)
+
+
+def split_channels(plane: np.ndarray, rgb: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(Y, X[, C]) float plane -> (RGB (Y, X, 3), alpha or None, kind) for the network."""
+    if not rgb:
+        return np.repeat(plane[..., None], 3, axis=-1), None, "grey"
+    c = plane.shape[-1]
+    if c == 3:
+        return plane, None, "rgb"
+    if c == 4:
+        return plane[..., :3], plane[..., 3:], "rgba"
+    if c == 1:
+        return np.repeat(plane, 3, axis=-1), None, "grey1"
+    raise DeblurInputError(f"{c} channels: the network takes greyscale, RGB or RGBA.")
+
+
+def merge_channels(rgb: np.ndarray, alpha: np.ndarray | None, kind: str) -> np.ndarray:
+    if kind == "grey":
+        return rgb.mean(axis=-1)
+    if kind == "grey1":
+        return rgb.mean(axis=-1, keepdims=True)
+    if kind == "rgba":
+        return np.concatenate([rgb, alpha], axis=-1)
+    return rgb

@@ -1,0 +1,100 @@
+"""Overlapping tiles with smooth blending: run a network on images of any size.
+
+Along each axis, tiles of ``tile`` pixels overlap by ``2 * margin + blend``.
+Each tile's outer ``margin`` pixels (where the network saw too little context)
+get weight 0, then a raised-cosine ramp of ``blend`` pixels hands over to the
+neighbour, so the result has no seam.  Sides that touch the image border keep
+weight 1 up to the border: the network sees the real border there, as it
+would on the whole image.  Weights are normalised by their sum, so the last
+tile may sit flush with the border and overlap its neighbour by more.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import numpy as np
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering [0, n) with at least ``overlap`` shared pixels."""
+    if n <= tile:
+        return [0]
+    step = tile - overlap
+    if step <= 0:
+        raise ValueError(f"tile ({tile}) must be larger than the overlap ({overlap})")
+    count = math.ceil((n - tile) / step) + 1
+    starts = [min(i * step, n - tile) for i in range(count)]
+    return sorted(set(starts))
+
+
+def _ramp(length: int, margin: int, blend: int) -> np.ndarray:
+    """0 over ``margin`` pixels, then a raised cosine up to 1 over ``blend`` pixels, then 1."""
+    x = np.arange(length, dtype=np.float64)
+    if blend <= 0:
+        return (x >= margin).astype(np.float64)
+    t = np.clip((x - margin + 0.5) / blend, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * t)
+
+
+def axis_weight(length: int, first: bool, last: bool, margin: int, blend: int) -> np.ndarray:
+    w = np.ones(length, dtype=np.float64)
+    if not first:
+        w *= _ramp(length, margin, blend)
+    if not last:
+        w *= _ramp(length, margin, blend)[::-1]
+    return w
+
+
+def plan_tiles(shape: tuple[int, int], tile: int, margin: int, blend: int) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """Yield (row slice, column slice, 2D weight) for every tile of an image of ``shape``."""
+    overlap = 2 * margin + blend
+    H, W = shape
+    ys = tile_starts(H, tile, overlap)
+    xs = tile_starts(W, tile, overlap)
+    th, tw = min(tile, H), min(tile, W)
+    for iy, y0 in enumerate(ys):
+        wy = axis_weight(th, iy == 0, iy == len(ys) - 1, margin, blend)
+        for ix, x0 in enumerate(xs):
+            wx = axis_weight(tw, ix == 0, ix == len(xs) - 1, margin, blend)
+            yield slice(y0, y0 + th), slice(x0, x0 + tw), np.outer(wy, wx)
+
+
+def run_tiled(
+    image: np.ndarray,
+    fn: Callable[[np.ndarray], np.ndarray],
+    tile: int,
+    margin: int,
+    blend: int,
+    batch: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Apply ``fn`` (a batch (N, h, w, C) -> (N, h, w, C') float function) tile by tile to (H, W, C).
+
+    Returns the blended (H, W, C') float32 result.  ``progress(done, total)``
+    is called after each batch.
+    """
+    H, W = image.shape[:2]
+    tiles = list(plan_tiles((H, W), tile, margin, blend))
+    if len(tiles) == 1:
+        out = fn(image[None])[0]
+        if progress:
+            progress(1, 1)
+        return np.asarray(out, dtype=np.float32)
+    acc = None
+    wsum = np.zeros((H, W, 1), dtype=np.float64)
+    done = 0
+    for i in range(0, len(tiles), max(1, batch)):
+        group = tiles[i : i + max(1, batch)]
+        inputs = np.stack([image[sy, sx] for sy, sx, _ in group])
+        outputs = fn(inputs)
+        if acc is None:
+            acc = np.zeros((H, W, outputs.shape[-1]), dtype=np.float64)
+        for (sy, sx, w), o in zip(group, outputs):
+            acc[sy, sx] += o * w[..., None]
+            wsum[sy, sx] += w[..., None]
+        done += len(group)
+        if progress:
+            progress(done, len(tiles))
+    return (acc / np.maximum(wsum, 1e-12)).astype(np.float32)
