@@ -1,0 +1,310 @@
+"""A grid of per-view image files as one lazy (V, U, Y, X, C) dask array.
+
+Opening reads only the file headers (Pillow's ``Image.open`` and tifffile's
+``TiffFile`` parse the size and pixel format without decoding), so opening a
+15 x 15 grid of 4k views costs 225 header reads, not 225 decodes.  Each view
+is one dask chunk; decoding and the float32 [0, 1] conversion happen inside
+the chunk, when napari (or anything else) asks for that view.  Missing views
+are NaN chunks: no pixels are ever invented.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import LightFieldError
+from ._common import to_float01
+
+_TIFF = (".tif", ".tiff")
+
+# Pillow mode -> (channels after dropping alpha, dtype of the decoded samples)
+_PIL_MODES = {
+    "1": (1, np.bool_),
+    "L": (1, np.uint8),
+    "LA": (1, np.uint8),
+    "La": (1, np.uint8),
+    "P": (3, np.uint8),  # palette: expanded to RGB
+    "PA": (3, np.uint8),
+    "RGB": (3, np.uint8),
+    "RGBA": (3, np.uint8),
+    "RGBa": (3, np.uint8),
+    "RGBX": (3, np.uint8),
+    "CMYK": (3, np.uint8),
+    "YCbCr": (3, np.uint8),
+    "LAB": (3, np.uint8),
+    "HSV": (3, np.uint8),
+    "I;16": (1, np.uint16),
+    "I;16L": (1, np.uint16),
+    "I;16B": (1, np.uint16),
+    "I;16N": (1, np.uint16),
+    "I": (1, np.uint16),  # 16-bit PNGs in some Pillow versions; range checked at decode
+    "F": (1, np.float32),
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file header says about one image: (Y, X), channels (alpha dropped), dtype."""
+
+    path: Path
+    shape: tuple[int, int]
+    channels: int
+    dtype: np.dtype
+
+
+def _corrupt(path: Path, e: Exception, when: str) -> LightFieldError:
+    return LightFieldError(
+        f"Could not {when} the image {path}: {type(e).__name__}: {e}. The file looks corrupt or truncated "
+        "(or is not an image); re-export it, or remove it so that the view counts as missing."
+    )
+
+
+def probe_image(path: str | os.PathLike) -> ImageInfo:
+    """Read only the header of an image file (no pixel decoding)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                s = tf.series[0]
+                shape, axes, dtype = tuple(s.shape), s.axes, np.dtype(s.dtype)
+            if axes == "YX":
+                y, x, c = shape[0], shape[1], 1
+            elif axes == "YXS":
+                y, x, c = shape
+            elif axes == "SYX":
+                c, y, x = shape
+            else:
+                raise LightFieldError(
+                    f"{path} holds {len(shape)}D data with axes {axes!r} {shape}; a view file must be one "
+                    "(Y, X) or (Y, X, C) image. A whole light field in one TIFF is read with format='array'."
+                )
+            c = {2: 1, 4: 3}.get(c, c)  # drop alpha
+            return ImageInfo(path, (int(y), int(x)), int(c), dtype)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            mode, (w, h) = im.mode, im.size
+            n_frames = getattr(im, "n_frames", 1)
+        if mode not in _PIL_MODES:
+            raise LightFieldError(f"{path} has the pixel format {mode!r}, which this reader does not decode.")
+        if n_frames > 1:
+            raise LightFieldError(f"{path} is an animation of {n_frames} frames, not a single view.")
+        c, dt = _PIL_MODES[mode]
+        return ImageInfo(path, (int(h), int(w)), c, np.dtype(dt))
+    except LightFieldError:
+        raise
+    except Exception as e:  # Pillow/tifffile raise many types for bad headers
+        raise _corrupt(path, e, "read the header of") from e
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to its stored samples, (Y, X, C) with alpha dropped.
+
+    Raises LightFieldError for a corrupt or truncated file.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                s = tf.series[0]
+                a = s.asarray()
+                if s.axes == "SYX":
+                    a = np.moveaxis(a, 0, -1)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                    im = im.convert("RGB")
+                elif im.mode in ("La",):
+                    im = im.convert("LA")
+                elif im.mode in ("RGBa",):
+                    im = im.convert("RGBA")
+                im.load()
+                a = np.asarray(im)
+            if a.dtype == np.int32:  # mode "I": 16-bit samples widened by Pillow
+                if a.size and (a.min() < 0 or a.max() > 65535):
+                    raise ValueError(f"32-bit integer samples outside the 16-bit range in {path}")
+                a = a.astype(np.uint16)
+    except LightFieldError:
+        raise
+    except Exception as e:
+        raise _corrupt(path, e, "decode") from e
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3:
+        raise LightFieldError(f"{path} decodes to shape {a.shape}, not a (Y, X[, C]) image.")
+    if a.shape[-1] in (2, 4):  # drop alpha: views are compared and refocused by colour only
+        a = a[..., :-1]
+    return a
+
+
+def decode_view(path: str | os.PathLike, shape: tuple[int, int] | None = None, channels: int | None = None):
+    """Decode one view file to (Y, X, C) float32 in [0, 1], checking it against its header."""
+    a = read_image(path)
+    if shape is not None and tuple(a.shape[:2]) != tuple(shape):
+        raise LightFieldError(f"{path} decodes to {a.shape[:2]} but its header said {tuple(shape)}.")
+    if channels is not None and a.shape[2] != channels:
+        raise LightFieldError(f"{path} decodes to {a.shape[2]} channels, expected {channels}.")
+    return to_float01(a, f"view file {path}")
+
+
+def _expand_key(key, ndim: int) -> tuple:
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    return key + (slice(None),) * (ndim - len(key))
+
+
+class ViewGridSource:
+    """Array-like (V, U, Y, X, C) float32 that decodes the view files it is sliced with.
+
+    dask's ``from_array`` slices it once per chunk (one view); missing views
+    come back as NaN without touching the disk.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 5
+
+    def __init__(self, files: Mapping[tuple[int, int], Path], grid, view_shape, channels):
+        self.files = {tuple(k): Path(p) for k, p in files.items()}
+        self.shape = (int(grid[0]), int(grid[1]), int(view_shape[0]), int(view_shape[1]), int(channels))
+
+    def __getitem__(self, key):
+        V, U, Y, X, C = self.shape
+        key = _expand_key(key, 5)
+        if len(key) != 5 or any(k is None or isinstance(k, (list, np.ndarray)) for k in key):
+            raise IndexError(f"unsupported index {key!r} for a view grid")
+        vk, uk, rest = key[0], key[1], key[2:]
+        vs = range(V)[vk] if isinstance(vk, slice) else [range(V)[vk]]
+        us = range(U)[uk] if isinstance(uk, slice) else [range(U)[uk]]
+        pix_shape = np.broadcast_to(np.empty((), np.float32), (Y, X, C))[rest].shape
+        out = np.full((len(vs), len(us)) + pix_shape, np.nan, dtype=np.float32)
+        for i, v in enumerate(vs):
+            for j, u in enumerate(us):
+                p = self.files.get((v, u))
+                if p is not None:
+                    out[i, j] = decode_view(p, (Y, X), C)[rest]
+        drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in (vk, uk))
+        return out[drop]
+
+
+def _decode_all(src: ViewGridSource) -> np.ndarray:
+    """Decode every view straight into one preallocated array.
+
+    Filling in place (threads: PNG/zlib decoding releases the GIL) keeps the
+    peak near one copy of the light field; ``dask.compute`` would hold the
+    per-view chunks and their concatenation at once (about twice the memory).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    V, U, Y, X, C = src.shape
+    out = np.empty(src.shape, dtype=np.float32)
+    for v in range(V):
+        for u in range(U):
+            if (v, u) not in src.files:
+                out[v, u] = np.nan  # missing view: NaN, never invented
+
+    def fill(key):
+        out[key] = decode_view(src.files[key], (Y, X), C)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(fill, sorted(src.files)))  # list(): re-raises the first error
+    return out
+
+
+def _describe_mismatch(infos: list[ImageInfo], attr: str, label) -> str:
+    counts = Counter(getattr(i, attr) for i in infos)
+    common, n = counts.most_common(1)[0]
+    odd = [i for i in infos if getattr(i, attr) != common]
+    examples = ", ".join(f"{i.path.name} ({label(getattr(i, attr))})" for i in odd[:4])
+    more = f" and {len(odd) - 4} more" if len(odd) > 4 else ""
+    return f"{n} views are {label(common)}, but {examples}{more}"
+
+
+def open_view_grid(
+    files: Mapping[tuple[int, int], str | os.PathLike],
+    grid: tuple[int, int],
+    lazy: bool = True,
+):
+    """Open per-view image files placed on a (V, U) grid.
+
+    Parameters
+    ----------
+    files
+        ``{(v, u): path}``, v the vertical and u the horizontal view index
+        (0-based, (0, 0) top-left).  Grid positions without a file are missing.
+    grid
+        (V, U) size of the view grid.
+    lazy
+        True: a dask array, one chunk per view, nothing decoded yet.
+        False: decode every view now into a numpy array.
+
+    Returns
+    -------
+    data, view_mask, info
+        data (V, U, Y, X, C) float32 in [0, 1] (NaN for missing views),
+        view_mask (V, U) bool, info dict with ``source_dtype``.
+    """
+    import dask.array as da
+    from dask.base import tokenize
+
+    V, U = int(grid[0]), int(grid[1])
+    files = {(int(v), int(u)): Path(p) for (v, u), p in files.items()}
+    if not files:
+        raise LightFieldError("No view files to open.")
+    outside = [(k, p.name) for k, p in files.items() if not (0 <= k[0] < V and 0 <= k[1] < U)]
+    if outside:
+        raise LightFieldError(f"View files outside the {V}x{U} grid: {outside[:4]}.")
+    keys = sorted(files)
+    infos = [probe_image(files[k]) for k in keys]
+    if len({i.shape for i in infos}) > 1:
+        raise LightFieldError(
+            "The views have different sizes: "
+            + _describe_mismatch(infos, "shape", lambda s: f"{s[0]}x{s[1]} (Y x X)")
+            + ". All views of a light field must have the same size; remove or resize the odd ones."
+        )
+    if len({i.channels for i in infos}) > 1:
+        raise LightFieldError(
+            "The views have different channel counts: "
+            + _describe_mismatch(infos, "channels", lambda c: f"{c} channel{'s' if c != 1 else ''}")
+            + ". Convert them all to RGB or all to greyscale."
+        )
+    view_shape, channels = infos[0].shape, infos[0].channels
+    mask = np.zeros((V, U), dtype=bool)
+    for v, u in keys:
+        mask[v, u] = True
+    dtypes = sorted({str(i.dtype) for i in infos})
+
+    src = ViewGridSource(files, (V, U), view_shape, channels)
+    # a deterministic name from paths, sizes and modification times: reopening
+    # unchanged files reuses dask's cache keys, an edited file gets a new key
+    stamp = []
+    for k in keys:
+        st = os.stat(files[k])
+        stamp.append((k, str(files[k]), st.st_size, st.st_mtime_ns))
+    name = "lf-views-" + tokenize(stamp, (V, U), view_shape, channels)
+    data = da.from_array(
+        src,
+        chunks=(1, 1, view_shape[0], view_shape[1], channels),
+        name=name,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0, 0, 0, 0, 0), dtype=np.float32),
+    )
+    if not lazy:
+        data = _decode_all(src)
+    info = {"source_dtype": "+".join(dtypes), "n_view_files": len(keys)}
+    return data, mask, info

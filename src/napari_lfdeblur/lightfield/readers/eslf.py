@@ -1,0 +1,137 @@
+"""Lenslet-sliced ESLF images (the Stanford Lytro light field archive format).
+
+The image is a grid of macro-pixels, one per microlens: macro-pixel (y, x)
+is a V x U block whose pixel (v, u) is sample (v, u) of that lens, i.e.
+
+    eslf[y * V + v, x * U + u] = view(v, u)[y, x]
+
+so the image is (Y*V, X*U, C) and the light field (V, U, Y, X, C).  The
+Lytro Illum files have 14 x 14 views.  Reading is eager (one file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import LightFieldError
+from ..core import LightField
+from ._common import to_float01
+from ._views import probe_image, read_image
+
+DEFAULT_VIEWS = 14
+
+
+def _views_pair(views) -> tuple[int, int]:
+    try:
+        if isinstance(views, (int, np.integer)):
+            V = U = int(views)
+        else:
+            V, U = (int(x) for x in views)
+    except (TypeError, ValueError):
+        raise LightFieldError(f"views={views!r}: give the views per macro-pixel as 14 or (V, U).") from None
+    if V < 1 or U < 1:
+        raise LightFieldError(f"views={views!r} must be positive.")
+    return V, U
+
+
+def eslf_to_lightfield_array(img: np.ndarray, views) -> np.ndarray:
+    """(Y*V, X*U[, C]) array -> (V, U, Y, X, C) array (any dtype, no copy of values changed)."""
+    V, U = _views_pair(views)
+    a = img if img.ndim == 3 else img[..., None]
+    H, W, C = a.shape
+    if H % V or W % U:
+        raise LightFieldError(f"An ESLF image of {H}x{W} pixels cannot hold macro-pixels of {V}x{U} views.")
+    return a.reshape(H // V, V, W // U, U, C).transpose(1, 3, 0, 2, 4)
+
+
+def lightfield_array_to_eslf(data: np.ndarray) -> np.ndarray:
+    """(V, U, Y, X, C) array -> (Y*V, X*U, C) ESLF image."""
+    V, U, Y, X, C = data.shape
+    return np.ascontiguousarray(np.transpose(data, (2, 0, 3, 1, 4))).reshape(Y * V, X * U, C)
+
+
+def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightField:
+    """Read a lenslet-sliced ESLF image.
+
+    Parameters
+    ----------
+    path
+        The ESLF image (PNG, or any image format Pillow/tifffile reads).
+    views
+        Views per macro-pixel, ``V`` or ``(V, U)``.  None: 14 x 14 (Lytro
+        Illum) when the image size allows it, else an error asking for it.
+    lazy
+        Ignored: the single image is decoded at once.
+
+    Returns
+    -------
+    LightField
+        (V, U, Y, X, C) float32 in [0, 1], sample (v, u) of macro-pixel (y, x)
+        at ``data[v, u, y, x]``.
+    """
+    path = Path(path)
+    info = probe_image(path)  # cheap header check before decoding a large image
+    H, W = info.shape
+    if views is None:
+        if H % DEFAULT_VIEWS or W % DEFAULT_VIEWS:
+            raise LightFieldError(
+                f"{path.name} is {H}x{W} pixels, not a multiple of 14 (the Lytro Illum's 14x14 views per "
+                "macro-pixel). If it is an ESLF image pass views=(V, U) (the image size must be divisible by "
+                "them); a single photo is not a light field."
+            )
+        views = DEFAULT_VIEWS
+    V, U = _views_pair(views)
+    if H % V or W % U:
+        raise LightFieldError(
+            f"{path.name} is {H}x{W} pixels, which is not divisible into macro-pixels of {V}x{U} views; "
+            "check views=(V, U)."
+        )
+    if H // V < 2 or W // U < 2:
+        raise LightFieldError(f"{path.name} ({H}x{W}) with {V}x{U} views leaves views under 2 pixels; check views=.")
+    img = read_image(path)
+    # make the stored samples contiguous first: copying uint8 is 4x cheaper than float32
+    views_u8 = np.ascontiguousarray(eslf_to_lightfield_array(img, (V, U)))
+    data = to_float01(views_u8, f"ESLF image {path}")
+    meta = {
+        "source": str(path),
+        "format": "eslf",
+        "angular_spacing": None,
+        "disparity_range": None,
+        "source_dtype": str(img.dtype),
+        "views_per_macropixel": (V, U),
+    }
+    return LightField(data=data, metadata=meta)
+
+
+def write_eslf(lf: LightField, path: str | os.PathLike) -> Path:
+    """Write a light field as a lenslet-sliced ESLF image.
+
+    Parameters
+    ----------
+    lf
+        The light field, (V, U, Y, X, C) in [0, 1]; every view must be present
+        (ESLF has no way to mark a missing view).
+    path
+        Output file: ``.png`` (8 bit, exact round trip of uint8 data) or
+        ``.tif``/``.tiff`` (16 bit).  Written atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from ..._io import save_image
+
+    if not isinstance(lf, LightField):
+        raise LightFieldError(f"write_eslf needs a LightField, got {type(lf).__name__}; use read_lightfield first.")
+    if not lf.view_mask.all():
+        missing = int((~lf.view_mask).sum())
+        raise LightFieldError(
+            f"The light field has {missing} missing views; ESLF cannot mark them. Crop to a complete grid first."
+        )
+    data = lf.data.compute() if lf.is_lazy else lf.data
+    img = lightfield_array_to_eslf(np.asarray(data, dtype=np.float32))
+    return save_image(path, img)

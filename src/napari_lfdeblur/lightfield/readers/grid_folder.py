@@ -1,0 +1,246 @@
+"""Folders of views named by their grid position (``view_3_4.png`` ...).
+
+A file-name pattern says where each view sits:
+
+- ``{row}`` or ``{v}``: the vertical view index (top = smallest),
+- ``{col}`` or ``{u}``: the horizontal view index (left = smallest),
+- ``{any}`` or ``*``: anything (e.g. a running counter), ``?``: one character,
+- ``{ext}``: any image suffix (png, jpg, tif, ...).
+
+If the names put the vertical index in the ``{col}`` slot, pass
+``vertical="col"`` (or ``"u"``) instead of editing the pattern.
+
+Indices may be 0-based, 1-based or centred (negative): the smallest index
+found is the base when it is 0 or negative, otherwise the names count from 1.
+Built-in patterns, tried when no pattern is given (the one matching most files
+wins, ties in this order):
+
+- ``lytro_toolbox``: ``IMG_{any}_{any}_{u}_{v}.{ext}``, e.g.
+  ``IMG_0001_012_02_09.png`` = u 2, v 9 (the third number is only a
+  serpentine capture counter),
+- ``view_row_col``: ``view_{row}_{col}.{ext}`` (e.g. the Lytro checkerboard),
+- ``row_col``: ``{any}{row}_{col}.{ext}``, any name ending in ``ROW_COL``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ...errors import LightFieldError
+from ..core import LightField
+from ._common import IMAGE_SUFFIXES
+from ._views import open_view_grid
+
+BUILTIN_PATTERNS = {
+    "lytro_toolbox": "IMG_{any}_{any}_{u}_{v}.{ext}",
+    "view_row_col": "view_{row}_{col}.{ext}",
+    "row_col": "{any}{row}_{col}.{ext}",
+}
+
+_EXT_RE = "(?:" + "|".join(s.lstrip(".") for s in IMAGE_SUFFIXES) + ")"
+_TOKEN_RE = re.compile(r"\{(\w*)\}|\*|\?")
+_VERTICAL = {"row": False, "v": False, "col": True, "u": True}
+
+
+def compile_pattern(pattern: str) -> re.Pattern:
+    """Turn a view-name pattern into a regular expression with groups ``row`` and ``col``."""
+    if not isinstance(pattern, str) or not pattern:
+        raise LightFieldError(f"pattern must be a non-empty string like 'view_{{row}}_{{col}}.png', got {pattern!r}.")
+    if "/" in pattern or "\\" in pattern:
+        raise LightFieldError(
+            f"pattern {pattern!r} contains a folder; give the folder as the path and only the file name as the pattern."
+        )
+    parts, pos, seen = [], 0, set()
+    for m in _TOKEN_RE.finditer(pattern):
+        parts.append(re.escape(pattern[pos : m.start()]))
+        pos = m.end()
+        tok = m.group(0)
+        name = m.group(1)
+        if tok in ("*", "{any}"):
+            parts.append(".*?")
+        elif tok == "?":
+            parts.append(".")
+        elif name == "ext":
+            parts.append(_EXT_RE)
+        elif name in ("row", "v", "col", "u"):
+            group = "row" if name in ("row", "v") else "col"
+            if group in seen:
+                raise LightFieldError(f"pattern {pattern!r} names the {group} index twice.")
+            seen.add(group)
+            parts.append(rf"(?P<{group}>-?\d+)")
+        else:
+            raise LightFieldError(
+                f"Unknown placeholder {tok!r} in pattern {pattern!r}; use {{row}}/{{v}}, {{col}}/{{u}}, "
+                "{any} or *, and {ext}."
+            )
+    parts.append(re.escape(pattern[pos:]))
+    if seen != {"row", "col"}:
+        raise LightFieldError(
+            f"pattern {pattern!r} must contain both a vertical ({{row}} or {{v}}) and a horizontal "
+            "({col} or {u}) index placeholder."
+        )
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def match_views(files: list[Path], pattern: str, vertical: str = "row") -> dict[tuple[int, int], Path]:
+    """``{(row, col): path}`` (raw indices from the names) for the files matching ``pattern``."""
+    if vertical not in _VERTICAL:
+        raise LightFieldError(f"vertical={vertical!r}: use 'row' (or 'v') or 'col' (or 'u').")
+    swap = _VERTICAL[vertical]
+    rx = compile_pattern(pattern)
+    out: dict[tuple[int, int], Path] = {}
+    for p in files:
+        m = rx.fullmatch(p.name)
+        if not m:
+            continue
+        r, c = int(m.group("row")), int(m.group("col"))
+        key = (c, r) if swap else (r, c)
+        if key in out:
+            raise LightFieldError(
+                f"Two files map to the same view {key} with pattern {pattern!r}: {out[key].name} and {p.name}. "
+                "Make the pattern more specific (e.g. include the extension)."
+            )
+        out[key] = p
+    return out
+
+
+def detect_pattern(folder: Path) -> tuple[str, str, dict] | None:
+    """The built-in pattern matching most image files in ``folder`` (at least 2), or None.
+
+    Returns (name, pattern, matches).
+    """
+    files = _image_files(folder)
+    best = None
+    for name, pat in BUILTIN_PATTERNS.items():
+        try:
+            found = match_views(files, pat)
+        except LightFieldError:
+            continue  # e.g. duplicate positions: this pattern is not the folder's scheme
+        if len(found) >= 2 and (best is None or len(found) > len(best[2])):
+            best = (name, pat, found)
+    return best
+
+
+def read_grid_folder(
+    path: str | os.PathLike,
+    pattern: str | None = None,
+    vertical: str = "row",
+    base: int | None = None,
+    grid: tuple[int, int] | None = None,
+    lazy: bool = True,
+) -> LightField:
+    """Read a folder of views whose file names give their grid position.
+
+    Parameters
+    ----------
+    path
+        The folder.
+    pattern
+        File-name pattern with ``{row}``/``{v}`` and ``{col}``/``{u}``
+        placeholders (see the module docstring); None tries the built-ins.
+    vertical
+        Which placeholder is the vertical view index: ``"row"`` (default, also
+        ``"v"``) or ``"col"`` (also ``"u"``) when the names are transposed.
+    base
+        Index of the first view in the names (0, 1, or e.g. -3 for centred
+        numbering); None detects it from the smallest index found.
+    grid
+        (V, U) to force the grid size (when border views are missing).
+    lazy
+        True (default): decode each view only when used (dask, one chunk per view).
+
+    Returns
+    -------
+    LightField
+        (V, U, Y, X, C) float32; view (0, 0) top-left, (V-1, U-1) bottom-right.
+        Grid positions without a file are False in ``view_mask`` and NaN.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise LightFieldError(f"{folder} is not a folder of views.")
+    files = _image_files(folder)
+    if pattern is None:
+        best = detect_pattern(folder)
+        if best is None:
+            raise LightFieldError(_no_views_message(folder, files))
+        pattern_name, used, found = best
+    else:
+        pattern_name, used = "user", pattern
+        found = match_views(files, pattern, vertical)
+        if not found:
+            examples = ", ".join(p.name for p in files[:4]) or "no image files at all"
+            raise LightFieldError(
+                f"pattern {pattern!r} matches none of the {len(files)} image files in {folder} "
+                f"(e.g. {examples}). Placeholders: {{row}}/{{v}}, {{col}}/{{u}}, {{any}} or *, {{ext}}."
+            )
+    if len(found) < 2:
+        raise LightFieldError(
+            f"Only one view ({next(iter(found.values())).name}) in {folder} matches {used!r}; a light field "
+            "needs at least two views."
+        )
+
+    rows = [k[0] for k in found]
+    cols = [k[1] for k in found]
+    if base is None:
+        low = min(min(rows), min(cols))
+        # 0 or centred (negative) numbering starts at the smallest index;
+        # otherwise assume 1-based names (a missing first row stays missing)
+        base = low if low <= 0 else 1
+    base = int(base)
+    if min(rows) < base or min(cols) < base:
+        raise LightFieldError(f"base={base} but the file names have indices down to {min(min(rows), min(cols))}.")
+    V, U = max(rows) - base + 1, max(cols) - base + 1
+    if grid is not None:
+        gv, gu = (int(grid), int(grid)) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
+        if gv < V or gu < U:
+            raise LightFieldError(f"grid={grid!r} is smaller than the {V}x{U} views found in the names.")
+        V, U = gv, gu
+    if pattern is None and len(found) < 0.25 * V * U:
+        # a guard for auto-detection (napari offers every folder to the reader):
+        # a few photos that happen to end in _N_M are not a light field
+        raise LightFieldError(
+            f"Only {len(found)} of the {V}x{U} grid positions implied by the names in {folder} have a view "
+            f"(built-in pattern {used!r}); if this is a light field, pass pattern= (and grid=) explicitly."
+        )
+    views = {(r - base, c - base): p for (r, c), p in found.items()}
+    data, mask, info = open_view_grid(views, (V, U), lazy=lazy)
+    meta = {
+        "source": str(folder),
+        "format": "grid",
+        "pattern": used,
+        "pattern_name": pattern_name,
+        "index_base": base,
+        "angular_spacing": None,
+        "disparity_range": None,
+        **info,
+    }
+    used_files = set(found.values())
+    ignored = [p.name for p in files if p not in used_files]
+    if ignored:  # other images in the folder (a depth map, a thumbnail ...): listed, not read
+        meta["ignored_files"] = ignored[:20]
+    return LightField(data=data, view_mask=mask, metadata=meta)
+
+
+def _no_views_message(folder: Path, images: list[Path]) -> str:
+    try:
+        everything = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError:
+        everything = []
+    if not everything:
+        return f"The folder {folder} is empty: there is no light field in it."
+    what = f"{len(images)} image files" if images else f"no image files (found {len(everything)} other files)"
+    examples = ", ".join(p.name for p in images[:4]) if images else ", ".join(everything[:4])
+    return (
+        f"No light field found in {folder}: {what}, e.g. {examples}. Expected HCI views "
+        "(input_Cam000.png ...), Lytro toolbox views (IMG_0001_001_01_01.png ...) or views named "
+        "..._ROW_COL.png. For other names pass pattern='name_{row}_{col}.png' (format='grid'); "
+        "for a single file pass its path."
+    )

@@ -1,0 +1,177 @@
+"""HCI 4D Light Field Benchmark folders (Honauer et al. 2016).
+
+A scene folder holds ``input_CamNNN.png`` with ``NNN = n_cols * row + col``
+(row-major, row 0 at the top, col 0 at the left; 9 x 9 for the benchmark),
+and optionally ``parameters.cfg`` (INI file with the camera set-up and the
+disparity range) and ``gt_disp_lowres.pfm`` (ground-truth disparity of the
+centre view, pixels per view step).  View (row, col) becomes (v, u).
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+import os
+import re
+from pathlib import Path
+
+from ...errors import LightFieldError
+from ..core import LightField
+from ._views import open_view_grid
+from .pfm import read_pfm
+
+CAM_RE = re.compile(r"^input_Cam(\d+)\.(png|jpe?g|tiff?|bmp)$", re.IGNORECASE)
+DISPARITY_FILES = ("gt_disp_lowres.pfm",)
+
+
+def is_hci_folder(path: Path) -> bool:
+    """True when ``path`` is a folder holding at least two ``input_CamNNN`` images."""
+    if not path.is_dir():
+        return False
+    n = 0
+    for p in path.iterdir():
+        if CAM_RE.match(p.name):
+            n += 1
+            if n >= 2:
+                return True
+    return False
+
+
+def _number(text: str):
+    try:
+        f = float(text)
+    except ValueError:
+        return text.strip()
+    return int(f) if f.is_integer() and re.fullmatch(r"[+-]?\d+", text.strip()) else f
+
+
+def read_parameters_cfg(path: str | os.PathLike) -> dict:
+    """Parse an HCI ``parameters.cfg`` into ``{section: {key: value}}``.
+
+    Values that look like numbers become int/float; everything else stays a
+    string.  Keys before any section header go under ``""``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise LightFieldError(f"Could not read {path}: {e}") from e
+    cp = configparser.ConfigParser(interpolation=None, strict=False, inline_comment_prefixes=("#", ";"))
+    cp.optionxform = str  # keep key case
+    try:
+        cp.read_string("[__top__]\n" + text, source=str(path))
+    except configparser.Error as e:
+        raise LightFieldError(f"{path} is not a valid INI-style parameters file: {e}") from e
+    out: dict = {}
+    for sec in cp.sections():
+        items = {k: _number(v) for k, v in cp.items(sec)}
+        if sec == "__top__":
+            if items:
+                out[""] = items
+        else:
+            out[sec] = items
+    return out
+
+
+def _find(params: dict, *keys: str):
+    """First value of any of ``keys`` in any section (HCI puts them in [meta]/[extrinsics])."""
+    for k in keys:
+        for sec in params.values():
+            if k in sec:
+                return sec[k]
+    return None
+
+
+def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
+    """Read an HCI 4D light field benchmark scene folder.
+
+    Parameters
+    ----------
+    path
+        The scene folder (``input_CamNNN.png`` files).
+    lazy
+        True (default): views are decoded only when used (dask, one chunk per
+        view).  False: decode all views now.
+
+    Returns
+    -------
+    LightField
+        (V, U, Y, X, C) float32 in [0, 1]; v = camera row (top first), u =
+        camera column (left first).  ``disparity`` from ``gt_disp_lowres.pfm``
+        when present.  Metadata: ``parameters`` (the parsed cfg),
+        ``disparity_range`` (cfg ``disp_min``/``disp_max``, else the ground
+        truth's min/max), ``angular_spacing`` (cfg ``baseline_mm``, in mm),
+        ``focus_distance_m``, ``focal_length_mm`` when the cfg gives them.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise LightFieldError(f"{path} is not a folder; an HCI scene is a folder of input_CamNNN.png views.")
+    cams = {}
+    for p in sorted(path.iterdir()):
+        m = CAM_RE.match(p.name)
+        if m:
+            n = int(m.group(1))
+            if n in cams:
+                raise LightFieldError(f"Two files for camera {n} in {path}: {cams[n].name} and {p.name}.")
+            cams[n] = p
+    if not cams:
+        raise LightFieldError(
+            f"No input_CamNNN.png views in {path}: this is not an HCI benchmark folder. For other view "
+            "folders use format='grid' (with pattern='...{row}...{col}...' if the names are unusual)."
+        )
+
+    params = {}
+    cfg = path / "parameters.cfg"
+    if cfg.is_file():
+        params = read_parameters_cfg(cfg)
+    ncx, ncy = _find(params, "num_cams_x"), _find(params, "num_cams_y")
+    if isinstance(ncx, int) and isinstance(ncy, int) and ncx > 0 and ncy > 0:
+        V, U = ncy, ncx
+    else:
+        # no camera counts given: the benchmark's grids are square
+        n = math.isqrt(len(cams))
+        if n * n != len(cams):
+            raise LightFieldError(
+                f"{path} has {len(cams)} input_CamNNN views, not a square number, so the grid size is "
+                "unknown. Add the missing views, or a parameters.cfg with num_cams_x/num_cams_y."
+            )
+        V = U = n
+    bad = sorted(k for k in cams if k >= V * U)
+    if bad:
+        raise LightFieldError(f"Camera numbers {bad[:5]} in {path} do not fit a {V}x{U} grid (numbers 0..{V * U - 1}).")
+    files = {(k // U, k % U): p for k, p in cams.items()}
+    data, mask, info = open_view_grid(files, (V, U), lazy=lazy)
+
+    disparity = None
+    meta = {"source": str(path), "format": "hci", **info}
+    for name in DISPARITY_FILES:
+        f = path / name
+        if f.is_file():
+            d = read_pfm(f)
+            if d.ndim == 3:
+                d = d[..., 0]
+            if d.shape == tuple(data.shape[2:4]):
+                disparity = d
+                meta["disparity_file"] = name
+            else:
+                meta["disparity_note"] = f"{name} is {d.shape}, not the view size; not loaded"
+            break
+
+    lo, hi = _find(params, "disp_min"), _find(params, "disp_max")
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+        meta["disparity_range"] = (float(lo), float(hi))
+    elif disparity is not None:
+        meta["disparity_range"] = (float(disparity.min()), float(disparity.max()))
+        meta["disparity_range_from"] = "ground truth"
+    baseline = _find(params, "baseline_mm")
+    meta["angular_spacing"] = float(baseline) if isinstance(baseline, (int, float)) else None
+    if meta["angular_spacing"] is not None:
+        meta["angular_spacing_unit"] = "mm"
+    for key in ("focus_distance_m", "focal_length_mm", "sensor_size_mm", "fstop"):
+        val = _find(params, key)
+        if val is not None:
+            meta[key] = val
+    if params:
+        meta["parameters"] = params
+    meta.setdefault("disparity_range", None)
+    return LightField(data=data, view_mask=mask, disparity=disparity, metadata=meta)
