@@ -28,18 +28,17 @@ class CancelToken:
 
 
 def start_worker(func: Callable, *args, returned=None, errored=None, yielded=None, finished=None, **kwargs):
-    """Start ``func(*args, **kwargs)`` (a function or generator) in a napari worker thread."""
+    """Start ``func(*args, **kwargs)`` (a function or generator) in a napari worker thread.
+
+    Passing ``errored`` through ``_connect`` tells napari the error is handled
+    (shown to the user) rather than re-raised into the Qt event loop.
+    """
     from napari.qt.threading import create_worker
 
-    worker = create_worker(func, *args, _start_thread=False, **kwargs)
-    if returned is not None:
-        worker.returned.connect(returned)
-    if errored is not None:
-        worker.errored.connect(errored)
-    if yielded is not None and hasattr(worker, "yielded"):
-        worker.yielded.connect(yielded)
-    if finished is not None:
-        worker.finished.connect(finished)
+    connect = {k: v for k, v in (("returned", returned), ("errored", errored), ("finished", finished)) if v}
+    if yielded is not None:
+        connect["yielded"] = yielded
+    worker = create_worker(func, *args, _start_thread=False, _connect=connect, **kwargs)
     worker.start()
     return worker
 

@@ -161,7 +161,7 @@ class LightField:
             d["ground-truth disparity"] = "no"
         if self.metadata.get("disparity_range") is not None:
             lo, hi = self.metadata["disparity_range"]
-            d["disparity range (given)"] = f"{lo} .. {hi}"
+            d["disparity range (given)"] = f"{float(lo):.3f} .. {float(hi):.3f} px/view"
         if self.metadata.get("angular_spacing") is not None:
             d["angular spacing"] = self.metadata["angular_spacing"]
         return d

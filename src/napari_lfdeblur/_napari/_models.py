@@ -1,0 +1,49 @@
+"""Models known to this napari session: the Train widget registers what it trains,
+the Deblur widget offers them beside the shipped default and checkpoint files."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from psygnal import Signal
+
+
+class _ModelRegistry:
+    changed = Signal()
+
+    def __init__(self):
+        self._models: dict[str, object] = {}
+
+    def register(self, name: str, model_or_path) -> str:
+        self._models[name] = model_or_path
+        self.changed.emit()
+        return name
+
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    def get(self, name: str):
+        return self._models[name]
+
+
+session_models = _ModelRegistry()
+
+DEFAULT = "default (shipped)"
+FROM_FILE = "checkpoint file (ours or the authors' .pth)"
+
+
+def model_choices(_widget=None) -> list[str]:
+    return [DEFAULT, FROM_FILE, *session_models.names()]
+
+
+def resolve_choice(choice: str, path) -> object:
+    """What to pass as ``model=`` to the API for a picker choice."""
+    if choice == DEFAULT:
+        return "default"
+    if choice == FROM_FILE:
+        return str(path)
+    return session_models.get(choice)
+
+
+def on_models_changed(callback: Callable[[], None]) -> None:
+    session_models.changed.connect(callback)
