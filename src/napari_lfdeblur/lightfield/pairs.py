@@ -1,0 +1,538 @@
+"""(blurred, sharp) training pairs made from light fields, and pair folders on disk.
+
+As in Ruan et al.'s LFDOF data set, the *blurred* image of a pair is the light
+field refocused with a wide synthetic aperture at some focus disparity
+(content away from the focus plane gets defocus blur that grows with its
+disparity difference and the aperture), and the *sharp* image is the centre
+view (a pinhole: everything in focus), pixel-aligned with it.  The default is
+3 aperture sizes x 5 focus planes spread over the scene's disparity range.
+
+Grids with an even number of views (a 10x10 Lytro grid) have no view at their
+exact centre, so the grid is first trimmed to the largest odd sub-grid centred
+on the sharp view (:meth:`LightField.center_index`), which keeps the blur
+centred on the sharp image.
+
+On disk (:func:`write_pairs`) a pair folder looks like the real two-shot
+folders (DPDD) the trainer also reads::
+
+    folder/blur/NAME.png     8-bit PNG (or NAME.tif, 16-bit, format="tiff16")
+    folder/sharp/NAME.png    same NAME, the pixel-aligned sharp image
+    folder/manifest.csv      one row per pair: name, blur, sharp, source, scene,
+                             aperture, aperture_shape, focus, index, crop, ...
+
+Every pair has its own ``sharp/NAME`` file, so any reader can pair files by
+name.  The sharp image is the same for all pairs of one light field: it is
+encoded and written once, and the other pairs' ``sharp/NAME`` files are hard
+links to it (plain copies where the file system cannot link).  Files are
+written to a temporary name in the same folder and moved into place with
+``os.replace``, so an interrupted run never leaves a half-written image under
+its final name; the manifest is rewritten the same way.  Pairs already listed
+in the manifest with both files present are skipped, so re-running a job
+resumes it, and writing pairs of more light fields into the same folder
+appends to one data set.  (One process per folder at a time.)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LightFieldError
+from .core import LightField
+from .refocus import Refocuser, _check_lightfield
+
+__all__ = ["Pair", "iter_pairs", "make_pairs", "psnr", "read_manifest", "write_pairs"]
+
+DEFAULT_APERTURES = (1 / 3, 2 / 3, 1.0)
+MANIFEST = "manifest.csv"
+_COLUMNS = [
+    "name",
+    "blur",
+    "sharp",
+    "source",
+    "scene",
+    "kind",
+    "aperture",
+    "aperture_shape",
+    "n_views",
+    "focus",
+    "focus_index",
+    "index",
+    "crop",
+    "height",
+    "width",
+    "channels",
+    "psnr",
+    "format",
+]
+
+
+@dataclass
+class Pair:
+    """One training pair: ``blurred`` and ``sharp`` are (Y, X, C) float32 in [0, 1];
+    ``info`` says where it comes from (``source``, ``scene``, ``aperture``,
+    ``aperture_shape``, ``n_views``, ``focus`` disparity, ``focus_index``,
+    ``index``, ``crop``, ``psnr`` of blurred against sharp, ``reference_view``)."""
+
+    blurred: np.ndarray
+    sharp: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (
+            f"Pair({i.get('scene', '?')} #{i.get('index', '?')}, aperture={i.get('aperture', float('nan')):.2f}, "
+            f"focus={i.get('focus', float('nan')):+.2f}, {self.blurred.shape})"
+        )
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two images in [0, 1] (inf when identical)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a - b) ** 2, dtype=np.float64))
+
+
+def _scene_name(lf: LightField, scene: str | None) -> str:
+    if scene is None:
+        scene = lf.metadata.get("name") or lf.metadata.get("scene")
+    if not scene:
+        src = str(lf.metadata.get("source", "") or "")
+        scene = Path(src.rstrip("/\\")).stem if src else "lightfield"
+    scene = re.sub(r"[^A-Za-z0-9._-]+", "_", str(scene)).strip("._") or "lightfield"
+    return scene
+
+
+def _odd_subgrid(lf: LightField) -> tuple[LightField, tuple[int, int]]:
+    """The largest sub-grid with an odd number of views centred on ``center_index()``."""
+    V, U = lf.grid
+    cv, cu = lf.center_index()
+    rv, ru = min(cv, V - 1 - cv), min(cu, U - 1 - cu)
+    if (cv - rv, cu - ru, 2 * rv + 1, 2 * ru + 1) == (0, 0, V, U):
+        return lf, (cv, cu)
+    sv, su = slice(cv - rv, cv + rv + 1), slice(cu - ru, cu + ru + 1)
+    sub = LightField(
+        lf.data[sv, su],
+        view_mask=lf.view_mask[sv, su],
+        disparity=lf.disparity,
+        metadata={**lf.metadata, "subgrid": (sv.start, sv.stop, su.start, su.stop)},
+    )
+    return sub, (cv, cu)
+
+
+def _focus_list(lf: LightField, focus) -> list[float]:
+    if isinstance(focus, (int, np.integer)) and not isinstance(focus, bool):
+        n = int(focus)
+        if n < 1:
+            raise LightFieldError(f"focus must be a number of planes >= 1 or a list of disparities, got {focus}.")
+        from .disparity import lightfield_disparity_range
+
+        lo, hi = lightfield_disparity_range(lf)
+        return [float(x) for x in (np.linspace(lo, hi, n) if n > 1 else [0.5 * (lo + hi)])]
+    try:
+        ds = [float(x) for x in np.asarray(focus, dtype=np.float64).ravel()]
+    except (TypeError, ValueError) as e:
+        raise LightFieldError("focus must be an int (number of planes) or a sequence of disparities.") from e
+    if not ds or not all(math.isfinite(x) for x in ds):
+        raise LightFieldError("focus disparities must be a non-empty list of finite numbers.")
+    return ds
+
+
+def iter_pairs(
+    lf: LightField,
+    apertures: Sequence[float] = DEFAULT_APERTURES,
+    focus=5,
+    *,
+    aperture_shape: Any = "disk",
+    crop: int | str | None = "auto",
+    skip_duplicates: bool = True,
+    duplicate_psnr: float = 40.0,
+    duplicate_ratio: float = 0.05,
+    scene: str | None = None,
+    device=None,
+    progress: Callable[[int, int], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Pair]:
+    """Generator form of :func:`make_pairs` (one pair at a time, same arguments).
+
+    The arguments are checked (and the light field prepared) when it is called,
+    the pairs are made as they are consumed."""
+    _check_lightfield(lf)
+    try:
+        aps = [float(a) for a in np.atleast_1d(np.asarray(apertures, dtype=np.float64))]
+    except (TypeError, ValueError) as e:
+        raise LightFieldError("apertures must be a sequence of numbers in (0, 1].") from e
+    if not aps:
+        raise LightFieldError("apertures is empty: give at least one aperture size in (0, 1].")
+    sub, ref = _odd_subgrid(lf)
+    if not isinstance(aperture_shape, str) and "subgrid" in sub.metadata and np.shape(aperture_shape) == lf.grid:
+        v0, v1, u0, u1 = sub.metadata["subgrid"]
+        aperture_shape = np.asarray(aperture_shape)[v0:v1, u0:u1]
+    focuses = _focus_list(lf, focus)
+    rf = Refocuser(sub, device=device)
+    weights = [rf.weights(a, aperture_shape) for a in aps]  # validates the apertures too
+    vc, uc = sub.center
+    max_off = 0.0
+    for w in weights:
+        vv, uu = np.nonzero(w > 0)
+        max_off = max(max_off, float(np.max(np.maximum(np.abs(vv - vc), np.abs(uu - uc)))))
+    Y, X = sub.view_shape
+    if crop is None:
+        c = 0
+    elif isinstance(crop, str):
+        if crop != "auto":
+            raise LightFieldError(f"crop must be None, 'auto' or a number of pixels, got {crop!r}.")
+        c = math.ceil(max(abs(d) for d in focuses) * max_off - 1e-6)
+    elif isinstance(crop, (int, np.integer)) and not isinstance(crop, bool) and crop >= 0:
+        c = int(crop)
+    else:
+        raise LightFieldError(f"crop must be None, 'auto' or a number of pixels >= 0, got {crop!r}.")
+    if 2 * c >= min(Y, X) - 8:
+        raise LightFieldError(
+            f"cropping {c} px from each side of {Y}x{X} views leaves (almost) nothing; the focus disparities "
+            f"({min(focuses):.2f}..{max(focuses):.2f}) are too large for this light field. Pass crop=None or a "
+            "smaller crop, or focus disparities closer to 0."
+        )
+
+    def cut(img):
+        return img[c : Y - c, c : X - c] if c else img
+
+    sharp = np.ascontiguousarray(cut(lf.view(*ref)))
+    common = {
+        "source": str(lf.metadata.get("source", "")),
+        "scene": _scene_name(lf, scene),
+        "kind": "lightfield",
+        "aperture_shape": aperture_shape if isinstance(aperture_shape, str) else "weights",
+        "crop": c,
+        "reference_view": ref,
+        "grid": lf.grid,
+    }
+    return _generate(
+        rf, sharp, cut, aps, weights, focuses, aperture_shape, common,
+        skip_duplicates, duplicate_psnr, duplicate_ratio, progress, should_stop,
+    )  # fmt: skip
+
+
+def _generate(
+    rf, sharp, cut, aps, weights, focuses, aperture_shape, common,
+    skip_duplicates, duplicate_psnr, duplicate_ratio, progress, should_stop,
+) -> Iterator[Pair]:  # fmt: skip
+    n_total = len(focuses) * len(aps)
+    kept: list[tuple[np.ndarray, float]] = []  # (blurred, its MSE to sharp)
+    done = 0
+    for j, d in enumerate(focuses):
+        for i, (a, w) in enumerate(zip(aps, weights)):
+            if should_stop is not None and should_stop():
+                return
+            index = j * len(aps) + i
+            blurred = np.ascontiguousarray(cut(rf(d, a, aperture_shape)))
+            res = _mse(blurred, sharp)
+            p = math.inf if res == 0 else 10.0 * math.log10(1.0 / res)
+            dup = False
+            if skip_duplicates:
+                dup = p > duplicate_psnr or any(
+                    _mse(blurred, k) <= duplicate_ratio * min(res, rk) for k, rk in kept
+                )
+            done += 1
+            if not dup:
+                kept.append((blurred, res))
+                info = {
+                    **common,
+                    "aperture": a,
+                    "n_views": int((w > 0).sum()),
+                    "focus": float(d),
+                    "focus_index": j,
+                    "index": index,
+                    "psnr": p,
+                }
+                pair = Pair(blurred, sharp, info)
+            if progress is not None:
+                progress(done, n_total)
+            if not dup:
+                yield pair
+
+
+def make_pairs(
+    lf: LightField,
+    apertures: Sequence[float] = DEFAULT_APERTURES,
+    focus=5,
+    *,
+    aperture_shape: Any = "disk",
+    crop: int | str | None = "auto",
+    skip_duplicates: bool = True,
+    duplicate_psnr: float = 40.0,
+    duplicate_ratio: float = 0.05,
+    scene: str | None = None,
+    device=None,
+    progress: Callable[[int, int], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Pair]:
+    """(blurred, sharp) pairs from one light field.
+
+    Parameters
+    ----------
+    apertures
+        Aperture sizes in (0, 1] (see :func:`~napari_lfdeblur.lightfield.refocus.refocus`);
+        default three: 1/3, 2/3 and 1 of the largest disk.
+    focus
+        An int N: N focus disparities evenly spread over the light field's
+        disparity range (metadata ``disparity_range``, else the ground-truth
+        map's 0.5-99.5 percentiles, else ``estimate_disparity_range``); or a
+        sequence of focus disparities.
+    aperture_shape
+        ``"disk"``, ``"square"`` or (V, U) weights, as in ``refocus``.
+    crop
+        Pixels removed from every side of both images: ``"auto"`` removes the
+        border the shifts leave unreliable, ``ceil(max |focus| * largest view
+        offset)``; None keeps the full size; or an int.
+    skip_duplicates
+        Leave out a pair whose blurred image is nearly the sharp one (PSNR
+        above ``duplicate_psnr`` dB: no visible blur) or nearly a previous
+        blurred one (their squared difference at most ``duplicate_ratio``
+        times the smaller of the two blur residuals ``|blurred - sharp|^2``:
+        the same blur, so no new information).
+    scene
+        Name used in the pairs' info and file names (default: the metadata
+        ``name`` or the source folder's name).
+    device
+        Where refocusing runs (None = CPU, ``"auto"``, ``"cuda"`` ...).
+    progress
+        ``progress(i, n)`` after each of the n candidate pairs (skipped ones too).
+    should_stop
+        Called before each pair; when it returns True the pairs made so far
+        are returned.
+
+    Returns
+    -------
+    A list of :class:`Pair`, in order focus plane by focus plane, apertures
+    ascending; ``info["index"]`` (= focus_index * len(apertures) +
+    aperture_index) stays the same when duplicates are skipped, so names made
+    from it are stable across runs.
+    """
+    return list(
+        iter_pairs(
+            lf,
+            apertures,
+            focus,
+            aperture_shape=aperture_shape,
+            crop=crop,
+            skip_duplicates=skip_duplicates,
+            duplicate_psnr=duplicate_psnr,
+            duplicate_ratio=duplicate_ratio,
+            scene=scene,
+            device=device,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    )
+
+
+# --------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------
+def _to_uint(img: np.ndarray, bits: int) -> np.ndarray:
+    m = (1 << bits) - 1
+    a = np.clip(np.nan_to_num(np.asarray(img, np.float32), nan=0.0), 0.0, 1.0) * m + 0.5
+    return a.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def _tmp_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+
+def _encode(img: np.ndarray, path: Path, fmt: str) -> None:
+    """Write ``img`` to ``path`` atomically."""
+    tmp = _tmp_path(path)
+    try:
+        if fmt == "png":
+            from PIL import Image
+
+            a = _to_uint(img, 8)
+            if a.ndim == 3 and a.shape[-1] == 1:
+                a = a[..., 0]
+            if a.ndim == 3 and a.shape[-1] not in (3, 4):
+                raise LightFieldError(f"PNG holds 1, 3 or 4 channels, not {a.shape[-1]}; use format='tiff16'.")
+            Image.fromarray(a).save(tmp, format="PNG")
+        else:
+            import tifffile
+
+            a = _to_uint(img, 16)
+            photometric = "rgb" if a.ndim == 3 and a.shape[-1] == 3 else "minisblack"
+            if a.ndim == 3 and a.shape[-1] == 1:
+                a = a[..., 0]
+            tifffile.imwrite(tmp, a, photometric=photometric)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    tmp = _tmp_path(dst)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_manifest(folder) -> list[dict]:
+    """Rows of ``folder/manifest.csv`` (an empty list when there is none)."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [dict(r) for r in csv.DictReader(f) if r.get("name")]
+
+
+def _write_manifest(folder: Path, rows: list[dict]) -> Path:
+    path = folder / MANIFEST
+    cols = list(_COLUMNS)
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def write_pairs(
+    pairs: Iterable[Pair],
+    folder,
+    format: str = "png",
+    name: str | None = None,
+    *,
+    progress: Callable[[int, int | None], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Write pairs into a pair folder (see the module docstring) and return the
+    manifest's path.
+
+    Parameters
+    ----------
+    pairs
+        Pairs, e.g. from :func:`make_pairs`, or the :func:`iter_pairs`
+        generator (written as they are made, so memory stays bounded).
+    folder
+        Created if needed; an existing pair folder is appended to.
+    format
+        ``"png"`` (8-bit) or ``"tiff16"`` (16-bit TIFF, ``.tif``).
+    name
+        Replaces the scene name in file names
+        (``{scene}_{index:03d}_a{aperture:.2f}_f{focus:+.2f}``).
+    progress
+        ``progress(i, n)`` after each pair (n is None for a generator).
+    should_stop
+        Checked before each pair; when True, writing stops (the manifest keeps
+        what was finished).
+    """
+    fmt = str(format).lower()
+    if fmt in ("tif", "tiff", "tiff16", "tif16"):
+        fmt = "tiff16"
+    if fmt not in ("png", "tiff16"):
+        raise LightFieldError(f"format must be 'png' or 'tiff16', got {format!r}.")
+    ext = ".png" if fmt == "png" else ".tif"
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LightFieldError(f"{folder} exists and is not a folder.")
+    (folder / "blur").mkdir(parents=True, exist_ok=True)
+    (folder / "sharp").mkdir(parents=True, exist_ok=True)
+
+    rows = [r for r in read_manifest(folder) if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
+    done = {r["name"] for r in rows}
+    seen: set[str] = set()
+    n = len(pairs) if hasattr(pairs, "__len__") else None
+    last_sharp: tuple[np.ndarray, Path] | None = None
+    last_save = time.monotonic()
+    try:
+        for k, pair in enumerate(pairs):
+            if should_stop is not None and should_stop():
+                break
+            if not isinstance(pair, Pair):
+                raise LightFieldError(f"write_pairs expects Pair objects, got {type(pair).__name__}.")
+            info = pair.info
+            scene = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)) if name else str(info.get("scene") or "pair")
+            index = int(info.get("index", k))
+            stem = f"{scene}_{index:03d}"
+            if "aperture" in info and "focus" in info:
+                stem += f"_a{float(info['aperture']):.2f}_f{float(info['focus']):+.2f}"
+            if stem in seen:
+                raise LightFieldError(
+                    f"two pairs would both be written as {stem!r}; give each light field its own scene name "
+                    "(make_pairs(scene=...)) or leave name=None."
+                )
+            seen.add(stem)
+            blur_rel, sharp_rel = f"blur/{stem}{ext}", f"sharp/{stem}{ext}"
+            if stem not in done:
+                if pair.blurred.shape != pair.sharp.shape:
+                    raise LightFieldError(
+                        f"pair {stem}: blurred {pair.blurred.shape} and sharp {pair.sharp.shape} differ in shape."
+                    )
+                _encode(pair.blurred, folder / blur_rel, fmt)
+                if (
+                    last_sharp is not None
+                    and last_sharp[1].suffix == ext
+                    and last_sharp[1].is_file()
+                    and (last_sharp[0] is pair.sharp or np.array_equal(last_sharp[0], pair.sharp))
+                ):
+                    _link_or_copy(last_sharp[1], folder / sharp_rel)
+                else:
+                    _encode(pair.sharp, folder / sharp_rel, fmt)
+                    last_sharp = (pair.sharp, folder / sharp_rel)
+                row = {
+                    "name": stem,
+                    "blur": blur_rel,
+                    "sharp": sharp_rel,
+                    "height": pair.blurred.shape[0],
+                    "width": pair.blurred.shape[1],
+                    "channels": pair.blurred.shape[2] if pair.blurred.ndim == 3 else 1,
+                    "format": fmt,
+                }
+                for key in ("source", "scene", "kind", "aperture", "aperture_shape", "n_views", "focus",
+                            "focus_index", "index", "crop", "psnr"):
+                    if key in info:
+                        row[key] = _fmt(info[key])
+                rows = [r for r in rows if r["name"] != stem] + [row]
+                done.add(stem)
+                if time.monotonic() - last_save > 2.0:
+                    _write_manifest(folder, rows)
+                    last_save = time.monotonic()
+            if progress is not None:
+                progress(k + 1, n)
+    finally:
+        path = _write_manifest(folder, rows)
+    return path

@@ -1,0 +1,512 @@
+"""Synthetic-aperture refocusing: shift every view by its parallax and average.
+
+Sign convention (the one of :class:`~napari_lfdeblur.lightfield.core.LightField`
+and of the HCI benchmark): a scene point at disparity ``d`` (pixels per view
+step) seen at ``(y, x)`` in the centre view appears in view ``(v, u)`` at
+``(y - d * (v - vc), x - d * (u - uc))``.  Refocusing at ``d`` therefore
+shifts view ``(v, u)`` by ``s = d * (v - vc, u - uc)`` (``out(y) = in(y - s)``)
+before averaging, which brings everything at disparity ``d`` back onto its
+centre-view position: it is in focus and matches the centre view there, and
+content at other disparities is blurred by a copy of the aperture scaled by the
+disparity difference.
+
+How it is computed (and why it is fast on a CPU)
+------------------------------------------------
+For one refocus disparity every view gets a constant shift, and all views in a
+grid row ``v`` share the same vertical shift.  Bilinear interpolation is
+separable and the average is linear, so::
+
+    out = sum_v shift_y( sum_u w[v, u] * shift_x(view[v, u], d*(u-uc)), d*(v-vc) )
+
+A shift by ``k + f`` pixels (integer ``k``, fraction ``f``) is the weighted sum
+of two integer shifts, and an integer shift with clamped borders is a slice
+copy plus a broadcast of the edge column.  Each view thus costs two fused
+multiply-adds (``torch.add_(..., alpha=w)``) on contiguous memory, with no
+index arrays and no padded copy of the light field: about 30 ms for a
+9x9x512x512x3 light field on one CPU thread, against about 0.2 s for
+``torch.nn.functional.grid_sample`` on the same batch of views and 2.5 s for a
+``scipy.ndimage.shift`` loop (``benchmarks/bench_refocus.py``), so a focus
+slider needs no downsampled preview.  Borders are clamped (the edge pixel is
+repeated), never zero-filled.  The loop runs single-threaded on purpose (see
+``LOOP_THREADS``).
+
+A per-pixel disparity map (a (Y, X) array) is also accepted; that path uses
+``grid_sample`` over chunks of views (border padding, bilinear).
+
+Apertures
+---------
+``aperture_shape="disk"`` keeps views with
+``hypot(v - vc, u - uc) <= aperture * R_max`` where ``R_max = hypot(vc, uc)``
+is the distance from the grid centre to a corner view: ``aperture=1`` uses
+every view (the widest blur the light field can make), ``aperture=0.71`` on a
+square grid is the disk inscribed in the grid.  ``"square"`` keeps views with
+``max(|v - vc| / vc, |u - uc| / uc) <= aperture``.  A (V, U) array of
+non-negative weights may be given instead (``aperture`` is then ignored).
+However small the aperture, the view(s) nearest the grid centre are kept.
+Missing views (``view_mask`` False) are skipped and the weights of the others
+renormalised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import LightFieldError
+from .core import LightField
+
+__all__ = ["Refocuser", "aperture_weights", "clear_cache", "focal_stack", "refocus", "resolve_device"]
+
+_APERTURE_SHAPES = ("disk", "square")
+
+#: torch CPU threads used by the slice-based loops of this module, of
+#: ``disparity.py`` and ``synthetic.py``.  They issue hundreds of small tensor
+#: operations per call, and each multi-threaded one ends in an OpenMP barrier:
+#: on a CPU shared with other busy processes a barrier waits for a descheduled
+#: thread, and a refocus measured 1.1 s with 2 threads against 0.02-0.05 s with 1
+#: on a loaded 2-core machine (a disparity map 90-110 s against 6.5-10 s), for a
+#: gain below 2x on an idle one.  So they run single-threaded (in the calling
+#: thread only: with torch's OpenMP backend the setting is per thread).  Set to
+#: 0 to keep torch's own setting.
+LOOP_THREADS = 1
+
+
+@contextlib.contextmanager
+def cpu_threads(device=None):
+    """Run the enclosed torch CPU work with ``LOOP_THREADS`` threads (restored after)."""
+    n = LOOP_THREADS
+    if not n or (device is not None and getattr(device, "type", str(device)) != "cpu"):
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    if old == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------
+# devices
+# --------------------------------------------------------------------------
+def resolve_device(device=None):
+    """A ``torch.device`` from None (CPU), ``"auto"`` (CUDA, then MPS, then CPU),
+    a name such as ``"cuda:0"`` or a ``torch.device``."""
+    import torch
+
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, str):
+        if device.lower() == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError) as e:
+            raise LightFieldError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'.") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise LightFieldError(f"Device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'.")
+        return dev
+    raise LightFieldError(f"device must be None, 'auto', a device name or a torch.device, got {device!r}.")
+
+
+# --------------------------------------------------------------------------
+# apertures
+# --------------------------------------------------------------------------
+def _check_lightfield(lf) -> None:
+    if not isinstance(lf, LightField):
+        raise LightFieldError(
+            f"Expected a LightField, got {type(lf).__name__}; read one with napari_lfdeblur.read_lightfield(path)."
+        )
+
+
+def aperture_weights(lf: LightField, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
+    """(V, U) float32 weights of the views used by a synthetic aperture.
+
+    Weights sum to 1 over the present views; missing views get 0.  See the
+    module docstring for the meaning of ``aperture`` and ``aperture_shape``.
+    """
+    _check_lightfield(lf)
+    return _aperture_weights(lf.grid, lf.view_mask, lf.center, aperture, aperture_shape)
+
+
+def _aperture_weights(grid, mask, center, aperture, aperture_shape) -> np.ndarray:
+    V, U = grid
+    mask = np.asarray(mask, dtype=bool)
+    if isinstance(aperture, bool) or not isinstance(aperture, (int, float, np.integer, np.floating)):
+        raise LightFieldError(f"aperture must be a number in (0, 1], got {aperture!r}.")
+    aperture = float(aperture)
+    if not (0.0 < aperture <= 1.0) or not math.isfinite(aperture):
+        raise LightFieldError(
+            f"aperture must be in (0, 1] (a fraction of the largest aperture the view grid allows), got {aperture}."
+        )
+    if isinstance(aperture_shape, str):
+        shape = aperture_shape.lower()
+        if shape not in _APERTURE_SHAPES:
+            raise LightFieldError(
+                f"aperture_shape must be one of {_APERTURE_SHAPES} or a (V, U) array of weights, got {aperture_shape!r}."
+            )
+        vc, uc = center
+        vv, uu = np.meshgrid(np.arange(V) - vc, np.arange(U) - uc, indexing="ij")
+        if shape == "disk":
+            r = np.hypot(vv, uu)
+            rmax = math.hypot(vc, uc)
+            sel = r <= aperture * rmax + 1e-6
+        else:
+            nv = np.abs(vv) / vc if vc > 0 else np.zeros_like(vv)
+            nu = np.abs(uu) / uc if uc > 0 else np.zeros_like(uu)
+            r = np.maximum(nv, nu)
+            sel = r <= aperture + 1e-6
+        sel &= mask
+        if not sel.any():  # tiny aperture: keep the present view(s) nearest the centre
+            dist = np.where(mask, np.hypot(vv, uu), np.inf)
+            sel = mask & (dist <= dist.min() + 1e-6)
+        w = sel.astype(np.float64)
+    else:
+        try:
+            w = np.asarray(aperture_shape, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise LightFieldError("aperture_shape must be 'disk', 'square' or a (V, U) array of weights.") from e
+        if w.shape != (V, U):
+            raise LightFieldError(f"aperture weights must have the view-grid shape {(V, U)}, got {w.shape}.")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise LightFieldError("aperture weights must be finite and non-negative.")
+        w = np.where(mask, w, 0.0)
+        if w.sum() <= 0:
+            raise LightFieldError("aperture weights select no present view: give a positive weight to at least one view.")
+    return (w / w.sum()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# the shift primitives (also used by disparity.py and synthetic.py)
+# --------------------------------------------------------------------------
+def _int_shift_add(acc, src, k: int, w: float, axis: int) -> None:
+    """``acc += w * src`` shifted by the integer ``k`` along ``axis`` (0 or 1 of a
+    (Y, X, ...) tensor), edge pixels repeated: ``acc[i] += w * src[clamp(i - k)]``."""
+    if w == 0.0:
+        return
+    n = src.shape[axis]
+    k = max(-n, min(n, k))
+
+    def sl(a, start, stop):
+        return a[start:stop] if axis == 0 else a[:, start:stop]
+
+    if k >= 0:
+        if k < n:
+            sl(acc, k, n).add_(sl(src, 0, n - k), alpha=w)
+        if k > 0:
+            sl(acc, 0, k).add_(sl(src, 0, 1), alpha=w)
+    else:
+        sl(acc, 0, n + k).add_(sl(src, -k, n), alpha=w)
+        sl(acc, n + k, n).add_(sl(src, n - 1, n), alpha=w)
+
+
+def _keys(t: float) -> float:
+    """Keys' cubic convolution kernel (a = -0.5)."""
+    t = abs(t)
+    if t <= 1.0:
+        return 1.5 * t**3 - 2.5 * t**2 + 1.0
+    if t < 2.0:
+        return -0.5 * t**3 + 2.5 * t**2 - 4.0 * t + 2.0
+    return 0.0
+
+
+def _shift_add(acc, src, s: float, w: float, axis: int, order: int = 1) -> None:
+    """``acc += w * src(i - s)`` along ``axis``, clamped borders; ``order`` 1 is
+    bilinear, 3 Keys' cubic convolution."""
+    k = math.floor(s)
+    f = s - k
+    if f < 1e-6:
+        _int_shift_add(acc, src, k, w, axis)
+    elif f > 1 - 1e-6:
+        _int_shift_add(acc, src, k + 1, w, axis)
+    elif order == 1:
+        _int_shift_add(acc, src, k, w * (1.0 - f), axis)
+        _int_shift_add(acc, src, k + 1, w * f, axis)
+    else:
+        # the sample at i - k - j lies at distance |f - j| from i - s
+        for j in (-1, 0, 1, 2):
+            _int_shift_add(acc, src, k + j, w * _keys(f - j), axis)
+
+
+def _shift(out, src, sy: float, sx: float, tmp=None, order: int = 1):
+    """``out = src(y - sy, x - sx)`` (bilinear, or cubic with ``order=3``; clamped
+    borders); ``tmp`` a scratch buffer like ``src`` (needed when both shifts are
+    non-zero).  Returns ``out``."""
+    if sy == 0.0 and sx == 0.0:
+        out.copy_(src)
+        return out
+    if sy == 0.0:
+        out.zero_()
+        _shift_add(out, src, sx, 1.0, axis=1, order=order)
+        return out
+    if sx == 0.0:
+        out.zero_()
+        _shift_add(out, src, sy, 1.0, axis=0, order=order)
+        return out
+    if tmp is None:
+        tmp = src.new_empty(src.shape)
+    tmp.zero_()
+    _shift_add(tmp, src, sx, 1.0, axis=1, order=order)
+    out.zero_()
+    _shift_add(out, tmp, sy, 1.0, axis=0, order=order)
+    return out
+
+
+# --------------------------------------------------------------------------
+# the refocuser (prepared data, reused over calls)
+# --------------------------------------------------------------------------
+def _check_disparity(disparity, view_shape):
+    if isinstance(disparity, (int, float, np.integer, np.floating)) and not isinstance(disparity, bool):
+        d = float(disparity)
+        if not math.isfinite(d):
+            raise LightFieldError(f"disparity must be finite, got {disparity}.")
+        return d
+    try:
+        arr = np.asarray(disparity, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise LightFieldError(
+            f"disparity must be a number (pixels per view step) or a (Y, X) map, got {type(disparity).__name__}."
+        ) from e
+    if arr.ndim == 0:
+        return _check_disparity(float(arr), view_shape)
+    if arr.shape != tuple(view_shape):
+        raise LightFieldError(f"a disparity map must have the view shape {tuple(view_shape)}, got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise LightFieldError("the disparity map contains NaN or infinite values; fill them first.")
+    return arr
+
+
+class Refocuser:
+    """A light field prepared for repeated refocusing (a focus slider, a focal stack,
+    training pairs).
+
+    The views are held as a torch tensor on ``device``: a zero-copy view of a
+    float32 numpy light field on the CPU, a single ``compute()`` of a lazy dask
+    light field, one transfer to a GPU.  Calling it refocuses::
+
+        rf = Refocuser(lf)
+        img = rf(0.5, aperture=0.7)          # (Y, X, C) float32 numpy
+        stack = rf.stack([-1, 0, 1])         # (N, Y, X, C)
+    """
+
+    def __init__(self, lf: LightField, device=None):
+        import torch
+
+        _check_lightfield(lf)
+        # no reference to ``lf`` itself: a cached Refocuser must not keep it alive
+        self.grid = lf.grid
+        self.device = resolve_device(device)
+        data = lf.data
+        if lf.is_lazy:
+            data = data.compute()
+        data = np.asarray(data)
+        if data.dtype != np.float32:
+            data = data.astype(np.float32)
+        if any(s < 0 for s in data.strides):
+            data = np.ascontiguousarray(data)
+        t = torch.from_numpy(data)
+        if self.device.type != "cpu":
+            t = t.to(self.device)
+        self.views = t  # (V, U, Y, X, C)
+        self.mask = np.asarray(lf.view_mask, dtype=bool)
+        self.center = lf.center
+        self.shape = tuple(int(s) for s in data.shape[2:])  # (Y, X, C)
+
+    def weights(self, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
+        """(V, U) view weights; see :func:`aperture_weights`."""
+        return _aperture_weights(self.grid, self.mask, self.center, aperture, aperture_shape)
+
+    # -- one slice ------------------------------------------------------
+    def _refocus_scalar(self, d: float, w: np.ndarray):
+        import torch
+
+        Y, X, C = self.shape
+        vc, uc = self.center
+        out = torch.zeros((Y, X, C), dtype=torch.float32, device=self.views.device)
+        row = torch.empty_like(out)
+        for v in range(w.shape[0]):
+            us = np.nonzero(w[v] > 0)[0]
+            if us.size == 0:
+                continue
+            row.zero_()
+            for u in us:
+                _shift_add(row, self.views[v, u], d * (u - uc), float(w[v, u]), axis=1)
+            _shift_add(out, row, d * (v - vc), 1.0, axis=0)
+        return out
+
+    def _refocus_map(self, dmap: np.ndarray, w: np.ndarray, chunk: int = 8):
+        import torch
+        import torch.nn.functional as F
+
+        Y, X, C = self.shape
+        vc, uc = self.center
+        dev = self.views.device
+        d = torch.from_numpy(dmap).to(dev)
+        ys = torch.arange(Y, dtype=torch.float32, device=dev)[:, None]
+        xs = torch.arange(X, dtype=torch.float32, device=dev)[None, :]
+        out = torch.zeros((C, Y, X), dtype=torch.float32, device=dev)
+        idx = [(v, u) for v, u in zip(*np.nonzero(w > 0))]
+        for i in range(0, len(idx), chunk):
+            part = idx[i : i + chunk]
+            src = torch.stack([self.views[v, u] for v, u in part]).permute(0, 3, 1, 2)  # n, C, Y, X
+            dv = torch.tensor([v - vc for v, _ in part], dtype=torch.float32, device=dev)[:, None, None]
+            du = torch.tensor([u - uc for _, u in part], dtype=torch.float32, device=dev)[:, None, None]
+            gy = (ys - d * dv) * (2.0 / max(Y - 1, 1)) - 1.0
+            gx = (xs - d * du) * (2.0 / max(X - 1, 1)) - 1.0
+            grid = torch.stack((gx, gy), dim=-1)  # n, Y, X, 2
+            s = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+            wt = torch.tensor([float(w[v, u]) for v, u in part], dtype=torch.float32, device=dev)
+            out += (s * wt[:, None, None, None]).sum(0)
+        return out.permute(1, 2, 0)
+
+    def refocus_tensor(self, disparity, aperture: float = 1.0, aperture_shape: Any = "disk"):
+        """Like ``__call__`` but returns a (Y, X, C) torch tensor on the device."""
+        w = self.weights(aperture, aperture_shape)
+        d = _check_disparity(disparity, self.shape[:2])
+        with cpu_threads(self.device):
+            if isinstance(d, float):
+                return self._refocus_scalar(d, w)
+            return self._refocus_map(d, w)
+
+    def __call__(self, disparity, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
+        out = self.refocus_tensor(disparity, aperture, aperture_shape)
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
+
+    def stack(
+        self,
+        disparities: Sequence[float],
+        aperture: float = 1.0,
+        aperture_shape: Any = "disk",
+        progress: Callable[[int, int], Any] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """(N, Y, X, C) float32 focal stack; see :func:`focal_stack`."""
+        ds = [_check_disparity(d, self.shape[:2]) for d in disparities]
+        w = self.weights(aperture, aperture_shape)
+        out = np.empty((len(ds), *self.shape), dtype=np.float32)
+        n = len(ds)
+        for i, d in enumerate(ds):
+            if should_stop is not None and should_stop():
+                return out[:i]
+            with cpu_threads(self.device):
+                t = self._refocus_scalar(d, w) if isinstance(d, float) else self._refocus_map(d, w)
+            out[i] = t.cpu().numpy()
+            if progress is not None:
+                progress(i + 1, n)
+        return out
+
+
+# One prepared light field is remembered between calls, so that a slider calling
+# ``refocus`` repeatedly on a lazy (dask) or GPU light field decodes / uploads it
+# once.  A float32 numpy light field on the CPU is used zero-copy and not cached.
+_CACHE: dict = {}
+
+
+def clear_cache() -> None:
+    """Forget the light field prepared by the last ``refocus``/``focal_stack`` call."""
+    _CACHE.clear()
+
+
+def _get_refocuser(lf: LightField, device) -> Refocuser:
+    dev = resolve_device(device)
+    cheap = (not lf.is_lazy) and dev.type == "cpu" and getattr(lf.data, "dtype", None) == np.float32
+    if cheap:
+        return Refocuser(lf, dev)
+    entry = _CACHE.get("last")
+    if entry is not None:
+        ref, data_id, dev_key, rf = entry
+        if ref() is lf and data_id == id(lf.data) and dev_key == str(dev):
+            return rf
+    rf = Refocuser(lf, dev)
+    _CACHE.clear()
+    _CACHE["last"] = (weakref.ref(lf), id(lf.data), str(dev), rf)
+    weakref.finalize(lf, _CACHE.clear)
+    return rf
+
+
+# --------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------
+def refocus(lf: LightField, disparity, aperture: float = 1.0, aperture_shape: Any = "disk", device=None) -> np.ndarray:
+    """Refocus a light field at ``disparity`` with a synthetic aperture.
+
+    Parameters
+    ----------
+    lf
+        The light field.
+    disparity
+        Focus disparity in pixels per view step (what is at this disparity
+        ends up sharp and aligned with the centre view), or a (Y, X) map of
+        per-pixel disparities (an all-in-focus rendering when it is the scene's
+        disparity).
+    aperture
+        Fraction (0, 1] of the largest aperture (see the module docstring).
+    aperture_shape
+        ``"disk"``, ``"square"`` or a (V, U) array of view weights.
+    device
+        None (CPU), ``"auto"`` or a torch device name.
+
+    Returns
+    -------
+    (Y, X, C) float32 numpy array.
+    """
+    _check_lightfield(lf)
+    return _get_refocuser(lf, device)(disparity, aperture, aperture_shape)
+
+
+def focal_stack(
+    lf: LightField,
+    disparities,
+    aperture: float = 1.0,
+    aperture_shape: Any = "disk",
+    device=None,
+    progress: Callable[[int, int], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Refocus at each of ``disparities``: a (N, Y, X, C) float32 focal stack.
+
+    ``disparities`` is a sequence of disparities (pixels per view step), or an
+    int N for N planes evenly spread over the light field's disparity range
+    (its metadata ``disparity_range``, else its ground truth, else
+    :func:`~napari_lfdeblur.lightfield.disparity.estimate_disparity_range`).
+
+    The light field is prepared once (dask decoded once, uploaded once) and
+    the slices are computed one after the other, each vectorised over all
+    pixels and views; memory is one output slice plus one row buffer on the
+    device, plus the (N, Y, X, C) result on the host.  ``progress(i, n)`` is
+    called after each slice; when ``should_stop()`` returns True the slices
+    computed so far are returned.
+    """
+    _check_lightfield(lf)
+    if isinstance(disparities, (int, np.integer)) and not isinstance(disparities, bool):
+        if disparities < 1:
+            raise LightFieldError(f"the number of focal planes must be at least 1, got {disparities}.")
+        from .disparity import lightfield_disparity_range
+
+        lo, hi = lightfield_disparity_range(lf)
+        disparities = np.linspace(lo, hi, int(disparities)) if disparities > 1 else [0.5 * (lo + hi)]
+    try:
+        ds = [float(d) for d in np.asarray(disparities, dtype=np.float64).ravel()]
+    except (TypeError, ValueError) as e:
+        raise LightFieldError("disparities must be a sequence of numbers or an int number of planes.") from e
+    if not ds:
+        raise LightFieldError("disparities is empty: give at least one focus disparity.")
+    rf = _get_refocuser(lf, device)
+    return rf.stack(ds, aperture, aperture_shape, progress=progress, should_stop=should_stop)
