@@ -41,13 +41,20 @@ _LAZY = {
     "estimate_disparity": ".lightfield.disparity",
     "estimate_disparity_range": ".lightfield.disparity",
     "make_pairs": ".lightfield.pairs",
+    "iter_pairs": ".lightfield.pairs",
     "write_pairs": ".lightfield.pairs",
+    "read_manifest": ".lightfield.pairs",
+    "Pair": ".lightfield.pairs",
     "synthetic_lightfield": ".lightfield.synthetic",
     "sample_lightfield": ".sample_data",
     "DRBNet": ".nn.drbnet",
     "load_model": ".nn.checkpoint",
     "save_model": ".nn.checkpoint",
     "deblur": ".inference.deblur",
+    "open_pairs": ".training.datasets",
+    "train": ".training.trainer",
+    "finetune": ".training.trainer",
+    "CancelToken": ".training.events",
 }
 
 __all__ = [

@@ -175,7 +175,7 @@ class RefocusWidget(Container):
         except LFDeblurError as e:
             return self._notify_error(e)
         ds = np.linspace(self.disparity.min, self.disparity.max, int(self.n_slices.value)).astype(np.float32)
-        name = f"{lightfield_name(lf)} focal stack"
+        name = f"{self.layer.value.name} focal stack"
 
         def done(stack):
             data = stack[..., 0] if stack.shape[-1] == 1 else stack
@@ -195,7 +195,7 @@ class RefocusWidget(Container):
             lf = self.lightfield()
         except LFDeblurError as e:
             return self._notify_error(e)
-        name = f"{lightfield_name(lf)} disparity (estimated)"
+        name = f"{self.layer.value.name} disparity (estimated)"
 
         def done(dmap):
             lo, hi = np.percentile(dmap, [1, 99])
@@ -225,14 +225,17 @@ class RefocusWidget(Container):
         out = None if out in ("", ".") else Path(out)
         n_focus = int(self.n_focus.value)
         token = self._cancel = CancelToken()
+        per_lf = len(apertures) * n_focus
+        total = per_lf * len(sources)
+        from superqt.utils import ensure_main_thread
+
+        report = ensure_main_thread(self._on_progress)
 
         def job():
             from ..lightfield.pairs import make_pairs, write_pairs
             from ..lightfield.readers import read_lightfield
 
             pairs_all = []
-            per_lf = len(apertures) * n_focus
-            total = per_lf * len(sources)
             for i, src in enumerate(sources):
                 if token.cancelled:
                     break
@@ -240,23 +243,21 @@ class RefocusWidget(Container):
                 base = i * per_lf
                 pairs = make_pairs(
                     lf, apertures=apertures, focus=n_focus,
-                    progress=lambda k, n, base=base: None,
+                    progress=lambda k, n, base=base: report((base + k, total)),
                     should_stop=token,
                 )
-                yield (base + per_lf, total)
                 if out is not None and pairs:
                     write_pairs(pairs, out, should_stop=token)
                 pairs_all.extend(pairs)
             return pairs_all
 
         self.progress.visible = True
-        self.progress.max = len(apertures) * n_focus * len(sources)
+        self.progress.max = total
         self.progress.value = 0
         self.pairs_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "generating pairs ..."
-        return start_worker(job, returned=self._show_pairs, errored=self._notify_error,
-                            yielded=self._on_progress, finished=self._job_finished)
+        return start_worker(job, returned=self._show_pairs, errored=self._notify_error, finished=self._job_finished)
 
     def _on_progress(self, step):
         done, total = step
