@@ -45,3 +45,27 @@ def test_demo_writes_figure_and_summary(tmp_path, capsys):
     centre = iio.imread(report_dir / "plants_centre.png").astype(float)
     # the flowers' plane (-1 px/view) is much closer to the all-in-focus view than a far plane
     assert np.abs(near - centre).mean() < 0.6 * np.abs(far - centre).mean()
+
+
+def test_refocus_writes_one_image_per_plane(hci_antinous, tmp_path):
+    import imageio.v3 as iio
+
+    out = tmp_path / "rf.png"
+    assert main(["refocus", str(hci_antinous), "-d", "-1", "1", "-a", "0.5", "-o", str(out)]) == 0
+    a = iio.imread(tmp_path / "rf_d-1.00.png")
+    b = iio.imread(tmp_path / "rf_d+1.00.png")
+    assert a.shape == b.shape == (512, 512, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 1  # different focus planes
+
+
+def test_pairs_from_lightfield_folder(lytro_checkerboard, tmp_path):
+    out = tmp_path / "pairs"
+    assert main(["pairs", str(lytro_checkerboard), "-o", str(out), "--focus", "3", "--apertures", "0.5,1"]) == 0
+    from napari_lfdeblur import read_manifest
+
+    records = read_manifest(out)
+    assert 1 <= len(records) <= 6
+    assert len(list((out / "blur").glob("*.png"))) == len(records)
+    # running again resumes: nothing new is written
+    assert main(["pairs", str(lytro_checkerboard), "-o", str(out), "--focus", "3", "--apertures", "0.5,1"]) == 0
+    assert len(read_manifest(out)) == len(records)
