@@ -1,0 +1,341 @@
+"""Saving and loading deblurring networks.
+
+The project's own checkpoint is a dict::
+
+    {"format": "napari-lfdeblur/1",
+     "state_dict": {...},            # tensors only
+     "config": {"arch": "DRBNet", "base": 32, "res_blocks": 2},
+     "input_convention": "rgb_minus1_1",
+     "training": {...},              # summary: data, epochs, losses (plain types)
+     "package_version": "0.1.0",
+     "extra": {...}}                 # optional, plain types
+
+Files are always read with ``torch.load(..., weights_only=True)``: a
+checkpoint cannot run code.  :func:`load_model` also reads
+
+- the authors' bare state dict (``single_image_defocus_deblurring.pth``),
+  recognised by its tensor names, and lighter bare DRBNet state dicts (the width
+  is read from the shapes);
+- a dict wrapping a state dict under ``"state_dict"``, ``"model"``,
+  ``"params"``, ...; ``module.`` (DataParallel) and ``_orig_mod.``
+  (torch.compile) prefixes are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .devices import resolve_device, resolve_dtype, use_channels_last
+from .drbnet import INPUT_CONVENTION, DRBNet
+
+__all__ = ["FORMAT", "default_model_path", "load_model", "read_checkpoint", "save_model"]
+
+FORMAT = "napari-lfdeblur/1"
+_FORMAT_PREFIX = "napari-lfdeblur/"
+_WRAPPER_KEYS = ("state_dict", "model", "params", "params_ema", "model_state_dict", "net", "network", "generator")
+_PREFIXES = ("module.", "_orig_mod.")
+_AUTHORS_FILE = "single_image_defocus_deblurring.pth"
+
+
+def default_model_path() -> Path:
+    """Where the shipped default checkpoint lives (it may not exist yet)."""
+    return Path(__file__).resolve().parent.parent / "weights" / "default.pt"
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("napari-lfdeblur")
+    except Exception:
+        return "0.0.0+unknown"
+
+
+# ---------------------------------------------------------------------- saving
+def _check_plain(value: Any, where: str) -> None:
+    """Only types ``torch.load(weights_only=True)`` can read back (and JSON-like ones)."""
+    if value is None or type(value) in (bool, int, float, str):  # exact: np.float64 subclasses float
+        return
+    if isinstance(value, torch.Tensor):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise ModelError(f"{where}: dict keys must be str or int, got {type(k).__name__}")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    raise ModelError(
+        f"{where} holds a {type(value).__name__}, which a safe (weights_only) load cannot read back: "
+        "store only str, int, float, bool, None, lists, dicts and tensors (convert numpy values with float()/.tolist())"
+    )
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def save_model(model: nn.Module, path, *, training: dict | None = None, extra: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` in the project's format, atomically; returns the path.
+
+    ``training`` is a summary of how it was trained (data, epochs, losses,
+    ...), ``extra`` anything else; both must hold plain types only.
+    """
+    model = _unwrap(model)
+    if not isinstance(model, DRBNet):
+        raise ModelError(f"save_model saves DRBNet networks, got {type(model).__name__}")
+    training = {} if training is None else training
+    _check_plain(training, "training")
+    if extra is not None:
+        _check_plain(extra, "extra")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "state_dict": state,
+        "config": model.config,
+        "input_convention": getattr(model, "input_convention", INPUT_CONVENTION),
+        "training": training,
+        "package_version": _package_version(),
+    }
+    if extra is not None:
+        payload["extra"] = extra
+
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+# --------------------------------------------------------------------- loading
+def _is_state_dict(obj: Any) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = dict(sd)
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if out and all(k.startswith(p) for k in out):
+                out = {k[len(p) :]: v for k, v in out.items()}
+                changed = True
+    return out
+
+
+def _describe_keys(obj: Any, n: int = 6) -> str:
+    if isinstance(obj, Mapping):
+        keys = list(obj)
+        more = f", ... ({len(keys)} in all)" if len(keys) > n else ""
+        return "keys " + ", ".join(repr(k) for k in keys[:n]) + more
+    return f"a {type(obj).__name__}"
+
+
+def _infer_config(sd: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
+    """DRBNet config from a bare state dict: width from conv1_1, residual blocks from conv4_4."""
+    w = sd.get("conv1_1.0.weight")
+    if w is None or "upconv0_kernel.2.weight" not in sd:
+        raise ModelError(
+            f"{source} is not a DRBNet checkpoint: it has no 'conv1_1.0.weight' / 'upconv0_kernel.2.weight' tensors "
+            f"({_describe_keys(sd)}). Pass a napari-lfdeblur checkpoint (saved with save_model) or the authors' "
+            f"'{_AUTHORS_FILE}'."
+        )
+    base = int(w.shape[0])
+    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"conv4_4\.(\d+)\.stem\.", k))}
+    return {"arch": "DRBNet", "base": base, "res_blocks": len(blocks)}
+
+
+def _find_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, dict]:
+    """(state dict, config or None, metadata) from whatever a checkpoint file held."""
+    if not isinstance(obj, Mapping):
+        raise ModelError(
+            f"{source} holds a {type(obj).__name__}, not a state dict or a napari-lfdeblur checkpoint; "
+            f"pass a napari-lfdeblur checkpoint or the authors' '{_AUTHORS_FILE}'"
+        )
+    fmt = obj.get("format")
+    if isinstance(fmt, str) and fmt.startswith(_FORMAT_PREFIX):
+        if fmt != FORMAT:
+            raise ModelError(
+                f"{source} is a {fmt!r} checkpoint; this napari-lfdeblur ({_package_version()}) reads {FORMAT!r}: "
+                "upgrade napari-lfdeblur"
+            )
+        sd = obj.get("state_dict")
+        if not _is_state_dict(sd):
+            raise ModelError(f"{source} is a {FORMAT} checkpoint without a valid 'state_dict': the file is damaged")
+        meta = {k: obj.get(k) for k in ("input_convention", "training", "package_version", "extra") if k in obj}
+        return _strip_prefixes(sd), obj.get("config"), meta
+    if _is_state_dict(obj):
+        return _strip_prefixes(obj), None, {}
+    for key in _WRAPPER_KEYS:
+        inner = obj.get(key)
+        if _is_state_dict(inner):
+            cfg = obj.get("config") if isinstance(obj.get("config"), dict) else None
+            return _strip_prefixes(inner), cfg, {}
+    raise ModelError(
+        f"{source} holds no recognisable state dict ({_describe_keys(obj)}); expected a napari-lfdeblur "
+        f"checkpoint, a bare DRBNet state dict such as the authors' '{_AUTHORS_FILE}', or a dict with one under "
+        f"{', '.join(repr(k) for k in _WRAPPER_KEYS[:3])}"
+    )
+
+
+def _load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with a message that names the mismatch."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    shapes = [
+        (k, tuple(sd[k].shape), tuple(v.shape)) for k, v in expected.items() if k in sd and sd[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing tensor(s) (first: {', '.join(missing[:4])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s) (first: {', '.join(unexpected[:4])})")
+        if shapes:
+            k, got, want = shapes[0]
+            parts.append(f"{len(shapes)} shape mismatch(es) (first: {k} is {got} in the file, {want} in the model)")
+        cfg = getattr(model, "config", None)
+        raise ModelError(
+            f"{source} does not match {type(model).__name__}{'' if cfg is None else ' ' + str(cfg)}: "
+            + "; ".join(parts)
+            + ". It was probably saved from another network or a damaged file: pass a napari-lfdeblur "
+            f"checkpoint (save_model) or the authors' '{_AUTHORS_FILE}'."
+        )
+    model.load_state_dict(sd, strict=True)
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            # a sum is NaN/inf when any element is (or, rarely, when it overflows: then look closer)
+            if v.is_floating_point() and not torch.isfinite(v.sum()) and not torch.isfinite(v).all():
+                raise ModelError(f"{source} contains NaN or infinite weights (first: {k}): the checkpoint is damaged")
+
+
+def read_checkpoint(path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a ModelError."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelError(f"checkpoint file not found: {p}")
+    if p.is_dir():
+        raise ModelError(f"{p} is a folder; pass the checkpoint file inside it (a .pt/.pth file)")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (zip), EOFError, ...
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            hint = (
+                "it holds Python objects besides tensors, which are not loaded for safety; if you trust the file, "
+                "re-save its state dict: torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth')"
+            )
+        else:
+            hint = "it is not a PyTorch checkpoint, or it is truncated or damaged (download or copy it again)"
+        raise ModelError(f"could not read {p} as a checkpoint: {hint}. ({type(e).__name__}: {msg})") from e
+
+
+def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False) -> nn.Module:
+    dev = resolve_device(device)
+    if keep_dtype and dtype is None:
+        model = model.to(device=dev)
+    else:
+        model = model.to(device=dev, dtype=resolve_dtype(dtype, dev))
+    if use_channels_last(dev):
+        model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    if not isinstance(model, DRBNet):
+        # generic modules get the attributes callers rely on (DRBNet has them as properties)
+        if not hasattr(model, "input_convention"):
+            model.input_convention = INPUT_CONVENTION
+        try:
+            model.device = dev
+        except (AttributeError, TypeError):
+            pass
+    return model
+
+
+def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
+    """A deblurring network ready for inference: eval mode, on ``device``, in ``dtype``.
+
+    ``name_or_path``: ``"default"`` (the shipped model), a checkpoint path
+    (napari-lfdeblur format, the authors' bare state dict, or a wrapped state
+    dict), a state dict already in memory, or an ``nn.Module`` (returned
+    as is, moved to the device; its dtype is kept unless ``dtype`` is given).  ``device``: see
+    :func:`~napari_lfdeblur.nn.devices.resolve_device`; ``dtype``: ``None``
+    (float32), ``"float16"`` or ``"bfloat16"`` (GPU only; float32 on the CPU
+    with a warning).  The result has ``.device`` and ``.input_convention``.
+    Every problem raises :class:`~napari_lfdeblur.errors.ModelError`.
+    """
+    if isinstance(name_or_path, nn.Module):
+        return _prepare(name_or_path, device, dtype, keep_dtype=True)
+
+    if isinstance(name_or_path, Mapping):
+        obj, source = name_or_path, "the given dict"
+    elif isinstance(name_or_path, (str, os.PathLike)):
+        if isinstance(name_or_path, str) and name_or_path.strip().lower() == "default":
+            path = default_model_path()
+            if not path.exists():
+                raise ModelError(
+                    "the default model is not shipped yet (no "
+                    f"{path}); pass a checkpoint path instead: one saved with save_model / a training run, or the "
+                    f"authors' '{_AUTHORS_FILE}' (load_model('path/to/{_AUTHORS_FILE}'))"
+                )
+        else:
+            path = Path(name_or_path)
+        obj, source = read_checkpoint(path), str(path)
+    else:
+        raise ModelError(
+            f"model must be 'default', a checkpoint path, a state dict or a torch nn.Module, "
+            f"got {type(name_or_path).__name__}"
+        )
+
+    sd, config, meta = _find_state_dict(obj, source)
+    if config is None:
+        config = _infer_config(sd, source)
+    convention = meta.get("input_convention", INPUT_CONVENTION)
+    if convention != INPUT_CONVENTION:
+        raise ModelError(
+            f"{source} expects inputs as {convention!r}, but this version only supports {INPUT_CONVENTION!r}: "
+            "upgrade napari-lfdeblur"
+        )
+    try:
+        model = DRBNet.from_config(config)
+    except ModelError as e:
+        raise ModelError(f"{source}: {e}") from e
+    except TypeError as e:
+        raise ModelError(f"{source}: invalid DRBNet config {config!r} ({e})") from e
+    _load_strict(model, sd, source)
+    model.training_summary = meta.get("training") or {}
+    model.checkpoint_path = None if source == "the given dict" else source
+    return _prepare(model, device, dtype)

@@ -1,0 +1,385 @@
+"""DRBNet: the defocus deblurring network of Ruan et al. (CVPR 2022), written from its description.
+
+An encoder (4 levels), a bottleneck, and a decoder that refines an image
+estimate coarse to fine (1/8, 1/4, 1/2, 1/1) with a *dynamic residual block*
+(DRB) per scale: new estimate = I + FAC(I, K) + R, where the per-pixel 7x7
+kernels K and the residual R are predicted from the decoder features and
+features of the current estimate I.  See ``shared/spec/drbnet.md``.
+
+``DRBNet(base=32)`` (the default) is the authors' network: 11,689,616
+parameters, with state-dict names and shapes identical to the authors'
+checkpoint, which therefore loads with ``strict=True``.  ``base=16`` or ``8``
+scales every width by ``base / 32`` (the 49 kernel channels and the 3 image
+channels stay), for lighter and faster models.  ``res_blocks`` sets the number
+of residual blocks in the bottleneck and after each decoder up-sampling (2 in
+the paper).
+
+Conventions: input (N, 3, H, W) RGB scaled to [-1, 1] (``x * 2 - 1`` for
+images in [0, 1]; ``input_convention == "rgb_minus1_1"``).  Any H and W work:
+the input is reflect-padded to multiples of 8 (replicate-padded when the image
+is too small for reflection) and the result cropped back.
+
+Memory: the forward frees every intermediate as soon as it is used, uses
+in-place LeakyReLU and in-place additions (safe for autograd here: each acts on
+a fresh convolution output), and FAC never builds the unfolded tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DeblurInputError, ModelError
+from .fac import KERNEL_SIZE, fac, fac_unfold
+
+__all__ = ["FULL_BASE", "INPUT_CONVENTION", "DRBNet", "pad_to_multiple"]
+
+INPUT_CONVENTION = "rgb_minus1_1"
+FULL_BASE = 32
+NEG_SLOPE = 0.1
+MULTIPLE = 8
+N_KERNEL = KERNEL_SIZE * KERNEL_SIZE  # 49
+N_IMG = 3
+
+_FAC_IMPLS = {"shift": fac, "unfold": fac_unfold}
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(NEG_SLOPE, inplace=True)
+
+
+def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution (bias) + LeakyReLU(0.1); state-dict names ``.0.weight``/``.0.bias``."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=True), _act())
+
+
+class ResBlock(nn.Module):
+    """x + conv(LeakyReLU(conv(x))), no activation after the sum; names ``stem.0.0`` and ``stem.0.2``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Sequential(
+                nn.Conv2d(channels, channels, 3, padding=1, bias=True),
+                _act(),
+                nn.Conv2d(channels, channels, 3, padding=1, bias=True),
+            )
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stem(x)
+        # in place on the fresh conv output: conv's backward does not need its own output
+        return out.add_(x)
+
+
+def upconv(cin: int, cout: int) -> nn.Sequential:
+    """ConvTranspose2d(4, stride 2, padding 1) + LeakyReLU: doubles H and W."""
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=True), _act())
+
+
+def image_branch(widths: tuple[int, int, int]) -> nn.Sequential:
+    a, b, c = widths
+    return nn.Sequential(conv(N_IMG, a), conv(a, b), conv(b, c))
+
+
+def kernel_head(cin: int, mid1: int, mid2: int) -> nn.Sequential:
+    """conv, conv, 1x1 conv to 49 channels with no activation."""
+    return nn.Sequential(conv(cin, mid1), conv(mid1, mid2), nn.Conv2d(mid2, N_KERNEL, 1, bias=True))
+
+
+def residual_head(cin: int, mid1: int, mid2: int) -> nn.Sequential:
+    """conv, conv, 1x1 conv to 3 channels that keeps its LeakyReLU."""
+    return nn.Sequential(conv(cin, mid1), conv(mid1, mid2), nn.Sequential(nn.Conv2d(mid2, N_IMG, 1, bias=True), _act()))
+
+
+def _add_skip(up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """up + skip; in place when no gradient is recorded (``up`` ends with an in-place
+    LeakyReLU whose backward needs its output unmodified)."""
+    if torch.is_grad_enabled() and (up.requires_grad or skip.requires_grad):
+        return up + skip
+    return up.add_(skip)
+
+
+def _pointwise_nchw(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution whose output is in the standard (NCHW-contiguous) layout.
+
+    FAC reads one kernel plane at a time, which needs NCHW kernels.  When the
+    features are channels_last, the 1x1 convolution is, per image, the matrix
+    product weight (K, C) x pixels (C, HW) (a transposed view of the
+    channels_last memory), written straight into a (K, HW) block: no
+    transposing copy, no temporary beyond the output.
+    """
+    if not (x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+        return conv(x).contiguous()
+    n, c, h, w = x.shape
+    cout = conv.out_channels
+    weight = conv.weight.view(cout, c)
+    bias = None if conv.bias is None else conv.bias.view(cout, 1)
+    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of the channels_last memory
+
+    def product(i, out=None):
+        kw = {} if out is None else {"out": out}
+        if bias is None:
+            return torch.mm(weight, pixels[i].t(), **kw)
+        return torch.addmm(bias, weight, pixels[i].t(), **kw)
+
+    if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
+        # out= is not differentiable: one product per image, then stack
+        planes = [product(i) for i in range(n)]
+        out = planes[0].unsqueeze(0) if n == 1 else torch.stack(planes)
+    else:
+        out = torch.empty((n, cout, h * w), dtype=x.dtype, device=x.device)
+        for i in range(n):
+            product(i, out=out[i])
+    return out.view(n, cout, h, w)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int, int]:
+    """Pad (N, C, H, W) at the bottom and right to multiples of ``multiple``.
+
+    Reflection where possible (it needs the pad to be smaller than the side),
+    replication otherwise.  Returns the padded tensor and the original H, W.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, h, w
+    mode = "reflect" if (ph < h and pw < w) else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+class DRBNet(nn.Module):
+    """The DRBNet deblurring network; ``DRBNet()`` is the authors' configuration.
+
+    Parameters
+    ----------
+    base:
+        Width of the first encoder level; every width is ``paper width * base / 32``.
+        32 is the paper's network (11.7 M parameters); 16 has about 1/4 and
+        8 about 1/16 of the parameters.
+    res_blocks:
+        Residual blocks in the bottleneck and after each decoder up-sampling (2 in the paper).
+    fac_impl:
+        ``"shift"`` (default, memory-lean) or ``"unfold"`` (the direct formulation,
+        for comparison).  Not part of the architecture: weights are the same.
+    """
+
+    input_convention = INPUT_CONVENTION
+
+    def __init__(self, base: int = FULL_BASE, res_blocks: int = 2, *, fac_impl: str = "shift"):
+        super().__init__()
+        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+            raise ModelError(f"DRBNet base width must be a positive integer (32 = the paper's network), got {base!r}")
+        if isinstance(res_blocks, bool) or not isinstance(res_blocks, int) or res_blocks < 0:
+            raise ModelError(f"DRBNet res_blocks must be a non-negative integer (2 = the paper), got {res_blocks!r}")
+        self.base = base
+        self.res_blocks = res_blocks
+        self.fac_impl = fac_impl
+        #: clamp the full-resolution output to [-1, 1] (the paper's output); a trainer may turn it off
+        self.clip_output = True
+
+        def s(width: int) -> int:  # a width of the paper's network, scaled
+            return width * base // FULL_BASE
+
+        e1, e2, e3, e4 = s(32), s(64), s(128), s(256)
+        # encoder (registration order follows the authors' state dict)
+        self.conv1_1 = conv(N_IMG, e1)
+        self.conv1_2 = conv(e1, e1)
+        self.conv1_3 = conv(e1, e1)
+        self.conv2_1 = conv(e1, e2, stride=2)
+        self.conv2_2 = conv(e2, e2)
+        self.conv2_3 = conv(e2, e2)
+        self.conv3_1 = conv(e2, e3, stride=2)
+        self.conv3_2 = conv(e3, e3)
+        self.conv3_3 = conv(e3, e3)
+        self.conv4_1 = conv(e3, e4, stride=2)
+        self.conv4_2 = conv(e4, e4)
+        self.conv4_3 = conv(e4, e4)
+        self.conv4_4 = nn.Sequential(conv(e4, e4), *[ResBlock(e4) for _ in range(res_blocks)], conv(e4, e4))
+
+        # 1/8 -> 1/4 decoder
+        self.upconv3_u = upconv(e4, e3)
+        for i in range(res_blocks):
+            setattr(self, f"upconv3_{i + 1}", ResBlock(e3))
+        # DRB at 1/8
+        self.img_d8_feature = image_branch((s(64), s(128), s(256)))
+        self.upconv3_kernel = kernel_head(e4 + s(256), s(256), s(128))
+        self.upconv3_res = residual_head(e4 + s(256), s(256), s(64))
+
+        # 1/4 -> 1/2 decoder
+        self.upconv2_u = upconv(e3, e2)
+        for i in range(res_blocks):
+            setattr(self, f"upconv2_{i + 1}", ResBlock(e2))
+        # DRB at 1/4
+        self.img_d4_feature = image_branch((s(64), s(128), s(128)))
+        self.upconv2_kernel = kernel_head(e3 + s(128), s(128), s(128))
+        self.upconv2_res = residual_head(e3 + s(128), s(128), s(64))
+
+        # DRB at 1/2
+        self.img_d2_feature = image_branch((s(64), s(64), s(64)))
+        # 1/2 -> 1/1 decoder
+        self.upconv1_u = upconv(e2, e1)
+        for i in range(res_blocks):
+            setattr(self, f"upconv1_{i + 1}", ResBlock(e1))
+        # DRB at 1/2 (heads) and 1/1
+        self.img_d1_feature = image_branch((s(64), s(64), s(32)))
+        self.upconv1_kernel = kernel_head(e2 + s(64), s(64), s(64))
+        self.upconv1_res = residual_head(e2 + s(64), s(64), s(64))
+        self.upconv0_kernel = kernel_head(e1 + s(32), s(64), s(64))
+        self.upconv0_res = residual_head(e1 + s(32), s(64), s(64))
+
+    # ------------------------------------------------------------------ config
+    @property
+    def config(self) -> dict[str, Any]:
+        """The architecture, enough to rebuild the network: ``DRBNet.from_config(model.config)``."""
+        return {"arch": "DRBNet", "base": self.base, "res_blocks": self.res_blocks}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **kwargs) -> DRBNet:
+        if not isinstance(config, dict):
+            raise ModelError(f"a DRBNet config must be a dict, got {type(config).__name__}")
+        cfg = dict(config)
+        arch = cfg.pop("arch", "DRBNet")
+        if arch != "DRBNet":
+            raise ModelError(f"checkpoint is for architecture {arch!r}, not DRBNet; this version cannot build it")
+        unknown = set(cfg) - {"base", "res_blocks"}
+        if unknown:
+            raise ModelError(
+                f"unknown DRBNet config keys {sorted(unknown)} (known: base, res_blocks); "
+                "the checkpoint may come from a newer napari-lfdeblur: upgrade the package"
+            )
+        return cls(**cfg, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def fac_impl(self) -> str:
+        return self._fac_impl
+
+    @fac_impl.setter
+    def fac_impl(self, value: str) -> None:
+        if value not in _FAC_IMPLS:
+            raise ModelError(f"fac_impl must be one of {sorted(_FAC_IMPLS)}, got {value!r}")
+        self._fac_impl = value
+        self._fac = _FAC_IMPLS[value]
+
+    def extra_repr(self) -> str:
+        return f"base={self.base}, res_blocks={self.res_blocks}, fac_impl={self.fac_impl!r}"
+
+    # ----------------------------------------------------------------- forward
+    def _drb(self, holder: list, est: torch.Tensor, img_branch, kernel_head, residual_head) -> torch.Tensor:
+        """One dynamic residual block: est + FAC(est, K) + R.
+
+        ``holder`` is a one-element list with the decoder features: the block
+        pops it, so the features are freed as soon as they are concatenated
+        when the caller keeps no other reference (the full-resolution block).
+        Order matters for the peak: the residual head runs first (its output
+        is tiny), then the kernel head, after whose first conv the
+        concatenation is dropped.
+        """
+        cat = torch.cat((holder.pop(), img_branch(est)), dim=1)
+        res = residual_head(cat)
+        k = kernel_head[0](cat)
+        del cat
+        for layer in kernel_head[1:-1]:
+            k = layer(k)
+        k = _pointwise_nchw(kernel_head[-1], k)
+        out = self._fac(est, k)
+        del k
+        return out.add_(est).add_(res)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise DeblurInputError(f"DRBNet expects a torch.Tensor of shape (N, 3, H, W), got {type(x).__name__}")
+        if x.dim() != 4:
+            raise DeblurInputError(
+                f"DRBNet expects a 4-D tensor (N, 3, H, W), got shape {tuple(x.shape)}; "
+                "add a batch axis with x[None] for a single image"
+            )
+        if x.shape[1] != N_IMG:
+            raise DeblurInputError(
+                f"DRBNet expects 3 (RGB) channels in axis 1 of (N, 3, H, W), got shape {tuple(x.shape)}; "
+                "repeat a greyscale channel three times, drop an alpha channel, or permute (N, H, W, 3) to (N, 3, H, W)"
+            )
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise DeblurInputError(f"DRBNet got an empty tensor of shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise DeblurInputError(f"DRBNet expects a floating-point tensor in [-1, 1], got dtype {x.dtype}")
+
+    def forward(self, x: torch.Tensor, return_intermediate: bool = False):
+        """Deblur ``x`` (N, 3, H, W) in [-1, 1].
+
+        Returns the full-resolution estimate clamped to [-1, 1] (when
+        ``clip_output``), and with ``return_intermediate=True`` a tuple
+        ``(output, [est_1/8, est_1/4, est_1/2])``: the coarser estimates,
+        *not* clamped, each cropped to ``ceil(H / s)`` x ``ceil(W / s)``.
+        """
+        self._check_input(x)
+        p = next(self.parameters())
+        if x.dtype != p.dtype:
+            x = x.to(p.dtype)
+        x, h, w = pad_to_multiple(x, MULTIPLE)
+
+        est = F.avg_pool2d(x, MULTIPLE)  # the input at 1/8: the first estimate
+
+        f1 = self.conv1_3(self.conv1_2(self.conv1_1(x)))
+        del x
+        f2 = self.conv2_3(self.conv2_2(self.conv2_1(f1)))
+        f3 = self.conv3_3(self.conv3_2(self.conv3_1(f2)))
+        f = self.conv4_4(self.conv4_3(self.conv4_2(self.conv4_1(f3))))
+
+        intermediates = []
+        # scale 1/8
+        est = self._drb([f], est, self.img_d8_feature, self.upconv3_kernel, self.upconv3_res)
+        if return_intermediate:
+            intermediates.append(est)
+        d = _add_skip(self.upconv3_u(f), f3)
+        del f, f3
+        for i in range(self.res_blocks):
+            d = getattr(self, f"upconv3_{i + 1}")(d)
+        # scale 1/4
+        est = F.interpolate(est, scale_factor=2, mode="nearest")  # = mode="area" for an exact x2
+        est = self._drb([d], est, self.img_d4_feature, self.upconv2_kernel, self.upconv2_res)
+        if return_intermediate:
+            intermediates.append(est)
+        d = _add_skip(self.upconv2_u(d), f2)
+        del f2
+        for i in range(self.res_blocks):
+            d = getattr(self, f"upconv2_{i + 1}")(d)
+        # scale 1/2
+        est = F.interpolate(est, scale_factor=2, mode="nearest")
+        est = self._drb([d], est, self.img_d2_feature, self.upconv1_kernel, self.upconv1_res)
+        if return_intermediate:
+            intermediates.append(est)
+        d = _add_skip(self.upconv1_u(d), f1)
+        del f1
+        for i in range(self.res_blocks):
+            d = getattr(self, f"upconv1_{i + 1}")(d)
+        # scale 1/1
+        est = F.interpolate(est, scale_factor=2, mode="nearest")
+        holder = [d]
+        del d  # the block frees the full-resolution decoder features once concatenated
+        out = self._drb(holder, est, self.img_d1_feature, self.upconv0_kernel, self.upconv0_res)
+        del est
+
+        if out.shape[-2] != h or out.shape[-1] != w:
+            out = out[..., :h, :w]
+        if self.clip_output:
+            out = out.clamp(-1.0, 1.0)
+        if not return_intermediate:
+            return out
+        cropped = []
+        for e, scale in zip(intermediates, (8, 4, 2)):
+            cropped.append(e[..., : math.ceil(h / scale), : math.ceil(w / scale)])
+        return out, cropped

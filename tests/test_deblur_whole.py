@@ -1,0 +1,120 @@
+"""The whole-image deblur: shapes, dtype, range, odd sizes, input refusals, model choice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import napari_lfdeblur as lfd
+from napari_lfdeblur.errors import DeblurInputError, ModelError
+from napari_lfdeblur.inference import deblur as deblur_mod
+from napari_lfdeblur.inference.deblur import _deblur_array, deblur
+from napari_lfdeblur.nn.checkpoint import save_model
+from napari_lfdeblur.nn.drbnet import DRBNet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is as fast and immune to other processes on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(1)
+    return DRBNet(base=8).eval()
+
+
+def rgb(h, w, seed=0):
+    return np.random.default_rng(seed).random((h, w, 3))
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (16, 16), (5, 3)])
+def test_shape_dtype_range(net, hw):
+    out = deblur(rgb(*hw), model=net, device="cpu")
+    assert out.shape == (*hw, 3) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1 and np.isfinite(out).all()
+
+
+def test_matches_the_network(net):
+    img = rgb(24, 40).astype(np.float32)
+    out = deblur(img, model=net, device="cpu")
+    x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
+    with torch.inference_mode():
+        ref = ((net(x) + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_input_not_modified(net):
+    img = rgb(16, 24).astype(np.float32)
+    before = img.copy()
+    deblur(img, model=net, device="cpu")
+    np.testing.assert_array_equal(img, before)
+
+
+def test_public_api(net):
+    assert lfd.deblur is deblur
+    assert lfd.DRBNet is DRBNet
+    out = lfd.deblur(rgb(9, 10).astype(np.float16), model=net, device="cpu")
+    assert out.shape == (9, 10, 3) and out.dtype == np.float32
+
+
+def test_batch_core_is_reusable(net):
+    batch = np.stack([rgb(16, 16, s) for s in range(3)]).astype(np.float32)
+    out = _deblur_array(batch, net)
+    assert out.shape == batch.shape
+    np.testing.assert_allclose(out[1], deblur(batch[1], model=net, device="cpu"), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.zeros((16, 16)), "greyscale"),
+        (np.zeros((16, 16, 4)), "RGBA"),
+        (np.zeros((3, 16, 16)), "channel-first"),
+        (np.zeros((2, 16, 16, 3)), r"\(H, W, 3\)"),
+        (np.zeros((0, 16, 3)), "empty"),
+        (np.zeros((16, 16, 3), dtype=np.uint8), "img / 255"),
+        (np.full((16, 16, 3), 2.0), r"\[0, 1\]"),
+        (np.full((16, 16, 3), -0.5), r"\[0, 1\]"),
+        (np.full((16, 16, 3), np.nan), "NaN"),
+    ],
+)
+def test_bad_input(net, image, match):
+    with pytest.raises(DeblurInputError, match=match):
+        deblur(image, model=net, device="cpu")
+
+
+def test_model_by_path_is_cached(tmp_path, net):
+    p = save_model(net, tmp_path / "m.pt")
+    deblur_mod.clear_model_cache()
+    a = deblur(rgb(16, 16), model=str(p), device="cpu")
+    m1 = deblur_mod.get_model(p, device="cpu")
+    m2 = deblur_mod.get_model(str(p), device="cpu")
+    assert m1 is m2
+    np.testing.assert_allclose(a, deblur(rgb(16, 16), model=net, device="cpu"), atol=1e-6)
+    deblur_mod.clear_model_cache()
+
+
+def test_default_model_message(monkeypatch, tmp_path):
+    from napari_lfdeblur.nn import checkpoint
+
+    monkeypatch.setattr(checkpoint, "default_model_path", lambda: tmp_path / "default.pt")
+    monkeypatch.setattr(deblur_mod, "_model_cache", type(deblur_mod._model_cache)())
+    with pytest.raises(ModelError, match="not shipped yet"):
+        deblur(rgb(8, 8))
+
+
+def test_import_does_not_import_torch():
+    code = (
+        "import sys, napari_lfdeblur, napari_lfdeblur.inference.deblur; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
