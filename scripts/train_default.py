@@ -1,0 +1,328 @@
+"""Train the shipped default model end to end (CPU-friendly: about 2 hours on 2 cores).
+
+Recipe (the paper's two phases, shortened to fit a CPU):
+
+1. Phase 1, pixel loss (multi-scale L1), on pairs refocused on the fly from
+   light fields, no files written: procedural scenes
+   (``synthetic_lightfield`` with random seeds, 90 % of the draws) and the
+   real Lytro capture ``lytro_plants_IMG_0001`` (CC BY 4.0, 10 %), the only
+   shared light field whose licence allows shipping weights trained on it.
+   Validation: 8 procedural scenes no training draw uses.
+2. Phase 2, fine-tuning on the real two-shot pairs
+   ``pairs/dpdd_canon_train60`` (50 pairs; 10 held out by name: every 6th
+   of the sorted names) with the misalignment-tolerant loss ``shift_l1``
+   (the VGG19 ImageNet weights of the paper's feature loss cannot be
+   downloaded here).  Validation: centre 512x512 crops of the 10 held-out
+   pairs.
+3. The final network is scored on the 10 held-out pairs at full size
+   (1024x1024) against the blurry input itself, and written to
+   ``src/napari_lfdeblur/weights/default.pt`` (``save_model``) with
+   ``MODEL_CARD.md`` beside it.
+
+Runs across sessions: checkpoints every few minutes under ``--work``
+(default ``runs/train_default/``, git-ignored); running the same command
+again continues where it stopped, with the same result as an uninterrupted
+run.  SIGTERM / Ctrl-C stop it cleanly after the current step.  In the
+background::
+
+    nohup python scripts/train_default.py > runs/train_default.log 2>&1 &
+
+``--quick`` is a smoke test: the default network and patch size but a few
+steps per phase, small validations, everything under a temporary folder
+(the package is not touched); it prints the measured seconds per step and
+the time the default settings would take.
+
+Shared data is found at ``../shared/data`` beside the repository (or
+``$LFDEBLUR_SHARED_DATA``, or ``--data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PLANTS = "lytro_plants_IMG_0001"
+DPDD = "dpdd_canon_train60"
+
+
+def shared_data(arg: str | None) -> Path:
+    if arg:
+        return Path(arg).expanduser().resolve()
+    env = os.environ.get("LFDEBLUR_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description="Train the default napari-lfdeblur model (see the module docstring).")
+    ap.add_argument("--data", help="shared data folder (default ../shared/data beside the repository)")
+    ap.add_argument("--work", help="run folder (default runs/train_default; a temporary folder with --quick)")
+    ap.add_argument("--weights-out", help="where to write the model (default src/napari_lfdeblur/weights/default.pt)")
+    ap.add_argument("--base", type=int, default=16, help="network width (32 = the paper's; default 16)")
+    ap.add_argument("--steps1", type=int, default=3000, help="phase-1 steps (default 3000)")
+    ap.add_argument("--steps2", type=int, default=1500, help="phase-2 steps (default 1500)")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--patch", type=int, default=128)
+    ap.add_argument("--lr1", type=float, default=1e-3, help="phase-1 learning rate (high: a short schedule)")
+    ap.add_argument("--lr2", type=float, default=2e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads spin and are slower; use 2 "
+                         "on an idle machine)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--resume", dest="resume", action="store_true", default=True,
+                    help="continue a stopped run from its checkpoints (the default)")
+    ap.add_argument("--no-resume", dest="resume", action="store_false",
+                    help="refuse to continue: fail if the run folder already holds a run")
+    ap.add_argument("--print-every", type=int, default=25)
+    ap.add_argument("--quick", action="store_true", help="smoke test: a few steps, temporary folder, package untouched")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.steps1 = min(args.steps1, 12)  # the first ~6 steps also render the initial scene pool
+        args.steps2 = min(args.steps2, 6)
+    return args
+
+
+class Printer:
+    def __init__(self, every: int, label: str):
+        self.every, self.label = every, label
+
+    def __call__(self, e):
+        from napari_lfdeblur.training import events as ev
+
+        if isinstance(e, ev.Started):
+            how = f"resumed from step {e.step}" if e.step else "from scratch"
+            print(f"[{self.label}] {e.phase} phase, loss {e.loss}, {e.total} steps ({how}), device {e.device}, "
+                  f"model {e.model}\n  data: {e.data}\n  train items {e.n_train}, validation items {e.n_val}",
+                  flush=True)
+        elif isinstance(e, ev.Step):
+            if e.step % self.every == 0 or e.step == e.total or e.step <= 2:
+                eta = time.strftime("%H:%M:%S", time.gmtime(e.eta))
+                print(f"[{self.label}] step {e.step}/{e.total} loss {e.loss:.4f} lr {e.lr:.2e} "
+                      f"{e.seconds_per_step:.2f} s/step eta {eta}", flush=True)
+        elif isinstance(e, ev.Validation):
+            print(f"[{self.label}] validation at step {e.step}: PSNR {e.psnr:.2f} dB SSIM {e.ssim:.4f} "
+                  f"(blurry input {e.input_psnr:.2f} dB / {e.input_ssim:.4f}){' best' if e.best else ''} "
+                  f"[{e.seconds:.0f} s]", flush=True)
+        elif isinstance(e, ev.Cancelled):
+            print(f"[{self.label}] stopped after step {e.step}; checkpoint {e.checkpoint}. Run the same command "
+                  "again to continue.", flush=True)
+        elif isinstance(e, ev.Finished):
+            print(f"[{self.label}] finished {e.step} steps in {e.seconds / 60:.1f} min (all sessions)", flush=True)
+
+
+def dpdd_split_names(folder: Path) -> list[str]:
+    from napari_lfdeblur.training import open_pairs
+
+    names = sorted(open_pairs(folder).names)
+    return names[::6]  # 10 of 60, spread over the sorted names
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    import torch
+
+    from napari_lfdeblur.lightfield.readers import read_lightfield
+    from napari_lfdeblur.nn.checkpoint import load_model, save_model
+    from napari_lfdeblur.training import (
+        CancelToken,
+        ConcatPairs,
+        LightFieldPairs,
+        ProceduralPairs,
+        evaluate,
+        finetune,
+        open_pairs,
+        split,
+        train,
+    )
+
+    torch.set_num_threads(args.threads)
+    data = shared_data(args.data)
+    plants_dir, dpdd_dir = data / "lightfields" / PLANTS, data / "pairs" / DPDD
+    for p in (plants_dir, dpdd_dir):
+        if not p.exists():
+            print(f"error: {p} not found; pass --data pointing at the shared data folder", file=sys.stderr)
+            return 2
+    if args.quick:
+        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="lfdeblur_quick_"))
+        weights_out = Path(args.weights_out) if args.weights_out else work / "weights" / "default.pt"
+    else:
+        work = Path(args.work) if args.work else REPO / "runs" / "train_default"
+        weights_out = Path(args.weights_out) if args.weights_out else REPO / "src" / "napari_lfdeblur" / "weights" / \
+            "default.pt"
+    work.mkdir(parents=True, exist_ok=True)
+    p1_dir, p2_dir = work / "phase1", work / "phase2"
+    if not args.resume and any((d / "resume.pt").exists() for d in (p1_dir, p2_dir)):
+        print(f"error: {work} already holds a run; use another --work or drop --no-resume", file=sys.stderr)
+        return 2
+    print(f"run folder {work}; model will be written to {weights_out}", flush=True)
+
+    token = CancelToken()
+
+    def stop(signum, frame):
+        print(f"signal {signum}: stopping after the current step ...", flush=True)
+        token.cancel()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal kills
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    t_start = time.perf_counter()
+    common = {"batch": args.batch, "patch": args.patch, "device": args.device, "seed": args.seed, "resume": True,
+              "cancel": token, "checkpoint_minutes": 5.0, "num_workers": 0}
+
+    # ---------------------------------------------------------------- phase 1
+    proc = ProceduralPairs(patch=args.patch, length=9000, seed=args.seed)
+    plants = LightFieldPairs([read_lightfield(plants_dir)], names=[PLANTS], patch=args.patch, length=1000)
+    data1 = ConcatPairs([proc, plants])
+    val1 = proc.heldout(2 if args.quick else 8, patch=args.patch, crop="center", augment=False)
+    pr1 = Printer(args.print_every, "phase 1")
+    r1 = train(data1, val=val1, model=args.base, phase="pixel", loss="l1", steps=args.steps1, lr=args.lr1,
+               val_every=max(1, args.steps1 // 6), out=p1_dir, callback=pr1,
+               description=f"{data1.describe()} (procedural 90 %, {PLANTS} 10 % of draws)", **common)
+    if r1.cancelled:
+        return 3
+    # ---------------------------------------------------------------- phase 2
+    held = dpdd_split_names(dpdd_dir)
+    dpdd = open_pairs(dpdd_dir, patch=args.patch)
+    vpatch = 256 if args.quick else 512
+    train2, val2 = split(dpdd, val_names=held, val_patch=vpatch)
+    if args.quick:
+        val2 = val2.subset(range(2))
+    pr2 = Printer(args.print_every, "phase 2")
+    r2 = finetune(train2, val=val2, model=r1.last, loss="shift_l1", steps=args.steps2, lr=args.lr2,
+                  val_every=max(1, args.steps2 // 5), out=p2_dir, callback=pr2,
+                  description=f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name)",
+                  **common)
+    if r2.cancelled:
+        return 3
+
+    # ---------------------------------------------------------------- final scores and the shipped files
+    model = load_model(r2.last, device=args.device)
+    if args.quick:
+        final_val = val2
+        final_desc = f"centre {vpatch}x{vpatch} crops of {len(val2)} held-out DPDD pairs"
+    else:
+        final_val = dpdd.options(patch=None).subset([i for i, n in enumerate(dpdd.names) if n in set(held)])
+        final_desc = f"the {len(final_val)} held-out DPDD pairs at full size (1024x1024)"
+    print(f"final evaluation on {final_desc} ...", flush=True)
+    ev_dpdd = evaluate(model, final_val, device=model.device, should_stop=lambda: token.cancelled)
+    ev_proc = evaluate(model, val1, device=model.device)
+    s1, s2 = r1.summary, r2.summary
+    total_seconds = float(s1.get("seconds", 0)) + float(s2.get("seconds", 0))
+    final = {
+        "dpdd_heldout": {k: float(ev_dpdd[k]) for k in ("psnr", "ssim", "input_psnr", "input_ssim")},
+        "dpdd_heldout_names": held,
+        "dpdd_heldout_images": final_desc,
+        "procedural_heldout": {k: float(ev_proc[k]) for k in ("psnr", "ssim", "input_psnr", "input_ssim")},
+        "per_image": [{k: (float(v) if isinstance(v, float) else v) for k, v in r.items()} for r in
+                      ev_dpdd["per_image"]],
+    }
+    summary = {**s2, "recipe": "phase 1 pixel (multi-scale L1) on light-field pairs, then phase 2 shift_l1 on DPDD",
+               "phase1": s1, "final_evaluation": final, "total_seconds": round(total_seconds, 1),
+               "threads": args.threads, "quick": bool(args.quick)}
+    summary.pop("previous", None)
+    save_model(model, weights_out, training=json.loads(json.dumps(summary, default=str)))
+    card = weights_out.parent / "MODEL_CARD.md"
+    card.write_text(model_card(args, s1, s2, final, total_seconds, model), encoding="utf-8")
+    print(f"wrote {weights_out} and {card}", flush=True)
+    d = final["dpdd_heldout"]
+    print(f"held-out DPDD: model {d['psnr']:.2f} dB / {d['ssim']:.4f}, blurry input {d['input_psnr']:.2f} dB / "
+          f"{d['input_ssim']:.4f}", flush=True)
+
+    wall = time.perf_counter() - t_start
+    # median raw step time over the second half of each phase (after the scene pool has been rendered)
+    t1 = _median([r["seconds"] for r in r1.history[len(r1.history) // 2:]])
+    t2 = _median([r["seconds"] for r in r2.history[len(r2.history) // 2:]])
+    print(f"seconds per step (median, second half): phase 1 {t1:.2f}, phase 2 {t2:.2f}; this run {wall:.0f} s wall",
+          flush=True)
+    if args.quick:
+        d1, d2 = parse([]).steps1, parse([]).steps2
+        est = d1 * t1 + d2 * t2
+        print(f"estimate for the default settings ({d1} + {d2} steps, validation excluded): {est / 3600:.2f} h",
+              flush=True)
+    return 0
+
+
+def _median(v):
+    v = sorted(x for x in v if math.isfinite(x))
+    return v[len(v) // 2] if v else math.nan
+
+
+def model_card(args, s1, s2, final, total_seconds, model) -> str:
+    d, p = final["dpdd_heldout"], final["procedural_heldout"]
+    n_params = sum(t.numel() for t in model.parameters())
+    return f"""# napari-lfdeblur default model
+
+`default.pt` is a DRBNet (Ruan et al., "Learning to Deblur using Light Field Generated and Real
+Defocus Images", CVPR 2022) re-implemented in this package and trained from scratch with
+`scripts/train_default.py`{' (QUICK SMOKE TEST: not a usable model)' if args.quick else ''}.
+
+- Network: DRBNet, base width {model.config['base']} ({n_params / 1e6:.2f} M parameters; the paper's is base 32,
+  11.7 M), {model.config['res_blocks']} residual blocks.  Input RGB in [-1, 1].
+- Trained on: CPU ({args.threads} thread(s)), {total_seconds / 3600:.2f} h of training in all,
+  torch {s2.get('torch_version', '')}.
+
+## Recipe
+
+| | phase 1 | phase 2 |
+|---|---|---|
+| data | {s1.get('data', '')} | {s2.get('data', '')} |
+| loss | {s1.get('loss')} (multi-scale: 1, 1/2, 1/4, 1/8 weighted 1, 0.5, 0.25, 0.125) | {s2.get('loss')} (L1 after the best shift of up to 3 px per 32 px tile, at 3 scales) |
+| steps x batch x patch | {s1.get('steps')} x {s1.get('batch')} x {s1.get('patch')}² | {s2.get('steps')} x {s2.get('batch')} x {s2.get('patch')}² |
+| optimiser | Adam, lr {s1.get('lr')} cosine to 1 %, grad clip {s1.get('grad_clip')} | Adam, lr {s2.get('lr')} cosine to 1 %, grad clip {s2.get('grad_clip')} |
+| time | {s1.get('seconds', 0) / 60:.1f} min | {s2.get('seconds', 0) / 60:.1f} min |
+
+The paper's phase 2 uses a VGG19 feature loss; its ImageNet weights could not be downloaded on the
+training machine, so the misalignment-tolerant `shift_l1` loss of this package was used instead.
+
+## Validation
+
+| held-out data | model PSNR / SSIM | blurry input PSNR / SSIM |
+|---|---|---|
+| {final['dpdd_heldout_images']} | {d['psnr']:.2f} dB / {d['ssim']:.4f} | {d['input_psnr']:.2f} dB / {d['input_ssim']:.4f} |
+| {len_or(s1.get('n_val'))} procedural scenes never seen in training (centre {args.patch}² crops) | {p['psnr']:.2f} dB / {p['ssim']:.4f} | {p['input_psnr']:.2f} dB / {p['input_ssim']:.4f} |
+
+Held-out DPDD pairs (by name): {', '.join(final['dpdd_heldout_names'])}.
+These scores are not comparable with published DPDD results (different test images, resized to
+1024x1024 with the aspect ratio changed, JPEG-recompressed, and a much shorter training).
+
+## Data and licences
+
+- Procedural light fields (`napari_lfdeblur.lightfield.synthetic`), textured with images bundled
+  with scikit-image (`skimage.data`) and procedural patterns.
+- Lytro plants `{PLANTS}`: J. F. Jaramillo Hernandez, M. F. Hernandez Baena, "Plants captured with
+  lytro 1st gen dataset" (osf.io/qrm2x), CC BY 4.0.
+- DPDD (Abuolaim & Brown, "Defocus Deblurring Using Dual-Pixel Data", ECCV 2020): 50 Canon pairs of
+  a 1024x1024 copy; no licence is stated for this data (research use; cite the paper).  Check that
+  this fits your use of the weights.
+
+## Limitations
+{below_input_warning(d)}
+A light network trained for about two CPU hours: it sharpens moderate defocus blur, but is far from
+the paper's model (trained for days on 11k LFDOF pairs and the full DPDD).  For quality, train
+longer on a GPU (`lfdeblur train` / `finetune`, or this script with more steps and `--base 32`),
+or load the authors' weights (`single_image_defocus_deblurring.pth`).
+"""
+
+
+def below_input_warning(d) -> str:
+    if d["psnr"] >= d["input_psnr"]:
+        return ""
+    return (f"\n**Warning: on the held-out DPDD pairs this model scores below the blurry input itself "
+            f"({d['psnr']:.2f} dB against {d['input_psnr']:.2f} dB): it needs a longer training before it is "
+            "useful.**\n")
+
+
+def len_or(x):
+    return x if x else "8"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Typed progress events of a training run, and the token that cancels one.
+
+A training run (:func:`~napari_lfdeblur.training.trainer.train`) reports what it
+does by calling ``callback(event)`` with one of the dataclasses below, in this
+order::
+
+    Started
+    (Step | Validation | CheckpointSaved)*
+    Finished | Cancelled | Error
+
+``Error`` is sent just before the exception is raised again.  Every event has
+``kind`` (its lower-case class name) and ``step`` (the last *completed*
+optimisation step, 0 before the first one), so a consumer can dispatch on
+``event.kind`` without importing the classes.  Events hold plain Python
+values (and, for validation samples, small uint8 numpy images) so that a Qt
+worker may pass them across threads as they are.
+
+:class:`CancelToken` is thread-safe: a napari "Stop" button calls
+``token.cancel()`` from the GUI thread and the training loop, which checks
+``token.cancelled`` between steps and between validation images, stops after
+the step in progress and writes a checkpoint of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CancelToken",
+    "Cancelled",
+    "CheckpointSaved",
+    "Error",
+    "Finished",
+    "Started",
+    "Step",
+    "TrainingEvent",
+    "Validation",
+    "as_cancel_check",
+]
+
+
+@dataclass
+class TrainingEvent:
+    """Base class of all training events."""
+
+    step: int
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__.lower()
+
+
+@dataclass
+class Started(TrainingEvent):
+    """The run is set up: ``step`` is where it starts (> 0 when resumed)."""
+
+    total: int = 0
+    phase: str = "pixel"
+    loss: str = ""
+    device: str = "cpu"
+    model: dict = field(default_factory=dict)
+    n_train: int = 0
+    n_val: int = 0
+    data: str = ""
+    out: str | None = None
+    resumed_from: str | None = None
+    world_size: int = 1
+
+
+@dataclass
+class Step(TrainingEvent):
+    """One optimisation step done.
+
+    ``loss`` is the total loss of this step's batch (averaged over ranks in
+    multi-process training), ``terms`` its parts by name, ``lr`` the learning
+    rate used, ``seconds_per_step`` a running average over recent steps,
+    ``eta`` the estimated seconds left (training steps only, validation not
+    included).
+    """
+
+    total: int = 0
+    loss: float = float("nan")
+    lr: float = 0.0
+    seconds_per_step: float = 0.0
+    eta: float = 0.0
+    terms: dict = field(default_factory=dict)
+
+
+@dataclass
+class Validation(TrainingEvent):
+    """Validation scores at ``step``: the network's PSNR (dB) / SSIM on the
+    validation pairs, and those of the blurry input itself (computed once).
+
+    ``samples``: up to ``val_samples`` tuples ``(name, blurred, output, sharp)``
+    of (H, W, 3) uint8 images, when asked for; ``best``: whether this is the
+    best PSNR so far (a ``best.pt`` checkpoint follows when writing files).
+    """
+
+    psnr: float = float("nan")
+    ssim: float = float("nan")
+    input_psnr: float = float("nan")
+    input_ssim: float = float("nan")
+    n_images: int = 0
+    seconds: float = 0.0
+    best: bool = False
+    samples: list | None = None
+
+
+@dataclass
+class CheckpointSaved(TrainingEvent):
+    """A file was written: ``which`` is ``"last"``, ``"best"`` or ``"resume"``."""
+
+    path: str = ""
+    which: str = "last"
+
+
+@dataclass
+class Finished(TrainingEvent):
+    """All steps are done; ``result`` is the :class:`TrainResult`."""
+
+    seconds: float = 0.0
+    result: Any = None
+
+
+@dataclass
+class Cancelled(TrainingEvent):
+    """Stopped by the cancel token after ``step``; ``checkpoint`` is the
+    ``last.pt`` written for it (None when the run writes no files)."""
+
+    seconds: float = 0.0
+    checkpoint: str | None = None
+    result: Any = None
+
+
+@dataclass
+class Error(TrainingEvent):
+    """The run failed; the exception is raised right after this event."""
+
+    message: str = ""
+    exception: BaseException | None = None
+
+
+class CancelToken:
+    """A thread-safe flag that asks a running job to stop.
+
+    >>> token = CancelToken()
+    >>> token.cancelled
+    False
+    >>> token.cancel(); token.cancelled
+    True
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the job to stop (after the step in progress)."""
+        self._event.set()
+
+    def reset(self) -> None:
+        self._event.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def __bool__(self) -> bool:  # ``if token:`` reads as "was it cancelled"
+        return self.cancelled
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self.cancelled})"
+
+
+def as_cancel_check(cancel) -> callable:
+    """A no-argument function returning True when ``cancel`` asks to stop.
+
+    ``cancel`` may be None, a :class:`CancelToken`, a ``threading.Event``, or
+    any callable returning a bool (e.g. a napari worker's ``abort_requested``).
+    """
+    if cancel is None:
+        return lambda: False
+    if isinstance(cancel, CancelToken):
+        return lambda: cancel.cancelled
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set
+    if callable(cancel):
+        return lambda: bool(cancel())
+    from ..errors import TrainingError
+
+    raise TrainingError(
+        f"cancel must be None, a CancelToken, a threading.Event or a callable, got {type(cancel).__name__}"
+    )

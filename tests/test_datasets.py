@@ -1,0 +1,216 @@
+"""Pair datasets: layouts, crops/augmentation, determinism, splits, on-the-fly light-field pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from napari_lfdeblur.errors import TrainingError
+from napari_lfdeblur.training.datasets import (
+    ConcatPairs,
+    FolderPairs,
+    LightFieldPairs,
+    ProceduralPairs,
+    detect_layout,
+    open_pairs,
+    split,
+)
+
+
+def _save(path, a):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(a).save(path)
+
+
+def _pair_images(rng, h=40, w=48):
+    sharp = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return 255 - sharp, sharp  # "blurred" = negative: blur + sharp == 1 everywhere, whatever the crop
+
+
+@pytest.fixture
+def dpdd_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "dpdd"
+    for i in range(6):
+        b, s = _pair_images(rng)
+        _save(root / "blur" / f"scene{i}.png", b)
+        _save(root / "sharp" / f"scene{i}.png", s)
+    return root
+
+
+def test_dpdd_layout_crops_augments_identically(dpdd_folder):
+    assert detect_layout(dpdd_folder) == "dpdd"
+    ds = open_pairs(dpdd_folder, patch=32)
+    assert isinstance(ds, FolderPairs) and len(ds) == 6
+    assert ds.names == [f"scene{i}" for i in range(6)]
+    for key in [(0, 1, 0), (3, 1, 7), (5, 2, 11), 2]:
+        b, s = ds[key]
+        assert b.shape == s.shape == (3, 32, 32) and b.dtype == torch.float32
+        assert 0 <= float(b.min()) and float(b.max()) <= 1
+        # the same crop, flip and rotation for both images
+        torch.testing.assert_close(b + s, torch.ones_like(b), atol=1e-6, rtol=0)
+
+
+def test_keys_are_deterministic_and_draws_differ(dpdd_folder):
+    ds = open_pairs(dpdd_folder, patch=16)
+    a1, _ = ds[(1, 5, 3)]
+    a2, _ = ds[(1, 5, 3)]
+    assert torch.equal(a1, a2)
+    others = [ds[(1, 5, d)][0] for d in range(4, 12)]
+    assert any(not torch.equal(a1, o) for o in others)
+    assert torch.equal(ds[1][0], ds[1][0])  # int keys: fixed crop
+
+
+def test_source_target_layout_full_images_and_signed(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "dd"
+    for i in range(2):
+        b, s = _pair_images(rng, 24, 30)
+        _save(root / "source" / f"x{i}.png", b)
+        _save(root / "target" / f"x{i}.jpg", s)  # the extension may differ
+    ds = open_pairs(root)
+    assert ds.crop == "full" and not ds.augment
+    b, s = ds[0]
+    assert b.shape == (3, 24, 30)
+    ds2 = open_pairs(root, signed=True)
+    b2, _ = ds2[0]
+    torch.testing.assert_close(b2, b * 2 - 1)
+
+
+def test_greyscale_becomes_rgb_and_small_images_are_padded(tmp_path):
+    root = tmp_path / "g"
+    g = np.arange(20 * 20, dtype=np.uint8).reshape(20, 20)
+    _save(root / "blur" / "a.png", g)
+    _save(root / "sharp" / "a.png", g)
+    b, _ = open_pairs(root, patch=32, augment=False)[0]
+    assert b.shape == (3, 32, 32)
+    assert torch.equal(b[0], b[1]) and torch.equal(b[1], b[2])
+
+
+def test_lfdof_layout_groups_inputs_by_ground_truth(tmp_path):
+    root = tmp_path / "lfdof"
+    gts = {"sceneA": 10, "scene_B": 200}
+    for name, v in gts.items():
+        _save(root / "ground_truth" / f"{name}.png", np.full((16, 16, 3), v, np.uint8))
+    for stem, v in [("sceneA_ap1_f1", 10), ("sceneA_ap3_f5", 10), ("scene_B_1_2", 200)]:
+        _save(root / "input" / f"{stem}.png", np.full((16, 16, 3), v, np.uint8))
+    _save(root / "input" / "scene_B" / "extra.png", np.full((16, 16, 3), 200, np.uint8))  # input/NAME/ too
+    assert detect_layout(root) == "lfdof"
+    ds = open_pairs(root)
+    assert len(ds) == 4
+    assert sorted(ds.groups) == ["sceneA", "sceneA", "scene_B", "scene_B"]
+    for i in range(len(ds)):
+        b, s = ds[i]
+        assert torch.equal(b, s)  # each input matched to its own ground truth
+    tr, va = split(ds, val_names=["scene_B"])
+    assert set(va.groups) == {"scene_B"} and set(tr.groups) == {"sceneA"}
+
+
+def test_manifest_folder_from_write_pairs(tmp_path):
+    from napari_lfdeblur.lightfield.pairs import make_pairs, write_pairs
+    from napari_lfdeblur.lightfield.synthetic import synthetic_lightfield
+
+    for seed in (1, 2):
+        lf = synthetic_lightfield(seed=seed, views=3, size=40)
+        write_pairs(make_pairs(lf, apertures=[1.0], focus=2, skip_duplicates=False), tmp_path / "pairs")
+    assert detect_layout(tmp_path / "pairs") == "manifest"
+    ds = open_pairs(tmp_path / "pairs", patch=16)
+    assert len(ds) == 4 and sorted(set(ds.groups)) == ["synthetic_1", "synthetic_2"]
+    b, s = ds[(0, 0, 0)]
+    assert b.shape == s.shape == (3, 16, 16)
+    tr, va = split(ds, val_fraction=0.5, seed=3, val_patch=16)
+    assert len(tr) == len(va) == 2 and not set(tr.groups) & set(va.groups)
+
+
+def test_split_fraction_is_deterministic_and_by_group(dpdd_folder):
+    ds = open_pairs(dpdd_folder, patch=16)
+    tr1, va1 = split(ds, val_fraction=0.34, seed=0, val_patch=16)
+    _, va2 = split(ds, val_fraction=0.34, seed=0, val_patch=16)
+    assert va1.names == va2.names and len(va1) == 2 and len(tr1) == 4
+    assert not set(tr1.names) & set(va1.names)
+    assert va1.crop == "center" and not va1.augment and tr1.crop == "random" and tr1.augment
+    b, _ = va1[0]
+    assert b.shape == (3, 16, 16)
+    _, va_full = split(ds, val_names=["scene3"], val_patch=None)
+    assert va_full.names == ["scene3"] and va_full.crop == "full" and va_full[0][0].shape == (3, 40, 48)
+    with pytest.raises(TrainingError, match="not in the data"):
+        split(ds, val_names=["nope"])
+
+
+def test_errors_say_what_is_wrong(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingError, match="neither a pair folder"):
+        open_pairs(tmp_path / "empty")
+    with pytest.raises(TrainingError, match="not found"):
+        open_pairs(tmp_path / "missing")
+    root = tmp_path / "bad"
+    _save(root / "blur" / "a.png", np.zeros((16, 16, 3), np.uint8))
+    _save(root / "sharp" / "a.png", np.zeros((16, 20, 3), np.uint8))
+    with pytest.raises(TrainingError, match="same size"):
+        open_pairs(root)[0]
+    root2 = tmp_path / "nomatch"
+    _save(root2 / "blur" / "a.png", np.zeros((16, 16, 3), np.uint8))
+    _save(root2 / "sharp" / "b.png", np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(TrainingError, match="same name"):
+        open_pairs(root2)
+    with pytest.raises(TrainingError, match="multiple of|>= 8|patch"):
+        open_pairs(root2, patch=4)
+
+
+def test_cache_keeps_uint8(dpdd_folder):
+    ds = open_pairs(dpdd_folder, patch=16)
+    ds[(0, 0, 0)]
+    assert ds._cache and all(a.dtype == np.uint8 for a in ds._cache.values())
+    nocache = open_pairs(dpdd_folder, patch=16, cache=False)
+    nocache[(0, 0, 0)]
+    assert not nocache._cache
+
+
+def test_lightfield_pairs_on_the_fly():
+    from napari_lfdeblur.lightfield.synthetic import synthetic_lightfield
+
+    lf = synthetic_lightfield(seed=4, views=5, size=64, disparity_range=(-1, 1))
+    ds = open_pairs(lf, patch=32, length=10)
+    assert isinstance(ds, LightFieldPairs) and len(ds) == 10
+    b, s = ds[(2, 0, 9)]
+    assert b.shape == s.shape == (3, 32, 32)
+    b2, s2 = ds[(2, 0, 9)]
+    assert torch.equal(b, b2) and torch.equal(s, s2)
+    # blurred differs from sharp on average (random focus away from most layers)
+    diffs = [float((ds[(i, 0, i)][0] - ds[(i, 0, i)][1]).abs().mean()) for i in range(4)]
+    assert max(diffs) > 1e-3
+    full = ds.options(patch=None)
+    fb, fs = full[0]
+    assert fb.shape == fs.shape and fb.shape[1] >= 48
+
+
+def test_procedural_pairs_and_heldout():
+    ds = open_pairs("synthetic", patch=32, views=5, size=48, pool=2, refresh=4, length=50)
+    assert isinstance(ds, ProceduralPairs)
+    b, s = ds[(0, 0, 0)]
+    assert b.shape == s.shape == (3, 32, 32)
+    assert torch.equal(ds[(3, 0, 5)][0], ds[(3, 0, 5)][0])
+    tr, va = split(ds, val_fraction=0.1, val_count=3, val_patch=32)
+    assert tr is ds and len(va) == 3 and va.seed != ds.seed and va.crop == "center"
+    v0 = va[0][0]
+    assert torch.equal(v0, va[0][0])  # fixed validation items (kept after the first time)
+
+
+def test_concat_and_split_mixed(dpdd_folder):
+    ds = open_pairs([dpdd_folder, "synthetic"], patch=16, views=5, size=40, length=20)
+    assert isinstance(ds, ConcatPairs) and len(ds) == 26
+    assert ds[(25, 0, 1)][0].shape == (3, 16, 16)
+    _, va = split(ds, val_fraction=0.34, val_count=2, val_patch=16)
+    assert len(va) == 2 + 2
+
+
+def test_real_dpdd_folder(dpdd_pairs):
+    ds = open_pairs(dpdd_pairs, patch=64)
+    assert len(ds) == 60 and ds.layout == "dpdd"
+    names = sorted(ds.names)[:10]
+    tr, va = split(ds, val_names=names, val_patch=128)
+    assert len(tr) == 50 and sorted(va.names) == names
+    b, s = tr[(0, 0, 0)]
+    assert b.shape == (3, 64, 64) and float((b - s).abs().mean()) < 0.5

@@ -1,0 +1,177 @@
+"""The trainer on a tiny network and tiny data: events, files, exact resume, cancel, fine-tuning."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from napari_lfdeblur.errors import TrainingError
+from napari_lfdeblur.training import (
+    Cancelled,
+    CancelToken,
+    CheckpointSaved,
+    Finished,
+    Started,
+    Step,
+    Validation,
+    finetune,
+    lr_at,
+    train,
+)
+
+TINY = {"model": 4, "batch": 2, "patch": 32, "device": "cpu", "seed": 3}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny networks: threads only add overhead (and make timings noisy on a shared CPU)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _box5(r):
+    return np.convolve(r, np.ones(5) / 5, mode="same")
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    """8 scenes of 48x48: sharp = smooth random texture, blurred = its box blur."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "pairs"
+    (root / "blur").mkdir(parents=True)
+    (root / "sharp").mkdir()
+    for i in range(8):
+        small = rng.random((12, 12, 3))
+        sharp = np.kron(small, np.ones((4, 4, 1)))
+        blur = np.apply_along_axis(_box5, 0, sharp)
+        blur = np.apply_along_axis(_box5, 1, blur)
+        Image.fromarray((sharp * 255).astype(np.uint8)).save(root / "sharp" / f"s{i}.png")
+        Image.fromarray((blur * 255).astype(np.uint8)).save(root / "blur" / f"s{i}.png")
+    return root
+
+
+def test_train_events_files_and_checkpoints(pairs, tmp_path):
+    from napari_lfdeblur.nn.checkpoint import load_model
+
+    events = []
+    out = tmp_path / "run"
+    r = train(pairs, val=0.25, val_patch=32, steps=4, val_every=2, out=out, callback=events.append, **TINY)
+    kinds = [e.kind for e in events]
+    assert isinstance(events[0], Started) and events[0].total == 4 and events[0].n_train == 6
+    assert isinstance(events[-1], Finished) and events[-1].result is r
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [e.step for e in steps] == [1, 2, 3, 4] and all(math.isfinite(e.loss) and e.lr > 0 for e in steps)
+    assert steps[-1].eta == 0 and steps[0].seconds_per_step > 0
+    vals = [e for e in events if isinstance(e, Validation)]
+    assert [v.step for v in vals] == [2, 4] and vals[0].best
+    assert vals[0].input_psnr == vals[1].input_psnr and math.isfinite(vals[0].input_psnr)
+    assert {e.which for e in events if isinstance(e, CheckpointSaved)} == {"last", "best", "resume"}
+    assert kinds.count("started") == 1 and kinds.count("finished") == 1
+
+    assert r.steps == 4 and not r.cancelled and len(r.history) == 4 and len(r.validations) == 2
+    assert r.last == out / "last.pt" and r.best == out / "best.pt" and r.resume == out / "resume.pt"
+    assert not r.model.training and r.model.clip_output
+    with open(r.log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(x["step"]) for x in rows] == [1, 2, 3, 4] and rows[1]["val_psnr"] and not rows[0]["val_psnr"]
+
+    m = load_model(r.last, device="cpu")
+    s = m.training_summary
+    assert s["phase"] == "pixel" and s["steps"] == 4 and s["loss"] == "l1" and s["n_val"] == 2
+    assert math.isfinite(s["val_psnr"]) and math.isfinite(s["input_psnr"]) and s["seconds"] >= 0
+    assert "pair folder" in s["data"]
+    for a, b in zip(m.state_dict().values(), r.model.state_dict().values()):
+        assert torch.equal(a, b)
+    state = torch.load(r.resume, weights_only=True)  # plain tensors and Python values only
+    assert state["step"] == 4 and "optimizer" in state and "rng" in state
+
+
+def test_resume_continues_exactly(pairs, tmp_path):
+    straight = train(pairs, steps=6, out=tmp_path / "a", **TINY)
+
+    token = CancelToken()
+    events = []
+
+    def cb(e):
+        events.append(e)
+        if isinstance(e, Step) and e.step == 3:
+            token.cancel()
+
+    first = train(pairs, steps=6, out=tmp_path / "b", cancel=token, callback=cb, **TINY)
+    assert first.cancelled and first.steps == 3 and isinstance(events[-1], Cancelled)
+    assert events[-1].checkpoint == str(tmp_path / "b" / "last.pt")
+    from napari_lfdeblur.nn.checkpoint import load_model
+
+    assert load_model(tmp_path / "b" / "last.pt").training_summary["steps"] == 3
+
+    second = train(pairs, steps=6, out=tmp_path / "b", resume=True, **TINY)
+    assert second.steps == 6 and len(second.history) == 6
+    np.testing.assert_allclose(second.losses, straight.losses, rtol=0, atol=1e-6)
+    for a, b in zip(second.model.state_dict().values(), straight.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_cancel_before_the_first_step_and_resume_errors(pairs, tmp_path):
+    token = CancelToken()
+    token.cancel()
+    r = train(pairs, steps=3, out=tmp_path / "c", cancel=token, **TINY)
+    assert r.cancelled and r.steps == 0 and (tmp_path / "c" / "resume.pt").is_file()
+    with pytest.raises(TrainingError, match="not a napari-lfdeblur resume file"):
+        train(pairs, steps=3, resume=tmp_path / "c" / "last.pt", **TINY)
+    with pytest.raises(TrainingError, match="no resume file"):
+        train(pairs, steps=3, resume=tmp_path / "nothing", **TINY)
+    with pytest.raises(TrainingError, match="is for"):
+        train(pairs, steps=3, out=tmp_path / "c", resume=True, **{**TINY, "model": 8})
+
+
+def test_finetune_with_shift_tolerant_loss_keeps_history(pairs, tmp_path):
+    p1 = train(pairs, steps=2, out=tmp_path / "p1", **TINY)
+    p2 = finetune(pairs, model=p1.last, loss="shift_l1", steps=2, out=tmp_path / "p2",
+                  **{k: v for k, v in TINY.items() if k != "model"})
+    s = p2.summary
+    assert s["phase"] == "feature" and s["loss"] == "shift_l1" and s["lr"] == 5e-5
+    assert s["previous"]["phase"] == "pixel" and s["previous"]["steps"] == 2
+
+
+def test_feature_phase_without_vgg_weights_is_a_clear_error(pairs, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    with pytest.raises(TrainingError, match="vgg19-dcbb9e9d.pth"):
+        train(pairs, phase="feature", steps=1, **TINY)
+
+
+def test_on_the_fly_procedural_data(tmp_path):
+    from napari_lfdeblur.training import open_pairs
+
+    data = open_pairs("synthetic", patch=32, views=5, size=48, pool=2)
+    r = train(data, val=0.5, steps=2, val_every=2, val_patch=32, out=None, **TINY)
+    assert r.steps == 2 and len(r.validations) == 1 and r.last is None
+    assert "procedural" in r.summary["data"] and r.summary["n_val"] == 16
+
+
+def test_bad_arguments(pairs):
+    with pytest.raises(TrainingError, match="multiple of 8"):
+        train(pairs, steps=1, **{**TINY, "patch": 30})
+    with pytest.raises(TrainingError, match="phase"):
+        train(pairs, steps=1, phase="gan", **TINY)
+    with pytest.raises(TrainingError, match="steps"):
+        train(pairs, steps=0, **TINY)
+    with pytest.raises(TrainingError, match="model"):
+        train(pairs, steps=1, **{**TINY, "model": 3.5})
+    with pytest.raises(TrainingError, match="finetune needs"):
+        finetune(pairs, model=None)
+
+
+def test_learning_rate_schedules():
+    assert lr_at(0, 100, 1.0) == pytest.approx(1.0)
+    assert lr_at(50, 100, 1.0) == pytest.approx(0.505)
+    assert lr_at(99, 100, 1.0, min_lr=0.0) < 0.01
+    assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)
+    assert [lr_at(i, 100, 1.0, "step") for i in (0, 49, 50, 75)] == [1.0, 1.0, 0.5, 0.25]
+    assert lr_at(70, 100, 0.3, "constant") == 0.3
