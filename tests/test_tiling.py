@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
-from napari_lfdeblur.inference.tiling import plan_tiles, run_tiled, tile_starts
+from napari_lfdeblur.inference.tiling import plan_tiles, run_tiled, tile_spans
 
 
 def _box(batch: np.ndarray, radius: int = 5) -> np.ndarray:
@@ -16,15 +16,18 @@ def _box(batch: np.ndarray, radius: int = 5) -> np.ndarray:
     return np.stack([uniform_filter(b, size=(size, size, 1), mode="constant") for b in batch])
 
 
-@pytest.mark.parametrize("n,tile,overlap", [(100, 40, 10), (513, 128, 48), (40, 64, 8), (129, 64, 0)])
-def test_tile_starts_cover_everything(n, tile, overlap):
-    starts = tile_starts(n, tile, overlap)
-    assert starts[0] == 0 and starts[-1] + min(tile, n) == n
+@pytest.mark.parametrize("n,tile,overlap", [(100, 40, 10), (513, 128, 48), (40, 64, 8), (129, 64, 0), (1001, 300, 112)])
+def test_tile_spans_cover_everything_on_aligned_starts(n, tile, overlap):
+    spans = tile_spans(n, tile, overlap)
+    assert spans[0][0] == 0 and spans[-1][0] + spans[-1][1] == n
     covered = np.zeros(n, bool)
-    for s in starts:
-        covered[s : s + tile] = True
+    for s, size in spans:
+        assert s % 8 == 0  # the network is shift-equivariant only by multiples of 8
+        assert size == min(tile, n) or (s, size) == spans[-1]
+        covered[s : s + size] = True
     assert covered.all()
-    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+    for (a, sa), (b, _) in zip(spans, spans[1:]):
+        assert a + sa - b >= overlap
 
 
 def test_weights_sum_positive_everywhere():

@@ -1,175 +1,198 @@
-"""Deblurring an image with a network: the user-facing :func:`deblur`.
+"""``deblur``: any image, any size, numpy in memory or lazy dask, through the network tile by tile.
 
-This is the whole-image version: one forward pass over the full image (the
-network pads any size to multiples of 8 itself).  The reusable pieces are
+The flow for one image plane (Y, X[, C]):
 
-- :func:`get_model`: a ready network from a name, path or module, cached per
-  (checkpoint file, device, dtype) so that repeated calls do not reload it;
-- :func:`_deblur_array`: float RGB in [0, 1], (H, W, 3) or a batch
-  (N, H, W, 3), through the network and back, as float32 numpy;
-- :func:`check_rgb_image`: the input checks, raising ``DeblurInputError``.
+    normalise intensities to [0, 1]  (normalize.py, reversible)
+    greyscale -> RGB, RGBA -> RGB + alpha kept aside
+    overlapping tiles -> network in batches -> smooth blending  (tiling.py)
+    back to the input's channels, range and dtype
 
-torch is imported inside the functions, so importing this module stays cheap.
+numpy in -> numpy out, computed now (with ``progress`` and ``cancel``);
+dask, zarr or other array-likes in -> a lazy dask array out: each chunk is
+deblurred from itself plus a halo of its neighbours when (and only when) it
+is computed (lazy.py), which is what napari does for the tiles it draws.
+Stacks (..., Y, X[, C]) go plane by plane.
 """
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
-from pathlib import Path
+import logging
+import warnings
+from typing import Callable
 
 import numpy as np
 
-from ..errors import DeblurInputError, ModelError, OutOfMemoryError
+from ..errors import DeblurInputError, LFDeblurError, OutOfMemoryError
+from .lazy import lazy_map_planes
+from .models import clear_model_cache, get_model, run_network
+from .normalize import Normalization, merge_channels, split_channels
+from .tiling import ALIGN, plan_tiles, run_tiled
 
-__all__ = ["check_rgb_image", "clear_model_cache", "deblur", "get_model"]
+__all__ = ["deblur", "DeblurCancelled", "get_model", "clear_model_cache", "default_overlap"]
 
-_RANGE_TOL = 1e-5
-_CACHE_SIZE = 2
-_model_cache: OrderedDict[tuple, object] = OrderedDict()
+log = logging.getLogger(__name__)
+
+DEFAULT_TILE = 512
+MIN_TILE = 128
+# Context each tile gets beyond the part of it that is kept, and the width of
+# the cross-fade between neighbours.  The network works at 1/8 scale with a
+# bottleneck of 3x3 convolutions, so features near a tile edge depend on
+# pixels far away; 48 px of context keeps tiled output within 1/255 of the
+# whole-image output (tests/test_deblur.py, benchmarks/bench_deblur.py).
+DEFAULT_MARGIN = 48
+BLEND = 16
 
 
-def check_rgb_image(image) -> np.ndarray:
-    """Validate a float RGB (H, W, 3) image in [0, 1]; returns it as float32 (a view when possible)."""
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        if arr.ndim == 2:
-            hint = "this looks like a greyscale image: stack it, np.stack([img] * 3, axis=-1)"
-        elif arr.ndim == 3 and arr.shape[-1] == 4:
-            hint = "this looks like RGBA: drop the alpha channel, img[..., :3]"
-        elif arr.ndim == 3 and arr.shape[0] == 3:
-            hint = "this looks channel-first (3, H, W): use np.moveaxis(img, 0, -1)"
-        else:
-            hint = "give one RGB image with channels last"
-        raise DeblurInputError(f"deblur expects an RGB image of shape (H, W, 3), got shape {arr.shape}; {hint}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise DeblurInputError(f"deblur got an empty image of shape {arr.shape}")
-    if arr.dtype.kind != "f":
-        hint = " (for uint8 images use img / 255)" if arr.dtype == np.uint8 else ""
-        raise DeblurInputError(f"deblur expects a float image with values in [0, 1], got dtype {arr.dtype}{hint}")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise DeblurInputError("the image contains NaN or infinite values; replace them first (np.nan_to_num)")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -_RANGE_TOL or hi > 1 + _RANGE_TOL:
+class DeblurCancelled(LFDeblurError):
+    """Raised by ``deblur`` when its ``cancel`` token is set; nothing is returned."""
+
+
+def default_overlap() -> int:
+    return DEFAULT_MARGIN
+
+
+def _is_lazy(image) -> bool:
+    return not isinstance(image, np.ndarray) and not np.isscalar(image) and hasattr(image, "shape")
+
+
+def _guess_rgb(shape, rgb):
+    if rgb is not None:
+        return bool(rgb)
+    return len(shape) >= 3 and shape[-1] in (3, 4)
+
+
+def _check_shape(shape, dtype, rgb: bool):
+    n_plane = 3 if rgb else 2
+    if len(shape) < n_plane:
         raise DeblurInputError(
-            f"deblur expects values in [0, 1], got [{lo:.4g}, {hi:.4g}]; rescale the image first "
-            "(e.g. (img - img.min()) / (img.max() - img.min()))"
+            f"Image of shape {tuple(shape)}: need at least (Y, X) for greyscale or (Y, X, C) for colour."
         )
-    if lo < 0 or hi > 1:
-        arr = np.clip(arr, 0.0, 1.0)
-    return arr
+    if rgb and shape[-1] not in (1, 3, 4):
+        raise DeblurInputError(
+            f"Last axis has {shape[-1]} channels; colour images need 1, 3 or 4 (RGBA). "
+            "For channel-first data use np.moveaxis(img, 0, -1); pass rgb=False for greyscale stacks."
+        )
+    y, x = shape[len(shape) - n_plane], shape[len(shape) - n_plane + 1]
+    if y < 2 or x < 2:
+        raise DeblurInputError(f"Image plane of {y}x{x} pixels is too small to deblur (need at least 2x2).")
+    kind = np.dtype(dtype).kind
+    if kind not in "uif" or np.dtype(dtype) == np.bool_:
+        raise DeblurInputError(f"Unsupported dtype {dtype}: give uint8, uint16 or float images.")
 
 
-def clear_model_cache() -> None:
-    """Forget the networks :func:`get_model` keeps (frees their memory)."""
-    _model_cache.clear()
+def _plane_runner(net, norm: Normalization, rgb: bool, tile: int, margin: int, batch: int,
+                  progress=None, cancel=None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function deblurring one (Y, X[, C]) plane in the input's dtype and range."""
+
+    def network(tiles: np.ndarray) -> np.ndarray:
+        if cancel is not None and cancel():
+            raise DeblurCancelled("Deblurring was cancelled.")
+        return run_network(tiles, net)
+
+    def run(plane: np.ndarray) -> np.ndarray:
+        plane = np.asarray(plane)
+        if plane.dtype.kind == "f" and not np.isfinite(plane).all():
+            raise DeblurInputError("The image contains NaN or infinite values; replace them (np.nan_to_num) first.")
+        unit = norm.to_unit(plane)
+        rgb3, _, kind = split_channels(unit, rgb)
+        size = tile
+        while True:
+            try:
+                out = run_tiled(rgb3, network, tile=size, margin=margin, blend=BLEND, batch=batch, progress=progress)
+                break
+            except OutOfMemoryError:
+                if size <= MIN_TILE:
+                    raise
+                size = max(MIN_TILE, size // 2)
+                warnings.warn(f"out of memory: retrying with {size}-pixel tiles", RuntimeWarning, stacklevel=2)
+                log.warning("out of memory: retrying with %d-pixel tiles", size)
+        result = norm.from_unit(merge_channels(out, None, kind if kind != "rgba" else "rgb"))
+        if kind == "rgba":  # alpha untouched, in the input's own values
+            result = np.concatenate([result, plane[..., 3:]], axis=-1)
+        return result
+
+    return run
 
 
-def _cache_key(model, device, dtype):
-    from ..nn.checkpoint import default_model_path
-    from ..nn.devices import resolve_device
-
-    if isinstance(model, str) and model.strip().lower() == "default":
-        path = default_model_path()
-    elif isinstance(model, (str, os.PathLike)):
-        path = Path(model).expanduser()
-    else:
-        return None
-    try:
-        st = path.resolve().stat()
-    except OSError:
-        return None  # let load_model raise its message
-    return (str(path.resolve()), st.st_mtime_ns, st.st_size, str(resolve_device(device)), str(dtype))
-
-
-def get_model(model="default", device="auto", dtype=None):
-    """A network ready for inference (see ``load_model``); checkpoint files are loaded once and cached."""
-    from ..nn.checkpoint import load_model
-
-    key = _cache_key(model, device, dtype)
-    if key is not None and key in _model_cache:
-        _model_cache.move_to_end(key)
-        return _model_cache[key]
-    net = load_model(model, device=device, dtype=dtype)
-    if key is not None:
-        _model_cache[key] = net
-        while len(_model_cache) > _CACHE_SIZE:
-            _model_cache.popitem(last=False)
-    return net
-
-
-def _device_dtype(model):
-    import torch
-
-    p = next(iter(model.parameters()), None)
-    if p is None:
-        return torch.device(getattr(model, "device", "cpu")), torch.float32
-    return p.device, p.dtype
-
-
-def _deblur_array(rgb: np.ndarray, model) -> np.ndarray:
-    """Run ``model`` on float RGB in [0, 1], (H, W, 3) or (N, H, W, 3); returns float32 in [0, 1], same shape.
-
-    No input checks beyond the shape (callers validate); runs under
-    ``torch.inference_mode``.  Out-of-memory becomes ``OutOfMemoryError``.
-    """
-    import torch
-
-    convention = getattr(model, "input_convention", "rgb_minus1_1")
-    if convention != "rgb_minus1_1":
-        raise ModelError(f"this model expects inputs as {convention!r}; only 'rgb_minus1_1' is supported")
-    single = rgb.ndim == 3
-    batch = rgb[None] if single else rgb
-    if batch.ndim != 4 or batch.shape[-1] != 3:
-        raise DeblurInputError(f"expected (H, W, 3) or (N, H, W, 3) RGB, got shape {rgb.shape}")
-    device, dtype = _device_dtype(model)
-    channels_last = device.type == "cuda"
-
-    try:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
-            x = x.to(device=device, dtype=dtype)
-            x = (x * 2 - 1).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            y = model(x)
-            del x
-            y = y.float().add_(1).mul_(0.5).clamp_(0.0, 1.0)
-            out = y.permute(0, 2, 3, 1).to("cpu").contiguous().numpy()
-    except torch.cuda.OutOfMemoryError as e:  # CUDA (torch.OutOfMemoryError in torch >= 2.5)
-        raise OutOfMemoryError(
-            f"the {device} device ran out of memory on a {batch.shape[1]}x{batch.shape[2]} image: "
-            "deblur in tiles, use a lighter model, or device='cpu'"
-        ) from e
-    except RuntimeError as e:
-        if "can't allocate memory" in str(e) or "not enough memory" in str(e):
-            raise OutOfMemoryError(
-                f"not enough RAM to deblur a {batch.shape[1]}x{batch.shape[2]} image at once: "
-                "deblur in tiles or use a lighter model"
-            ) from e
-        raise
-    return out[0] if single else out
-
-
-def deblur(image, model="default", device="auto", *, dtype=None) -> np.ndarray:
-    """Deblur a whole RGB image.
+def deblur(image, model="default", tile=None, overlap=None, batch=None, device="auto", *, dtype=None,
+           normalize="auto", rgb=None, chunk=None, progress=None, cancel=None):
+    """Remove defocus blur from an image or a stack of images.
 
     Parameters
     ----------
-    image:
-        float array (H, W, 3) with values in [0, 1].
-    model:
-        ``"default"`` (the shipped model), a checkpoint path (a napari-lfdeblur
-        checkpoint or the authors' ``single_image_defocus_deblurring.pth``) or
-        an ``nn.Module``.
-    device:
-        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ...
-    dtype:
-        ``None`` (float32), ``"float16"`` or ``"bfloat16"`` (GPUs only; float32 on the CPU).
+    image
+        (Y, X) greyscale, (Y, X, 3) RGB, (Y, X, 4) RGBA (alpha is passed
+        through) or a stack (..., Y, X[, C]) deblurred plane by plane; uint8,
+        uint16 or float.  A numpy array is deblurred now; a dask, zarr or
+        tifffile-backed array gives back a lazy dask array.
+    model
+        ``"default"`` (the shipped model), a checkpoint path (ours or the
+        authors' ``single_image_defocus_deblurring.pth``) or an ``nn.Module``.
+    tile, overlap, batch
+        Tile size in pixels (default 512), context in pixels each tile gets
+        beyond what is kept (default 48, rounded up to a multiple of 8; tiles
+        cross-fade over 16 more pixels),
+        tiles per network call (default 1 on the CPU, 4 on a GPU).  Images no
+        larger than a tile go through whole.
+    device, dtype
+        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda:1"``...;
+        ``"float16"``/``"bfloat16"`` on GPUs.  A CUDA out-of-memory error
+        retries with smaller tiles (down to 128) and warns.
+    normalize
+        How intensities map to the network's [0, 1] (see ``normalize.py``):
+        ``"auto"`` (uint8 / 255; uint16 and float by their 0.05-99.95th
+        percentiles, floats in [0, 1] as they are), ``"percentile"``,
+        ``"dtype"``, ``"none"`` or ``(lo, hi)``.  The output is mapped back the
+        same way into the input dtype.
+    rgb
+        Whether the last axis holds channels; default: when it has 3 or 4.
+    chunk
+        Lazy inputs: chunk size in Y and X of the output (default: the
+        input's when between 256 and 4096, else 1024).
+    progress, cancel
+        numpy inputs: ``progress(done, total)`` after each batch of tiles;
+        ``cancel()`` returning True stops with :class:`DeblurCancelled`.
 
     Returns
     -------
-    float32 array (H, W, 3) in [0, 1].
+    Same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
     """
-    arr = check_rgb_image(image)
+    shape, in_dtype = tuple(image.shape), np.dtype(image.dtype)
+    rgb = _guess_rgb(shape, rgb)
+    _check_shape(shape, in_dtype, rgb)
+    if tile is not None and int(tile) < 16:
+        raise DeblurInputError(f"tile={tile} is too small; use at least {MIN_TILE} (default {DEFAULT_TILE}).")
+    margin = DEFAULT_MARGIN if overlap is None else int(overlap)
+    if margin < 0:
+        raise DeblurInputError(f"overlap must be >= 0, got {overlap}.")
+    margin = -(-margin // ALIGN) * ALIGN  # whole steps of the network's 1/8 grid
+    tile = int(tile or DEFAULT_TILE)
+    if tile <= 2 * margin + BLEND:
+        raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
+    alpha = rgb and shape[-1] == 4
+    norm = Normalization.for_image(image, normalize, alpha=alpha)
     net = get_model(model, device=device, dtype=dtype)
-    return _deblur_array(arr, net)
+    if batch is None:
+        batch = 4 if getattr(net, "device", None) is not None and str(net.device).startswith("cuda") else 1
+    cancel_check = None if cancel is None else (cancel if callable(cancel) else cancel.is_set)
+
+    if _is_lazy(image):
+        import dask.array as da
+
+        arr = image if isinstance(image, da.Array) else da.from_array(image, chunks="auto")
+        plane = _plane_runner(net, norm, rgb, tile, margin, int(batch))
+        return lazy_map_planes(arr, plane, rgb=rgb, depth=margin + BLEND, out_dtype=in_dtype, chunk=chunk)
+
+    image = np.asarray(image)
+    n_plane = 3 if rgb else 2
+    stack_shape = shape[: len(shape) - n_plane]
+    planes = image.reshape((-1,) + shape[len(shape) - n_plane:])
+    H, W = planes.shape[1:3]
+    per_plane = len(list(plan_tiles((H, W), tile, margin, BLEND)))
+    total = per_plane * len(planes)
+
+    out = np.empty_like(planes)
+    for i, p in enumerate(planes):
+        report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
+        out[i] = _plane_runner(net, norm, rgb, tile, margin, int(batch), report, cancel_check)(p)
+    return out.reshape(stack_shape + out.shape[1:])

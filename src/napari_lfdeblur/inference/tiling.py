@@ -1,7 +1,11 @@
 """Overlapping tiles with smooth blending: run a network on images of any size.
 
 Along each axis, tiles of ``tile`` pixels overlap by ``2 * margin + blend``.
-Each tile's outer ``margin`` pixels (where the network saw too little context)
+Tiles start on multiples of ``align`` (8): the network downsamples by 8, so
+its output is only shift-equivariant for shifts by multiples of 8, and a tile
+at another offset would see a different sampling phase than the whole image.
+The last tile of a row or column ends at the border (up to ``align - 1``
+pixels longer than the others).  Each tile's outer ``margin`` pixels (where the network saw too little context)
 get weight 0, then a raised-cosine ramp of ``blend`` pixels hands over to the
 neighbour, so the result has no seam.  Sides that touch the image border keep
 weight 1 up to the border: the network sees the real border there, as it
@@ -16,17 +20,25 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+ALIGN = 8
 
-def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering [0, n) with at least ``overlap`` shared pixels."""
+
+def tile_spans(n: int, tile: int, overlap: int, align: int = ALIGN) -> list[tuple[int, int]]:
+    """(start, size) of tiles covering [0, n): starts on multiples of ``align``, neighbours sharing >= ``overlap``."""
     if n <= tile:
-        return [0]
-    step = tile - overlap
+        return [(0, n)]
+    step = (tile - overlap) // align * align
     if step <= 0:
-        raise ValueError(f"tile ({tile}) must be larger than the overlap ({overlap})")
-    count = math.ceil((n - tile) / step) + 1
-    starts = [min(i * step, n - tile) for i in range(count)]
-    return sorted(set(starts))
+        raise ValueError(f"tile ({tile}) must exceed the overlap ({overlap}) by at least {align}")
+    starts = list(range(0, n - tile, step))
+    last = (n - tile) // align * align
+    if last > starts[-1]:
+        starts.append(last)
+    return [(s, tile) for s in starts[:-1]] + [(starts[-1], n - starts[-1])]
+
+
+def tile_starts(n: int, tile: int, overlap: int, align: int = ALIGN) -> list[int]:
+    return [s for s, _ in tile_spans(n, tile, overlap, align)]
 
 
 def _ramp(length: int, margin: int, blend: int) -> np.ndarray:
@@ -51,14 +63,26 @@ def plan_tiles(shape: tuple[int, int], tile: int, margin: int, blend: int) -> It
     """Yield (row slice, column slice, 2D weight) for every tile of an image of ``shape``."""
     overlap = 2 * margin + blend
     H, W = shape
-    ys = tile_starts(H, tile, overlap)
-    xs = tile_starts(W, tile, overlap)
-    th, tw = min(tile, H), min(tile, W)
-    for iy, y0 in enumerate(ys):
+    ys = tile_spans(H, tile, overlap)
+    xs = tile_spans(W, tile, overlap)
+    for iy, (y0, th) in enumerate(ys):
         wy = axis_weight(th, iy == 0, iy == len(ys) - 1, margin, blend)
-        for ix, x0 in enumerate(xs):
+        for ix, (x0, tw) in enumerate(xs):
             wx = axis_weight(tw, ix == 0, ix == len(xs) - 1, margin, blend)
             yield slice(y0, y0 + th), slice(x0, x0 + tw), np.outer(wy, wx)
+
+
+def _batches(tiles: list, batch: int) -> Iterator[list]:
+    """Consecutive tiles of equal shape, ``batch`` at a time (border tiles may be larger)."""
+    group: list = []
+    for t in tiles:
+        shape = (t[0].stop - t[0].start, t[1].stop - t[1].start)
+        if group and (len(group) == batch or shape != group[0][3]):
+            yield group
+            group = []
+        group.append((*t, shape))
+    if group:
+        yield group
 
 
 def run_tiled(
@@ -85,13 +109,12 @@ def run_tiled(
     acc = None
     wsum = np.zeros((H, W, 1), dtype=np.float64)
     done = 0
-    for i in range(0, len(tiles), max(1, batch)):
-        group = tiles[i : i + max(1, batch)]
-        inputs = np.stack([image[sy, sx] for sy, sx, _ in group])
+    for group in _batches(tiles, max(1, batch)):
+        inputs = np.stack([image[sy, sx] for sy, sx, _, _ in group])
         outputs = fn(inputs)
         if acc is None:
             acc = np.zeros((H, W, outputs.shape[-1]), dtype=np.float64)
-        for (sy, sx, w), o in zip(group, outputs):
+        for (sy, sx, w, _), o in zip(group, outputs):
             acc[sy, sx] += o * w[..., None]
             wsum[sy, sx] += w[..., None]
         done += len(group)

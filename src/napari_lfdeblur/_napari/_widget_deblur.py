@@ -1,0 +1,240 @@
+"""The "Deblur" dock widget: preview the visible region, deblur a layer lazily or eagerly, compare.
+
+It gathers the arguments of ``napari_lfdeblur.deblur`` and calls it: on a
+crop of what is on screen for the preview, on the whole layer as a lazy dask
+array that napari computes tile by tile as you pan and zoom, or eagerly in a
+worker with a progress bar and a Cancel button.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+
+from ..errors import LFDeblurError
+from ._models import FROM_FILE, model_choices, on_models_changed, resolve_choice
+from ._workers import CancelToken, start_worker
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _device_choices(_widget=None) -> list[str]:
+    try:
+        from ..nn.devices import available_devices
+
+        return ["auto", *available_devices()]
+    except Exception:  # torch missing or broken: still show the widget
+        return ["auto", "cpu"]
+
+
+def visible_region(layer, viewer) -> tuple[tuple[slice, ...], tuple[float, ...]]:
+    """Index into ``layer.data`` for what is on screen, and the data offset of that crop.
+
+    Non-displayed axes take the current slider position; displayed axes the
+    layer's visible corner pixels (napari keeps them up to date on pan/zoom).
+    """
+    corners = np.asarray(layer.corner_pixels)  # (2, layer ndim), data coordinates
+    step = viewer.dims.current_step
+    offset = len(step) - layer.ndim
+    displayed = set(viewer.dims.displayed)
+    index: list = []
+    origin: list[float] = []
+    for ax in range(layer.ndim):
+        world_ax = ax + offset
+        if world_ax in displayed:
+            lo, hi = int(corners[0, ax]), int(corners[1, ax]) + 1
+            lo = max(lo, 0) // 8 * 8  # on the network's 1/8 grid, like the full result's tiles
+            hi = min(max(hi, lo + 1), layer.data.shape[ax])
+            index.append(slice(lo, hi))
+            origin.append(float(lo))
+        else:
+            pos = int(np.clip(round(layer.world_to_data(viewer.dims.point)[ax]), 0, layer.data.shape[ax] - 1))
+            index.append(slice(pos, pos + 1))
+            origin.append(float(pos))
+    return tuple(index), tuple(origin)
+
+
+class DeblurWidget(Container):
+    def __init__(self, viewer: "napari.viewer.Viewer"):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._cancel: CancelToken | None = None
+
+        self.layer = create_widget(annotation="napari.layers.Image", label="image")
+        self.model = ComboBox(label="model", choices=model_choices)
+        self.model_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
+        self.device = ComboBox(label="device", choices=_device_choices, value="auto")
+        self.tile = SpinBox(label="tile", min=64, max=8192, step=64, value=512,
+                            tooltip="Tile size in pixels; smaller needs less memory")
+        self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
+        self.preview_button = PushButton(text="Preview visible region")
+        self.run_button = PushButton(text="Deblur layer")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
+        self.show_result = CheckBox(label="show deblurred", value=True)
+        self.side_by_side = CheckBox(label="side by side", value=False)
+        self.status = Label(value="")
+        self.extend([
+            self.layer, self.model, self.model_path, self.device, self.tile, self.lazy,
+            self.preview_button, self.run_button, self.cancel_button, self.progress,
+            self.show_result, self.side_by_side, self.status,
+        ])
+        self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
+        self.preview_button.changed.connect(self.preview)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.show_result.changed.connect(self._toggle_results)
+        self.side_by_side.changed.connect(lambda v: setattr(self._viewer.grid, "enabled", bool(v)))
+        on_models_changed(self.model.reset_choices)
+
+    # -- helpers --------------------------------------------------------------
+    def _notify_error(self, err: Exception):
+        from napari.utils.notifications import show_error
+
+        from ..inference.deblur import DeblurCancelled
+
+        if isinstance(err, DeblurCancelled):
+            self.status.value = "cancelled: nothing was added"
+            return
+
+        self.status.value = f"Error: {err}"
+        show_error(str(err))
+
+    def _kwargs(self) -> dict:
+        return {
+            "model": resolve_choice(self.model.value, self.model_path.value),
+            "device": self.device.value,
+            "tile": int(self.tile.value),
+        }
+
+    def _source(self):
+        layer = self.layer.value
+        if layer is None:
+            raise LFDeblurError("Pick an image layer to deblur.")
+        if getattr(layer, "multiscale", False):
+            raise LFDeblurError("Multiscale layers are not supported yet: open the full-resolution level.")
+        return layer
+
+    def _result_kwargs(self, layer, name: str) -> dict:
+        kw = {
+            "name": name,
+            "rgb": layer.rgb,
+            "scale": layer.scale,
+            "translate": layer.translate,
+            "metadata": {"deblurred_from": layer.name},
+        }
+        if not layer.rgb:
+            kw["contrast_limits"] = tuple(layer.contrast_limits)
+            kw["colormap"] = layer.colormap.name
+        return kw
+
+    def _toggle_results(self, show: bool):
+        for lyr in self._viewer.layers:
+            if lyr.metadata.get("deblurred_from"):
+                lyr.visible = bool(show)
+
+    # -- actions --------------------------------------------------------------
+    def preview(self, *_):
+        """Deblur only what is on screen (current slice, visible corner) and add it in place."""
+        from ..inference.deblur import deblur
+
+        try:
+            layer = self._source()
+            kwargs = self._kwargs()
+        except LFDeblurError as e:
+            return self._notify_error(e)
+        index, origin = visible_region(layer, self._viewer)
+        crop = layer.data[index]
+        crop = np.asarray(crop.compute() if hasattr(crop, "compute") else crop)
+        name = f"{layer.name} deblurred (preview)"
+
+        def done(result):
+            kw = self._result_kwargs(layer, name)
+            kw["translate"] = tuple(
+                t + o * s for t, o, s in zip(layer.translate, origin[: layer.ndim], layer.scale)
+            )
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._viewer.add_image(result, **kw)
+            self.status.value = f"preview of {crop.shape[-3 if layer.rgb else -2]}x{crop.shape[-2 if layer.rgb else -1]} px"
+
+        self.status.value = "deblurring the visible region ..."
+        return start_worker(deblur, crop, **kwargs, returned=done, errored=self._notify_error)
+
+    def run(self, *_):
+        """Deblur the whole layer: lazily (dask, napari computes visible tiles) or eagerly with progress."""
+        from ..inference.deblur import deblur
+
+        try:
+            layer = self._source()
+            kwargs = self._kwargs()
+        except LFDeblurError as e:
+            return self._notify_error(e)
+        name = f"{layer.name} deblurred"
+        if self.lazy.value:
+            import dask.array as da
+
+            try:
+                lazy = deblur(da.asarray(layer.data), **kwargs)
+            except LFDeblurError as e:
+                return self._notify_error(e)
+            kw = self._result_kwargs(layer, name)
+            if layer.rgb:
+                kw["contrast_limits"] = tuple(layer.contrast_limits)
+            kw["multiscale"] = False
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self.status.value = "lazy result added: napari computes the tiles you look at"
+            return self._viewer.add_image(lazy, **kw)
+
+        from superqt.utils import ensure_main_thread
+
+        token = self._cancel = CancelToken()
+        data = layer.data
+        report = ensure_main_thread(self._on_progress)
+
+        def job():
+            return deblur(data, **kwargs, progress=lambda d, t: report((d, t)), cancel=token)
+
+        def done(result):
+            if result is None:
+                self.status.value = "cancelled: the layer is unchanged"
+                return
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._viewer.add_image(result, **self._result_kwargs(layer, name))
+            self.status.value = f"deblurred {layer.name}"
+
+        self.progress.visible = True
+        self.progress.value = 0
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = "deblurring ..."
+        return start_worker(job, returned=done, errored=self._notify_error, finished=self._finished)
+
+    def _on_progress(self, step):
+        done, total = step
+        self.progress.max = max(total, 1)
+        self.progress.value = done
+
+    def _finished(self):
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def cancel(self, *_):
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.status.value = "cancelling after the current tile ..."

@@ -1,0 +1,249 @@
+"""The "Train" dock widget: phase 1 / phase 2 training with progress, live curves and Stop.
+
+It gathers the arguments of ``napari_lfdeblur.train`` / ``finetune`` and
+runs them in a worker thread.  Training events arrive in the GUI thread
+(``ensure_main_thread``): the progress bar, the loss and PSNR curves and a
+sample prediction layer follow them.  Stop sets the run's cancel token: the
+run ends after the step in progress and leaves a valid checkpoint.  Trained
+models appear in the Deblur widget's model list.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+
+from ..errors import LFDeblurError
+from ..lightfield.core import LightField
+from ._models import DEFAULT, FROM_FILE, model_choices, resolve_choice, session_models
+from ._widget_deblur import _device_choices
+from ._workers import start_worker
+
+if TYPE_CHECKING:
+    import napari
+
+SOURCES = ("procedural light fields", "light-field layer", "pair folder")
+PHASES = ("pixel (phase 1: light-field pairs)", "feature (phase 2: real pairs)")
+LOSSES = ("auto", "l1", "charbonnier", "shift_l1", "vgg", "vgg+0.1*shift_l1")
+NEW = "new network"
+
+
+def _start_choices(_widget=None) -> list[str]:
+    return [NEW, *model_choices()]
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(max(s, 0))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class TrainWidget(Container):
+    def __init__(self, viewer: "napari.viewer.Viewer"):
+        from superqt.utils import ensure_main_thread
+
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._token = None
+        self.result = None
+        # events are produced in the training thread; handle them in the GUI thread
+        self._post_event = ensure_main_thread(self.handle_event)
+
+        self.source = ComboBox(label="training data", choices=SOURCES)
+        self.lf_layer = create_widget(annotation="napari.layers.Image", label="light field")
+        self.lf_layer.visible = False
+        self.folder = FileEdit(label="pair folder", mode="d", visible=False)
+        self.phase = ComboBox(label="phase", choices=PHASES)
+        self.loss = ComboBox(label="loss", choices=LOSSES, value="auto",
+                             tooltip="auto: L1 with multi-scale supervision (phase 1), VGG features (phase 2)")
+        self.start_from = ComboBox(label="start from", choices=_start_choices)
+        self.start_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
+        self.width = SpinBox(label="network width", min=4, max=64, step=4, value=16,
+                             tooltip="base width: 32 = the paper's DRBNet, 16/8 = lighter")
+        self.device = ComboBox(label="device", choices=_device_choices, value="auto")
+        self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=500)
+        self.batch = SpinBox(label="batch", min=1, max=256, value=4)
+        self.patch = SpinBox(label="patch", min=32, max=1024, step=8, value=128)
+        self.lr = FloatSpinBox(label="learning rate", min=1e-7, max=1e-1, step=1e-5, value=2e-4)
+        self.lr.native.setDecimals(6)
+        self.val_fraction = FloatSpinBox(label="validation", min=0.0, max=0.5, step=0.05, value=0.15,
+                                         tooltip="fraction of pair-folder scenes held out")
+        self.out = FileEdit(label="output folder", mode="d",
+                            value=str(Path.home() / "lfdeblur-runs" / time.strftime("run-%Y%m%d-%H%M%S")))
+        self.resume = CheckBox(label="resume from output folder", value=False)
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = Label(value="")
+        self.extend([
+            self.source, self.lf_layer, self.folder, self.phase, self.loss, self.start_from, self.start_path,
+            self.width, self.device, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
+            self.resume, self.start_button, self.stop_button, self.progress, self.status,
+        ])
+        self.curves = None
+        try:
+            from ._plots import TrainingCurves
+
+            self.curves = TrainingCurves()
+            self.native.layout().addWidget(self.curves.canvas)
+        except ImportError:  # matplotlib missing: curves are optional
+            self.status.value = "install matplotlib for live curves"
+
+        self.source.changed.connect(self._on_source)
+        self.phase.changed.connect(self._on_phase)
+        self.start_from.changed.connect(lambda *_: setattr(self.start_path, "visible", self.start_from.value == FROM_FILE))
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        session_models.changed.connect(self.start_from.reset_choices)
+
+    # -- reactions --------------------------------------------------------------
+    def _on_source(self, *_):
+        self.lf_layer.visible = self.source.value == "light-field layer"
+        self.folder.visible = self.source.value == "pair folder"
+
+    def _on_phase(self, *_):
+        feature = self.phase.value.startswith("feature")
+        self.lr.value = 5e-5 if feature else 2e-4
+        if feature and self.source.value == SOURCES[0]:
+            self.source.value = "pair folder"
+
+    def _notify_error(self, err: Exception):
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"Error: {err}"
+        show_error(str(err))
+
+    # -- arguments ----------------------------------------------------------------
+    def _data(self):
+        src = self.source.value
+        if src == SOURCES[0]:
+            return "synthetic", None
+        if src == "light-field layer":
+            layer = self.lf_layer.value
+            lf = layer.metadata.get("lightfield") if layer is not None else None
+            if not isinstance(lf, LightField):
+                raise LFDeblurError("Pick a light-field layer (loaded with the Light field widget or its reader).")
+            return lf.compute(), None
+        folder = str(self.folder.value)
+        if folder in ("", "."):
+            raise LFDeblurError("Choose a pair folder (blur/ + sharp/, a write_pairs folder, or LFDOF).")
+        return folder, (float(self.val_fraction.value) or None)
+
+    def _model(self):
+        choice = self.start_from.value
+        if choice == NEW:
+            return int(self.width.value)
+        return resolve_choice(choice, self.start_path.value)
+
+    def arguments(self) -> dict:
+        data, val = self._data()
+        loss = None if self.loss.value == "auto" else self.loss.value
+        return dict(
+            data=data,
+            val=val,
+            model=self._model(),
+            phase="feature" if self.phase.value.startswith("feature") else "pixel",
+            loss=loss,
+            steps=int(self.steps.value),
+            batch=int(self.batch.value),
+            patch=int(self.patch.value),
+            lr=float(self.lr.value),
+            device=self.device.value,
+            out=str(self.out.value),
+            resume=True if self.resume.value else None,
+            val_every=max(10, int(self.steps.value) // 10),
+            val_samples=1,
+        )
+
+    # -- run ----------------------------------------------------------------------
+    def start(self, *_):
+        from ..training import CancelToken, train
+
+        try:
+            kwargs = self.arguments()
+        except LFDeblurError as e:
+            return self._notify_error(e)
+        self._token = CancelToken()
+        if self.curves is not None and not self.resume.value:
+            self.curves.clear()
+        self.progress.max = kwargs["steps"]
+        self.progress.value = 0
+        self.start_button.enabled = False
+        self.stop_button.enabled = True
+        self.status.value = "starting ..."
+        return start_worker(
+            train, **kwargs, cancel=self._token, callback=self._post_event,
+            returned=self._on_result, errored=self._notify_error, finished=self._on_finished,
+        )
+
+    def stop(self, *_):
+        if self._token is not None:
+            self._token.cancel()
+            self.status.value = "stopping after the current step ..."
+
+    def handle_event(self, event):
+        kind = event.kind
+        if kind == "started":
+            self.progress.max = max(event.total, 1)
+            self.progress.value = event.step
+            self.status.value = f"training {event.model.get('base', '?')}-wide DRBNet on {event.device}: {event.data}"
+        elif kind == "step":
+            self.progress.value = event.step
+            self.status.value = (
+                f"step {event.step}/{event.total}  loss {event.loss:.4f}  "
+                f"{event.seconds_per_step:.2f} s/step  ETA {_fmt_seconds(event.eta)}"
+            )
+            if self.curves is not None:
+                self.curves.add_loss(event.step, event.loss)
+                if event.step % 5 == 0 or event.step == event.total:
+                    self.curves.redraw()
+        elif kind == "validation":
+            if self.curves is not None:
+                self.curves.add_validation(event.step, event.psnr, event.input_psnr)
+                self.curves.redraw()
+            self.status.value = (
+                f"step {event.step}: validation PSNR {event.psnr:.2f} dB (input {event.input_psnr:.2f}), "
+                f"SSIM {event.ssim:.3f}"
+            )
+            if event.samples:
+                name, blurred, output, sharp = event.samples[0]
+                self._show_sample(output, f"training sample: output ({name})")
+        elif kind in ("finished", "cancelled"):
+            self.progress.value = event.step
+            what = "finished" if kind == "finished" else "stopped"
+            self.status.value = f"{what} at step {event.step} after {_fmt_seconds(event.seconds)}"
+
+    def _show_sample(self, image, name: str):
+        if name in self._viewer.layers:
+            self._viewer.layers[name].data = image
+        else:
+            self._viewer.add_image(image, name=name, rgb=True)
+
+    def _on_result(self, result):
+        self.result = result
+        path = result.best or result.last
+        label = f"trained: {Path(str(result.out)).name if result.out else 'in memory'} (step {result.steps})"
+        session_models.register(label, str(path) if path else result.model)
+        if self.curves is not None:
+            self.curves.redraw()
+        self.status.value += f"; '{label}' is now in the Deblur widget's model list"
+
+    def _on_finished(self):
+        self.start_button.enabled = True
+        self.stop_button.enabled = False
+
+
+__all__ = ["TrainWidget", "DEFAULT"]

@@ -1,0 +1,87 @@
+"""Lazy, chunked deblurring of dask arrays with ``map_overlap``.
+
+Each output chunk is computed from its input chunk plus a halo of
+``depth`` pixels taken from the neighbouring chunks (none at the image
+border, so the network sees the real border as on a whole image).  dask only
+computes the chunks that are asked for: napari asks for the tiles it draws.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .tiling import ALIGN
+
+DEFAULT_CHUNK = 1024
+
+
+def _aligned_chunks(n: int, target: int, depth: int) -> tuple[int, ...]:
+    """Chunks of ``target`` (a multiple of 8) over n; a last chunk thinner than the halo joins its neighbour.
+
+    dask would otherwise re-chunk it itself and move chunk origins off the 8-grid.
+    """
+    if n <= target:
+        return (n,)
+    sizes = [target] * (n // target)
+    rest = n - sum(sizes)
+    if rest:
+        if rest < max(depth, 1):
+            sizes[-1] += rest
+        else:
+            sizes.append(rest)
+    return tuple(sizes)
+
+
+def spatial_chunks(arr, chunk: int | None, ndim_plane: int, depth: int = 0):
+    """Rechunk so that stack axes have chunk 1, channels one chunk and Y/X about ``chunk``."""
+    import dask.array as da
+
+    arr = da.asarray(arr)
+    chunks = []
+    n_stack = arr.ndim - ndim_plane
+    for ax in range(arr.ndim):
+        if ax < n_stack:
+            chunks.append(1)
+        elif ax in (n_stack, n_stack + 1):  # Y, X
+            current = max(arr.chunks[ax])
+            target = chunk or (current if 256 <= current <= 4096 else DEFAULT_CHUNK)
+            # chunk (and halo) origins on multiples of 8: the network's sampling phase
+            target = max(ALIGN, int(target) // ALIGN * ALIGN, depth // ALIGN * ALIGN)
+            chunks.append(_aligned_chunks(arr.shape[ax], target, depth))
+        else:  # channels
+            chunks.append(-1)
+    return arr.rechunk(tuple(chunks))
+
+
+def lazy_map_planes(
+    arr,
+    plane_fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    rgb: bool,
+    depth: int,
+    out_dtype,
+    chunk: int | None = None,
+):
+    """Apply ``plane_fn`` ((Y', X'[, C]) block -> same shape) lazily to (..., Y, X[, C]).
+
+    Blocks arrive with their halo; the result is trimmed back to the chunk.
+    ``depth`` must be a multiple of 8 so that blocks start on the network's
+    sampling grid.
+    """
+    if depth % ALIGN:
+        raise ValueError(f"depth must be a multiple of {ALIGN}, got {depth}")
+    ndim_plane = 3 if rgb else 2
+    arr = spatial_chunks(arr, chunk, ndim_plane, depth)
+    n_stack = arr.ndim - ndim_plane
+    depths = {ax: 0 for ax in range(arr.ndim)}
+    depths[n_stack] = depths[n_stack + 1] = int(depth)
+
+    def block_fn(block):
+        planes = block.reshape((-1,) + block.shape[n_stack:])
+        out = np.stack([plane_fn(p) for p in planes])
+        return out.reshape(block.shape).astype(out_dtype, copy=False)
+
+    return arr.map_overlap(block_fn, depth=depths, boundary="none", trim=True, dtype=np.dtype(out_dtype),
+                           meta=np.empty((0,) * arr.ndim, dtype=out_dtype))

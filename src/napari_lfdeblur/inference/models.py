@@ -1,0 +1,113 @@
+"""The network side of deblurring: models loaded once, and one call of the network on RGB arrays.
+
+- :func:`get_model`: a ready network from a name, path or module, cached per
+  (checkpoint file, device, dtype) so that repeated calls do not reload it;
+- :func:`run_network`: float RGB in [0, 1], (H, W, 3) or a batch
+  (N, H, W, 3), through the network and back, as float32 numpy.
+
+torch is imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeblurInputError, ModelError, OutOfMemoryError
+
+__all__ = ["get_model", "run_network", "clear_model_cache"]
+
+_CACHE_SIZE = 2
+_model_cache: OrderedDict[tuple, object] = OrderedDict()
+
+
+def clear_model_cache() -> None:
+    """Forget the networks :func:`get_model` keeps (frees their memory)."""
+    _model_cache.clear()
+
+
+def _cache_key(model, device, dtype):
+    from ..nn.checkpoint import default_model_path
+    from ..nn.devices import resolve_device
+
+    if isinstance(model, str) and model.strip().lower() == "default":
+        path = default_model_path()
+    elif isinstance(model, (str, os.PathLike)):
+        path = Path(model).expanduser()
+    else:
+        return None
+    try:
+        st = path.resolve().stat()
+    except OSError:
+        return None  # let load_model raise its message
+    return (str(path.resolve()), st.st_mtime_ns, st.st_size, str(resolve_device(device)), str(dtype))
+
+
+def get_model(model="default", device="auto", dtype=None):
+    """A network ready for inference (see ``load_model``); checkpoint files are loaded once and cached."""
+    from ..nn.checkpoint import load_model
+
+    key = _cache_key(model, device, dtype)
+    if key is not None and key in _model_cache:
+        _model_cache.move_to_end(key)
+        return _model_cache[key]
+    net = load_model(model, device=device, dtype=dtype)
+    if key is not None:
+        _model_cache[key] = net
+        while len(_model_cache) > _CACHE_SIZE:
+            _model_cache.popitem(last=False)
+    return net
+
+
+def _device_dtype(model):
+    import torch
+
+    p = next(iter(model.parameters()), None)
+    if p is None:
+        return torch.device(getattr(model, "device", "cpu")), torch.float32
+    return p.device, p.dtype
+
+
+def run_network(rgb: np.ndarray, model) -> np.ndarray:
+    """Run ``model`` on float RGB in [0, 1], (H, W, 3) or (N, H, W, 3); returns float32 in [0, 1], same shape.
+
+    No input checks beyond the shape (callers validate); runs under
+    ``torch.inference_mode``.  Out-of-memory becomes ``OutOfMemoryError``.
+    """
+    import torch
+
+    convention = getattr(model, "input_convention", "rgb_minus1_1")
+    if convention != "rgb_minus1_1":
+        raise ModelError(f"this model expects inputs as {convention!r}; only 'rgb_minus1_1' is supported")
+    single = rgb.ndim == 3
+    batch = rgb[None] if single else rgb
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise DeblurInputError(f"expected (H, W, 3) or (N, H, W, 3) RGB, got shape {rgb.shape}")
+    device, dtype = _device_dtype(model)
+    channels_last = device.type == "cuda"
+
+    try:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
+            x = x.to(device=device, dtype=dtype)
+            x = (x * 2 - 1).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            y = model(x)
+            del x
+            y = y.float().add_(1).mul_(0.5).clamp_(0.0, 1.0)
+            out = y.permute(0, 2, 3, 1).to("cpu").contiguous().numpy()
+    except torch.cuda.OutOfMemoryError as e:  # CUDA (torch.OutOfMemoryError in torch >= 2.5)
+        raise OutOfMemoryError(
+            f"the {device} device ran out of memory on a {batch.shape[1]}x{batch.shape[2]} image: "
+            "deblur in tiles, use a lighter model, or device='cpu'"
+        ) from e
+    except RuntimeError as e:
+        if "can't allocate memory" in str(e) or "not enough memory" in str(e):
+            raise OutOfMemoryError(
+                f"not enough RAM to deblur a {batch.shape[1]}x{batch.shape[2]} image at once: "
+                "deblur in tiles or use a lighter model"
+            ) from e
+        raise
+    return out[0] if single else out

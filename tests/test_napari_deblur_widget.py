@@ -1,0 +1,110 @@
+"""The Deblur widget in a real viewer: preview, lazy layer, eager run with progress and cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    from napari_lfdeblur import DRBNet, save_model
+
+    torch.manual_seed(0)
+    return save_model(DRBNet(base=4), tmp_path / "tiny.pt")
+
+
+@pytest.fixture
+def widget(make_napari_viewer, checkpoint):
+    from napari_lfdeblur._napari._models import FROM_FILE
+    from napari_lfdeblur._napari._widget_deblur import DeblurWidget
+
+    torch.set_num_threads(1)
+    viewer = make_napari_viewer(show=True)  # a drawn canvas keeps the visible region up to date
+    w = DeblurWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.value = FROM_FILE
+    w.model_path.value = str(checkpoint)
+    w.device.value = "cpu"
+    w.tile.value = 256
+    return viewer, w
+
+
+def _photo(h=300, w=420):
+    from skimage import data
+
+    return np.ascontiguousarray(np.tile(data.astronaut(), (2, 2, 1))[:h, :w])
+
+
+def test_lazy_layer_is_dask_and_matches_eager(widget, qtbot):
+    import dask.array as da
+
+    from napari_lfdeblur import deblur
+
+    viewer, w = widget
+    img = _photo()
+    layer = viewer.add_image(img, name="photo")
+    w.layer.value = layer
+    w.lazy.value = True
+    result = w.run()
+    assert isinstance(result.data, da.Array)
+    assert result.name == "photo deblurred" and result.data.shape == img.shape and result.data.dtype == np.uint8
+    expected = deblur(img, model=str(w.model_path.value), device="cpu", tile=256)
+    assert np.abs(np.asarray(result.data).astype(int) - expected.astype(int)).max() <= 2
+
+
+def test_eager_run_progress_and_toggle(widget, qtbot):
+    viewer, w = widget
+    layer = viewer.add_image(_photo(), name="photo")
+    w.layer.value = layer
+    w.lazy.value = False
+    w.run()
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: w.run_button.enabled, timeout=60000)
+    assert w.progress.value == w.progress.max > 1  # several tiles
+    out = viewer.layers["photo deblurred"]
+    assert isinstance(out.data, np.ndarray) and out.data.shape == layer.data.shape
+    w.show_result.value = False
+    assert not out.visible
+    w.side_by_side.value = True
+    assert viewer.grid.enabled
+
+
+def test_cancel_leaves_viewer_unchanged(widget, qtbot):
+    viewer, w = widget
+    layer = viewer.add_image(_photo(600, 800), name="big")
+    w.layer.value = layer
+    w.lazy.value = False
+    w.run()
+    w.cancel()
+    qtbot.waitUntil(lambda: w.run_button.enabled, timeout=60000)
+    assert "big deblurred" not in viewer.layers
+    assert "cancel" in w.status.value
+
+
+def test_preview_visible_region(widget, qtbot):
+    viewer, w = widget
+    layer = viewer.add_image(_photo(), name="photo")
+    w.layer.value = layer
+    viewer.camera.zoom = 4.0  # only part of the image is on screen
+    viewer.camera.center = (150, 200)
+    qtbot.wait(200)  # let the canvas redraw, which updates the layer's visible corners
+    w.preview()
+    qtbot.waitUntil(lambda: "photo deblurred (preview)" in viewer.layers, timeout=60000)
+    prev = viewer.layers["photo deblurred (preview)"]
+    assert prev.data.shape[0] < 300 or prev.data.shape[1] < 420
+    assert all(t % 8 == 0 for t in prev.translate)
+
+
+def test_bad_layer_reports_error(widget, qtbot):
+    viewer, w = widget
+    layer = viewer.add_image(np.full((40, 40), np.nan, np.float32), name="nan")
+    w.layer.value = layer
+    w.lazy.value = False
+    w.run()
+    qtbot.waitUntil(lambda: w.status.value.startswith("Error"), timeout=30000)
+    assert "NaN" in w.status.value
+    assert len(viewer.layers) == 1  # nothing half-made was added
