@@ -46,4 +46,12 @@ def resolve_choice(choice: str, path) -> object:
 
 
 def on_models_changed(callback: Callable[[], None]) -> None:
-    session_models.changed.connect(callback)
+    """Call ``callback`` when a model is registered, until its widget is closed."""
+
+    def guarded():
+        try:
+            callback()
+        except RuntimeError:  # the widget's Qt object was deleted (dock closed)
+            session_models.changed.disconnect(guarded)
+
+    session_models.changed.connect(guarded)

@@ -29,7 +29,7 @@ from magicgui.widgets import (
 
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
-from ._models import DEFAULT, FROM_FILE, model_choices, resolve_choice, session_models
+from ._models import DEFAULT, FROM_FILE, model_choices, on_models_changed, resolve_choice, session_models
 from ._widget_deblur import _device_choices
 from ._workers import start_worker
 
@@ -71,7 +71,7 @@ class TrainWidget(Container):
                              tooltip="auto: L1 with multi-scale supervision (phase 1), VGG features (phase 2)")
         self.start_from = ComboBox(label="start from", choices=_start_choices)
         self.start_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
-        self.width = SpinBox(label="network width", min=4, max=64, step=4, value=16,
+        self.net_width = SpinBox(label="network width", min=4, max=64, step=4, value=16,
                              tooltip="base width: 32 = the paper's DRBNet, 16/8 = lighter")
         self.device = ComboBox(label="device", choices=_device_choices, value="auto")
         self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=500)
@@ -80,7 +80,7 @@ class TrainWidget(Container):
         self.lr = FloatSpinBox(label="learning rate", min=1e-7, max=1e-1, step=1e-5, value=2e-4)
         self.lr.native.setDecimals(6)
         self.val_fraction = FloatSpinBox(label="validation", min=0.0, max=0.5, step=0.05, value=0.15,
-                                         tooltip="fraction of pair-folder scenes held out")
+                                         tooltip="fraction held out for validation (scenes of a pair folder, seeds of procedural data)")
         self.out = FileEdit(label="output folder", mode="d",
                             value=str(Path.home() / "lfdeblur-runs" / time.strftime("run-%Y%m%d-%H%M%S")))
         self.resume = CheckBox(label="resume from output folder", value=False)
@@ -90,7 +90,7 @@ class TrainWidget(Container):
         self.status = Label(value="")
         self.extend([
             self.source, self.lf_layer, self.folder, self.phase, self.loss, self.start_from, self.start_path,
-            self.width, self.device, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
+            self.net_width, self.device, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
             self.resume, self.start_button, self.stop_button, self.progress, self.status,
         ])
         self.curves = None
@@ -107,7 +107,7 @@ class TrainWidget(Container):
         self.start_from.changed.connect(lambda *_: setattr(self.start_path, "visible", self.start_from.value == FROM_FILE))
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
-        session_models.changed.connect(self.start_from.reset_choices)
+        on_models_changed(self.start_from.reset_choices)
 
     # -- reactions --------------------------------------------------------------
     def _on_source(self, *_):
@@ -129,23 +129,24 @@ class TrainWidget(Container):
     # -- arguments ----------------------------------------------------------------
     def _data(self):
         src = self.source.value
+        val = float(self.val_fraction.value) or None
         if src == SOURCES[0]:
-            return "synthetic", None
+            return "synthetic", val
         if src == "light-field layer":
             layer = self.lf_layer.value
             lf = layer.metadata.get("lightfield") if layer is not None else None
             if not isinstance(lf, LightField):
                 raise LFDeblurError("Pick a light-field layer (loaded with the Light field widget or its reader).")
-            return lf.compute(), None
+            return lf.compute(), val
         folder = str(self.folder.value)
         if folder in ("", "."):
             raise LFDeblurError("Choose a pair folder (blur/ + sharp/, a write_pairs folder, or LFDOF).")
-        return folder, (float(self.val_fraction.value) or None)
+        return folder, val
 
     def _model(self):
         choice = self.start_from.value
         if choice == NEW:
-            return int(self.width.value)
+            return int(self.net_width.value)
         return resolve_choice(choice, self.start_path.value)
 
     def arguments(self) -> dict:
