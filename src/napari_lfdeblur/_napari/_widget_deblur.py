@@ -97,7 +97,7 @@ class DeblurWidget(Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.show_result.changed.connect(self._toggle_results)
-        self.side_by_side.changed.connect(lambda v: setattr(self._viewer.grid, "enabled", bool(v)))
+        self.side_by_side.changed.connect(self._set_grid)
         on_models_changed(self.model.reset_choices)
 
     # -- helpers --------------------------------------------------------------
@@ -140,6 +140,11 @@ class DeblurWidget(Container):
             kw["contrast_limits"] = tuple(layer.contrast_limits)
             kw["colormap"] = layer.colormap.name
         return kw
+
+    def _set_grid(self, enabled: bool):
+        # napari >= 0.9 keeps the grid on viewer.canvas; older versions on the viewer
+        holder = getattr(self._viewer, "canvas", None) or self._viewer
+        holder.grid.enabled = bool(enabled)
 
     def _toggle_results(self, show: bool):
         for lyr in self._viewer.layers:
