@@ -108,3 +108,27 @@ def test_bad_layer_reports_error(widget, qtbot):
     qtbot.waitUntil(lambda: w.status.value.startswith("Error"), timeout=30000)
     assert "NaN" in w.status.value
     assert len(viewer.layers) == 1  # nothing half-made was added
+
+
+def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, qtbot, monkeypatch):
+    import dask.array as da
+
+    from napari_lfdeblur.inference import deblur as deblur_module
+
+    viewer, w = widget
+    calls = []
+    real = deblur_module.run_network
+    monkeypatch.setattr(deblur_module, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    big = da.random.RandomState(0).randint(0, 255, (6000, 6000, 3), chunks=(1024, 1024, 3)).astype(np.uint8)
+    layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False)
+    w.layer.value = layer
+    w.lazy.value = True
+    w.tile.value = 1024
+    result = w.run()
+    assert result.multiscale and len(result.data) >= 3
+    assert [lvl.shape[0] for lvl in result.data][:3] == [6000, 3000, 1500]
+    smallest = result.data[-1].shape[0]
+    layer.visible = False
+    qtbot.wait(500)  # napari draws the overview level
+    # zoomed out, only the small overview level was deblurred: no full-resolution tile
+    assert calls and all(max(s[1:3]) <= smallest for s in calls), calls

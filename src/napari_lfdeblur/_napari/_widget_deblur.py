@@ -40,6 +40,24 @@ def _device_choices(_widget=None) -> list[str]:
         return ["auto", "cpu"]
 
 
+PYRAMID_ABOVE = 4096  # px: larger images get a multiscale lazy result
+
+
+def _async_rendering() -> bool:
+    try:
+        from napari.settings import get_settings
+
+        return bool(get_settings().experimental.async_)
+    except Exception:  # an older napari without the setting
+        return False
+
+
+def _set_async_rendering(value: bool) -> None:
+    from napari.settings import get_settings
+
+    get_settings().experimental.async_ = bool(value)
+
+
 def visible_region(layer, viewer) -> tuple[tuple[slice, ...], tuple[float, ...]]:
     """Index into ``layer.data`` for what is on screen, and the data offset of that crop.
 
@@ -80,6 +98,10 @@ class DeblurWidget(Container):
         self.tile = SpinBox(label="tile", min=64, max=8192, step=64, value=512,
                             tooltip="Tile size in pixels; smaller needs less memory")
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
+        self.background = CheckBox(
+            label="background rendering", value=_async_rendering(),
+            tooltip="napari's 'Render Layers Asynchronously' setting: lazy tiles are computed without freezing the viewer",
+        )
         self.preview_button = PushButton(text="Preview visible region")
         self.run_button = PushButton(text="Deblur layer")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -88,7 +110,7 @@ class DeblurWidget(Container):
         self.side_by_side = CheckBox(label="side by side", value=False)
         self.status = Label(value="")
         self.extend([
-            self.layer, self.model, self.model_path, self.device, self.tile, self.lazy,
+            self.layer, self.model, self.model_path, self.device, self.tile, self.lazy, self.background,
             self.preview_button, self.run_button, self.cancel_button, self.progress,
             self.show_result, self.side_by_side, self.status,
         ])
@@ -98,6 +120,7 @@ class DeblurWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.show_result.changed.connect(self._toggle_results)
         self.side_by_side.changed.connect(self._set_grid)
+        self.background.changed.connect(_set_async_rendering)
         on_models_changed(self.model.reset_choices)
 
     # -- helpers --------------------------------------------------------------
@@ -120,12 +143,12 @@ class DeblurWidget(Container):
             "tile": int(self.tile.value),
         }
 
-    def _source(self):
+    def _source(self, lazy: bool = False):
         layer = self.layer.value
         if layer is None:
             raise LFDeblurError("Pick an image layer to deblur.")
-        if getattr(layer, "multiscale", False):
-            raise LFDeblurError("Multiscale layers are not supported yet: open the full-resolution level.")
+        if getattr(layer, "multiscale", False) and not lazy:
+            raise LFDeblurError("Multiscale layers are deblurred lazily: tick 'lazy'.")
         return layer
 
     def _result_kwargs(self, layer, name: str) -> dict:
@@ -184,26 +207,13 @@ class DeblurWidget(Container):
         from ..inference.deblur import deblur
 
         try:
-            layer = self._source()
+            layer = self._source(lazy=bool(self.lazy.value))
             kwargs = self._kwargs()
         except LFDeblurError as e:
             return self._notify_error(e)
         name = f"{layer.name} deblurred"
         if self.lazy.value:
-            import dask.array as da
-
-            try:
-                lazy = deblur(da.asarray(layer.data), **kwargs)
-            except LFDeblurError as e:
-                return self._notify_error(e)
-            kw = self._result_kwargs(layer, name)
-            if layer.rgb:
-                kw["contrast_limits"] = tuple(layer.contrast_limits)
-            kw["multiscale"] = False
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
-            self.status.value = "lazy result added: napari computes the tiles you look at"
-            return self._viewer.add_image(lazy, **kw)
+            return self._add_lazy(layer, kwargs, name)
 
         from superqt.utils import ensure_main_thread
 
@@ -229,6 +239,38 @@ class DeblurWidget(Container):
         self.cancel_button.enabled = True
         self.status.value = "deblurring ..."
         return start_worker(job, returned=done, errored=self._notify_error, finished=self._finished)
+
+    def _add_lazy(self, layer, kwargs: dict, name: str):
+        """A lazily computed result layer: napari computes the chunks it draws.
+
+        Large images become a multiscale layer (deblurred downsampled levels)
+        so that napari draws only the tiles on screen at the zoom in use.
+        """
+        import dask.array as da
+
+        from ..inference.deblur import deblur, deblur_pyramid
+
+        rgb = bool(layer.rgb)
+        try:
+            if getattr(layer, "multiscale", False):
+                data = [deblur(da.asarray(level), rgb=rgb, **kwargs) for level in layer.data]
+            elif max(layer.data.shape[-3:-1] if rgb else layer.data.shape[-2:]) > PYRAMID_ABOVE:
+                data = deblur_pyramid(da.asarray(layer.data), rgb=rgb, **kwargs)
+            else:
+                data = deblur(da.asarray(layer.data), rgb=rgb, **kwargs)
+        except LFDeblurError as e:
+            return self._notify_error(e)
+        kw = self._result_kwargs(layer, name)
+        kw["contrast_limits"] = tuple(layer.contrast_limits)  # never let napari scan a lazy array
+        kw["multiscale"] = isinstance(data, list)
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        levels = len(data) if isinstance(data, list) else 1
+        self.status.value = (
+            f"lazy result added ({levels} level{'s' if levels > 1 else ''}): napari computes the tiles you look at"
+            + ("" if _async_rendering() else "; tick 'background rendering' to keep the viewer responsive meanwhile")
+        )
+        return self._viewer.add_image(data, **kw)
 
     def _on_progress(self, step):
         done, total = step
