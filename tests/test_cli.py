@@ -69,3 +69,20 @@ def test_pairs_from_lightfield_folder(lytro_checkerboard, tmp_path):
     # running again resumes: nothing new is written
     assert main(["pairs", str(lytro_checkerboard), "-o", str(out), "--focus", "3", "--apertures", "0.5,1"]) == 0
     assert len(read_manifest(out)) == len(records)
+
+
+def test_demo_deblurs_with_the_default_model(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from napari_lfdeblur import DRBNet, save_model
+    from napari_lfdeblur.nn import checkpoint
+
+    torch.manual_seed(0)
+    weights = save_model(DRBNet(base=4), tmp_path / "default.pt")
+    monkeypatch.setattr(checkpoint, "default_model_path", lambda: weights)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    scores = summary["deblur"]
+    assert set(scores) == {"psnr_before", "psnr_after", "ssim_before", "ssim_after"}
+    assert (tmp_path / "demo" / "plants_deblurred.png").exists()
+    assert "Deblurred a refocused image: PSNR" in capsys.readouterr().out
