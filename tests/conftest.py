@@ -44,3 +44,14 @@ def lytro_raw_lenslet() -> Path:
 @pytest.fixture
 def dpdd_pairs() -> Path:
     return shared_path("pairs", "dpdd_canon_train60")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one torch thread is as fast, and immune to other processes on a shared CPU."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

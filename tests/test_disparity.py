@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,39 +13,13 @@ from napari_lfdeblur.lightfield.core import LightField
 from napari_lfdeblur.lightfield.disparity import lightfield_disparity_range
 
 
-def _read_pfm(path: Path) -> np.ndarray:
-    with open(path, "rb") as f:
-        f.readline()
-        w, h = (int(v) for v in f.readline().split())
-        scale = float(f.readline())
-        a = np.frombuffer(f.read(), dtype="<f4" if scale < 0 else ">f4").reshape(h, w)
-    return np.ascontiguousarray(a[::-1], dtype=np.float32)  # PFM rows go bottom-up
-
-
 @functools.lru_cache(maxsize=1)
 def load_hci_crop(folder: str, y0=96, x0=128, size=256) -> LightField:
     """HCI antinous cropped to the statue and the wall behind it (keeps the test fast)."""
-    try:
-        from napari_lfdeblur import read_lightfield
-    except ImportError:
-        read_lightfield = None
-    if read_lightfield is not None:
-        lf = read_lightfield(folder)
-        data = lf.data[:, :, y0 : y0 + size, x0 : x0 + size]
-        if lf.is_lazy:
-            data = data.compute()
-        data = np.asarray(data, dtype=np.float32)
-        gt = lf.disparity
-        assert gt is not None, "the HCI reader should load gt_disp_lowres.pfm"
-    else:
-        from PIL import Image
-
-        data = np.empty((9, 9, size, size, 3), np.float32)
-        for r in range(9):
-            for c in range(9):
-                img = Image.open(Path(folder) / f"input_Cam{9 * r + c:03d}.png").convert("RGB")
-                data[r, c] = np.asarray(img, np.float32)[y0 : y0 + size, x0 : x0 + size] / 255
-        gt = _read_pfm(Path(folder) / "gt_disp_lowres.pfm")
+    lf = lfd.read_lightfield(folder)
+    data = np.asarray(lf.data[:, :, y0 : y0 + size, x0 : x0 + size].compute(), dtype=np.float32)
+    gt = lf.disparity
+    assert gt is not None, "the HCI reader should load gt_disp_lowres.pfm"
     return LightField(np.ascontiguousarray(data), disparity=gt[y0 : y0 + size, x0 : x0 + size])
 
 

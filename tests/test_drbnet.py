@@ -15,13 +15,7 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "drbnet_officia
 N_PARAMS_PAPER = 11_689_616
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast and immune to other processes on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def read_spec(path: Path = SPEC) -> list[tuple[str, tuple[int, ...]]]:

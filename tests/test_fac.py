@@ -8,13 +8,7 @@ import torch
 from napari_lfdeblur.nn.fac import fac, fac_unfold
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast and immune to other processes on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _direct(image, kernels, k=7):

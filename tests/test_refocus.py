@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,40 +19,12 @@ from napari_lfdeblur.lightfield.refocus import (
 )
 
 
-# --------------------------------------------------------------------------
-# real data (read_lightfield when it is there, else a minimal HCI loader)
-# --------------------------------------------------------------------------
-def _read_pfm(path: Path) -> np.ndarray:
-    with open(path, "rb") as f:
-        f.readline()
-        w, h = (int(v) for v in f.readline().split())
-        scale = float(f.readline())
-        a = np.frombuffer(f.read(), dtype="<f4" if scale < 0 else ">f4").reshape(h, w)
-    return np.ascontiguousarray(a[::-1], dtype=np.float32)  # PFM rows go bottom-up
-
-
 @functools.lru_cache(maxsize=2)
 def load_hci(folder: str) -> LightField:
-    try:
-        from napari_lfdeblur import read_lightfield
-    except ImportError:
-        read_lightfield = None
-    if read_lightfield is not None:
-        lf = read_lightfield(folder)
-        if lf.is_lazy:
-            lf = lf.compute()
-        assert lf.disparity is not None, "the HCI reader should load gt_disp_lowres.pfm"
-        return lf
-    from PIL import Image
-
-    folder = Path(folder)
-    data = np.empty((9, 9, 512, 512, 3), np.float32)
-    for r in range(9):
-        for c in range(9):
-            data[r, c] = np.asarray(Image.open(folder / f"input_Cam{9 * r + c:03d}.png").convert("RGB"), np.float32) / 255
-    return LightField(
-        data, disparity=_read_pfm(folder / "gt_disp_lowres.pfm"), metadata={"source": str(folder), "format": "hci"}
-    )
+    """The real HCI scene, decoded once for the module."""
+    lf = lfd.read_lightfield(folder).compute()
+    assert lf.disparity is not None, "the HCI reader should load gt_disp_lowres.pfm"
+    return lf
 
 
 def _random_lf(V=3, U=5, Y=20, X=24, C=2, seed=0) -> LightField:

@@ -97,7 +97,7 @@ def run_demo(out: str | Path = "lfdeblur-demo", gui: bool = False) -> dict:
     row = lf.view_shape[0] // 2
     panels = [
         ("centre view", lf.center_view()),
-        (f"view (0, 0) top-left", lf.view(0, 0)),
+        ("view (0, 0) top-left", lf.view(0, 0)),
         (f"view ({V - 1}, {U - 1}) bottom-right", lf.view(V - 1, U - 1)),
         (f"EPI u-x at y={row}", _epi(lf, row)),
     ]

@@ -28,7 +28,7 @@ from magicgui.widgets import (
 
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
-from ._layers import lightfield_layers, lightfield_name
+from ._layers import lightfield_name
 from ._widget_lightfield import lightfield_of_layer
 from ._workers import CancelToken, LatestOnly, start_worker
 

@@ -15,7 +15,6 @@ tile may sit flush with the border and overlap its neighbour by more.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterator
 
 import numpy as np
