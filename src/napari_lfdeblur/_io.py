@@ -22,6 +22,10 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
     suffix = final.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + suffix, dir=final.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the permissions a normal new file gets
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
         os.replace(tmp, final)

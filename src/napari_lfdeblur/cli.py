@@ -132,6 +132,183 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- deblur
+_DEBLUR_EXT = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "ome.zarr": ".ome.zarr"}
+
+
+def _deblur_inputs(items: list[str]):
+    """Expand folders (their PNG/JPEG/TIFF/zarr images) and globs; returns (paths, whether one file was named)."""
+    import glob
+    import os
+    from pathlib import Path
+
+    from .errors import DeblurInputError
+    from .inference.io import image_format, is_image_path
+
+    paths: list = []
+    one_file = len(items) == 1
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir() and image_format(p) != "ome.zarr":
+            found = sorted(q for q in p.iterdir() if not q.name.startswith(".") and is_image_path(q))
+            if not found:
+                raise DeblurInputError(f"{p}: no PNG, JPEG, TIFF or zarr images in this folder")
+            paths.extend(found)
+            one_file = False
+        elif p.exists():
+            paths.append(p)
+        elif any(c in item for c in "*?["):  # a glob the shell did not expand (Windows, quoted)
+            found = sorted(Path(m) for m in glob.glob(os.path.expanduser(item))
+                           if not Path(m).name.startswith(".") and is_image_path(m))
+            if not found:
+                raise DeblurInputError(f"no PNG, JPEG, TIFF or zarr images match {item!r}")
+            paths.extend(found)
+            one_file = False
+        else:
+            raise DeblurInputError(f"{item} does not exist")
+    unique = list(dict.fromkeys(paths))
+    return unique, one_file and len(unique) == 1
+
+
+def _deblur_outputs(inputs, one_file: bool, out: str, fmt: str | None) -> list:
+    """Output paths: ``out`` itself for one file named like an image, else ``out/<stem>_deblurred.<ext>``."""
+    from pathlib import Path
+
+    from .errors import DeblurInputError
+    from .inference.io import _FORMATS, image_format
+
+    out_p = Path(out).expanduser()
+    names_a_file = out_p.suffix.lower() in _FORMATS and not (out_p.is_dir() and image_format(out_p) is None)
+    if names_a_file:
+        if not one_file:
+            raise DeblurInputError(
+                f"-o {out} names a file, but there are {len(inputs)} images: give a folder for several images"
+            )
+        out_fmt = _FORMATS[out_p.suffix.lower()]
+        if fmt and fmt != out_fmt:
+            raise DeblurInputError(f"--format {fmt} does not match the output name {out_p.name}")
+        outputs = [out_p]
+    else:
+        if out_p.exists() and not out_p.is_dir():
+            raise DeblurInputError(f"-o {out} is an existing file; give a folder (or an output image name)")
+        outputs = []
+        for src in inputs:
+            src_fmt = image_format(src) or "tif"
+            ext = _DEBLUR_EXT[fmt or src_fmt]
+            name = src.name
+            for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif"):
+                if name.lower().endswith(suffix):
+                    name = name[: -len(suffix)]
+                    break
+            else:
+                name = src.stem
+            outputs.append(out_p / f"{name}_deblurred{ext}")
+    seen: dict = {}
+    for src, dst in zip(inputs, outputs):
+        if dst.resolve() == src.resolve():
+            raise DeblurInputError(f"{dst} would overwrite its input")
+        if dst in seen:
+            raise DeblurInputError(f"{seen[dst]} and {src} would both be written to {dst}; use separate -o folders")
+        seen[dst] = src
+    return outputs
+
+
+def _deblur_normalize(text: str):
+    from .errors import DeblurInputError
+
+    if "," in text:
+        try:
+            lo, hi = (float(v) for v in text.split(","))
+        except ValueError as e:
+            raise DeblurInputError(f"--normalize {text}: give LO,HI as two numbers") from e
+        return (lo, hi)
+    return text
+
+
+def _deblur_client(address: str):
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise LFDeblurError(
+            "--scheduler runs on a dask.distributed cluster, which is not installed: pip install distributed"
+        ) from e
+    try:
+        return Client(address, set_as_default=False, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise LFDeblurError(f"cannot connect to the dask scheduler at {address}: {e}") from e
+
+
+def _deblur_bar(desc: str, unit: str):
+    """A tqdm bar and a ``progress(done, total)`` callback driving it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit=unit, disable=None, leave=False, dynamic_ncols=True)
+
+    def progress(done: int, total: int):
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def _deblur_one(src, dst, model, args, normalize, client) -> str:
+    import time
+
+    from .inference.deblur import deblur
+    from .inference.io import check_writable, open_image_info, save_image_streaming
+
+    t0 = time.perf_counter()
+    arr, info = open_image_info(src, lazy=True if (client is not None or args.lazy) else None)
+    check_writable(arr.shape, arr.dtype, dst, rgb=info.rgb)
+    opts = dict(model=model, tile=args.tile, overlap=args.overlap, batch=args.batch, device=args.device,
+                normalize=normalize, rgb=info.rgb)
+    if info.lazy:
+        out = deblur(arr, chunk=args.chunk, **opts)
+        bar, progress = _deblur_bar(src.name, "chunk")
+        with bar:
+            save_image_streaming(out, dst, rgb=info.rgb, progress=progress, client=client, axes=info.axes)
+    else:
+        bar, progress = _deblur_bar(src.name, "tile")
+        with bar:
+            out = deblur(arr, progress=progress, **opts)
+        save_image_streaming(out, dst, rgb=info.rgb, axes=info.axes)
+    shape = "x".join(str(n) for n in arr.shape)
+    how = "chunk by chunk" + (" on the cluster" if client is not None else "") if info.lazy else "in memory"
+    return f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, {time.perf_counter() - t0:.1f} s)"
+
+
+def cmd_deblur(args) -> int:
+    from .inference.io import picklable_model
+    from .inference.models import get_model
+
+    inputs, one_file = _deblur_inputs(args.inputs)
+    outputs = _deblur_outputs(inputs, one_file, args.out, args.format)
+    normalize = _deblur_normalize(args.normalize)
+    client = _deblur_client(args.scheduler) if args.scheduler else None
+    failed = 0
+    try:
+        # load the network once, now: a wrong --model fails before any work; on a cluster it
+        # travels to the workers as its checkpoint path
+        model = picklable_model(args.model, args.device) if client is not None else get_model(args.model, args.device)
+        for src, dst in zip(inputs, outputs):
+            try:
+                print(_deblur_one(src, dst, model, args, normalize, client))
+            except LFDeblurError as e:
+                if len(inputs) == 1:
+                    raise
+                failed += 1
+                print(f"lfdeblur deblur: error: {src}: {e}", file=sys.stderr)
+    finally:
+        if client is not None:
+            client.close()
+    if failed:
+        print(f"lfdeblur deblur: error: {failed} of {len(inputs)} images failed", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -169,6 +346,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-format", default="png", choices=["png", "tiff16"], help="8-bit PNG or 16-bit TIFF")
     _add_lightfield_arguments(p)
     p.set_defaults(func=cmd_pairs)
+
+    p = sub.add_parser(
+        "deblur",
+        help="deblur images (files, folders, globs, TIFF stacks, zarr/OME-Zarr); big ones chunk by chunk",
+        description="Deblur images with a DRBNet network.  Small images are deblurred in memory tile by tile; big "
+                    "TIFFs and zarr stores (or every input with --lazy or --scheduler) chunk by chunk, written "
+                    "as they are computed, so memory stays flat.  Outputs appear only when complete.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN",
+                   help="images (png, jpg, tif, .zarr/.ome.zarr), folders of them, or globs ('data/*.tif')")
+    p.add_argument("-o", "--out", required=True,
+                   help="output image for one input (its suffix sets the format), else a folder: "
+                        "<input name>_deblurred.<format>")
+    p.add_argument("--format", choices=["png", "jpg", "tif", "ome.zarr"],
+                   help="output format in a folder (default: the input's; ome.zarr for zarr inputs)")
+    p.add_argument("--model", default="default", help="'default' or a checkpoint path (.pt/.pth)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default 512)")
+    p.add_argument("--overlap", type=int, default=None, help="context pixels around each tile (default 48)")
+    p.add_argument("--batch", type=int, default=None, help="tiles per network call (default 1 on CPU, 4 on GPU)")
+    p.add_argument("--normalize", default="auto",
+                   help="intensity mapping: auto, percentile, dtype, none or LO,HI (default auto)")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="chunk size in pixels for chunk-by-chunk processing (default: the input's, else 1024)")
+    p.add_argument("--lazy", action="store_true", help="process every input chunk by chunk, even small ones")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="compute the chunks on a running dask.distributed cluster (e.g. tcp://10.0.0.1:8786); "
+                        "the workers must see the input and checkpoint paths")
+    p.set_defaults(func=cmd_deblur)
 
     p = sub.add_parser("demo", help="run the whole story on the shipped sample data and write a figure")
     p.add_argument("--out", default="lfdeblur-demo", help="output folder (default: ./lfdeblur-demo)")

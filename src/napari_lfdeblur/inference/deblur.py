@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DeblurInputError, LFDeblurError, OutOfMemoryError
-from .lazy import lazy_map_planes
+from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .models import clear_model_cache, get_model, run_network
 from .normalize import Normalization, merge_channels, split_channels
 from .tiling import ALIGN, plan_tiles, run_tiled
@@ -133,7 +133,8 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         beyond what is kept (default 48, rounded up to a multiple of 8; tiles
         cross-fade over 16 more pixels),
         tiles per network call (default 1 on the CPU, 4 on a GPU).  Images no
-        larger than a tile go through whole.
+        larger than a tile go through whole.  Lazy inputs default to one tile
+        per chunk (chunk plus its halo).
     device, dtype
         ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda:1"``...;
         ``"float16"``/``"bfloat16"`` on GPUs.  A CUDA out-of-memory error
@@ -166,6 +167,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     if margin < 0:
         raise DeblurInputError(f"overlap must be >= 0, got {overlap}.")
     margin = -(-margin // ALIGN) * ALIGN  # whole steps of the network's 1/8 grid
+    tile_given = tile
     tile = int(tile or DEFAULT_TILE)
     if tile <= 2 * margin + BLEND:
         raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
@@ -180,6 +182,8 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         import dask.array as da
 
         arr = image if isinstance(image, da.Array) else da.from_array(image, chunks="auto")
+        if tile_given is None:  # one network call per chunk: chunk + halo on both sides
+            tile = (chunk or DEFAULT_CHUNK) + 2 * (margin + BLEND)
         plane = _plane_runner(net, norm, rgb, tile, margin, int(batch))
         return lazy_map_planes(arr, plane, rgb=rgb, depth=margin + BLEND, out_dtype=in_dtype, chunk=chunk)
 

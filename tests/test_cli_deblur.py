@@ -1,0 +1,265 @@
+"""``lfdeblur deblur``: files, folders, globs, stacks, big TIFF -> OME-Zarr, interrupts, bad input, a dask cluster.
+
+Everything runs a tiny random DRBNet (base 4) saved as a checkpoint: the
+default model is not shipped yet.  Images are a few hundred pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_lfdeblur.cli import main
+from napari_lfdeblur.inference import deblur as deblur_mod
+from napari_lfdeblur.inference import io as lfio
+from napari_lfdeblur.inference.deblur import deblur
+from napari_lfdeblur.nn.checkpoint import save_model
+from napari_lfdeblur.nn.drbnet import DRBNet
+
+iio = pytest.importorskip("imageio.v3")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    return str(save_model(DRBNet(base=4).eval(), tmp_path_factory.mktemp("model") / "tiny.pt"))
+
+
+def _rgb(h, w, seed=0, dtype=np.uint8):
+    """A smooth-ish colour image (noise on gradients), so deblurring has structure to work on."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 9.0) * np.cos(yy / 7.0)], axis=-1)
+    img = np.clip(0.8 * base + 0.2 * rng.random((h, w, 3)), 0, 1)
+    if dtype == np.uint8:
+        return (img * 255).round().astype(np.uint8)
+    return (1000 + img * 20000).round().astype(dtype)
+
+
+def _leftovers(folder):
+    """Temporary files or folders the writers left behind (names start with '.')."""
+    return sorted(p.name for p in folder.rglob(".*") if ".part" in p.name or ".old" in p.name)
+
+
+def _one_error_line(err: str) -> bool:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    return len(lines) == 1 and lines[0].startswith("lfdeblur deblur: error:") and "Traceback" not in err
+
+
+def test_png_in_png_out_equals_the_api(tmp_path, ckpt, capsys):
+    img = _rgb(160, 224)
+    iio.imwrite(tmp_path / "a.png", img)
+    out = tmp_path / "res" / "sharp.png"
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(out), "--model", ckpt, "--device", "cpu"]) == 0
+    got = iio.imread(out)
+    assert got.shape == img.shape and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, deblur(img, model=ckpt, device="cpu"))
+    assert "in memory" in capsys.readouterr().out
+    assert _leftovers(tmp_path) == []
+
+
+def test_folder_of_two_images_and_a_glob(tmp_path, ckpt):
+    src = tmp_path / "in"
+    src.mkdir()
+    iio.imwrite(src / "a.png", _rgb(96, 128, 1))
+    grey16 = _rgb(80, 120, 2, np.uint16)[..., 0]
+    tifffile.imwrite(src / "b.tif", grey16)
+    (src / "notes.txt").write_text("not an image")  # ignored in a folder
+    assert main(["deblur", str(src), "-o", str(tmp_path / "out"), "--model", ckpt, "--device", "cpu"]) == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["a_deblurred.png", "b_deblurred.tif"]
+    b = tifffile.imread(tmp_path / "out" / "b_deblurred.tif")
+    assert b.shape == grey16.shape and b.dtype == np.uint16
+    # a quoted glob is expanded by the command itself; --format changes the output type
+    assert main(["deblur", str(src / "*.png"), "-o", str(tmp_path / "g"), "--format", "tif",
+                 "--model", ckpt, "--device", "cpu"]) == 0
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["a_deblurred.tif"]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "g" / "a_deblurred.tif"),
+                                  iio.imread(tmp_path / "out" / "a_deblurred.png"))
+
+
+def test_tiff_stack_comes_back_as_a_stack(tmp_path, ckpt):
+    stack = np.stack([_rgb(72, 96, s, np.uint16)[..., 0] for s in range(3)])  # (Z, Y, X) greyscale
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    assert main(["deblur", str(tmp_path / "stack.tif"), "-o", str(tmp_path / "o"), "--model", ckpt,
+                 "--device", "cpu"]) == 0
+    got = tifffile.imread(tmp_path / "o" / "stack_deblurred.tif")
+    assert got.shape == stack.shape and got.dtype == np.uint16
+    np.testing.assert_array_equal(got, deblur(stack, model=ckpt, device="cpu", rgb=False))
+
+
+def test_rgb_stack_chunk_by_chunk_to_tiff(tmp_path, ckpt):
+    stack = np.stack([_rgb(200, 264, s) for s in range(2)])  # (Z, Y, X, 3)
+    tifffile.imwrite(tmp_path / "rgb.tif", stack, photometric="rgb")
+    assert main(["deblur", str(tmp_path / "rgb.tif"), "-o", str(tmp_path / "o"), "--lazy", "--chunk", "128",
+                 "--model", ckpt, "--device", "cpu"]) == 0
+    got = tifffile.imread(tmp_path / "o" / "rgb_deblurred.tif")
+    assert got.shape == stack.shape and got.dtype == np.uint8
+    ref = deblur(stack, model=ckpt, device="cpu")
+    assert np.abs(got.astype(int) - ref).max() <= 2
+
+
+def test_big_tiled_tiff_to_ome_zarr(tmp_path, ckpt, monkeypatch, capsys):
+    zarr = pytest.importorskip("zarr")
+    img = _rgb(1200, 1000, 3)
+    tifffile.imwrite(tmp_path / "big.tif", img, tile=(256, 256), photometric="rgb")
+    monkeypatch.setattr(lfio, "LAZY_BYTES", 2**20)  # "big": read lazily through tifffile's zarr store
+    out = tmp_path / "big.ome.zarr"
+    assert main(["deblur", str(tmp_path / "big.tif"), "-o", str(out), "--model", ckpt, "--device", "cpu"]) == 0
+    assert "chunk by chunk" in capsys.readouterr().out
+    root = zarr.open_group(str(out), mode="r")
+    ms = root.attrs["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["c", "y", "x"] and ms["datasets"][0]["path"] == "0"
+    got = np.moveaxis(np.asarray(root["0"][...]), 0, -1)
+    assert got.shape == img.shape and got.dtype == np.uint8
+    ref = deblur(img, model=ckpt, device="cpu")
+    assert np.abs(got.astype(int) - ref).max() <= 2
+    # and it reads back as the same image, channels last
+    back, info = lfio.open_image_info(out)
+    assert info.lazy and info.rgb and back.shape == img.shape
+    np.testing.assert_array_equal(np.asarray(back), got)
+    assert _leftovers(tmp_path) == []
+
+
+def _interrupt_after(monkeypatch, n: int):
+    real = deblur_mod.run_network
+    calls = []
+
+    def network(tiles, net):
+        calls.append(len(tiles))
+        if len(calls) > n:
+            raise KeyboardInterrupt
+        return real(tiles, net)
+
+    monkeypatch.setattr(deblur_mod, "run_network", network)
+    return calls
+
+
+@pytest.mark.parametrize("fmt, lazy", [("png", False), ("tif", True), ("ome.zarr", True)])
+def test_interrupt_leaves_no_output(tmp_path, ckpt, monkeypatch, capsys, fmt, lazy):
+    iio.imwrite(tmp_path / "a.png", _rgb(300, 330))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    calls = _interrupt_after(monkeypatch, 3)
+    args = ["deblur", str(tmp_path / "a.png"), "-o", str(out_dir), "--format", fmt, "--tile", "128",
+            "--model", ckpt, "--device", "cpu"]
+    if lazy:
+        args += ["--lazy", "--chunk", "128"]
+    assert main(args) == 130
+    assert len(calls) > 3  # it was interrupted in the middle
+    assert "interrupted" in capsys.readouterr().err
+    assert list(out_dir.iterdir()) == []  # neither the output nor a temporary
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, ckpt, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.png").write_text("not a png")
+    iio.imwrite(tmp_path / "dot.png", np.zeros((1, 1, 3), np.uint8))
+    for bad in ("notes.txt", "fake.png", "dot.png", "missing.png"):
+        assert main(["deblur", str(tmp_path / bad), "-o", str(tmp_path / "o"), "--model", ckpt]) == 2, bad
+        assert _one_error_line(capsys.readouterr().err), bad
+    # several inputs to one file name, and a checkpoint that does not exist
+    iio.imwrite(tmp_path / "ok.png", _rgb(32, 32))
+    assert main(["deblur", str(tmp_path / "ok.png"), str(tmp_path / "dot.png"), "-o", str(tmp_path / "x.png"),
+                 "--model", ckpt]) == 2
+    assert _one_error_line(capsys.readouterr().err)
+    assert main(["deblur", str(tmp_path / "ok.png"), "-o", str(tmp_path / "o"), "--model", "nope.pt"]) == 2
+    assert _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_image_among_good_ones_is_skipped(tmp_path, ckpt, capsys):
+    iio.imwrite(tmp_path / "ok.png", _rgb(40, 48))
+    iio.imwrite(tmp_path / "dot.png", np.zeros((1, 1, 3), np.uint8))
+    assert main(["deblur", str(tmp_path / "ok.png"), str(tmp_path / "dot.png"), "-o", str(tmp_path / "o"),
+                 "--model", ckpt, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "dot.png" in err and "1 of 2" in err
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["ok_deblurred.png"]
+
+
+def test_stack_to_png_is_refused_before_any_work(tmp_path, ckpt, capsys, monkeypatch):
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((2, 32, 32), np.uint16))
+    calls = _interrupt_after(monkeypatch, 10**9)
+    assert main(["deblur", str(tmp_path / "s.tif"), "-o", str(tmp_path / "s.png"), "--model", ckpt]) == 2
+    assert "stack" in capsys.readouterr().err and calls == []
+
+
+def test_scheduler_runs_on_a_dask_cluster(tmp_path, ckpt, capsys):
+    distributed = pytest.importorskip("distributed")
+    zarr = pytest.importorskip("zarr")
+    iio.imwrite(tmp_path / "a.png", _rgb(256, 320, 5))
+    common = ["--model", ckpt, "--device", "cpu", "--chunk", "128", "--format", "ome.zarr"]
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "local"), "--lazy", *common]) == 0
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "remote"),
+                     "--scheduler", cluster.scheduler_address, *common]) == 0
+    assert "on the cluster" in capsys.readouterr().out
+    local = zarr.open_group(str(tmp_path / "local" / "a_deblurred.ome.zarr"), mode="r")["0"][...]
+    remote = zarr.open_group(str(tmp_path / "remote" / "a_deblurred.ome.zarr"), mode="r")["0"][...]
+    assert remote.shape == local.shape == (3, 256, 320)
+    assert np.abs(remote.astype(int) - local).max() <= 1  # workers may use other thread counts
+
+
+def test_scheduler_without_distributed_says_how_to_install(tmp_path, ckpt, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_distributed(name, *a, **k):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    iio.imwrite(tmp_path / "a.png", _rgb(32, 32))
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--scheduler", "tcp://x:1",
+                 "--model", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "pip install distributed" in err
+
+
+def test_io_round_trips_without_a_network(tmp_path):
+    """open_image / save_image_streaming alone: OME axis order, NGFF 0.5 groups, zarr arrays written lazily."""
+    zarr = pytest.importorskip("zarr")
+    import dask.array as da
+
+    stack = np.stack([_rgb(150, 130, s) for s in range(2)])  # (Z, Y, X, C)
+    lfio.save_image_streaming(da.from_array(stack, chunks=(1, 64, 64, 3)), tmp_path / "s.ome.zarr")
+    root = zarr.open_group(str(tmp_path / "s.ome.zarr"), mode="r")
+    assert [a["name"] for a in root.attrs["multiscales"][0]["axes"]] == ["c", "z", "y", "x"]  # NGFF: t, c, z, y, x
+    back, info = lfio.open_image_info(tmp_path / "s.ome.zarr")
+    assert info.rgb and info.axes == "zyxc"
+    np.testing.assert_array_equal(np.asarray(back), stack)
+
+    # an OME-Zarr 0.5 (zarr v3) group: metadata under "ome", channels first on disk
+    g = zarr.open_group(str(tmp_path / "v3.ome.zarr"), mode="w", zarr_format=3)
+    g.create_array("0", shape=(3, 40, 50), chunks=(3, 32, 32), dtype="uint16")[...] = np.moveaxis(
+        _rgb(40, 50, 1, np.uint16), -1, 0)
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": [{"name": "c", "type": "channel"},
+                                                                   {"name": "y", "type": "space"},
+                                                                   {"name": "x", "type": "space"}],
+                                                          "datasets": [{"path": "0"}]}]}
+    back = lfio.open_image(tmp_path / "v3.ome.zarr")
+    assert isinstance(back, da.Array) and back.shape == (40, 50, 3)
+    np.testing.assert_array_equal(np.asarray(back), _rgb(40, 50, 1, np.uint16))
+
+    # a zarr array (not dask, not numpy) is written chunk by chunk, to TIFF
+    z = zarr.create_array(store=zarr.storage.MemoryStore(), shape=(300, 260, 3), chunks=(128, 128, 3), dtype="uint8")
+    z[...] = _rgb(300, 260, 2)
+    calls = []
+    lfio.save_image_streaming(z, tmp_path / "z.tif", progress=lambda d, t: calls.append((d, t)))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "z.tif"), _rgb(300, 260, 2))
+    assert calls and calls[-1][0] == calls[-1][1]
+    assert _leftovers(tmp_path) == []
