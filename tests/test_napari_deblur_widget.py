@@ -124,7 +124,11 @@ def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, 
     w.layer.value = layer
     w.lazy.value = True
     w.tile.value = 1024
-    result = w.run()
+    worker = w.run()  # the overview is computed in a worker: the viewer stays usable meanwhile
+    assert "big deblurred" not in viewer.layers
+    qtbot.waitUntil(lambda: "big deblurred" in viewer.layers, timeout=120000)
+    assert worker is not None
+    result = viewer.layers["big deblurred"]
     assert result.multiscale and len(result.data) >= 3
     assert [lvl.shape[0] for lvl in result.data][:3] == [6000, 3000, 1500]
     smallest = result.data[-1].shape[0]

@@ -263,14 +263,29 @@ class DeblurWidget(Container):
         kw = self._result_kwargs(layer, name)
         kw["contrast_limits"] = tuple(layer.contrast_limits)  # never let napari scan a lazy array
         kw["multiscale"] = isinstance(data, list)
-        if name in self._viewer.layers:
-            self._viewer.layers.remove(name)
         levels = len(data) if isinstance(data, list) else 1
-        self.status.value = (
+        message = (
             f"lazy result added ({levels} level{'s' if levels > 1 else ''}): napari computes the tiles you look at"
             + ("" if _async_rendering() else "; tick 'background rendering' to keep the viewer responsive meanwhile")
         )
-        return self._viewer.add_image(data, **kw)
+
+        def add(data):
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self.status.value = message
+            return self._viewer.add_image(data, **kw)
+
+        if levels == 1:
+            return add(data)
+
+        def overview():
+            # napari draws the coarsest level at once (and its thumbnail); it needs the whole input,
+            # so compute it here, off the GUI thread, and hand napari a level already in memory
+            data[-1] = da.from_array(data[-1].compute(), chunks=data[-1].chunks)
+            return data
+
+        self.status.value = f"computing the {levels}-level overview in the background ..."
+        return start_worker(overview, returned=add, errored=self._notify_error)
 
     def _on_progress(self, step):
         done, total = step
