@@ -85,3 +85,22 @@ def test_demo_deblurs_with_the_default_model(tmp_path, monkeypatch, capsys):
     assert set(scores) == {"psnr_before", "psnr_after", "ssim_before", "ssim_after"}
     assert (tmp_path / "demo" / "plants_deblurred.png").exists()
     assert "Deblurred a refocused image: PSNR" in capsys.readouterr().out
+
+
+def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys):
+    import torch
+
+    from napari_lfdeblur import load_model
+
+    torch.set_num_threads(1)
+    run1 = tmp_path / "p1"
+    assert main(["train", "synthetic", "-o", str(run1), "--base", "4", "--steps", "3", "--batch", "1",
+                 "--patch", "32", "--val", "0.2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "train finished at step 3/3" in out
+    assert load_model(run1 / "last.pt", device="cpu").config["base"] == 4
+    run2 = tmp_path / "p2"
+    assert main(["finetune", str(dpdd_pairs), "-o", str(run2), "--model", str(run1 / "last.pt"), "--loss", "shift_l1",
+                 "--steps", "2", "--batch", "1", "--patch", "32", "--val", "0.1", "--device", "cpu"]) == 0
+    assert "finetune finished at step 2/2" in capsys.readouterr().out
+    assert (run2 / "last.pt").exists()

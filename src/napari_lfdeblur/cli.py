@@ -309,6 +309,57 @@ def cmd_deblur(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """``lfdeblur train`` / ``lfdeblur finetune``: the public train()/finetune() with a progress bar."""
+    from tqdm import tqdm
+
+    from .training import finetune, train
+
+    finetuning = args.command == "finetune"
+    data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
+    val = args.val
+    if val is not None:
+        try:
+            val = float(val)
+        except ValueError:
+            pass  # a path of validation pairs
+    bar = tqdm(total=args.steps, desc=args.command, unit="step", disable=None)
+
+    def on_event(event):
+        if event.kind == "started":
+            bar.reset(total=event.total)
+            bar.update(event.step)
+            bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.device}, "
+                      f"{event.phase} phase, data: {event.data}")
+        elif event.kind == "step":
+            bar.update(event.step - bar.n)
+            bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.1e}")
+        elif event.kind == "validation":
+            bar.write(f"step {event.step}: validation PSNR {event.psnr:.2f} dB / SSIM {event.ssim:.3f} "
+                      f"(blurry input {event.input_psnr:.2f} dB / {event.input_ssim:.3f})")
+        elif event.kind == "checkpointsaved" and event.which == "best":
+            bar.write(f"best checkpoint: {event.path}")
+
+    options = dict(
+        val=val, loss=args.loss, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
+        schedule=args.schedule, device=args.device, seed=args.seed, val_every=args.val_every, out=args.out,
+        resume=True if args.resume else None, callback=on_event,
+    )
+    if args.threads:
+        options["threads"] = args.threads
+    try:
+        if finetuning:
+            result = finetune(data if len(data) > 1 else data[0], model=args.model, **options)
+        else:
+            model = args.model if args.model else args.base
+            result = train(data if len(data) > 1 else data[0], model=model, phase=args.phase, **options)
+    finally:
+        bar.close()
+    state = "stopped" if result.cancelled else "finished"
+    print(f"{args.command} {state} at step {result.steps}/{result.total}; last: {result.last}; best: {result.best}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -375,6 +426,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute the chunks on a running dask.distributed cluster (e.g. tcp://10.0.0.1:8786); "
                         "the workers must see the input and checkpoint paths")
     p.set_defaults(func=cmd_deblur)
+
+    for name, helptext in (
+        ("train", "train a network (phase 1: light-field pairs, pixel loss)"),
+        ("finetune", "fine-tune a trained network (phase 2: real pairs, misalignment-tolerant loss)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("data", nargs="+",
+                       help="pair folders, light fields, or 'synthetic' (procedural light fields on the fly)")
+        p.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt, best.pt), log.csv")
+        if name == "train":
+            p.add_argument("--base", type=int, default=16, help="network width: 32 = the paper's DRBNet (default 16)")
+            p.add_argument("--phase", choices=["pixel", "feature"], default="pixel")
+            p.add_argument("--model", help="start from this checkpoint instead of a new network")
+        else:
+            p.add_argument("--model", required=True, help="checkpoint to start from (e.g. a phase-1 best.pt)")
+        p.add_argument("--loss", help="l1, charbonnier, shift_l1, vgg, or sums like 'vgg+0.1*shift_l1'")
+        p.add_argument("--steps", type=int, default=5000)
+        p.add_argument("--batch", type=int, default=4)
+        p.add_argument("--patch", type=int, default=128, help="crop size, a multiple of 8")
+        p.add_argument("--lr", type=float, default=None, help="default 2e-4 (train), 5e-5 (finetune)")
+        p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+        p.add_argument("--val", default=None, help="validation: a fraction of the scenes (0.15), or a pair folder")
+        p.add_argument("--val-every", type=int, default=None)
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--resume", action="store_true", help="continue the run in --out if there is one")
+        p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="run the whole story on the shipped sample data and write a figure")
     p.add_argument("--out", default="lfdeblur-demo", help="output folder (default: ./lfdeblur-demo)")
