@@ -20,12 +20,7 @@ from napari_lfdeblur.inference.tiling import plan_tiles, tile_spans
 from napari_lfdeblur.nn.drbnet import DRBNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(base: int, seed: int = 0) -> DRBNet:
