@@ -88,3 +88,27 @@ def test_cancel_stops_pair_generation(viewer_with_lf, qtbot):
     qtbot.waitUntil(lambda: widget.pairs_button.enabled, timeout=60000)
     assert len(widget.last_pairs) < 60
     assert "cancel" in widget.status.value
+
+
+def test_pairs_from_a_folder_of_lightfields(viewer_with_lf, qtbot, tmp_path):
+    from napari_lfdeblur import read_manifest, synthetic_lightfield
+    from napari_lfdeblur._napari._widget_refocus import RefocusWidget
+
+    viewer, layer, _ = viewer_with_lf
+    folder = tmp_path / "lfs"
+    folder.mkdir()
+    for seed in (3, 4):
+        lf = synthetic_lightfield(seed=seed, views=5, size=64, disparity_range=(-1.5, 1.5))
+        np.save(folder / f"scene{seed}.npy", lf.data)
+    widget = RefocusWidget(viewer)
+    widget.live.value = False
+    widget.layer.value = layer
+    widget.source.value = "folder of light fields"
+    widget.folder_in.value = str(folder)
+    widget.folder_out.value = str(tmp_path / "pairs")
+    widget.apertures.value = "1.0"
+    widget.n_focus.value = 2
+    widget.generate_pairs()
+    qtbot.waitUntil(lambda: widget.pairs_button.enabled and len(widget.last_pairs) > 0, timeout=60000)
+    scenes = {r["scene"] for r in read_manifest(tmp_path / "pairs")}
+    assert len(scenes) == 2
