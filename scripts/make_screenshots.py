@@ -38,6 +38,24 @@ def main(argv=None):
     path = out / "screenshot_lightfield.png"
     viewer.screenshot(str(path), canvas_only=False)
     print(f"wrote {path}")
+
+    # Refocus & pairs: a refocused preview at the flowers' plane, and a focal stack
+    from napari_lfdeblur._napari._widget_refocus import RefocusWidget
+
+    refocus = RefocusWidget(viewer)
+    viewer.window.remove_dock_widget("all")
+    viewer.window.add_dock_widget(refocus, name="Refocus & pairs", area="right")
+    refocus.live.value = False
+    refocus.layer.value = layer
+    refocus.disparity.value = -1.0
+    refocus.aperture.value = 1.0
+    refocus.preview_now()
+    layer.visible = False
+    for _ in range(5):
+        QApplication.processEvents()
+    path = out / "screenshot_refocus.png"
+    viewer.screenshot(str(path), canvas_only=False)
+    print(f"wrote {path}")
     viewer.close()
 
 
