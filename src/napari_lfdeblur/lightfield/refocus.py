@@ -100,30 +100,20 @@ def cpu_threads(device=None):
 # devices
 # --------------------------------------------------------------------------
 def resolve_device(device=None):
-    """A ``torch.device`` from None (CPU), ``"auto"`` (CUDA, then MPS, then CPU),
-    a name such as ``"cuda:0"`` or a ``torch.device``."""
+    """A ``torch.device``: None means the CPU (refocusing is cheap there); anything else as
+    :func:`napari_lfdeblur.nn.devices.resolve_device` (``"auto"``, ``"cuda:0"``, ...), with
+    its errors raised as ``LightFieldError``."""
     import torch
+
+    from ..errors import ModelError
+    from ..nn.devices import resolve_device as resolve
 
     if device is None:
         return torch.device("cpu")
-    if isinstance(device, torch.device):
-        return device
-    if isinstance(device, str):
-        if device.lower() == "auto":
-            if torch.cuda.is_available():
-                return torch.device("cuda")
-            mps = getattr(torch.backends, "mps", None)
-            if mps is not None and mps.is_available():
-                return torch.device("mps")
-            return torch.device("cpu")
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, ValueError) as e:
-            raise LightFieldError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'.") from e
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise LightFieldError(f"Device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'.")
-        return dev
-    raise LightFieldError(f"device must be None, 'auto', a device name or a torch.device, got {device!r}.")
+    try:
+        return resolve(device)
+    except ModelError as e:
+        raise LightFieldError(str(e)) from e
 
 
 # --------------------------------------------------------------------------
