@@ -32,6 +32,16 @@ DEFAULT = "default (shipped)"
 FROM_FILE = "checkpoint file (ours or the authors' .pth)"
 
 
+def device_choices(_widget=None) -> list[str]:
+    """Choices of a device picker: auto first, then what torch can use here."""
+    try:
+        from ..nn.devices import available_devices
+
+        return ["auto", *available_devices()]
+    except Exception:  # torch missing or broken: still show the widget
+        return ["auto", "cpu"]
+
+
 def model_choices(_widget=None) -> list[str]:
     return [DEFAULT, FROM_FILE, *session_models.names()]
 

@@ -24,20 +24,11 @@ from magicgui.widgets import (
 )
 
 from ..errors import LFDeblurError
-from ._models import FROM_FILE, model_choices, on_models_changed, resolve_choice
-from ._workers import CancelToken, start_worker
+from ._models import FROM_FILE, device_choices, model_choices, on_models_changed, resolve_choice
+from ._workers import CancelToken, show_error_in, start_worker
 
 if TYPE_CHECKING:
     import napari
-
-
-def _device_choices(_widget=None) -> list[str]:
-    try:
-        from ..nn.devices import available_devices
-
-        return ["auto", *available_devices()]
-    except Exception:  # torch missing or broken: still show the widget
-        return ["auto", "cpu"]
 
 
 PYRAMID_ABOVE = 4096  # px: larger images get a multiscale lazy result
@@ -94,7 +85,7 @@ class DeblurWidget(Container):
         self.layer = create_widget(annotation="napari.layers.Image", label="image")
         self.model = ComboBox(label="model", choices=model_choices)
         self.model_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
-        self.device = ComboBox(label="device", choices=_device_choices, value="auto")
+        self.device = ComboBox(label="device", choices=device_choices, value="auto")
         self.tile = SpinBox(label="tile", min=64, max=8192, step=64, value=512,
                             tooltip="Tile size in pixels; smaller needs less memory")
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
@@ -125,16 +116,12 @@ class DeblurWidget(Container):
 
     # -- helpers --------------------------------------------------------------
     def _notify_error(self, err: Exception):
-        from napari.utils.notifications import show_error
-
         from ..inference.deblur import DeblurCancelled
 
         if isinstance(err, DeblurCancelled):
             self.status.value = "cancelled: nothing was added"
             return
-
-        self.status.value = f"Error: {err}"
-        show_error(str(err))
+        show_error_in(self.status, err)
 
     def _kwargs(self) -> dict:
         return {

@@ -25,7 +25,7 @@ from magicgui.widgets import (
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
 from ._layers import lightfield_layers, lightfield_name
-from ._workers import start_worker
+from ._workers import show_error_in, start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -138,10 +138,7 @@ class LightFieldWidget(Container):
         return opts
 
     def _notify_error(self, err: Exception):
-        from napari.utils.notifications import show_error
-
-        self.summary.value = f"Error: {err}"
-        show_error(str(err))
+        show_error_in(self.summary, err)
 
     # -- actions ----------------------------------------------------------
     def load(self, *_):

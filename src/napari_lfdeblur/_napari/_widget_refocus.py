@@ -30,7 +30,7 @@ from ..errors import LFDeblurError
 from ..lightfield.core import LightField
 from ._layers import lightfield_name
 from ._widget_lightfield import lightfield_of_layer
-from ._workers import CancelToken, LatestOnly, start_worker
+from ._workers import CancelToken, LatestOnly, show_error_in, start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -103,10 +103,7 @@ class RefocusWidget(Container):
 
     # -- helpers ---------------------------------------------------------
     def _notify_error(self, err: Exception):
-        from napari.utils.notifications import show_error
-
-        self.status.value = f"Error: {err}"
-        show_error(str(err))
+        show_error_in(self.status, err)
 
     def lightfield(self) -> LightField:
         """The chosen layer's light field, decoded into memory once."""

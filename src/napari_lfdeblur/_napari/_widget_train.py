@@ -29,9 +29,16 @@ from magicgui.widgets import (
 
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
-from ._models import DEFAULT, FROM_FILE, model_choices, on_models_changed, resolve_choice, session_models
-from ._widget_deblur import _device_choices
-from ._workers import start_worker
+from ._models import (
+    DEFAULT,
+    FROM_FILE,
+    device_choices,
+    model_choices,
+    on_models_changed,
+    resolve_choice,
+    session_models,
+)
+from ._workers import show_error_in, start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -73,7 +80,7 @@ class TrainWidget(Container):
         self.start_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
         self.net_width = SpinBox(label="network width", min=4, max=64, step=4, value=16,
                              tooltip="base width: 32 = the paper's DRBNet, 16/8 = lighter")
-        self.device = ComboBox(label="device", choices=_device_choices, value="auto")
+        self.device = ComboBox(label="device", choices=device_choices, value="auto")
         self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=500)
         self.batch = SpinBox(label="batch", min=1, max=256, value=4)
         self.patch = SpinBox(label="patch", min=32, max=1024, step=8, value=128)
@@ -121,10 +128,7 @@ class TrainWidget(Container):
             self.source.value = "pair folder"
 
     def _notify_error(self, err: Exception):
-        from napari.utils.notifications import show_error
-
-        self.status.value = f"Error: {err}"
-        show_error(str(err))
+        show_error_in(self.status, err)
 
     # -- arguments ----------------------------------------------------------------
     def _data(self):

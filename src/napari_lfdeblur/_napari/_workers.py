@@ -10,6 +10,14 @@ import threading
 from typing import Callable
 
 
+def show_error_in(label, err: Exception) -> None:
+    """Put ``err`` in a widget's status label and in napari's notifications."""
+    from napari.utils.notifications import show_error
+
+    label.value = f"Error: {err}"
+    show_error(str(err))
+
+
 class CancelToken:
     """A flag a long job polls (``should_stop``) so a Stop button really stops it."""
 
