@@ -294,3 +294,21 @@ def test_cuda_half_channels_last(lite):  # pragma: no cover - GPU machines only
     x = small_input().cuda().half().contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         assert m(x).shape == x.shape
+
+
+def test_input_detail_and_half_round_trip(tmp_path):
+    """A float16 file is half the size, keeps input_detail, and loads into a float32 network
+    whose output differs from the original by far less than a uint8 grey level."""
+    torch.manual_seed(5)
+    net = DRBNet(base=8, input_detail=True)
+    with torch.no_grad():  # trained-looking weights: the heads are zero in a fresh input-detail net
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    net.eval()
+    full, half = save_model(net, tmp_path / "f.pt"), save_model(net, tmp_path / "h.pt", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    m = load_model(half, device="cpu")
+    assert m.input_detail and m.config == net.config and m.dtype == torch.float32
+    x = small_input(24, 40)
+    with torch.no_grad():
+        assert (m(x) - net(x)).abs().max() < 1 / 255

@@ -160,6 +160,25 @@ def test_uint16_percentile_normalisation_is_reversible(net4):
     assert out.dtype == np.uint16 and 1000 <= out.min() and out.max() <= 1499
 
 
+def test_uint16_range_of_a_huge_lazy_image_reads_only_a_few_chunks():
+    """Choosing the percentile range samples at most 16 of 400 chunks, and the
+    range matches the whole image's when the chunks look alike."""
+    from napari_lfdeblur.inference.normalize import Normalization
+
+    reads = []
+
+    def block(block_info=None):
+        (y0, _), (x0, _) = block_info[None]["array-location"][:2]
+        reads.append((y0, x0))
+        rng = np.random.default_rng(y0 * 7919 + x0)
+        return (2000 + rng.random((64, 64)) * 10000).astype(np.uint16)
+
+    arr = da.map_blocks(block, chunks=((64,) * 20, (64,) * 20), dtype=np.uint16)
+    norm = Normalization.for_image(arr)
+    assert 1 <= len(set(reads)) <= 16
+    assert abs(norm.lo - 2000) < 50 and abs(norm.hi - 12000) < 50  # the whole image spans 2000..12000
+
+
 def test_float32_stays_float32():
     img = _img((48, 64, 3), np.float32)
     out = deblur(img, model=Identity(), device="cpu")

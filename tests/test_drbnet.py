@@ -226,3 +226,37 @@ def test_pointwise_nchw_matches_conv():
         torch.testing.assert_close(
             _pointwise_nchw(nobias, x.contiguous(memory_format=torch.channels_last)), nobias(x), atol=1e-5, rtol=1e-5
         )
+
+
+def test_input_detail_network_starts_as_the_identity():
+    """With input_detail the untrained network hands the input through exactly (odd sizes too),
+    while the paper's estimate path does not, and the weights have the paper's names."""
+    torch.manual_seed(0)
+    net = DRBNet(base=8, input_detail=True).eval()
+    x = torch.rand(2, 3, 37, 53) * 2 - 1
+    with torch.no_grad():
+        y, inter = net(x, return_intermediate=True)
+    assert torch.allclose(y, x, atol=1e-5)
+    assert torch.allclose(inter[0], F.avg_pool2d(pad_to_multiple(x, 8)[0], 8)[..., :5, :7], atol=1e-5)
+    paper = DRBNet(base=8).eval()
+    paper.load_state_dict(net.state_dict())  # same names and shapes
+    with torch.no_grad():
+        assert (paper(x) - x).abs().max() > 0.05  # the paper's path: a blocky 1/8 estimate refined
+    assert net.config == {"arch": "DRBNet", "base": 8, "res_blocks": 2, "input_detail": True}
+    assert "input_detail" not in DRBNet(base=8).config  # the authors' config stays as theirs
+    assert DRBNet.from_config(net.config).input_detail
+
+
+def test_input_detail_network_learns():
+    """The zeroed heads still get gradients, so one step moves the output off the identity."""
+    torch.manual_seed(0)
+    net = DRBNet(base=4, input_detail=True)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    target = torch.zeros_like(x)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    (net(x) - target).abs().mean().backward()
+    grads = [net.upconv0_res[-1][0].weight.grad, net.upconv0_kernel[-1].weight.grad]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    opt.step()
+    with torch.no_grad():
+        assert (net(x) - x).abs().mean() > 1e-4

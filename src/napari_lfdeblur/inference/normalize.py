@@ -7,7 +7,10 @@ intensities into [0, 1] and back, reversibly within the chosen range:
 - uint8: ``x / 255`` (exact, the network's training convention);
 - uint16 and float: by default the 0.05th and 99.95th percentiles (``lo``,
   ``hi``) of the image (a strided sub-sample for large or lazy arrays) map to
-  0 and 1; values outside are clipped.  Microscopy data rarely fill the whole
+  0 and 1; values outside are clipped.  A lazy (dask) array with many chunks
+  is sampled from at most 16 chunks spread evenly over it, so choosing the
+  range of a huge image does not read it all (pass ``normalize=(lo, hi)`` when
+  a few chunks are not representative, e.g. a mostly empty slide).  Microscopy data rarely fill the whole
   uint16 range, so dividing by 65535 would feed the network a black image.
   Float images already inside [0, 1] are used as they are.  Pass
   ``normalize="dtype"`` (full dtype range), ``normalize=(lo, hi)`` or
@@ -41,6 +44,23 @@ def _subsample(a, max_pixels: int = _SAMPLE_PIXELS):
     for ax in np.argsort(a.shape)[-2:]:
         index[ax] = slice(None, None, step)
     return a[tuple(index)]
+
+
+_SAMPLE_CHUNKS = 16
+
+
+def _sample_chunks(a, max_chunks: int = _SAMPLE_CHUNKS):
+    """Up to ``max_chunks`` blocks of a dask array, evenly spread in block order,
+    concatenated flat: a representative sample that reads only those blocks."""
+    import dask.array as da
+
+    n = int(np.prod(a.numblocks))
+    if n <= max_chunks:
+        return a
+    picks = np.unique(np.linspace(0, n - 1, max_chunks).round().astype(int))
+    blocks = [a.blocks[np.unravel_index(i, a.numblocks)] for i in picks]
+    per_block = max(1, _SAMPLE_PIXELS // len(blocks))
+    return da.concatenate([_subsample(b, per_block).ravel() for b in blocks])
 
 
 def _compute(a):
@@ -80,7 +100,9 @@ class Normalization:
             raise DeblurInputError(
                 f"normalize={normalize!r}: use 'auto', 'percentile', 'dtype', 'none' or a (lo, hi) pair."
             )
-        sample = _subsample(image[..., :3] if alpha else image)
+        sample = image[..., :3] if alpha else image
+        sample = _sample_chunks(sample) if hasattr(sample, "numblocks") else sample
+        sample = _subsample(sample)
         sample = _compute(sample).astype(np.float64, copy=False)
         if not np.isfinite(sample).all():
             raise DeblurInputError("The image contains NaN or infinite values; replace them (e.g. np.nan_to_num) first.")

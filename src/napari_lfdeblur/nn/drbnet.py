@@ -170,7 +170,8 @@ class DRBNet(nn.Module):
 
     input_convention = INPUT_CONVENTION
 
-    def __init__(self, base: int = FULL_BASE, res_blocks: int = 2, *, fac_impl: str = "shift"):
+    def __init__(self, base: int = FULL_BASE, res_blocks: int = 2, *, input_detail: bool = False,
+                 fac_impl: str = "shift"):
         super().__init__()
         if isinstance(base, bool) or not isinstance(base, int) or base < 1:
             raise ModelError(f"DRBNet base width must be a positive integer (32 = the paper's network), got {base!r}")
@@ -178,6 +179,8 @@ class DRBNet(nn.Module):
             raise ModelError(f"DRBNet res_blocks must be a non-negative integer (2 = the paper), got {res_blocks!r}")
         self.base = base
         self.res_blocks = res_blocks
+        #: re-inject the input's own detail band into each upsampled estimate (see ``forward``); off for the paper
+        self.input_detail = bool(input_detail)
         self.fac_impl = fac_impl
         #: clamp the full-resolution output to [-1, 1] (the paper's output); a trainer may turn it off
         self.clip_output = True
@@ -231,12 +234,17 @@ class DRBNet(nn.Module):
         self.upconv1_res = residual_head(e2 + s(64), s(64), s(64))
         self.upconv0_kernel = kernel_head(e1 + s(32), s(64), s(64))
         self.upconv0_res = residual_head(e1 + s(32), s(64), s(64))
+        if self.input_detail:
+            self.zero_init_heads()  # an untrained input-detail network starts as the identity
 
     # ------------------------------------------------------------------ config
     @property
     def config(self) -> dict[str, Any]:
         """The architecture, enough to rebuild the network: ``DRBNet.from_config(model.config)``."""
-        return {"arch": "DRBNet", "base": self.base, "res_blocks": self.res_blocks}
+        cfg = {"arch": "DRBNet", "base": self.base, "res_blocks": self.res_blocks}
+        if self.input_detail:  # absent for the paper's network, so its config stays the authors'
+            cfg["input_detail"] = True
+        return cfg
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **kwargs) -> DRBNet:
@@ -246,10 +254,10 @@ class DRBNet(nn.Module):
         arch = cfg.pop("arch", "DRBNet")
         if arch != "DRBNet":
             raise ModelError(f"checkpoint is for architecture {arch!r}, not DRBNet; this version cannot build it")
-        unknown = set(cfg) - {"base", "res_blocks"}
+        unknown = set(cfg) - {"base", "res_blocks", "input_detail"}
         if unknown:
             raise ModelError(
-                f"unknown DRBNet config keys {sorted(unknown)} (known: base, res_blocks); "
+                f"unknown DRBNet config keys {sorted(unknown)} (known: base, res_blocks, input_detail); "
                 "the checkpoint may come from a newer napari-lfdeblur: upgrade the package"
             )
         return cls(**cfg, **kwargs)
@@ -275,9 +283,32 @@ class DRBNet(nn.Module):
         self._fac = _FAC_IMPLS[value]
 
     def extra_repr(self) -> str:
-        return f"base={self.base}, res_blocks={self.res_blocks}, fac_impl={self.fac_impl!r}"
+        extra = ", input_detail=True" if self.input_detail else ""
+        return f"base={self.base}, res_blocks={self.res_blocks}{extra}, fac_impl={self.fac_impl!r}"
+
+    def zero_init_heads(self) -> DRBNet:
+        """Zero the last layer of every kernel and residual head: each block then
+        adds nothing, and with ``input_detail`` the untrained network is exactly
+        the identity, a starting point no worse than the blurry input.  Gradients
+        still reach those layers (they depend on the layers' inputs, not weights)."""
+        for name in ("upconv3", "upconv2", "upconv1", "upconv0"):
+            for head in (getattr(self, f"{name}_kernel")[-1], getattr(self, f"{name}_res")[-1][0]):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+        return self
 
     # ----------------------------------------------------------------- forward
+    @staticmethod
+    def _upsample(est: torch.Tensor, pyramid: list | None, level: int) -> torch.Tensor:
+        """The estimate x2 (nearest = mode="area" for an exact x2), plus the
+        input's detail band at pyramid ``level`` when ``input_detail`` is on."""
+        up = F.interpolate(est, scale_factor=2, mode="nearest")
+        if pyramid is None:
+            return up
+        fine = pyramid[level]
+        coarse = F.interpolate(pyramid[level + 1], scale_factor=2, mode="nearest")
+        return up.add_(fine).sub_(coarse)
+
     def _drb(self, holder: list, est: torch.Tensor, img_branch, kernel_head, residual_head) -> torch.Tensor:
         """One dynamic residual block: est + FAC(est, K) + R.
 
@@ -332,6 +363,14 @@ class DRBNet(nn.Module):
         x, h, w = pad_to_multiple(x, MULTIPLE)
 
         est = F.avg_pool2d(x, MULTIPLE)  # the input at 1/8: the first estimate
+        # With input_detail, the estimate entering each finer block is the coarser
+        # estimate upsampled plus the input's detail at that scale (input at the
+        # scale minus the input at the coarser scale upsampled): an identity
+        # coarser estimate then hands on the input itself, not a blocky copy, so
+        # the blocks only have to learn the correction.  A 3-channel pyramid: cheap.
+        pyramid = None
+        if self.input_detail:
+            pyramid = [x, F.avg_pool2d(x, 2), F.avg_pool2d(x, 4), est]
 
         f1 = self.conv1_3(self.conv1_2(self.conv1_1(x)))
         del x
@@ -349,7 +388,7 @@ class DRBNet(nn.Module):
         for i in range(self.res_blocks):
             d = getattr(self, f"upconv3_{i + 1}")(d)
         # scale 1/4
-        est = F.interpolate(est, scale_factor=2, mode="nearest")  # = mode="area" for an exact x2
+        est = self._upsample(est, pyramid, 2)
         est = self._drb([d], est, self.img_d4_feature, self.upconv2_kernel, self.upconv2_res)
         if return_intermediate:
             intermediates.append(est)
@@ -358,7 +397,7 @@ class DRBNet(nn.Module):
         for i in range(self.res_blocks):
             d = getattr(self, f"upconv2_{i + 1}")(d)
         # scale 1/2
-        est = F.interpolate(est, scale_factor=2, mode="nearest")
+        est = self._upsample(est, pyramid, 1)
         est = self._drb([d], est, self.img_d2_feature, self.upconv1_kernel, self.upconv1_res)
         if return_intermediate:
             intermediates.append(est)
@@ -367,7 +406,8 @@ class DRBNet(nn.Module):
         for i in range(self.res_blocks):
             d = getattr(self, f"upconv1_{i + 1}")(d)
         # scale 1/1
-        est = F.interpolate(est, scale_factor=2, mode="nearest")
+        est = self._upsample(est, pyramid, 0)
+        del pyramid
         holder = [d]
         del d  # the block frees the full-resolution decoder features once concatenated
         out = self._drb(holder, est, self.img_d1_feature, self.upconv0_kernel, self.upconv0_res)
