@@ -23,7 +23,7 @@ Three parts (random weights: speed does not depend on them):
     A 20000 x 20000 RGB lazy layer: time to build the lazy deblurred array
     and to compute one 1024 x 1024 chunk in the middle (what napari needs
     before it shows the first tile).  uint8 needs no intensity statistics;
-    uint16 first samples percentiles over the whole image (every chunk is read).
+    uint16 first samples percentiles from 16 of its chunks spread over the image.
 
 Every figure is printed; ratios at the end of each part.  Examples::
 
