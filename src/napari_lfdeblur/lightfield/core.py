@@ -78,7 +78,7 @@ class LightField:
     # -- shape helpers -------------------------------------------------
     @property
     def grid(self) -> tuple[int, int]:
-        """(V, U): number of vertical and horizontal views."""
+        """Number of vertical and horizontal views, (V, U)."""
         return int(self.data.shape[0]), int(self.data.shape[1])
 
     @property
@@ -92,7 +92,7 @@ class LightField:
 
     @property
     def center(self) -> tuple[float, float]:
-        """(vc, uc): grid coordinates of the optical centre, (V-1)/2, (U-1)/2."""
+        """Grid coordinates of the optical centre, (vc, uc) = ((V-1)/2, (U-1)/2)."""
         V, U = self.grid
         return (V - 1) / 2.0, (U - 1) / 2.0
 
