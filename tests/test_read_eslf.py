@@ -92,3 +92,20 @@ def test_shipped_sample_matches_the_view_folder(lytro_plants):
     eslf = read_lightfield(PLANTS_ESLF, format="eslf", views=(10, 10))
     folder = read_lightfield(lytro_plants)
     np.testing.assert_array_equal(eslf.data, np.asarray(folder.data))
+
+
+def test_views_from_a_tag_in_the_name(tmp_path):
+    """scene_4x6.eslf.png opens without views=: the grid comes from the name (14x14 would not fit)."""
+    lf = _quantised_lf((4, 6, 5, 3, 3), seed=5)
+    path = write_eslf(lf, tmp_path / "scene_4x6.eslf.png")
+    back = read_lightfield(path)
+    assert back.grid == (4, 6) and back.view_shape == (5, 3)
+    np.testing.assert_array_equal(back.data, lf.data)
+    assert read_lightfield(path, views=(2, 3)).grid == (2, 3)  # an explicit views= wins
+
+
+def test_shipped_sample_opens_by_path_without_options():
+    from napari_lfdeblur.sample_data import PLANTS_ESLF
+
+    lf = read_lightfield(PLANTS_ESLF)
+    assert lf.grid == (10, 10) and lf.view_shape == (256, 256)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import LightFieldError
 
 _HERE = Path(__file__).resolve().parent
-PLANTS_ESLF = _HERE / "lytro_plants_IMG_0001.eslf.png"
+PLANTS_ESLF = _HERE / "lytro_plants_IMG_0001_10x10.eslf.png"
 
 SAMPLES = ("lytro_plants", "synthetic")
 

@@ -12,6 +12,7 @@ Lytro Illum files have 14 x 14 views.  Reading is eager (one file).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,15 @@ def lightfield_array_to_eslf(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(data, (2, 0, 3, 1, 4))).reshape(Y * V, X * U, C)
 
 
+_NAME_VIEWS = re.compile(r"(\d+)x(\d+)[._-]?eslf\.[a-z0-9]+$", re.IGNORECASE)
+
+
+def views_from_name(name: str) -> tuple[int, int] | None:
+    """(V, U) from a file name such as ``plants_10x10.eslf.png`` or ``scene.8x8_eslf.png``; None without a tag."""
+    m = _NAME_VIEWS.search(name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightField:
     """Read a lenslet-sliced ESLF image.
 
@@ -61,8 +71,12 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
     path
         The ESLF image (PNG, or any image format Pillow/tifffile reads).
     views
-        Views per macro-pixel, ``V`` or ``(V, U)``.  None: 14 x 14 (Lytro
-        Illum) when the image size allows it, else an error asking for it.
+        Views per macro-pixel, ``V`` or ``(V, U)``.  None: read from a
+        ``VxU`` tag just before the ESLF suffix in the file name
+        (``scene_10x10.eslf.png``: name files that way to open them without
+        options), else 14 x 14
+        (Lytro Illum) when the image size allows it, else an error asking
+        for it.
     lazy
         Ignored: the single image is decoded at once.
 
@@ -75,6 +89,8 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
     path = Path(path)
     info = probe_image(path)  # cheap header check before decoding a large image
     H, W = info.shape
+    if views is None:
+        views = views_from_name(path.name)
     if views is None:
         if H % DEFAULT_VIEWS or W % DEFAULT_VIEWS:
             raise LightFieldError(
