@@ -31,21 +31,6 @@ def test_info_bad_path_is_one_clear_line(tmp_path, capsys):
     assert err.startswith("lfdeblur info: error:") and "Traceback" not in err
 
 
-def test_demo_writes_figure_and_summary(tmp_path, capsys):
-    report_dir = tmp_path / "demo"
-    assert main(["demo", "--out", str(report_dir)]) == 0
-    assert (report_dir / "demo_lightfield.png").stat().st_size > 10_000
-    summary = json.loads((report_dir / "summary.json").read_text())
-    assert summary["lightfield"]["grid (V x U)"] == "10 x 10"
-    import imageio.v3 as iio
-
-    near = iio.imread(report_dir / "plants_refocus_-1.0.png").astype(float)
-    far = iio.imread(report_dir / "plants_refocus_+0.8.png").astype(float)
-    centre = iio.imread(report_dir / "plants_centre.png").astype(float)
-    # the flowers' plane (-1 px/view) is much closer to the all-in-focus view than a far plane
-    assert np.abs(near - centre).mean() < 0.6 * np.abs(far - centre).mean()
-
-
 def test_refocus_writes_one_image_per_plane(hci_antinous, tmp_path):
     import imageio.v3 as iio
 
@@ -68,23 +53,6 @@ def test_pairs_from_lightfield_folder(lytro_checkerboard, tmp_path):
     # running again resumes: nothing new is written
     assert main(["pairs", str(lytro_checkerboard), "-o", str(out), "--focus", "3", "--apertures", "0.5,1"]) == 0
     assert len(read_manifest(out)) == len(records)
-
-
-def test_demo_deblurs_with_the_default_model(tmp_path, monkeypatch, capsys):
-    import torch
-
-    from napari_lfdeblur import DRBNet, save_model
-    from napari_lfdeblur.nn import checkpoint
-
-    torch.manual_seed(0)
-    weights = save_model(DRBNet(base=4), tmp_path / "default.pt")
-    monkeypatch.setattr(checkpoint, "default_model_path", lambda: weights)
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    scores = summary["deblur"]
-    assert set(scores) == {"psnr_before", "psnr_after", "ssim_before", "ssim_after"}
-    assert (tmp_path / "demo" / "plants_deblurred.png").exists()
-    assert "Deblurred a refocused image: PSNR" in capsys.readouterr().out
 
 
 def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys):

@@ -136,3 +136,98 @@ def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, 
     qtbot.wait(500)  # napari draws the overview level
     # zoomed out, only the small overview level was deblurred: no full-resolution tile
     assert calls and all(max(s[1:3]) <= smallest for s in calls), calls
+
+
+# ---------------------------------------------------------------- scores against a sharp reference
+def _blurred_photo(img):
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(img.astype(np.float64), size=(7, 7, 1)).round().astype(np.uint8)
+
+
+def _score_lines(text: str) -> dict[str, float]:
+    """{'input': psnr, 'deblurred': psnr} from the scores label."""
+    lines = [ln.split() for ln in text.splitlines()[1:]]
+    return {ln[0]: float(ln[1]) for ln in lines}
+
+
+def test_reference_scores_after_eager_run(widget, qtbot):
+    from napari_lfdeblur.evaluation import compare
+
+    viewer, w = widget
+    sharp = _photo()
+    blurred = _blurred_photo(sharp)
+    layer = viewer.add_image(blurred, name="blurred")
+    viewer.add_image(sharp, name="sharp")
+    assert w.reference.value is None  # optional: nothing is scored unless asked
+    w.layer.value = layer
+    w.reference.value = viewer.layers["sharp"]
+    w.lazy.value = False
+    w.run()
+    qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
+    got = _score_lines(w.scores.value)
+    assert "'sharp' (whole image 300x420 px)" in w.scores.value
+    out = viewer.layers["blurred deblurred"].data
+    assert got["input"] == pytest.approx(compare(blurred, sharp)["psnr"], abs=0.01)
+    assert got["deblurred"] == pytest.approx(compare(out, sharp)["psnr"], abs=0.01)
+
+
+def test_reference_scores_preview_region(widget, qtbot):
+    from napari_lfdeblur.evaluation import compare
+
+    viewer, w = widget
+    sharp = _photo()
+    blurred = _blurred_photo(sharp)
+    layer = viewer.add_image(blurred, name="blurred")
+    w.reference.value = viewer.add_image(sharp, name="sharp")
+    w.layer.value = layer
+    viewer.camera.zoom = 4.0
+    viewer.camera.center = (150, 200)
+    qtbot.wait(200)
+    w.preview()
+    qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
+    prev = viewer.layers["blurred deblurred (preview)"]
+    (y0, x0), (h, w_) = (int(t) for t in prev.translate), prev.data.shape[:2]
+    assert f"preview {h}x{w_} px" in w.scores.value and h < 300
+    region = (slice(y0, y0 + h), slice(x0, x0 + w_))
+    got = _score_lines(w.scores.value)
+    assert got["input"] == pytest.approx(compare(blurred[region], sharp[region])["psnr"], abs=0.01)
+    assert got["deblurred"] == pytest.approx(compare(prev.data, sharp[region])["psnr"], abs=0.01)
+
+
+def test_reference_scores_lazy_result_on_the_visible_region_only(widget, qtbot):
+    import dask.array as da
+
+    viewer, w = widget
+    sharp = _photo(600, 800)
+    computed = []  # reference chunks read for the scores
+
+    def mark(block, block_info=None):
+        computed.append(block_info[0]["chunk-location"])
+        return block
+
+    ref = da.from_array(sharp, chunks=(200, 200, 3)).map_blocks(mark, dtype=np.uint8)
+    layer = viewer.add_image(_blurred_photo(sharp), name="blurred")
+    w.reference.value = viewer.add_image(ref, name="sharp", contrast_limits=(0, 255), visible=False)
+    w.layer.value = layer
+    viewer.camera.zoom = 4.0
+    viewer.camera.center = (300, 400)
+    qtbot.wait(200)
+    computed.clear()
+    w.lazy.value = True
+    result = w.run()
+    assert isinstance(result.data, da.Array)  # the result stays lazy
+    qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
+    assert "visible region" in w.scores.value
+    assert 0 < len(set(computed)) < 12  # only the chunks on screen, not the 3x4 of the whole reference
+
+
+def test_reference_of_another_size_is_explained(widget, qtbot):
+    viewer, w = widget
+    layer = viewer.add_image(_photo(), name="photo")
+    w.reference.value = viewer.add_image(_photo(200, 420), name="small")
+    w.layer.value = layer
+    w.lazy.value = False
+    w.run()
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
+    assert "same size" in w.scores.value

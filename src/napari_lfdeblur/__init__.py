@@ -55,6 +55,7 @@ _LAZY = {
     "train": ".training.trainer",
     "finetune": ".training.trainer",
     "CancelToken": ".training.events",
+    "evaluate": ".evaluation",
 }
 
 __all__ = [

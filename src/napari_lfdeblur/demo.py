@@ -1,142 +1,465 @@
-"""``lfdeblur demo``: the whole story on the shipped data, as a figure and files.
+"""``lfdeblur demo``: the whole story on the shipped data, as figures, files and (optionally) a napari window.
 
-Today it opens the shipped real light field (and a procedural one), prints a
-summary, shows the parallax (views, an epipolar-plane image) and the focal
-range (refocused images at near and far planes), and writes the outputs.  The
-deblurring step joins once a default model ships.
+1. the shipped real light field (Lytro plants) and a procedural one (exact
+   ground truth: its centre view is all in focus, its disparity map is known):
+   a summary, views, an epipolar-plane image;
+2. the focal range (``estimate_disparity_range``) and refocused images across it;
+3. (blurred, sharp) pairs from both (``make_pairs``), written as a pair folder
+   (``write_pairs``) to ``OUT/pairs``;
+4. a blurred pair of each light field deblurred with the default model (or
+   ``model=``), with PSNR/SSIM of the blurry input and of the result against
+   the sharp target.
+
+Everything is written atomically to ``out``: ``demo_lightfield.png`` (steps
+1-3), ``demo_deblur.png`` (step 4), the images, the pair folder and
+``summary.json``.  Without a model the deblurring step is skipped with a
+message that says how to get one.  :func:`populate_viewer` puts the same
+results and the plugin's widgets into a napari viewer (``--gui``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_path, save_image
 
+#: the procedural scene of the demo: like the training scenes (11x11 views, +-1 px/view), a seed they skip
+PROCEDURAL = {"seed": 2024, "views": 11, "size": 256, "disparity_range": (-1.0, 1.0)}
+#: pairs per light field: two aperture sizes x three focus planes over its disparity range
+PAIR_APERTURES = (0.5, 1.0)
+PAIR_FOCUS = 3
+#: refocused planes shown across each light field's focal range (plus one plane outside it)
+N_PLANES = 3
 
-def _epi(lf, row: int) -> np.ndarray:
+
+def no_model_message(path: Path) -> str:
+    return (
+        f"No default model is installed ({path} is missing), so the deblurring step is skipped.\n"
+        "To get one: reinstall napari-lfdeblur from a release (the wheel ships weights/default.pt), or train your\n"
+        "own and pass it to the demo:\n"
+        "    lfdeblur train synthetic -o runs/mine --steps 5000\n"
+        "    lfdeblur demo --model runs/mine/best.pt\n"
+        "The authors' single_image_defocus_deblurring.pth works too: lfdeblur demo --model path/to/it"
+    )
+
+
+@dataclass
+class DeblurCase:
+    """One deblurred image: the blurry input, the network's result (None without a model), the sharp target."""
+
+    name: str
+    label: str
+    blurred: np.ndarray
+    sharp: np.ndarray
+    target: str
+    restored: np.ndarray | None = None
+    scores: dict = field(default_factory=dict)
+
+
+@dataclass
+class Demo:
+    """What the demo computed: the light fields, refocused planes, pairs and deblurred images, and its report."""
+
+    out: Path
+    plants: object  # LightField
+    procedural: object  # LightField
+    ranges: dict = field(default_factory=dict)  # name -> (lo, hi) px/view
+    focal: dict = field(default_factory=dict)  # name -> [(disparity, image)]
+    pairs: dict = field(default_factory=dict)  # name -> [Pair]
+    cases: list = field(default_factory=list)  # [DeblurCase]
+    model: object = None  # what was passed to deblur (path or module), None when skipped
+    report: dict = field(default_factory=lambda: {"outputs": {}})
+
+
+# ------------------------------------------------------------------ figures
+def _epi(lf, row: int, width: int = 96) -> np.ndarray:
+    """The u-x epipolar-plane image through the centre row of views, a ``width``-pixel crop around the middle."""
     vc, _ = lf.center_index()
-    return np.asarray(lf.data[vc, :, row, :, :], dtype=np.float32)  # (U, X, C)
+    epi = np.asarray(lf.data[vc, :, row, :, :], dtype=np.float32)  # (U, X, C)
+    x0 = max(0, epi.shape[1] // 2 - width // 2)
+    return epi[:, x0 : x0 + width]
 
 
-def _figure(panels: list[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+def _show(ax, img, opts: dict):
+    img = np.nan_to_num(np.asarray(img, dtype=np.float32))
+    if img.ndim == 2 or "cmap" in opts:
+        img = img[..., 0] if img.ndim == 3 else img
+        im = ax.imshow(img, cmap=opts.get("cmap", "gray"), vmin=opts.get("vmin"), vmax=opts.get("vmax"),
+                       interpolation="nearest")
+        if opts.get("colorbar"):
+            ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+        return
+    img = np.clip(img, 0, 1)
+    if img.shape[-1] == 1:
+        ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(img, interpolation="nearest", aspect=opts.get("aspect", "equal"))
+
+
+def _figure(rows: list, path: Path, title: str) -> Path:
+    """A grid of panels; ``rows`` is a list of (row title, [(label, image[, options])]); saved atomically."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    n = len(panels)
-    cols = min(n, 4)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
+    cols = max(len(panels) for _, panels in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.3 * cols, 3.5 * len(rows) + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (label, img) in zip(axes.flat, panels):
-        img = np.clip(np.nan_to_num(img), 0, 1)
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                  aspect="auto" if img.shape[0] < img.shape[1] / 4 else "equal", interpolation="nearest")
-        ax.set_title(label, fontsize=9)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    for r, (row_title, panels) in enumerate(rows):
+        for c, panel in enumerate(panels):
+            label, img, *rest = panel
+            ax = axes[r, c]
+            _show(ax, img, rest[0] if rest else {})
+            ax.set_title(label, fontsize=8.5)
+        axes[r, 0].text(-0.06, 0.5, row_title, transform=axes[r, 0].transAxes, rotation=90, fontsize=10,
+                        ha="right", va="center", fontweight="bold")
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0.02, 0, 1, 0.98))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 
 
-def _deblur_step(lf, out: Path, report: dict) -> list:
-    """Deblur a refocused (defocused) image with the shipped model; PSNR/SSIM against the centre view."""
+# ------------------------------------------------------------------ steps
+def _print_summary(title: str, summary: dict):
+    print(title)
+    width = max(len(k) for k in summary)
+    for k, v in summary.items():
+        print(f"  {k:<{width}}  {v}")
+
+
+def _focal_range(demo: Demo, name: str, lf, tag: str):
+    from .lightfield.disparity import estimate_disparity_range
+    from .lightfield.refocus import refocus
+
+    lo, hi = estimate_disparity_range(lf)
+    demo.ranges[name] = (lo, hi)
+    outside = hi + 0.5 * max(hi - lo, 1.0)  # beyond the scene: nothing is in focus
+    planes = []
+    for d in [*np.linspace(lo, hi, N_PLANES), outside]:
+        img = refocus(lf, float(d), aperture=1.0)
+        planes.append((float(d), img))
+        key = f"{tag}_refocus_{d:+.2f}"
+        demo.report["outputs"][key] = str(save_image(demo.out / f"{key}.png", img))
+    demo.focal[name] = planes
+    demo.report.setdefault("focal_range", {})[name] = {"lo": round(lo, 3), "hi": round(hi, 3),
+                                                       "planes": [round(d, 3) for d, _ in planes]}
+    print(f"  {name}: {lo:+.2f} .. {hi:+.2f} px/view (estimated from the views); refocused at "
+          f"{', '.join(f'{d:+.2f}' for d, _ in planes[:-1])} and, outside the range, {outside:+.2f}")
+
+
+def _make_pairs(demo: Demo, name: str, lf, scene: str):
+    from .lightfield.pairs import make_pairs, write_pairs
+
+    pairs = make_pairs(lf, apertures=PAIR_APERTURES, focus=PAIR_FOCUS, scene=scene)
+    manifest = write_pairs(pairs, demo.out / "pairs")
+    demo.pairs[name] = pairs
+    psnrs = ", ".join(f"{p.info['psnr']:.1f}" for p in pairs)
+    print(f"  {len(pairs)} pairs from the {name} (apertures {PAIR_APERTURES}, {PAIR_FOCUS} focus planes; "
+          f"blurred-vs-sharp PSNR {psnrs} dB)")
+    return manifest
+
+
+def _resolve_model(model):
+    """(what to pass to deblur, a description) or (None, the reason) when there is none."""
     from .nn.checkpoint import default_model_path
 
-    if not default_model_path().exists():
-        print("The default model is not shipped yet: skipping the deblurring step.")
-        report["deblur"] = "skipped: no default model"
-        return []
-    from .inference.deblur import deblur
-    from .lightfield.pairs import make_pairs
+    if model is None or (isinstance(model, str) and model.strip().lower() == "default"):
+        path = default_model_path()
+        if not path.exists():
+            return None, no_model_message(path)
+        return str(path), f"the default model ({path})"
+    if isinstance(model, (str, os.PathLike)):
+        return str(model), f"the model {model}"
+    return model, f"the given {type(model).__name__}"
+
+
+def _deblur_step(demo: Demo, model) -> None:
+    from .inference.models import get_model
     from .training.metrics import psnr_ssim
 
-    # a plane behind the flowers: the flowers come out defocused, as with a wide aperture
-    pair = make_pairs(lf, apertures=(0.66,), focus=[0.3], crop="auto", skip_duplicates=False)[0]
-    restored = deblur(pair.blurred, model="default")
-    before = psnr_ssim(pair.blurred, pair.sharp)
-    after = psnr_ssim(restored, pair.sharp)
-    print(f"Deblurred a refocused image: PSNR {before[0]:.2f} -> {after[0]:.2f} dB, "
-          f"SSIM {before[1]:.3f} -> {after[1]:.3f} (against the all-in-focus centre view)")
-    report["deblur"] = {"psnr_before": before[0], "psnr_after": after[0], "ssim_before": before[1], "ssim_after": after[1]}
-    report["outputs"]["blurred"] = str(save_image(out / "plants_blurred.png", pair.blurred))
-    report["outputs"]["deblurred"] = str(save_image(out / "plants_deblurred.png", restored))
-    return [
-        (f"defocused (refocus d=+0.3): {before[0]:.1f} dB", pair.blurred),
-        (f"deblurred, default model: {after[0]:.1f} dB", restored),
-        ("all-in-focus centre view", pair.sharp),
+    demo.model, description = _resolve_model(model)
+    if demo.model is None:
+        print(description)
+        demo.report["deblur"] = {"skipped": "no default model installed", "model": None,
+                                 **{case.name: dict(case.scores) for case in demo.cases}}
+        return
+    from .inference.deblur import deblur
+
+    net = get_model(demo.model, device="auto")
+    cfg = getattr(net, "config", {}) or {}
+    print(f"Deblurring with {description}: DRBNet base {cfg.get('base', '?')} on {getattr(net, 'device', '?')}")
+    print(f"  {'':<40}{'PSNR blurry -> deblurred':<28}SSIM blurry -> deblurred")
+    scores = {"model": str(demo.model) if isinstance(demo.model, str) else description}
+    for case in demo.cases:
+        t0 = time.perf_counter()
+        case.restored = deblur(case.blurred, model=net)
+        seconds = time.perf_counter() - t0
+        after = psnr_ssim(case.restored, case.sharp)
+        case.scores.update(psnr_after=after[0], ssim_after=after[1], seconds=round(seconds, 2))
+        s = case.scores
+        print(f"  {case.label:<40}{s['psnr_before']:>5.2f} -> {s['psnr_after']:5.2f} dB{'':<11}"
+              f"{s['ssim_before']:.3f} -> {s['ssim_after']:.3f}{'':<10}({seconds:.1f} s)")
+        demo.report["outputs"][f"{case.name}_deblurred"] = str(
+            save_image(demo.out / f"{case.name}_deblurred.png", case.restored))
+        scores[case.name] = dict(case.scores)
+    demo.report["deblur"] = scores
+
+
+def _pick(pairs, aperture: float, focus_index: int | None):
+    """The pair with this aperture (and focus plane, when given); the most blurred of them."""
+    chosen = [p for p in pairs if abs(p.info["aperture"] - aperture) < 1e-6
+              and focus_index in (None, p.info["focus_index"])] or list(pairs)
+    return min(chosen, key=lambda p: p.info["psnr"])
+
+
+def _deblur_cases(demo: Demo) -> list:
+    from .training.metrics import psnr_ssim
+
+    cases = []
+    for name, tag, aperture, focus_index, target in (
+        # the middle focus plane: objects in front of and behind it are blurred
+        ("procedural light field", "procedural", 0.5, PAIR_FOCUS // 2, "exact all-in-focus centre view"),
+        # the plants span a shallow range: the widest aperture, the most blurred plane
+        ("Lytro plants", "plants", 1.0, None, "centre view (all in focus)"),
+    ):
+        p = _pick(demo.pairs[name], aperture, focus_index)
+        label = f"{tag}: aperture {p.info['aperture']:.2f}, focus {p.info['focus']:+.2f}"
+        case = DeblurCase(name=tag, label=label, blurred=p.blurred, sharp=p.sharp, target=target)
+        before = psnr_ssim(case.blurred, case.sharp)
+        case.scores = {"psnr_before": before[0], "ssim_before": before[1],
+                       "aperture": p.info["aperture"], "focus": p.info["focus"]}
+        demo.report["outputs"][f"{tag}_blurry"] = str(save_image(demo.out / f"{tag}_blurry.png", case.blurred))
+        demo.report["outputs"][f"{tag}_sharp"] = str(save_image(demo.out / f"{tag}_sharp.png", case.sharp))
+        cases.append(case)
+    return cases
+
+
+def _focal_panels(planes: list) -> list:
+    *inside, (d_out, img_out) = planes
+    panels = [(f"refocused d={d:+.2f} px/view", img) for d, img in inside]
+    panels[0] = (panels[0][0] + " (range start)", panels[0][1])
+    panels[-1] = (panels[-1][0] + " (range end)", panels[-1][1])
+    return [*panels, (f"d={d_out:+.2f}: outside the range", img_out)]
+
+
+def _lightfield_figure(demo: Demo) -> Path:
+    plants, proc = demo.plants, demo.procedural
+    V, U = plants.grid
+    row = plants.view_shape[0] // 2
+    d = proc.disparity
+    rows = [
+        ("Lytro plants (real)", [
+            ("centre view", plants.center_view()),
+            ("view (0, 0), top-left", plants.view(0, 0)),
+            (f"view ({V - 1}, {U - 1}), bottom-right", plants.view(V - 1, U - 1)),
+            (f"EPI u-x at y={row} (slopes = disparity)", _epi(plants, row), {"aspect": "auto"}),
+        ]),
+        ("plants: focal range", _focal_panels(demo.focal["Lytro plants"])),
+        ("procedural (exact)", [
+            ("centre view = all-in-focus truth", proc.center_view()),
+            (f"true disparity {np.nanmin(d):+.2f} .. {np.nanmax(d):+.2f}", d,
+             {"cmap": "turbo", "colorbar": True}),
+            (f"EPI u-x at y={proc.view_shape[0] // 2}", _epi(proc, proc.view_shape[0] // 2), {"aspect": "auto"}),
+            ("view (0, 0), top-left", proc.view(0, 0)),
+        ]),
+        ("procedural: focal range", _focal_panels(demo.focal["procedural light field"])),
     ]
+    pair_panels = []
+    for name, pairs in demo.pairs.items():
+        tag = "plants" if name == "Lytro plants" else "procedural"
+        for p in sorted(pairs, key=lambda p: p.info["psnr"])[:2]:
+            i = p.info
+            label = f"{tag} pair: aperture {i['aperture']:.1f}, focus {i['focus']:+.2f}, {i['psnr']:.1f} dB"
+            pair_panels.append((label, p.blurred))
+    rows.append(("training pairs (blurred)", pair_panels))
+    return _figure(rows, demo.out / "demo_lightfield.png",
+                   "Light fields: views, parallax, focal range and (blurred, sharp) pairs")
 
 
-def run_demo(out: str | Path = "lfdeblur-demo", gui: bool = False) -> dict:
-    """Run the demo; return a dict of what was written and measured."""
+def _deblur_figure(demo: Demo) -> Path:
+    rows = []
+    for case in demo.cases:
+        s = case.scores
+        panels = [(f"blurry input: {s['psnr_before']:.2f} dB, SSIM {s['ssim_before']:.3f}", case.blurred)]
+        if case.restored is not None:
+            panels.append((f"deblurred: {s['psnr_after']:.2f} dB, SSIM {s['ssim_after']:.3f}", case.restored))
+            gain = np.abs(case.blurred - case.sharp).mean(-1) - np.abs(case.restored - case.sharp).mean(-1)
+            lim = float(np.percentile(np.abs(gain), 99)) or 1e-3
+            panels.append((f"sharp target: {case.target}", case.sharp))
+            panels.append(("error reduction (red: better)", gain, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}))
+        else:
+            panels.append((f"sharp target: {case.target}", case.sharp))
+        rows.append((case.label.replace(": ", "\n", 1), panels))
+    model = demo.report.get("deblur", {}).get("model")
+    title = ("Deblurring refocused (blurred) images: PSNR / SSIM against the sharp target"
+             if model else "Blurred pairs and their targets\n(no model installed: deblurring skipped;\n"
+                           "lfdeblur demo --model CKPT)")
+    return _figure(rows, demo.out / "demo_deblur.png", title)
+
+
+# ------------------------------------------------------------------ entry points
+def run_demo(out: str | Path = "lfdeblur-demo", gui: bool = False, model=None) -> Demo:
+    """Run the demo (see the module docstring) and write its outputs to ``out``.
+
+    ``model``: None (the shipped default, skipped with a message when it is
+    not installed), a checkpoint path or an ``nn.Module``.  ``gui=True``
+    opens napari with the results afterwards.  Returns a :class:`Demo` whose
+    ``report`` is what ``summary.json`` holds.
+    """
+    from .lightfield.synthetic import synthetic_lightfield
     from .sample_data import sample_lightfield
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    report: dict = {"outputs": {}}
 
-    lf = sample_lightfield("lytro_plants").compute()
-    summary = lf.summary()
-    print("Shipped sample light field:")
-    width = max(len(k) for k in summary)
-    for k, v in summary.items():
-        print(f"  {k:<{width}}  {v}")
-    report["lightfield"] = summary
+    plants = sample_lightfield("lytro_plants").compute()
+    proc = synthetic_lightfield(**PROCEDURAL)
+    proc.metadata["name"] = "procedural light field"
+    demo = Demo(out=out, plants=plants, procedural=proc)
+    outputs = demo.report["outputs"]
 
-    V, U = lf.grid
-    row = lf.view_shape[0] // 2
-    panels = [
-        ("centre view", lf.center_view()),
-        ("view (0, 0) top-left", lf.view(0, 0)),
-        (f"view ({V - 1}, {U - 1}) bottom-right", lf.view(V - 1, U - 1)),
-        (f"EPI u-x at y={row}", _epi(lf, row)),
-    ]
-    try:
-        from .lightfield.refocus import refocus
-    except ImportError:  # pragma: no cover - refocus ships with the package
-        refocus = None
-    if refocus is not None:
-        # plants: about -1 px per view step brings the flowers into focus
-        for d in (-1.0, 0.0, 0.8):
-            img = refocus(lf, d, aperture=1.0)
-            panels.append((f"refocused d={d:+.1f} px/view", img))
-            report["outputs"][f"refocus_{d:+.1f}"] = str(save_image(out / f"plants_refocus_{d:+.1f}.png", img))
+    _print_summary("Shipped real light field (Lytro plants, CC BY 4.0):", plants.summary())
+    demo.report["lightfield"] = plants.summary()
+    _print_summary(f"Procedural light field (seed {PROCEDURAL['seed']}; exact ground truth):",
+                   {k: v for k, v in proc.summary().items() if k != "source"})
+    demo.report["procedural"] = {**proc.summary(), "seed": PROCEDURAL["seed"]}
+    outputs["plants_centre"] = str(save_image(out / "plants_centre.png", plants.center_view()))
+    outputs["procedural_centre"] = str(save_image(out / "procedural_centre.png", proc.center_view()))
+    with atomic_path(out / "procedural_disparity.npy") as tmp:
+        np.save(tmp, proc.disparity)
+    outputs["procedural_disparity"] = str(out / "procedural_disparity.npy")
 
-    report["outputs"]["centre"] = str(save_image(out / "plants_centre.png", lf.center_view()))
-    deblurred = _deblur_step(lf, out, report)
-    if deblurred:
-        panels.extend(deblurred)
-    fig = _figure(panels, out / "demo_lightfield.png", "Lytro plants (real, CC BY 4.0): views, parallax, focal range")
-    report["outputs"]["figure"] = str(fig)
-    report["seconds"] = round(time.perf_counter() - t0, 2)
+    print("Focal range (refocused with the full aperture):")
+    _focal_range(demo, "Lytro plants", plants, "plants")
+    _focal_range(demo, "procedural light field", proc, "procedural")
 
+    print("Training pairs (blurred: refocused with a wide aperture; sharp: the centre view):")
+    _make_pairs(demo, "Lytro plants", plants, "plants")
+    manifest = _make_pairs(demo, "procedural light field", proc, "procedural")
+    outputs["pairs"] = str(manifest.parent)
+    demo.report["pairs"] = {name: len(p) for name, p in demo.pairs.items()}
+    print(f"  written to {manifest.parent}/ (blur/, sharp/, {manifest.name})")
+
+    demo.cases = _deblur_cases(demo)
+    _deblur_step(demo, model)
+
+    outputs["figure_lightfield"] = str(_lightfield_figure(demo))
+    outputs["figure_deblur"] = str(_deblur_figure(demo))
+    demo.report["seconds"] = round(time.perf_counter() - t0, 2)
     with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-    print(f"Wrote {fig} and {len(report['outputs'])} images to {out}/ in {report['seconds']} s")
+        tmp.write_text(json.dumps(demo.report, indent=2, default=str))
+    print(f"Wrote {outputs['figure_lightfield']}, {outputs['figure_deblur']}, the images, the pair folder and "
+          f"summary.json to {out}/ in {demo.report['seconds']} s")
 
     if gui:
-        _open_gui(lf)
-    return report
+        open_gui(demo)
+    return demo
 
 
-def _open_gui(lf):  # pragma: no cover - interactive
-    import napari
+def _stack(images: list) -> np.ndarray:
+    return np.stack([np.asarray(i, dtype=np.float32) for i in images])
 
+
+def populate_viewer(viewer, demo: Demo) -> dict:
+    """Add the demo's layers to a napari ``viewer`` and dock the plugin's widgets; returns the widgets by name.
+
+    Layers: both light fields (v, u sliders) and the procedural truth disparity,
+    the focal stacks, the pairs (stacks), and blurry / deblurred / sharp images.
+    Only the plants light field is visible at first.
+    """
     from ._napari._layers import lightfield_layers
+    from ._napari._models import DEFAULT, FROM_FILE
+    from ._napari._widget_deblur import DeblurWidget
     from ._napari._widget_lightfield import LightFieldWidget
+    from ._napari._widget_refocus import RefocusWidget
+    from ._napari._widget_train import TrainWidget
+
+    def add(data, **kwargs):
+        kwargs.setdefault("visible", False)
+        kwargs.setdefault("contrast_limits", (0.0, 1.0))
+        kwargs.setdefault("rgb", np.asarray(data).shape[-1] == 3)
+        return viewer.add_image(data, **kwargs)
+
+    for lf, name in ((demo.procedural, "procedural light field"), (demo.plants, "Lytro plants")):
+        for data, kwargs, _ in lightfield_layers(lf, name=name):
+            kwargs.setdefault("visible", name == "Lytro plants")
+            viewer.add_image(data, **kwargs)
+    for name, planes in demo.focal.items():
+        layer = add(_stack([img for _, img in planes]), name=f"{name} focal stack", axis_labels=("focus", "y", "x"))
+        layer.metadata["disparities"] = [d for d, _ in planes]
+    for name, pairs in demo.pairs.items():
+        if pairs:
+            b = add(_stack([p.blurred for p in pairs]), name=f"{name} pairs: blurred", axis_labels=("pair", "y", "x"))
+            add(_stack([p.sharp for p in pairs]), name=f"{name} pairs: sharp", axis_labels=("pair", "y", "x"))
+            b.metadata["pairs"] = [p.info for p in pairs]
+    for case in demo.cases:
+        add(case.sharp, name=f"{case.name}: sharp")
+        if case.restored is not None:
+            add(case.restored, name=f"{case.name}: deblurred", metadata={"deblurred_from": f"{case.name}: blurry"})
+        add(case.blurred, name=f"{case.name}: blurry", metadata={"scores": case.scores})
+    plants_layer = viewer.layers["Lytro plants"]
+    viewer.layers.selection.active = plants_layer
+
+    widgets = {
+        "Light field": LightFieldWidget(viewer),
+        "Refocus & pairs": RefocusWidget(viewer),
+        "Deblur": DeblurWidget(viewer),
+        "Train": TrainWidget(viewer),
+    }
+    for i, (name, widget) in enumerate(widgets.items()):
+        viewer.window.add_dock_widget(widget, name=name, area="right", tabify=i > 0)
+    _raise_dock(widgets["Light field"])  # its tab in front: the story starts there
+    widgets["Light field"].layer.value = plants_layer
+    refocus = widgets["Refocus & pairs"]
+    refocus.layer.value = plants_layer
+    lo, hi = demo.ranges.get("Lytro plants", (refocus.disparity.min, refocus.disparity.max))
+    pad = 0.5 * max(hi - lo, 0.5)
+    with refocus.disparity.changed.blocked():  # no preview until the user moves the slider
+        refocus.disparity.min, refocus.disparity.max = round(lo - pad, 2), round(hi + pad, 2)
+        refocus.disparity.value = round(lo, 2)
+    deblur = widgets["Deblur"]
+    if demo.cases:
+        deblur.layer.value = viewer.layers[f"{demo.cases[-1].name}: blurry"]
+    if isinstance(demo.model, str):
+        from .nn.checkpoint import default_model_path
+
+        if Path(demo.model).resolve() == default_model_path().resolve():
+            deblur.model.value = DEFAULT
+        else:
+            deblur.model.value = FROM_FILE
+            deblur.model_path.value = demo.model
+    viewer.reset_view()  # fit the images to the canvas the docks left
+    return widgets
+
+
+def _raise_dock(widget) -> None:
+    """Bring the dock (tab) holding a magicgui ``widget`` to the front."""
+    from qtpy.QtWidgets import QApplication, QDockWidget
+
+    w = widget.native
+    while w is not None and not isinstance(w, QDockWidget):
+        w = w.parentWidget()
+    if w is not None:
+        QApplication.processEvents()  # a tabified dock raises only once the tabs are laid out
+        w.raise_()
+
+
+def open_gui(demo: Demo):  # pragma: no cover - interactive
+    import napari
+    from qtpy.QtCore import QTimer
 
     viewer = napari.Viewer(title="napari-lfdeblur demo")
-    for data, kwargs, _ in lightfield_layers(lf):
-        viewer.add_image(data, **kwargs)
-    viewer.window.add_dock_widget(LightFieldWidget(viewer), name="Light field", area="right")
+    populate_viewer(viewer, demo)
+    QTimer.singleShot(300, viewer.reset_view)  # once the window is laid out: fit the images to the canvas
     napari.run()

@@ -3,11 +3,14 @@
 It gathers the arguments of ``napari_lfdeblur.deblur`` and calls it: on a
 crop of what is on screen for the preview, on the whole layer as a lazy dask
 array that napari computes tile by tile as you pan and zoom, or eagerly in a
-worker with a progress bar and a Cancel button.
+worker with a progress bar and a Cancel button.  With a "sharp reference"
+layer picked, the input and the result are scored against it
+(``napari_lfdeblur.evaluation.compare``) in a worker once a result is there.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +34,12 @@ if TYPE_CHECKING:
     import napari
 
 
+log = logging.getLogger(__name__)
+
 PYRAMID_ABOVE = 4096  # px: larger images get a multiscale lazy result
+# Scores of a lazy result compute its visible region a second time (napari's drawing keeps no copy):
+# above this many pixels, ask the user to zoom in instead of deblurring most of a big image again.
+MAX_SCORE_PIXELS = 2048 * 2048
 
 
 def _async_rendering() -> bool:
@@ -83,6 +91,12 @@ class DeblurWidget(Container):
         self._cancel: CancelToken | None = None
 
         self.layer = create_widget(annotation="napari.layers.Image", label="image")
+        self.reference = create_widget(
+            annotation="napari.layers.Image", label="sharp reference",
+            options={"nullable": True, "tooltip": "Optional: a sharp image of the same scene and size; the input "
+                     "and the result are scored against it (PSNR, SSIM, MAE)"},
+        )
+        self.reference.value = None
         self.model = ComboBox(label="model", choices=model_choices)
         self.model_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
         self.device = ComboBox(label="device", choices=device_choices, value="auto")
@@ -90,8 +104,9 @@ class DeblurWidget(Container):
                             tooltip="Tile size in pixels; smaller needs less memory")
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
         self.background = CheckBox(
-            label="background rendering", value=_async_rendering(),
-            tooltip="napari's 'Render Layers Asynchronously' setting: lazy tiles are computed without freezing the viewer",
+            label="background rendering", value=True,
+            tooltip="napari's 'Render Layers Asynchronously' setting, turned on for lazy results: their tiles are "
+                    "computed without freezing the viewer (untick to compute them on the GUI thread)",
         )
         self.preview_button = PushButton(text="Preview visible region")
         self.run_button = PushButton(text="Deblur layer")
@@ -100,10 +115,13 @@ class DeblurWidget(Container):
         self.show_result = CheckBox(label="show deblurred", value=True)
         self.side_by_side = CheckBox(label="side by side", value=False)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.scores = Label(value="", label="scores")
+        self.scores.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
-            self.layer, self.model, self.model_path, self.device, self.tile, self.lazy, self.background,
-            self.preview_button, self.run_button, self.cancel_button, self.progress,
-            self.show_result, self.side_by_side, self.status,
+            self.layer, self.reference, self.model, self.model_path, self.device, self.tile, self.lazy,
+            self.background, self.preview_button, self.run_button, self.cancel_button, self.progress,
+            self.show_result, self.side_by_side, self.status, self.scores,
         ])
         self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
         self.preview_button.changed.connect(self.preview)
@@ -156,6 +174,55 @@ class DeblurWidget(Container):
         holder = getattr(self._viewer, "canvas", None) or self._viewer
         holder.grid.enabled = bool(enabled)
 
+    def _score(self, layer, image, result, index, what: str):
+        """Score ``image`` and ``result`` (the region ``index`` of ``layer``) against the reference, in a worker.
+
+        Lazy arrays are sliced here (no work) and computed in the worker, so only
+        that region is read or deblurred and the viewer stays responsive.
+        """
+        ref = self.reference.value
+        if ref is None or ref is layer:
+            self.scores.value = ""
+            return None
+        if getattr(layer, "multiscale", False) or getattr(ref, "multiscale", False):
+            self.scores.value = "scores need single-scale layers"
+            return None
+        if tuple(ref.data.shape) != tuple(layer.data.shape):
+            self.scores.value = (f"the sharp reference is {'x'.join(map(str, ref.data.shape))}, the image "
+                                 f"{'x'.join(map(str, layer.data.shape))}: pick a reference of the same size")
+            return None
+        pixels = int(np.prod(image.shape[:-1] if layer.rgb else image.shape))
+        if pixels > MAX_SCORE_PIXELS:
+            self.scores.value = "zoom in (or use Preview) to score: the visible region is too large to deblur twice"
+            return None
+        reference, rgb, name = ref.data[index], bool(layer.rgb), ref.name
+        where = f"{what} {'x'.join(map(str, image.shape[-3:-1] if rgb else image.shape[-2:]))} px"
+
+        def job():
+            from ..evaluation import compare
+
+            r = np.asarray(reference)
+            return compare(np.asarray(image), r, rgb=rgb), compare(np.asarray(result), r, rgb=rgb)
+
+        def done(scores):
+            before, after = scores
+            text = (f"vs {name!r} ({where}):\n"
+                    f"input      {before['psnr']:6.2f} dB  SSIM {before['ssim']:.3f}  MAE {before['mae']:.4f}\n"
+                    f"deblurred  {after['psnr']:6.2f} dB  SSIM {after['ssim']:.3f}  MAE {after['mae']:.4f}  "
+                    f"({after['psnr'] - before['psnr']:+.2f} dB)")
+            self.scores.value = text
+            log.info("%s deblurred, %s", layer.name, text.replace("\n", "; "))
+
+        self.scores.value = f"scoring against {name!r} ..."
+        return start_worker(job, returned=done, errored=lambda e: show_error_in(self.scores, e))
+
+    def _plane(self, layer) -> tuple[slice, ...]:
+        """Index of the whole plane (or volume) on screen: displayed axes whole, the others at the sliders."""
+        index, _ = visible_region(layer, self._viewer)
+        offset = self._viewer.dims.ndim - layer.ndim
+        displayed = set(self._viewer.dims.displayed)
+        return tuple(slice(None) if ax + offset in displayed else s for ax, s in enumerate(index))
+
     def _toggle_results(self, show: bool):
         for lyr in self._viewer.layers:
             if lyr.metadata.get("deblurred_from"):
@@ -185,6 +252,7 @@ class DeblurWidget(Container):
                 self._viewer.layers.remove(name)
             self._viewer.add_image(result, **kw)
             self.status.value = f"preview of {crop.shape[-3 if layer.rgb else -2]}x{crop.shape[-2 if layer.rgb else -1]} px"
+            self._score(layer, crop, result, index, "preview")
 
         self.status.value = "deblurring the visible region ..."
         return start_worker(deblur, crop, **kwargs, returned=done, errored=self._notify_error)
@@ -219,6 +287,12 @@ class DeblurWidget(Container):
                 self._viewer.layers.remove(name)
             self._viewer.add_image(result, **self._result_kwargs(layer, name))
             self.status.value = f"deblurred {layer.name}"
+            # in memory: score the whole plane on screen; anything lazy: only the visible region
+            if all(isinstance(a, np.ndarray) for a in (data, result, getattr(self.reference.value, "data", None))):
+                index, what = self._plane(layer), "whole image"
+            else:
+                index, what = visible_region(layer, self._viewer)[0], "visible region"
+            self._score(layer, data[index], result[index], index, what)
 
         self.progress.visible = True
         self.progress.value = 0
@@ -247,20 +321,30 @@ class DeblurWidget(Container):
                 data = deblur(da.asarray(layer.data), rgb=rgb, **kwargs)
         except LFDeblurError as e:
             return self._notify_error(e)
+        if self.background.value and not _async_rendering():
+            # napari computes lazy tiles on the GUI thread unless asked otherwise: a 1024-px tile of the
+            # full network takes ~30 s on a CPU, a frozen viewer (benchmarks/bench_viewer_pan.py)
+            _set_async_rendering(True)
         kw = self._result_kwargs(layer, name)
         kw["contrast_limits"] = tuple(layer.contrast_limits)  # never let napari scan a lazy array
         kw["multiscale"] = isinstance(data, list)
         levels = len(data) if isinstance(data, list) else 1
         message = (
             f"lazy result added ({levels} level{'s' if levels > 1 else ''}): napari computes the tiles you look at"
-            + ("" if _async_rendering() else "; tick 'background rendering' to keep the viewer responsive meanwhile")
+            + ("" if _async_rendering() else "; tiles are computed on the GUI thread: tick 'background rendering' "
+               "to keep the viewer responsive meanwhile")
         )
 
         def add(data):
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
             self.status.value = message
-            return self._viewer.add_image(data, **kw)
+            added = self._viewer.add_image(data, **kw)
+            if self.reference.value is not None and not getattr(layer, "multiscale", False):
+                index = visible_region(layer, self._viewer)[0]
+                full = data[0] if isinstance(data, list) else data
+                self._score(layer, layer.data[index], full[index], index, "visible region")
+            return added
 
         if levels == 1:
             return add(data)

@@ -85,6 +85,7 @@ class LightFieldWidget(Container):
         self.epi_row = SpinBox(label="EPI row", min=0, max=100000, value=0)
         self.epi_button = PushButton(text="Show EPIs at row")
         self.summary = Label(value="No light field loaded.")
+        self.summary.native.setWordWrap(True)  # long messages wrap instead of widening the dock
 
         self.extend(
             [

@@ -84,6 +84,7 @@ class RefocusWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.status = Label(value="Pick a light-field layer.")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
             self.layer, self.disparity, self.aperture, self.live, self.n_slices, self.stack_button,
             self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in, self.folder_out,

@@ -95,6 +95,7 @@ class TrainWidget(Container):
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
             self.source, self.lf_layer, self.folder, self.phase, self.loss, self.start_from, self.start_path,
             self.net_width, self.device, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,

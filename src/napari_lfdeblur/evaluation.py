@@ -1,0 +1,366 @@
+"""Scoring deblurred images against sharp references: PSNR, SSIM, MAE (and LPIPS when available).
+
+- :func:`compare`: one image against its reference (what the Deblur widget
+  shows for a "sharp reference" layer);
+- :func:`evaluate`: a whole pair folder, deblurred by a model or given as a
+  folder of outputs, scored together with the blurry input itself so the gain
+  is visible; a table (:meth:`Evaluation.table`) and a CSV.
+
+Scores are on RGB in [0, 1] (greyscale as three equal channels): PSNR in dB
+(``inf`` for identical images; means average the finite values, ``inf`` only
+when every image is identical), SSIM as in
+:mod:`~napari_lfdeblur.training.metrics` (Gaussian 11x11 window), MAE the
+mean absolute difference.  LPIPS (AlexNet, v0.1) only when the ``lpips``
+package and both its weight files are on this machine: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import csv as _csv
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DeblurInputError, LFDeblurError
+
+__all__ = ["Evaluation", "compare", "evaluate", "lpips_status"]
+
+log = logging.getLogger(__name__)
+
+METRICS = ("psnr", "ssim", "mae")
+# torchvision's ImageNet AlexNet, the backbone lpips builds on; torch keeps it in its hub cache
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
+
+
+# ---------------------------------------------------------------- one image
+def _fixed_range(x: np.ndarray):
+    """The range an image's type implies (uint8: 0-255; float in [0, 1]: 0-1), or None."""
+    if x.dtype == np.uint8:
+        return 0.0, 255.0
+    if x.dtype.kind == "f" and x.size and np.nanmin(x) >= 0.0 and np.nanmax(x) <= 1.0:
+        return 0.0, 1.0
+    return None
+
+
+def _unit_pair(image, reference, rgb):
+    """Both images as float64 (N, H, W, C) in [0, 1].
+
+    uint8 is divided by 255 and floats are taken as they are when the
+    reference lies in [0, 1] (the network's own conventions); other images
+    (uint16 microscopy, floats in other units) are both mapped by the
+    *reference's* minimum and maximum, so a 16-bit image using a tenth of its
+    range is not scored as nearly black.
+    """
+    a, r = np.asarray(image), np.asarray(reference)
+    if a.shape != r.shape:
+        raise DeblurInputError(
+            f"the image ({'x'.join(map(str, a.shape))}) and its sharp reference ({'x'.join(map(str, r.shape))}) "
+            "differ in size: compare full-size results with references of the same size (no crop or resize)"
+        )
+    rgb = (a.ndim >= 3 and a.shape[-1] in (3, 4)) if rgb is None else bool(rgb)
+    if a.ndim < (3 if rgb else 2):
+        raise DeblurInputError(f"expected an image (Y, X) or (Y, X, C), got shape {a.shape}")
+    a, r = (a[..., :3], r[..., :3]) if rgb else (a[..., None], r[..., None])  # alpha is not part of the picture
+    rr = _fixed_range(r)
+    # the reference decides for an image of its own type (a result may overshoot [0, 1] a little)
+    ra = rr if rr is not None and a.dtype == r.dtype else _fixed_range(a)
+    if ra is None or rr is None:
+        if a.dtype != r.dtype:
+            raise DeblurInputError(
+                f"the image ({a.dtype}) and the reference ({r.dtype}) have no common intensity scale: "
+                "convert them to the same type first"
+            )
+        lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
+        ra = rr = (lo, hi if hi > lo else lo + 1.0)
+    h, w, c = a.shape[-3:]
+
+    def unit(x, rng):
+        x = (np.nan_to_num(x.astype(np.float64)) - rng[0]) / (rng[1] - rng[0])
+        return x.reshape(-1, h, w, c)
+
+    return unit(a, ra), unit(r, rr)
+
+
+def _finite_mean(vals) -> float:
+    """Mean of the finite values: identical images give inf PSNR, which would swamp every other image."""
+    finite = [v for v in vals if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else (float(vals[0]) if len(vals) else math.nan)
+
+
+def _scores(a: np.ndarray, r: np.ndarray) -> dict[str, float]:
+    """PSNR, SSIM and MAE of float (N, H, W, C) arrays in [0, 1] (means over N)."""
+    from .training.metrics import psnr, ssim
+
+    return {
+        "psnr": _finite_mean(psnr(a, r, reduction="none")),
+        "ssim": ssim(a, r) if min(a.shape[1:3]) >= 11 else math.nan,  # SSIM's window needs 11x11
+        "mae": float(np.mean(np.abs(a - r))),
+    }
+
+
+def compare(image, reference, *, rgb=None) -> dict[str, float]:
+    """PSNR (dB), SSIM and MAE of ``image`` against ``reference``.
+
+    Both (Y, X), (Y, X, C) or stacks of them, of equal shape (else
+    :class:`~napari_lfdeblur.errors.DeblurInputError`); stacks give the mean
+    over planes.  ``rgb``: whether the last axis holds channels (default:
+    when it has 3 or 4).  Intensities: uint8 / 255, floats as they are when
+    the reference is in [0, 1], anything else (uint16, other floats) mapped by
+    the reference's minimum and maximum.  SSIM is NaN for images smaller than 11x11.
+    """
+    return _scores(*_unit_pair(image, reference, rgb))
+
+
+# ---------------------------------------------------------------- LPIPS
+def lpips_status() -> tuple[bool, str]:
+    """Whether LPIPS can be computed here without downloading anything, and why not."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or spec.origin is None:
+        return False, "the lpips package is not installed (pip install lpips)"
+    if importlib.util.find_spec("torchvision") is None:
+        return False, "lpips needs torchvision, which is not installed (pip install torchvision)"
+    # lpips loads its linear layers from its own package folder ...
+    linear = Path(spec.origin).parent / "weights" / "v0.1" / "alex.pth"
+    if not linear.is_file():
+        return False, f"lpips's weight file {linear} is missing: reinstall lpips"
+    # ... and the AlexNet backbone through torchvision, which would download it into torch's hub cache
+    import torch
+
+    backbone = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    if not backbone.is_file():
+        return False, f"the AlexNet weights are not on this machine: put {ALEXNET_URL} at {backbone}"
+    return True, ""
+
+
+def _lpips_scorer(device):
+    """``score(a, b)`` for float (H, W, 3) arrays in [0, 1], built from local files only."""
+    import lpips as lpips_pkg
+    import torch
+
+    # pnet_rand=True: lpips builds an untrained AlexNet (no download); the ImageNet weights come from
+    # the local file lpips_status found
+    net = lpips_pkg.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    state = torch.load(Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE, map_location="cpu",
+                       weights_only=True)
+    # lpips keeps torchvision's layer numbers inside its slices: sliceK.N.weight <- features.N.weight
+    net.net.load_state_dict({k: state["features." + k.split(".", 1)[1]] for k in net.net.state_dict()})
+    net = net.eval().to(device)
+
+    def tensor(x):
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+    def score(a, b) -> float:
+        with torch.inference_mode():
+            return float(net(tensor(a), tensor(b), normalize=True).mean())
+
+    return score
+
+
+# ---------------------------------------------------------------- pair folders
+def _rgb_float(a: np.ndarray) -> np.ndarray:
+    """A decoded file as float (H, W, 3) in [0, 1], the way the pair datasets read it."""
+    from .training.datasets import _rgb, _to_float
+
+    return _to_float(_rgb(np.asarray(a), "output"))
+
+
+def _hwc(t) -> np.ndarray:
+    return t.permute(1, 2, 0).numpy()
+
+
+def _find_outputs(folder, names: list[str]) -> dict[str, Path]:
+    """Output file per pair name: ``NAME.ext``, or ``NAME_deblurred.ext`` as ``lfdeblur deblur`` writes."""
+    from .training.datasets import IMAGE_EXTENSIONS
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DeblurInputError(f"outputs folder not found: {folder}")
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+            files.setdefault(p.stem, p)
+    found = {n: files.get(n) or files.get(f"{n}_deblurred") for n in names}
+    missing = [n for n, p in found.items() if p is None]
+    if missing:
+        raise DeblurInputError(
+            f"{len(missing)} of {len(names)} pairs have no output image in {folder} "
+            f"(e.g. {', '.join(missing[:5])}); name outputs like the blurred images (NAME.png or "
+            "NAME_deblurred.png, as 'lfdeblur deblur' writes them), or pass limit= to score fewer pairs"
+        )
+    return found
+
+
+_COLUMNS = ("input_psnr", "psnr", "gain_db", "input_ssim", "ssim", "input_mae", "mae", "input_lpips", "lpips")
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` found: per-image rows, their mean, and how it was made.
+
+    Each row (and ``mean``) has ``psnr``/``ssim``/``mae`` of the output,
+    ``input_psnr``/``input_ssim``/``input_mae`` of the blurry input,
+    ``gain_db`` (output minus input PSNR) and, when computed, ``lpips`` and
+    ``input_lpips``; rows also have ``name``.
+    """
+
+    rows: list[dict]
+    mean: dict
+    source: str
+    metrics: tuple[str, ...] = METRICS
+    lpips_note: str = ""  # why LPIPS was skipped ("" when computed or not asked for)
+    csv: Path | None = None
+    cancelled: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in _COLUMNS if "lpips" in self.metrics or "lpips" not in c)
+
+    def table(self) -> str:
+        """A plain-text table: one line per image, then the mean."""
+        heads = {"input_psnr": "in PSNR", "psnr": "out PSNR", "gain_db": "gain dB", "input_ssim": "in SSIM",
+                 "ssim": "out SSIM", "input_mae": "in MAE", "mae": "out MAE", "input_lpips": "in LPIPS",
+                 "lpips": "out LPIPS"}
+        label = f"mean of {len(self.rows)}"
+        width = max([len(label), 4, *(len(r["name"]) for r in self.rows)])
+
+        def fmt(key, v):
+            if key == "gain_db":
+                return f"{v:+9.2f}"
+            return f"{v:9.2f}" if "psnr" in key else f"{v:9.4f}"
+
+        def line(name, values):
+            return f"{name:<{width}}  " + " ".join(fmt(k, values[k]) for k in self.columns)
+
+        head = f"{'name':<{width}}  " + " ".join(f"{heads[k]:>9}" for k in self.columns)
+        lines = [head, *(line(r["name"], r) for r in self.rows), "-" * len(head), line(label, self.mean)]
+        if self.lpips_note:
+            lines.append(f"LPIPS skipped: {self.lpips_note}")
+        return "\n".join(lines)
+
+    def write_csv(self, path) -> Path:
+        """Rows and a final ``mean`` row as CSV, written atomically."""
+        from ._io import atomic_path
+
+        path = Path(path).expanduser()
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = _csv.writer(f)
+            w.writerow(["name", *self.columns])
+            for r in [*self.rows, {**self.mean, "name": "mean"}]:
+                w.writerow([r["name"], *(repr(float(r[k])) for k in self.columns)])
+        self.csv = path
+        return path
+
+
+def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit=None, csv=None,
+             lpips="auto", progress=None, cancel=None) -> Evaluation:
+    """Score deblurring on a pair folder, with the blurry input as the baseline.
+
+    Parameters
+    ----------
+    pairs
+        A pair folder (write_pairs, DPDD or LFDOF layout: anything
+        :func:`~napari_lfdeblur.open_pairs` reads) or a pair dataset; images
+        are used whole.
+    model, outputs
+        Exactly one: a model (``"default"``, a checkpoint path or an
+        ``nn.Module``) that deblurs each blurred image at full size, tile by
+        tile; or a folder of output images matched to the pairs by file stem
+        (``NAME.png`` or ``NAME_deblurred.png``), of the sharp images' size.
+    device, tile
+        Passed to :func:`~napari_lfdeblur.deblur` (and LPIPS runs on ``device``).
+    limit
+        Score only the first ``limit`` pairs.
+    csv
+        Write the rows and their mean to this CSV file (atomically).
+    lpips
+        ``"auto"``: LPIPS when it is available locally (see
+        :func:`~napari_lfdeblur.evaluation.lpips_status`), else skipped with the reason in
+        ``Evaluation.lpips_note``; ``True``: required (error when not
+        available); ``False``: never.
+    progress, cancel
+        ``progress(done, total)`` after each image; ``cancel()`` (or a token
+        with ``.cancelled``) returning True stops at the next tile: the result
+        holds the images scored so far, ``cancelled=True``, and no CSV is
+        written.
+
+    Returns
+    -------
+    :class:`Evaluation`: ``rows``, ``mean``, ``table()``, ``write_csv()``.
+    """
+    from .inference.deblur import DeblurCancelled, deblur
+    from .training.datasets import PairDataset, open_pairs, read_image
+
+    if (model is None) == (outputs is None):
+        raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
+    data = pairs if isinstance(pairs, PairDataset) else open_pairs(pairs, crop="full", augment=False)
+    if limit is not None:
+        data = data.subset(range(min(int(limit), len(data))))
+    names = data.names
+
+    use_lpips, note = False, ""
+    if lpips:
+        use_lpips, note = lpips_status()
+        if not use_lpips and lpips != "auto":
+            raise LFDeblurError(f"LPIPS asked for but not available: {note}")
+    if use_lpips:
+        from .nn.devices import resolve_device
+
+        lpips_score = _lpips_scorer(resolve_device(device))
+
+    if outputs is not None:
+        files = _find_outputs(outputs, names)
+        source = f"outputs in {Path(outputs).expanduser()}"
+    else:
+        from .inference.models import get_model
+
+        net = get_model(model, device=device)  # once, now: a wrong model fails before any work
+        source = f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
+    if cancel is not None and not callable(cancel):
+        token = cancel
+        cancel = lambda: token.cancelled
+
+    rows: list[dict] = []
+    cancelled = False
+    for i, name in enumerate(names):
+        if cancel is not None and cancel():
+            cancelled = True
+            break
+        blur_t, sharp_t = data[i]
+        blur, sharp = _hwc(blur_t), _hwc(sharp_t)
+        if outputs is not None:
+            out = _rgb_float(read_image(files[name]))
+            if out.shape != sharp.shape:
+                raise DeblurInputError(
+                    f"output {files[name].name} is {out.shape[1]}x{out.shape[0]} but the sharp image of {name!r} "
+                    f"is {sharp.shape[1]}x{sharp.shape[0]}: score full-size outputs (no crop or resize)"
+                )
+        else:
+            try:
+                out = deblur(blur, model=net, tile=tile, device=device, normalize="none", rgb=True, cancel=cancel)
+            except DeblurCancelled:
+                cancelled = True
+                break
+        row = {"name": name}
+        row.update({f"input_{k}": v for k, v in compare(blur, sharp, rgb=True).items()})
+        row.update(compare(out, sharp, rgb=True))
+        row["gain_db"] = row["psnr"] - row["input_psnr"]
+        if use_lpips:
+            row["input_lpips"], row["lpips"] = lpips_score(blur, sharp), lpips_score(out, sharp)
+        rows.append(row)
+        log.info("%s: PSNR %.2f -> %.2f dB", name, row["input_psnr"], row["psnr"])
+        if progress is not None:
+            progress(i + 1, len(names))
+
+    result = Evaluation(rows=rows, mean={}, source=source, lpips_note=note, cancelled=cancelled,
+                        metrics=METRICS + (("lpips",) if use_lpips else ()))
+    result.mean = {k: _finite_mean([r[k] for r in rows]) for k in result.columns}
+    result.mean["gain_db"] = result.mean["psnr"] - result.mean["input_psnr"]  # gain of the means
+    if csv is not None and not cancelled:
+        result.write_csv(csv)
+    return result

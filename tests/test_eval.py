@@ -1,0 +1,325 @@
+"""Evaluation: ``compare`` on known inputs, ``evaluate`` on a folder of outputs or a model, CSV, CLI, errors.
+
+Pair folders are small DPDD-layout folders made here (blur/ + sharp/ PNGs);
+one test uses two real DPDD pairs from the shared data, downscaled.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import napari_lfdeblur
+from napari_lfdeblur import evaluation
+from napari_lfdeblur.cli import main
+from napari_lfdeblur.errors import DeblurInputError, LFDeblurError
+from napari_lfdeblur.evaluation import compare, evaluate
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _sharp(h=48, w=64, seed=0) -> np.ndarray:
+    """A uint8 RGB pattern in 20..230, so +-20 offsets never clip."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5.0) * np.cos(yy / 4.0)], axis=-1)
+    img = 0.7 * base + 0.3 * rng.random((h, w, 3))
+    return (20 + img / img.max() * 210).round().astype(np.uint8)
+
+
+def _blurred(img: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(img.astype(np.float64), size=(5, 5, 1)).round().astype(np.uint8)
+
+
+def _pair_folder(root, names=("a", "b")):
+    """DPDD layout: blur/NAME.png + sharp/NAME.png; returns {name: (blur, sharp)} as uint8."""
+    (root / "blur").mkdir(parents=True)
+    (root / "sharp").mkdir()
+    pairs = {}
+    for i, n in enumerate(names):
+        sharp = _sharp(seed=i)
+        blur = _blurred(sharp)
+        Image.fromarray(blur).save(root / "blur" / f"{n}.png")
+        Image.fromarray(sharp).save(root / "sharp" / f"{n}.png")
+        pairs[n] = (blur, sharp)
+    return root
+
+
+def _outputs(folder, images: dict, suffix=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, img in images.items():
+        Image.fromarray(img).save(folder / f"{n}{suffix}.png")
+    return folder
+
+
+def _psnr_of_offset(offset, data_range):
+    return 10 * math.log10(data_range**2 / offset**2)
+
+
+# ---------------------------------------------------------------- compare
+def test_compare_identical_images_infinite_psnr_zero_mae():
+    img = _sharp()
+    s = compare(img, img)
+    assert s["psnr"] == math.inf and s["mae"] == 0.0 and s["ssim"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("ref", "offset", "mae", "psnr"),
+    [
+        (_sharp().astype(np.float32) / 255, 0.1, 0.1, 20.0),  # floats in [0, 1]: as they are
+        (_sharp(), 10, 10 / 255, _psnr_of_offset(10, 255)),  # uint8: / 255
+    ],
+    ids=["float01", "uint8"],
+)
+def test_compare_known_offset(ref, offset, mae, psnr):
+    img = ref + np.asarray(offset, ref.dtype)
+    s = compare(img, ref)
+    assert s["mae"] == pytest.approx(mae, rel=1e-5)
+    assert s["psnr"] == pytest.approx(psnr, abs=1e-3)
+    assert 0 < s["ssim"] < 1
+
+
+def test_compare_uint16_uses_the_reference_range():
+    ref = np.linspace(1000, 2000, 40 * 50).reshape(40, 50).astype(np.uint16)  # a tenth of uint16
+    s = compare(ref + 100, ref)
+    assert s["psnr"] == pytest.approx(20.0, abs=1e-6)  # 100 / (2000 - 1000) = 0.1
+    assert s["mae"] == pytest.approx(0.1)
+
+
+def test_compare_stack_is_the_mean_over_planes_and_small_images_have_no_ssim():
+    ref = np.zeros((2, 8, 8), np.float32) + 0.5
+    img = ref.copy()
+    img[1] += 0.1
+    s = compare(img, ref, rgb=False)
+    assert s["mae"] == pytest.approx(0.05)
+    assert s["psnr"] == pytest.approx(20.0, abs=1e-4)  # the inf of plane 0 is left out of the mean
+    assert math.isnan(s["ssim"])  # under SSIM's 11x11 window
+
+
+def test_compare_errors_say_what_to_do():
+    with pytest.raises(DeblurInputError, match="same size"):
+        compare(np.zeros((20, 30, 3), np.uint8), np.zeros((20, 31, 3), np.uint8))
+    with pytest.raises(DeblurInputError, match="same type"):
+        compare(np.zeros((20, 30), np.uint16), np.zeros((20, 30), np.float32) + 5)
+
+
+# ---------------------------------------------------------------- evaluate: a folder of outputs
+def test_outputs_folder_known_scores_and_csv(tmp_path):
+    root = _pair_folder(tmp_path / "pairs")
+    sharp = {n: np.asarray(Image.open(root / "sharp" / f"{n}.png")) for n in ("a", "b")}
+    blur = {n: np.asarray(Image.open(root / "blur" / f"{n}.png")) for n in ("a", "b")}
+    # a: perfect; b: off by 20 grey levels everywhere (NAME_deblurred, as `lfdeblur deblur` names it)
+    out = _outputs(tmp_path / "out", {"a": sharp["a"]})
+    _outputs(out, {"b": sharp["b"] + np.uint8(20)}, suffix="_deblurred")
+    res = evaluate(root, outputs=out, csv=tmp_path / "scores" / "eval.csv", lpips=False)
+
+    assert [r["name"] for r in res.rows] == ["a", "b"]
+    a, b = res.rows
+    assert a["psnr"] == math.inf and a["mae"] == 0.0
+    assert b["psnr"] == pytest.approx(_psnr_of_offset(20, 255), abs=1e-3)
+    assert b["mae"] == pytest.approx(20 / 255, rel=1e-5)
+    for r in res.rows:  # the blurry input is scored too, the same way
+        assert r["input_psnr"] == pytest.approx(compare(blur[r["name"]], sharp[r["name"]])["psnr"], abs=1e-3)
+        assert r["gain_db"] == r["psnr"] - r["input_psnr"]
+    # means: finite PSNRs only (a's inf is left out), plain mean of MAE
+    assert res.mean["psnr"] == pytest.approx(b["psnr"])
+    assert res.mean["mae"] == pytest.approx((a["mae"] + b["mae"]) / 2)
+    assert res.mean["input_psnr"] == pytest.approx((a["input_psnr"] + b["input_psnr"]) / 2)
+    assert "lpips" not in res.metrics and res.lpips_note == ""
+
+    with open(res.csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["name", "input_psnr", "psnr", "gain_db", "input_ssim", "ssim", "input_mae", "mae"]
+    assert [r["name"] for r in rows] == ["a", "b", "mean"]
+    assert rows[0]["psnr"] == "inf" and float(rows[1]["mae"]) == pytest.approx(b["mae"])
+    assert float(rows[2]["psnr"]) == pytest.approx(res.mean["psnr"])
+    assert not [p for p in res.csv.parent.iterdir() if p.name.startswith(".")]  # atomic: no leftovers
+
+    table = res.table()
+    assert "mean of 2" in table and "inf" in table and f"{b['psnr']:.2f}" in table
+
+
+def test_missing_and_wrong_size_outputs_are_clear_errors(tmp_path):
+    root = _pair_folder(tmp_path / "pairs", names=("a", "b", "c"))
+    out = _outputs(tmp_path / "out", {"a": _sharp()})
+    with pytest.raises(DeblurInputError, match=r"2 of 3 pairs have no output image.*b, c"):
+        evaluate(root, outputs=out)
+    res = evaluate(root, outputs=out, limit=1)  # only the pairs asked for must be there
+    assert [r["name"] for r in res.rows] == ["a"]
+
+    small = _outputs(tmp_path / "small", {n: _sharp(40, 64) for n in "abc"})
+    with pytest.raises(DeblurInputError, match=r"a\.png is 64x40 but the sharp image of 'a' is 64x48"):
+        evaluate(root, outputs=small)
+
+
+def test_model_xor_outputs(tmp_path):
+    root = _pair_folder(tmp_path / "pairs")
+    with pytest.raises(DeblurInputError, match="exactly one"):
+        evaluate(root)
+    with pytest.raises(DeblurInputError, match="exactly one"):
+        evaluate(root, model=torch.nn.Identity(), outputs=tmp_path)
+
+
+# ---------------------------------------------------------------- evaluate: a model
+def test_identity_model_gains_nothing(tmp_path):
+    root = _pair_folder(tmp_path / "pairs")
+    res = napari_lfdeblur.evaluate(root, model=torch.nn.Identity(), device="cpu", lpips=False)
+    for r in res.rows:
+        assert r["psnr"] == pytest.approx(r["input_psnr"], abs=1e-4)
+        assert r["mae"] == pytest.approx(r["input_mae"], abs=1e-6)
+        assert abs(r["gain_db"]) < 1e-4
+    assert res.source == "model Identity"
+
+
+def test_drbnet_rows_equal_deblur_then_compare(tmp_path):
+    from napari_lfdeblur import DRBNet, deblur
+
+    root = _pair_folder(tmp_path / "pairs")
+    torch.manual_seed(0)
+    net = DRBNet(base=4).eval()
+    seen = []
+    res = evaluate(root, model=net, device="cpu", tile=32 + 2 * 48 + 16 + 8, lpips=False,
+                   progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)]
+    for r in res.rows:
+        blur = np.asarray(Image.open(root / "blur" / f"{r['name']}.png")).astype(np.float32) / 255
+        sharp = np.asarray(Image.open(root / "sharp" / f"{r['name']}.png")).astype(np.float32) / 255
+        expected = compare(deblur(blur, model=net, device="cpu", tile=32 + 2 * 48 + 16 + 8), sharp)
+        assert r["psnr"] == pytest.approx(expected["psnr"], abs=1e-6)
+        assert r["ssim"] == pytest.approx(expected["ssim"], abs=1e-6)
+        assert r["mae"] == pytest.approx(expected["mae"], abs=1e-7)
+
+
+def test_cancel_keeps_what_was_scored_and_writes_no_csv(tmp_path):
+    root = _pair_folder(tmp_path / "pairs", names=("a", "b", "c"))
+    done = []  # cancel once the first image is scored
+    res = evaluate(root, model=torch.nn.Identity(), device="cpu", progress=lambda d, t: done.append(d),
+                   cancel=lambda: bool(done), csv=tmp_path / "e.csv")
+    assert res.cancelled and [r["name"] for r in res.rows] == ["a"]
+    assert not (tmp_path / "e.csv").exists()
+
+
+# ---------------------------------------------------------------- LPIPS
+def test_lpips_auto_skips_with_a_reason_and_required_raises(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "lpips_status", lambda: (False, "the lpips package is not installed (pip install lpips)"))
+    root = _pair_folder(tmp_path / "pairs")
+    out = _outputs(tmp_path / "out", {n: _sharp(seed=i) for i, n in enumerate("ab")})
+    res = evaluate(root, outputs=out)
+    assert "pip install lpips" in res.lpips_note and "lpips" not in res.rows[0]
+    assert "LPIPS skipped: the lpips package" in res.table()
+    with pytest.raises(LFDeblurError, match="pip install lpips"):
+        evaluate(root, outputs=out, lpips=True)
+
+
+_FAKE_LPIPS = '''
+import torch
+
+
+class LPIPS(torch.nn.Module):
+    """The parts of lpips.LPIPS evaluate relies on: .net with torchvision-numbered slices."""
+
+    def __init__(self, net="alex", pnet_rand=False, verbose=True):
+        super().__init__()
+        assert pnet_rand, "the backbone must not be fetched by torchvision"
+        self.net = torch.nn.Module()
+        self.net.slice1 = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3))
+
+    def forward(self, a, b, normalize=False):
+        return ((self.net.slice1(a) - self.net.slice1(b)) ** 2).mean().reshape(1, 1, 1, 1)
+'''
+
+
+def test_lpips_from_local_files_only(tmp_path, monkeypatch):
+    """A stand-in lpips package: the weight files are looked up where lpips and torch keep them, never fetched."""
+    import importlib.util
+
+    pkg = tmp_path / "site" / "lpips"
+    (pkg / "weights" / "v0.1").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(_FAKE_LPIPS)
+    (tmp_path / "site" / "torchvision").mkdir()
+    (tmp_path / "site" / "torchvision" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    spec = importlib.util.spec_from_file_location("lpips", pkg / "__init__.py")
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    monkeypatch.setitem(sys.modules, "lpips", fake)
+
+    ok, why = evaluation.lpips_status()
+    assert not ok and "reinstall lpips" in why
+    (pkg / "weights" / "v0.1" / "alex.pth").write_bytes(b"")
+    ok, why = evaluation.lpips_status()
+    backbone = tmp_path / "torch" / "hub" / "checkpoints" / evaluation.ALEXNET_FILE
+    assert not ok and str(backbone) in why and evaluation.ALEXNET_URL in why
+
+    torch.manual_seed(0)
+    backbone.parent.mkdir(parents=True)
+    torch.save({"features.0.weight": torch.randn(2, 3, 3, 3), "features.0.bias": torch.randn(2),
+                "classifier.1.weight": torch.randn(4, 4)}, backbone)
+    assert evaluation.lpips_status() == (True, "")
+
+    root = _pair_folder(tmp_path / "pairs")
+    out = _outputs(tmp_path / "out", {"a": _sharp(seed=0), "b": _blurred(_sharp(seed=1))})
+    res = evaluate(root, outputs=out, lpips=True, device="cpu", csv=tmp_path / "e.csv")
+    assert res.metrics[-1] == "lpips" and res.lpips_note == ""
+    a, b = res.rows
+    assert a["lpips"] == 0.0 and a["input_lpips"] > 0  # identical images: distance 0
+    assert b["lpips"] == pytest.approx(b["input_lpips"])  # b's output is its blurred input
+    with open(res.csv, newline="") as f:
+        assert next(csv.reader(f))[-2:] == ["input_lpips", "lpips"]
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_outputs_table_and_csv(tmp_path, capsys):
+    root = _pair_folder(tmp_path / "pairs")
+    sharp = {n: np.asarray(Image.open(root / "sharp" / f"{n}.png")) for n in ("a", "b")}
+    out = _outputs(tmp_path / "out", {"a": sharp["a"] + np.uint8(10), "b": sharp["b"] + np.uint8(10)})
+    csv_path = tmp_path / "eval.csv"
+    assert main(["eval", str(root), "--outputs", str(out), "--csv", str(csv_path), "--lpips", "off"]) == 0
+    text = capsys.readouterr().out
+    assert "2 pairs from" in text and "mean of 2" in text and "gain dB" in text
+    assert f"{_psnr_of_offset(10, 255):.2f}" in text
+    with open(csv_path, newline="") as f:
+        assert [r["name"] for r in csv.DictReader(f)] == ["a", "b", "mean"]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    root = _pair_folder(tmp_path / "pairs")
+    assert main(["eval", str(root), "--outputs", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lfdeblur eval: error: outputs folder not found") and "Traceback" not in err
+    monkeypatch.setattr(evaluation, "lpips_status", lambda: (False, "no lpips here (pip install lpips)"))
+    assert main(["eval", str(root), "--outputs", str(root / "sharp"), "--lpips", "on"]) == 2
+    assert "pip install lpips" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --model or --outputs is required
+        main(["eval", str(root)])
+
+
+def test_cli_model_on_real_dpdd_pairs(tmp_path, dpdd_pairs, capsys):
+    from napari_lfdeblur import DRBNet, save_model
+
+    root = tmp_path / "dpdd"
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True)
+        for f in sorted((dpdd_pairs / "blur").iterdir())[:2]:
+            with Image.open(dpdd_pairs / sub / f.name) as im:
+                im.resize((im.width // 8, im.height // 8), Image.BILINEAR).save(root / sub / f"{f.stem}.png")
+    torch.manual_seed(0)
+    ckpt = save_model(DRBNet(base=4), tmp_path / "tiny.pt")
+    assert main(["eval", str(root), "--model", str(ckpt), "--device", "cpu", "--limit", "1",
+                 "--csv", str(tmp_path / "e.csv")]) == 0
+    text = capsys.readouterr().out
+    name = min((dpdd_pairs / "blur").iterdir()).stem
+    assert "1 pair from" in text and name in text and f"model {ckpt}" in text
+    with open(tmp_path / "e.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == [name, "mean"]
+    assert 10 < float(rows[0]["input_psnr"]) < 60 and math.isfinite(float(rows[0]["psnr"]))
