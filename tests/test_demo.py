@@ -110,7 +110,7 @@ def test_demo_gui_populates_a_viewer(make_napari_viewer, demo_with_model, tiny_c
     import napari
 
     from napari_lfdeblur._napari._models import FROM_FILE
-    from napari_lfdeblur.demo import populate_viewer
+    from napari_lfdeblur._napari._demo_gui import populate_viewer
 
     viewer = make_napari_viewer()
     widgets = populate_viewer(viewer, demo_with_model)

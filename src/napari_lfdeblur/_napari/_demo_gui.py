@@ -1,0 +1,111 @@
+"""``lfdeblur demo --gui``: the demo's results as layers in napari, with the plugin's widgets docked.
+
+``populate_viewer`` fills a given viewer (tests use it without ``napari.run``);
+``open_gui`` opens a window and runs napari.  The demo itself
+(:mod:`napari_lfdeblur.demo`) imports no napari or Qt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QDockWidget
+
+from ._layers import lightfield_layers
+from ._models import DEFAULT, FROM_FILE
+from ._widget_deblur import DeblurWidget
+from ._widget_lightfield import LightFieldWidget
+from ._widget_refocus import RefocusWidget
+from ._widget_train import TrainWidget
+
+
+def _stack(images: list) -> np.ndarray:
+    return np.stack([np.asarray(i, dtype=np.float32) for i in images])
+
+
+def populate_viewer(viewer, demo) -> dict:
+    """Add the demo's layers to a napari ``viewer`` and dock the plugin's widgets; returns the widgets by name.
+
+    Layers: both light fields (v, u sliders) and the procedural truth disparity,
+    the focal stacks, the pairs (stacks), and blurry / deblurred / sharp images.
+    Only the plants light field is visible at first.
+    """
+
+    def add(data, **kwargs):
+        kwargs.setdefault("visible", False)
+        kwargs.setdefault("contrast_limits", (0.0, 1.0))
+        kwargs.setdefault("rgb", np.asarray(data).shape[-1] == 3)
+        return viewer.add_image(data, **kwargs)
+
+    for lf, name in ((demo.procedural, "procedural light field"), (demo.plants, "Lytro plants")):
+        for data, kwargs, _ in lightfield_layers(lf, name=name):
+            kwargs.setdefault("visible", name == "Lytro plants")
+            viewer.add_image(data, **kwargs)
+    for name, planes in demo.focal.items():
+        layer = add(_stack([img for _, img in planes]), name=f"{name} focal stack", axis_labels=("focus", "y", "x"))
+        layer.metadata["disparities"] = [d for d, _ in planes]
+    for name, pairs in demo.pairs.items():
+        if pairs:
+            b = add(_stack([p.blurred for p in pairs]), name=f"{name} pairs: blurred", axis_labels=("pair", "y", "x"))
+            add(_stack([p.sharp for p in pairs]), name=f"{name} pairs: sharp", axis_labels=("pair", "y", "x"))
+            b.metadata["pairs"] = [p.info for p in pairs]
+    for case in demo.cases:
+        add(case.sharp, name=f"{case.name}: sharp")
+        if case.restored is not None:
+            add(case.restored, name=f"{case.name}: deblurred", metadata={"deblurred_from": f"{case.name}: blurry"})
+        add(case.blurred, name=f"{case.name}: blurry", metadata={"scores": case.scores})
+    plants_layer = viewer.layers["Lytro plants"]
+    viewer.layers.selection.active = plants_layer
+
+    widgets = {
+        "Light field": LightFieldWidget(viewer),
+        "Refocus & pairs": RefocusWidget(viewer),
+        "Deblur": DeblurWidget(viewer),
+        "Train": TrainWidget(viewer),
+    }
+    for i, (name, widget) in enumerate(widgets.items()):
+        viewer.window.add_dock_widget(widget, name=name, area="right", tabify=i > 0)
+    _raise_dock(widgets["Light field"])  # its tab in front: the story starts there
+    widgets["Light field"].layer.value = plants_layer
+    refocus = widgets["Refocus & pairs"]
+    refocus.layer.value = plants_layer
+    lo, hi = demo.ranges.get("Lytro plants", (refocus.disparity.min, refocus.disparity.max))
+    pad = 0.5 * max(hi - lo, 0.5)
+    with refocus.disparity.changed.blocked():  # no preview until the user moves the slider
+        refocus.disparity.min, refocus.disparity.max = round(lo - pad, 2), round(hi + pad, 2)
+        refocus.disparity.value = round(lo, 2)
+    deblur = widgets["Deblur"]
+    if demo.cases:
+        deblur.layer.value = viewer.layers[f"{demo.cases[-1].name}: blurry"]
+    if isinstance(demo.model, str):
+        from ..nn.checkpoint import default_model_path
+
+        if Path(demo.model).resolve() == default_model_path().resolve():
+            deblur.model.value = DEFAULT
+        else:
+            deblur.model.value = FROM_FILE
+            deblur.model_path.value = demo.model
+    viewer.reset_view()  # fit the images to the canvas the docks left
+    return widgets
+
+
+def _raise_dock(widget) -> None:
+    """Bring the dock (tab) holding a magicgui ``widget`` to the front."""
+
+    w = widget.native
+    while w is not None and not isinstance(w, QDockWidget):
+        w = w.parentWidget()
+    if w is not None:
+        QApplication.processEvents()  # a tabified dock raises only once the tabs are laid out
+        w.raise_()
+
+
+def open_gui(demo):  # pragma: no cover - interactive
+
+    viewer = napari.Viewer(title="napari-lfdeblur demo")
+    populate_viewer(viewer, demo)
+    QTimer.singleShot(300, viewer.reset_view)  # once the window is laid out: fit the images to the canvas
+    napari.run()
