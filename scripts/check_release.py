@@ -56,7 +56,9 @@ def main(argv=None) -> int:
     dist = REPO / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     t0 = time.perf_counter()
-    run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(REPO)])
+    # no --sdist/--wheel: the wheel is built from the sdist, in a clean folder (a stale build/ in the
+    # checkout cannot leak old files into it), as a release would be
+    run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)])
     wheel, sdist = next(dist.glob("*.whl")), next(dist.glob("*.tar.gz"))
     print(f"built in {time.perf_counter() - t0:.0f} s")
     names = zipfile.ZipFile(wheel).namelist()

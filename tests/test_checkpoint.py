@@ -138,9 +138,9 @@ def test_generic_module_gets_attributes():
     assert m.input_convention == "rgb_minus1_1" and m.device == torch.device("cpu")
 
 
-def test_default_not_shipped_yet(monkeypatch, tmp_path):
+def test_default_missing_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(ckpt, "default_model_path", lambda: tmp_path / "default.pt")
-    with pytest.raises(ModelError, match="not shipped yet"):
+    with pytest.raises(ModelError, match="default model file is missing"):
         load_model("default")
 
 

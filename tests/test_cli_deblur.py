@@ -1,7 +1,8 @@
 """``lfdeblur deblur``: files, folders, globs, stacks, big TIFF -> OME-Zarr, interrupts, bad input, a dask cluster.
 
-Everything runs a tiny random DRBNet (base 4) saved as a checkpoint: the
-default model is not shipped yet.  Images are a few hundred pixels.
+Everything runs a tiny random DRBNet (base 4) saved as a checkpoint (the
+mechanics, fast; the default model's quality is not what these test).  Images
+are a few hundred pixels.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def test_default_model_message(monkeypatch, tmp_path):
 
     monkeypatch.setattr(checkpoint, "default_model_path", lambda: tmp_path / "default.pt")
     monkeypatch.setattr(deblur_mod, "_model_cache", type(deblur_mod._model_cache)())
-    with pytest.raises(ModelError, match="not shipped yet"):
+    with pytest.raises(ModelError, match="default model file is missing"):
         deblur(rgb(8, 8))
 
 

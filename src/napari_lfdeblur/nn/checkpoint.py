@@ -303,8 +303,9 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
             path = default_model_path()
             if not path.exists():
                 raise ModelError(
-                    "the default model is not shipped yet (no "
-                    f"{path}); pass a checkpoint path instead: one saved with save_model / a training run, or the "
+                    f"the default model file is missing ({path}): reinstall napari-lfdeblur (its wheel ships "
+                    "weights/default.pt; a source checkout gets it from git), or pass a checkpoint path instead: "
+                    "one saved with save_model / a training run, or the "
                     f"authors' '{_AUTHORS_FILE}' (load_model('path/to/{_AUTHORS_FILE}'))"
                 )
         else:
