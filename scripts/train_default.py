@@ -76,6 +76,12 @@ def parse(argv=None):
     ap.add_argument("--lr1", type=float, default=3e-4,
                     help="phase-1 learning rate (1e-3 diverged at step ~490 on this recipe; 3e-4 is stable)")
     ap.add_argument("--lr2", type=float, default=2e-4)
+    ap.add_argument("--no-match-exposure", dest="match_exposure", action="store_false", default=True,
+                    help="train phase 2 on the sharp shots as they are (by default each is mapped onto its blurry "
+                         "shot's exposure: the two shots of a DPDD pair differ in exposure too)")
+    ap.add_argument("--loss2", default="shift_l1",
+                    help="phase-2 loss: shift_l1 (misalignment-tolerant, the default), l1, vgg+0.1*shift_l1 "
+                         "(VGG19 weights must be available locally), ...")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads spin and are slower; use 2 "
@@ -195,15 +201,20 @@ def main(argv=None) -> int:
         return 3
     # ---------------------------------------------------------------- phase 2
     held = dpdd_split_names(dpdd_dir)
-    dpdd = open_pairs(dpdd_dir, patch=args.patch)
+    dpdd = open_pairs(dpdd_dir, patch=args.patch)  # raw pairs: every score is against the real sharp shot
     vpatch = 256 if args.quick else 512
     train2, val2 = split(dpdd, val_names=held, val_patch=vpatch)
+    if args.match_exposure:  # train on targets with the blurry shot's exposure (see match_exposure)
+        train2, _ = split(open_pairs(dpdd_dir, patch=args.patch, match_exposure=True), val_names=held,
+                          val_patch=vpatch)
     if args.quick:
         val2 = val2.subset(range(2))
     pr2 = Printer(args.print_every, "phase 2")
-    r2 = finetune(train2, val=val2, model=r1.last, loss="shift_l1", steps=args.steps2, lr=args.lr2,
+    r2 = finetune(train2, val=val2, model=r1.last, loss=args.loss2, steps=args.steps2, lr=args.lr2,
                   val_every=max(1, args.steps2 // 5), out=p2_dir, callback=pr2,
-                  description=f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name)",
+                  description=f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name"
+                  + ("; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure
+                     else ")"),
                   **common)
     if r2.cancelled:
         return 3
@@ -229,7 +240,8 @@ def main(argv=None) -> int:
         "per_image": [{k: (float(v) if isinstance(v, float) else v) for k, v in r.items()} for r in
                       ev_dpdd["per_image"]],
     }
-    summary = {**s2, "recipe": "phase 1 pixel (multi-scale L1) on light-field pairs, then phase 2 shift_l1 on DPDD",
+    summary = {**s2, "recipe": "phase 1 pixel (multi-scale L1) on light-field pairs, then phase 2 "
+                          f"{args.loss2} on DPDD",
                "phase1": s1, "final_evaluation": final, "total_seconds": round(total_seconds, 1),
                "threads": args.threads, "quick": bool(args.quick)}
     summary.pop("previous", None)
@@ -279,13 +291,14 @@ Defocus Images", CVPR 2022) re-implemented in this package and trained from scra
 | | phase 1 | phase 2 |
 |---|---|---|
 | data | {s1.get('data', '')} | {s2.get('data', '')} |
-| loss | {s1.get('loss')} (multi-scale: 1, 1/2, 1/4, 1/8 weighted 1, 0.5, 0.25, 0.125) | {s2.get('loss')} (L1 after the best shift of up to 3 px per 32 px tile, at 3 scales) |
+| loss | {s1.get('loss')} (multi-scale: 1, 1/2, 1/4, 1/8 weighted 1, 0.5, 0.25, 0.125) | {s2.get('loss')}{LOSS_NOTES.get(str(s2.get('loss')), '')} |
 | steps x batch x patch | {s1.get('steps')} x {s1.get('batch')} x {s1.get('patch')}² | {s2.get('steps')} x {s2.get('batch')} x {s2.get('patch')}² |
 | optimiser | Adam, lr {s1.get('lr')} cosine to 1 %, grad clip {s1.get('grad_clip')} | Adam, lr {s2.get('lr')} cosine to 1 %, grad clip {s2.get('grad_clip')} |
 | time | {s1.get('seconds', 0) / 60:.1f} min | {s2.get('seconds', 0) / 60:.1f} min |
 
 The paper's phase 2 uses a VGG19 feature loss; its ImageNet weights could not be downloaded on the
-training machine, so the misalignment-tolerant `shift_l1` loss of this package was used instead.
+training machine, so {'the misalignment-tolerant `shift_l1` loss of this package' if s2.get('loss') == 'shift_l1'
+                      else f"`{s2.get('loss')}`"} was used instead.
 
 ## Validation
 
@@ -315,6 +328,12 @@ the paper's model (trained for days on 11k LFDOF pairs and the full DPDD).  For 
 longer on a GPU (`lfdeblur train` / `finetune`, or this script with more steps and `--base 32`),
 or load the authors' weights (`single_image_defocus_deblurring.pth`).
 """
+
+
+LOSS_NOTES = {
+    "shift_l1": " (L1 after the best shift of up to 3 px per 32 px tile, at 3 scales)",
+    "l1": " (plain L1 at full resolution: the pairs' small misalignment is not compensated)",
+}
 
 
 def arch_line(model) -> str:

@@ -401,13 +401,53 @@ _LAYOUT_HELP = (
 )
 
 
+def _block_means(a: np.ndarray, block: int) -> np.ndarray:
+    h, w = a.shape[0] // block * block, a.shape[1] // block * block
+    a = a[:h, :w]
+    return a.reshape(h // block, block, w // block, block, -1).mean(axis=(1, 3)).reshape(-1, a.shape[-1])
+
+
+def match_exposure(sharp: np.ndarray, blur: np.ndarray, block: int = 32) -> np.ndarray:
+    """``sharp`` with the exposure of ``blur``: per channel, the gain and offset that best map
+    sharp onto blur, applied and clipped to the dtype's range.
+
+    The fit compares means of ``block`` x ``block`` blocks, where defocus blur (which keeps
+    local means) no longer shows: fitted pixel by pixel, the blur would pass for lower
+    contrast and the gain would shrink.  Two-shot pairs differ in exposure as well as in
+    focus: on the 60 DPDD pairs here the blurry and the sharp shot's means differ by up to
+    7 % of the range, which costs the input up to 5 dB PSNR that no deblurring can win back.
+    Training on matched targets teaches deblurring, not a guess at the other shot's exposure.
+    """
+    if sharp.shape != blur.shape:
+        return sharp
+    kind = np.dtype(sharp.dtype)
+    a, b = sharp.astype(np.float64), blur.astype(np.float64)
+    a2, b2 = (a[..., None], b[..., None]) if a.ndim == 2 else (a, b)
+    block = max(1, min(block, a2.shape[0] // 4, a2.shape[1] // 4))
+    xs, ys = _block_means(a2, block), _block_means(b2, block)
+    out = np.empty_like(a2)
+    for c in range(a2.shape[-1]):
+        x, y = xs[:, c], ys[:, c]
+        var = x.var()
+        gain = float(((x - x.mean()) * (y - y.mean())).mean() / var) if var > 0 else 1.0
+        offset = float(y.mean() - gain * x.mean())
+        out[..., c] = a2[..., c] * gain + offset
+    out = out.reshape(a.shape)
+    hi = float(np.iinfo(kind).max) if kind.kind in "ui" else 1.0
+    out = np.clip(out, 0.0, hi)
+    return np.rint(out).astype(kind) if kind.kind in "ui" else out.astype(kind)
+
+
 class FolderPairs(PairDataset):
     """Pairs from a folder on disk (layouts: see the module docstring)."""
 
     def __init__(self, path, *, layout: str | None = None, patch=None, crop=None, augment=None, seed: int = 0,
-                 signed: bool = False, cache: bool | str = "auto", cache_mb: float = 1024):
+                 signed: bool = False, cache: bool | str = "auto", cache_mb: float = 1024,
+                 match_exposure: bool = False):
         super().__init__(patch=patch, crop=crop, augment=augment, seed=seed, signed=signed)
         self.path = Path(path).expanduser()
+        #: map each sharp image's exposure onto its blurry shot's (see match_exposure)
+        self.match_exposure = bool(match_exposure)
         if not self.path.is_dir():
             raise TrainingError(f"pair folder not found: {self.path}" if not self.path.exists()
                                 else f"{self.path} is a file; pass the pair folder ({_LAYOUT_HELP})")
@@ -539,11 +579,22 @@ class FolderPairs(PairDataset):
 
     def _load(self, j, rng, draw):
         _, b, s, _ = self._entries[j]
-        return self._read(b), self._read(s)
+        blur, sharp = self._read(b), self._read(s)
+        if self.match_exposure:
+            key = f"{s}|exposure"
+            matched = self._cache.get(key)
+            if matched is None:
+                matched = match_exposure(sharp, blur)
+                if self._cache_on and self._cache_bytes + matched.nbytes <= self._cache_limit:
+                    self._cache[key] = matched
+                    self._cache_bytes += matched.nbytes
+            sharp = matched
+        return blur, sharp
 
     def describe(self) -> str:
         groups = len(set(self.groups))
-        return f"pair folder {self.path} ({self.layout} layout, {len(self)} pairs, {groups} scenes)"
+        extra = ", sharp exposure matched to the blurry shot" if self.match_exposure else ""
+        return f"pair folder {self.path} ({self.layout} layout, {len(self)} pairs, {groups} scenes{extra})"
 
 
 # --------------------------------------------------------------------------- light fields
@@ -876,7 +927,8 @@ _PROCEDURAL_NAMES = ("synthetic", "procedural")
 
 
 def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, signed: bool = False,
-               cache="auto", cache_mb: float = 1024, **lightfield_options) -> PairDataset:
+               cache="auto", cache_mb: float = 1024, match_exposure: bool = False,
+               **lightfield_options) -> PairDataset:
     """A pair dataset from (almost) anything: see the module docstring.
 
     ``source``:
@@ -892,7 +944,9 @@ def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, si
 
     ``patch``/``crop``/``augment``/``seed``/``signed``: see
     :class:`PairDataset` (no patch = full images, for validation);
-    ``cache``/``cache_mb``: folders only; ``lightfield_options`` go to
+    ``cache``/``cache_mb``/``match_exposure`` (map each sharp shot onto its
+    blurry shot's exposure, for real two-shot pairs: :func:`match_exposure`):
+    folders only; ``lightfield_options`` go to
     :class:`LightFieldPairs` / :class:`ProceduralPairs` (``length``,
     ``apertures``, ``focus``, ``views``, ...).
     """
@@ -911,7 +965,8 @@ def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, si
 
         # light-field options go to the light-field parts only
         parts = [open_pairs(s, patch=patch, crop=crop, augment=augment, seed=seed, signed=signed, cache=cache,
-                            cache_mb=cache_mb, **({} if is_folder(s) else lightfield_options)) for s in source]
+                            cache_mb=cache_mb, **({"match_exposure": match_exposure} if is_folder(s)
+                                                  else lightfield_options)) for s in source]
         return parts[0] if len(parts) == 1 else ConcatPairs(parts)
     if isinstance(source, LightField):
         return LightFieldPairs([source], **{**common, "patch": patch if patch is not None else 128},
@@ -925,7 +980,7 @@ def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, si
         if detect_layout(p) is not None:
             if lightfield_options:
                 raise TrainingError(f"options {sorted(lightfield_options)} apply to light fields, not pair folders")
-            return FolderPairs(p, cache=cache, cache_mb=cache_mb, **common)
+            return FolderPairs(p, cache=cache, cache_mb=cache_mb, match_exposure=match_exposure, **common)
         from ..lightfield.readers import read_lightfield
 
         try:
