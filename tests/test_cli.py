@@ -69,6 +69,9 @@ def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys)
     assert load_model(run1 / "last.pt", device="cpu").config["base"] == 4
     run2 = tmp_path / "p2"
     assert main(["finetune", str(dpdd_pairs), "-o", str(run2), "--model", str(run1 / "last.pt"), "--loss", "shift_l1",
-                 "--steps", "2", "--batch", "1", "--patch", "32", "--val", "0.1", "--device", "cpu"]) == 0
+                 "--steps", "2", "--batch", "1", "--patch", "32", "--val", "0.1", "--device", "cpu",
+                 "--match-exposure"]) == 0
     assert "finetune finished at step 2/2" in capsys.readouterr().out
     assert (run2 / "last.pt").exists()
+    summary = load_model(run2 / "last.pt", device="cpu").training_summary
+    assert "exposure matched" in summary["data"]

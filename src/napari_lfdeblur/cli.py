@@ -339,10 +339,12 @@ def cmd_train(args) -> int:
     """``lfdeblur train`` / ``lfdeblur finetune``: the public train()/finetune() with a progress bar."""
     from tqdm import tqdm
 
-    from .training import finetune, train
+    from .training import finetune, open_pairs, train
 
     finetuning = args.command == "finetune"
     data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
+    if args.match_exposure:
+        data = open_pairs(data, patch=args.patch, match_exposure=True)
     val = args.val
     if val is not None:
         try:
@@ -489,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--model", required=True, help="checkpoint to start from (e.g. a phase-1 best.pt)")
         p.add_argument("--loss", help="l1, charbonnier, shift_l1, vgg, or sums like 'vgg+0.1*shift_l1'")
+        p.add_argument("--match-exposure", action="store_true",
+                       help="real two-shot pair folders: map each sharp shot onto its blurry shot's exposure "
+                            "(the two shots differ in exposure too; scripts/train_default.py does this)")
         p.add_argument("--steps", type=int, default=5000)
         p.add_argument("--batch", type=int, default=4)
         p.add_argument("--patch", type=int, default=128, help="crop size, a multiple of 8")
