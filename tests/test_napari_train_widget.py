@@ -65,3 +65,16 @@ def test_missing_folder_is_reported(train_widget, qtbot):
     w.start()
     assert w.status.value.startswith("Error")
     assert w.start_button.enabled
+
+
+def test_pair_folder_with_exposure_matching(train_widget, dpdd_pairs):
+    """The option shows for pair folders only and hands the trainer exposure-matched pairs."""
+    viewer, w = train_widget
+    assert w.match_exposure.native.isHidden()  # (the viewer is not shown: ask Qt whether it is hidden)
+    w.source.value = "pair folder"
+    assert not w.match_exposure.native.isHidden()
+    w.folder.value = str(dpdd_pairs)
+    assert w.arguments()["data"] == str(dpdd_pairs)
+    w.match_exposure.value = True
+    data = w.arguments()["data"]
+    assert "exposure matched" in data.describe() and data.patch == 32

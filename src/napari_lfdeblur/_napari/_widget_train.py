@@ -73,6 +73,10 @@ class TrainWidget(Container):
         self.lf_layer = create_widget(annotation="napari.layers.Image", label="light field")
         self.lf_layer.visible = False
         self.folder = FileEdit(label="pair folder", mode="d", visible=False)
+        self.match_exposure = CheckBox(
+            label="match exposure", value=False, visible=False,
+            tooltip="real two-shot pairs: map each sharp shot onto its blurry shot's exposure before training",
+        )
         self.phase = ComboBox(label="phase", choices=PHASES)
         self.loss = ComboBox(label="loss", choices=LOSSES, value="auto",
                              tooltip="auto: L1 with multi-scale supervision (phase 1), VGG features (phase 2)")
@@ -97,7 +101,7 @@ class TrainWidget(Container):
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
-            self.source, self.lf_layer, self.folder, self.phase, self.loss, self.start_from, self.start_path,
+            self.source, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss, self.start_from, self.start_path,
             self.net_width, self.device, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
             self.resume, self.start_button, self.stop_button, self.progress, self.status,
         ])
@@ -120,7 +124,7 @@ class TrainWidget(Container):
     # -- reactions --------------------------------------------------------------
     def _on_source(self, *_):
         self.lf_layer.visible = self.source.value == "light-field layer"
-        self.folder.visible = self.source.value == "pair folder"
+        self.folder.visible = self.match_exposure.visible = self.source.value == "pair folder"
 
     def _on_phase(self, *_):
         feature = self.phase.value.startswith("feature")
@@ -146,6 +150,10 @@ class TrainWidget(Container):
         folder = str(self.folder.value)
         if folder in ("", "."):
             raise LFDeblurError("Choose a pair folder (blur/ + sharp/, a write_pairs folder, or LFDOF).")
+        if self.match_exposure.value:
+            from ..training import open_pairs
+
+            return open_pairs(folder, patch=int(self.patch.value), match_exposure=True), val
         return folder, val
 
     def _model(self):
