@@ -18,6 +18,7 @@ from .datasets import (
     PairDataset,
     ProceduralPairs,
     detect_layout,
+    match_exposure,
     open_pairs,
     split,
 )
@@ -45,6 +46,7 @@ from .trainer import Trainer, TrainResult, finetune, lr_at, train
 from .vgg import VGG19_URL, VGG19Features, default_vgg19_path, load_vgg19
 
 __all__ = [
+    "match_exposure",
     "VGG19_URL",
     "CancelToken",
     "Cancelled",

@@ -945,7 +945,7 @@ def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, si
     ``patch``/``crop``/``augment``/``seed``/``signed``: see
     :class:`PairDataset` (no patch = full images, for validation);
     ``cache``/``cache_mb``/``match_exposure`` (map each sharp shot onto its
-    blurry shot's exposure, for real two-shot pairs: :func:`match_exposure`):
+    blurry shot's exposure, for real two-shot pairs: :func:`~napari_lfdeblur.training.match_exposure`):
     folders only; ``lightfield_options`` go to
     :class:`LightFieldPairs` / :class:`ProceduralPairs` (``length``,
     ``apertures``, ``focus``, ``views``, ...).
