@@ -323,8 +323,8 @@ These scores are not comparable with published DPDD results (different test imag
 
 ## Limitations
 {below_input_warning(d)}
-A light network trained for about two CPU hours: it sharpens moderate defocus blur, but is far from
-the paper's model (trained for days on 11k LFDOF pairs and the full DPDD).  For quality, train
+A light network trained for about two CPU hours, far from the paper's model (trained for days
+on 11k LFDOF pairs and the full DPDD): compare the figures above with the blurry input's.  For quality, train
 longer on a GPU (`lfdeblur train` / `finetune`, or this script with more steps and `--base 32`),
 or load the authors' weights (`single_image_defocus_deblurring.pth`).
 """
