@@ -40,6 +40,9 @@ class TrainingCurves:
         ax, ax2 = self.ax, self.ax_psnr
         ax.clear()
         ax2.clear()
+        # clear() puts a twin axis' ticks and label back on the left, over the loss axis
+        ax2.yaxis.tick_right()
+        ax2.yaxis.set_label_position("right")
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel("loss", fontsize=8, color="tab:blue")
         ax2.set_ylabel("val PSNR (dB)", fontsize=8, color="tab:orange")
