@@ -155,6 +155,22 @@ def test_interrupt_leaves_no_output(tmp_path, ckpt, monkeypatch, capsys, fmt, la
     assert len(calls) > 3  # it was interrupted in the middle
     assert "interrupted" in capsys.readouterr().err
     assert list(out_dir.iterdir()) == []  # neither the output nor a temporary
+    _settle(calls)
+
+
+def _settle(calls, quiet: float = 0.5, limit: float = 20.0):
+    """Wait until no tile has been computed for ``quiet`` s: dask threads already running tiles when
+    the interrupt came finish them, and in this one test process they would reach the next test's
+    patched network (a CLI process exits and takes them with it)."""
+    import time
+
+    t0, n, last = time.perf_counter(), len(calls), time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        time.sleep(0.05)
+        if len(calls) != n:
+            n, last = len(calls), time.perf_counter()
+        elif time.perf_counter() - last > quiet:
+            return
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path, ckpt, capsys):
