@@ -49,6 +49,8 @@ import sys
 import tempfile
 import time
 
+from _memory import reset_peak_rss, status_kib  # benchmarks/_memory.py (this folder is on sys.path)
+
 NETS = {"lite8": 8, "lite16": 16, "full": 32, "identity": 0}
 
 
@@ -69,30 +71,8 @@ def _net(name: str):
     return DRBNet(base=NETS[name]).eval()
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _hwm_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_hwm() -> bool:
-    """Reset the kernel's peak-RSS counter (Linux >= 4.0); False when not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+def _mb(kib: int | None) -> float:
+    return kib / 1024 if kib is not None else float("nan")
 
 
 def _side(mp: float) -> int:
@@ -156,14 +136,14 @@ def child_memory(mp: float, net_name: str, fmt: str, out_dir: str, threads: int,
     import gc
 
     gc.collect()
-    reset = _reset_hwm()
-    base = _rss_mb()
+    reset = reset_peak_rss()
+    base = _mb(status_kib("VmRSS"))
     path = os.path.join(out_dir, f"bench_{mp:g}mp." + ("ome.zarr" if fmt == "ome.zarr" else "tif"))
     done = []
     t0 = time.perf_counter()
     save_image_streaming(out, path, progress=lambda d, t: done.append((d, t)), workers=threads)
     wall = time.perf_counter() - t0
-    peak = _hwm_mb()
+    peak = _mb(status_kib("VmHWM"))
     if os.path.isdir(path):
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
     else:

@@ -41,6 +41,8 @@ import subprocess
 import sys
 import time
 
+from _memory import peak_kib, reset_peak_rss, status_kib  # benchmarks/_memory.py (this folder is on sys.path)
+
 CONFIGS = {
     "full": {"base": 32, "fac_impl": "shift"},
     "unfold": {"base": 32, "fac_impl": "unfold"},
@@ -60,26 +62,7 @@ def side_for(mp: float) -> int:
     return max(8, int(round(math.sqrt(mp) * 1024 / 8)) * 8)
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def child(config: str, side: int, args) -> dict:
-    import resource
-
     import torch
 
     if args.threads:
@@ -113,8 +96,8 @@ def child(config: str, side: int, args) -> dict:
         model(make(64))  # warm-up: kernels, thread pools
         sync()
         x = make(side)
-        rss_before = _status_kb("VmRSS")
-        exact = _reset_peak_rss()
+        rss_before = status_kib("VmRSS") or 0
+        exact = reset_peak_rss()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         times, cpu = [], []
@@ -125,7 +108,7 @@ def child(config: str, side: int, args) -> dict:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             del y
-    peak_kb = _status_kb("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_kib(exact)
     out = {
         "config": config,
         "base": cfg["base"],

@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from _memory import peak_kib, reset_peak_rss, status_kib  # benchmarks/_memory.py (this folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 DEFAULT = (
     Path(os.environ.get("LFDEBLUR_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
@@ -43,17 +45,6 @@ DEFAULT = (
     / "hci_antinous"
 )
 CASES = ("open lazy", "open + 1 view", "decode all")
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _child(case: str, path: str) -> None:
@@ -65,14 +56,8 @@ def _child(case: str, path: str) -> None:
     from napari_lfdeblur.lightfield.readers import read_lightfield
 
     Image.init()
-    rss0 = _status_kib("VmRSS")
-    reset = False
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        reset = True
-    except OSError:
-        pass
+    rss0 = status_kib("VmRSS")
+    reset = reset_peak_rss()
     t0 = time.perf_counter()
     if case == "open lazy":
         lf = read_lightfield(path)
@@ -83,11 +68,7 @@ def _child(case: str, path: str) -> None:
     else:
         lf = read_lightfield(path, lazy=False)
     dt = time.perf_counter() - t0
-    hwm = _status_kib("VmHWM")
-    if not reset:  # fall back to the lifetime peak (includes imports: an over-estimate of the floor)
-        import resource
-
-        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm = peak_kib(reset)
     out = {
         "wall_s": dt,
         "peak_growth_mib": (hwm - rss0) / 1024 if (hwm and rss0) else float("nan"),
