@@ -85,18 +85,12 @@ def _unit_pair(image, reference, rgb):
     return unit(a, ra), unit(r, rr)
 
 
-def _finite_mean(vals) -> float:
-    """Mean of the finite values: identical images give inf PSNR, which would swamp every other image."""
-    finite = [v for v in vals if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else (float(vals[0]) if len(vals) else math.nan)
-
-
 def _scores(a: np.ndarray, r: np.ndarray) -> dict[str, float]:
     """PSNR, SSIM and MAE of float (N, H, W, C) arrays in [0, 1] (means over N)."""
-    from .training.metrics import psnr, ssim
+    from .training.metrics import finite_mean, psnr, ssim
 
     return {
-        "psnr": _finite_mean(psnr(a, r, reduction="none")),
+        "psnr": finite_mean(psnr(a, r, reduction="none")),
         "ssim": ssim(a, r) if min(a.shape[1:3]) >= 11 else math.nan,  # SSIM's window needs 11x11
         "mae": float(np.mean(np.abs(a - r))),
     }
@@ -295,6 +289,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit
     """
     from .inference.deblur import DeblurCancelled, deblur
     from .training.datasets import PairDataset, open_pairs, read_image
+    from .training.metrics import finite_mean
 
     if (model is None) == (outputs is None):
         raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
@@ -359,7 +354,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit
 
     result = Evaluation(rows=rows, mean={}, source=source, lpips_note=note, cancelled=cancelled,
                         metrics=METRICS + (("lpips",) if use_lpips else ()))
-    result.mean = {k: _finite_mean([r[k] for r in rows]) for k in result.columns}
+    result.mean = {k: finite_mean([r[k] for r in rows]) for k in result.columns}
     result.mean["gain_db"] = result.mean["psnr"] - result.mean["input_psnr"]  # gain of the means
     if csv is not None and not cancelled:
         result.write_csv(csv)

@@ -566,30 +566,26 @@ class FolderPairs(PairDataset):
     def _groups(self):
         return [e[3] for e in self._entries]
 
-    def _read(self, path: Path) -> np.ndarray:
-        key = str(path)
+    def _cached(self, key: str, make) -> np.ndarray:
+        """``make()``, kept in the in-memory cache under ``key`` while it has room."""
         a = self._cache.get(key)
         if a is not None:
             return a
-        a = read_image(path)
+        a = make()
         if self._cache_on and self._cache_bytes + a.nbytes <= self._cache_limit:
             self._cache[key] = a
             self._cache_bytes += a.nbytes
         return a
 
+    def _read(self, path: Path) -> np.ndarray:
+        return self._cached(str(path), lambda: read_image(path))
+
     def _load(self, j, rng, draw):
         _, b, s, _ = self._entries[j]
-        blur, sharp = self._read(b), self._read(s)
+        blur = self._read(b)
         if self.match_exposure:
-            key = f"{s}|exposure"
-            matched = self._cache.get(key)
-            if matched is None:
-                matched = match_exposure(sharp, blur)
-                if self._cache_on and self._cache_bytes + matched.nbytes <= self._cache_limit:
-                    self._cache[key] = matched
-                    self._cache_bytes += matched.nbytes
-            sharp = matched
-        return blur, sharp
+            return blur, self._cached(f"{s}|exposure", lambda: match_exposure(self._read(s), blur))
+        return blur, self._read(s)
 
     def describe(self) -> str:
         groups = len(set(self.groups))

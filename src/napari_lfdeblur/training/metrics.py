@@ -123,6 +123,15 @@ def _to_uint8_hwc(t) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(1, 2, 0))
 
 
+def finite_mean(vals) -> float:
+    """Mean of the finite values: identical images give inf PSNR, which would swamp every other image
+    (inf only when every value is; NaN for none)."""
+    finite = [v for v in vals if math.isfinite(v)]
+    if not len(vals):
+        return math.nan
+    return float(np.mean(finite)) if finite else float(vals[0])
+
+
 def evaluate(
     model,
     data,
@@ -199,12 +208,7 @@ def evaluate(
         model.train(was_training)
 
     def mean(key):
-        vals = [r[key] for r in per_image]
-        finite = [v for v in vals if math.isfinite(v)]
-        if not vals:
-            return math.nan
-        # identical images give inf PSNR; average the finite ones (inf only when all are)
-        return float(np.mean(finite)) if finite else float(vals[0])
+        return finite_mean([r[key] for r in per_image])
 
     return {
         "psnr": mean("psnr"),
