@@ -106,7 +106,7 @@ def run_mode(mode: str, pans: int, timeout: float) -> dict:
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
-    camera = viewer.camera
+    camera = getattr(viewer, "scene", viewer).camera  # napari >= 0.9: viewer.scene.camera
     rng = np.random.default_rng(1)
     fills = []
     for _ in range(pans):

@@ -55,3 +55,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def make_napari_viewer(make_napari_viewer, qtbot):
+    """napari's viewer factory, which also lets background work end before the viewer closes.
+
+    A lazy result drawn with async rendering, or a widget's worker, may still be running
+    when a test's last assertion passes; if it finishes while napari closes the viewer,
+    its callbacks keep the QtViewer alive and napari's leak check fails the test.
+    """
+    viewers = []
+
+    def factory(*args, **kwargs):
+        viewer = make_napari_viewer(*args, **kwargs)
+        viewers.append(viewer)
+        return viewer
+
+    yield factory
+    from superqt.utils._qthreading import WorkerBase
+
+    for viewer in viewers:
+        viewer._layer_slicer.wait_until_idle(timeout=300)
+    qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=300_000)
+    qtbot.wait(50)  # deliver the finished signals while the viewer is still open

@@ -33,6 +33,11 @@ def widget(make_napari_viewer, checkpoint):
     return viewer, w
 
 
+def _camera(viewer):
+    """napari 0.9 moved the camera to viewer.scene; older releases keep viewer.camera."""
+    return getattr(viewer, "scene", viewer).camera
+
+
 def _photo(h=300, w=420):
     from skimage import data
 
@@ -89,8 +94,8 @@ def test_preview_visible_region(widget, qtbot):
     viewer, w = widget
     layer = viewer.add_image(_photo(), name="photo")
     w.layer.value = layer
-    viewer.camera.zoom = 4.0  # only part of the image is on screen
-    viewer.camera.center = (150, 200)
+    _camera(viewer).zoom = 4.0  # only part of the image is on screen
+    _camera(viewer).center = (150, 200)
     qtbot.wait(200)  # let the canvas redraw, which updates the layer's visible corners
     w.preview()
     qtbot.waitUntil(lambda: "photo deblurred (preview)" in viewer.layers, timeout=60000)
@@ -181,8 +186,8 @@ def test_reference_scores_preview_region(widget, qtbot):
     layer = viewer.add_image(blurred, name="blurred")
     w.reference.value = viewer.add_image(sharp, name="sharp")
     w.layer.value = layer
-    viewer.camera.zoom = 4.0
-    viewer.camera.center = (150, 200)
+    _camera(viewer).zoom = 4.0
+    _camera(viewer).center = (150, 200)
     qtbot.wait(200)
     w.preview()
     qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
@@ -210,8 +215,8 @@ def test_reference_scores_lazy_result_on_the_visible_region_only(widget, qtbot):
     layer = viewer.add_image(_blurred_photo(sharp), name="blurred")
     w.reference.value = viewer.add_image(ref, name="sharp", contrast_limits=(0, 255), visible=False)
     w.layer.value = layer
-    viewer.camera.zoom = 4.0
-    viewer.camera.center = (300, 400)
+    _camera(viewer).zoom = 4.0
+    _camera(viewer).center = (300, 400)
     qtbot.wait(200)
     computed.clear()
     w.lazy.value = True
