@@ -13,7 +13,9 @@ Recipe (the paper's two phases, shortened to fit a CPU):
    of the sorted names) with the misalignment-tolerant loss ``shift_l1``
    (the VGG19 ImageNet weights of the paper's feature loss cannot be
    downloaded here).  Validation: centre 512x512 crops of the 10 held-out
-   pairs.
+   pairs.  ``--stage2`` splits phase 2 into consecutive stages (e.g. 128²
+   patches first, then 256² patches, which hold more of the context
+   around a large defocus blur); ``MODEL_CARD.md`` lists the stages used.
 3. The final network is scored on the 10 held-out pairs at full size
    (1024x1024) against the blurry input itself, and written to
    ``src/napari_lfdeblur/weights/default.pt`` (``save_model``) with
@@ -76,6 +78,11 @@ def parse(argv=None):
     ap.add_argument("--lr1", type=float, default=3e-4,
                     help="phase-1 learning rate (1e-3 diverged at step ~490 on this recipe; 3e-4 is stable)")
     ap.add_argument("--lr2", type=float, default=2e-4)
+    ap.add_argument("--stage2", action="append", type=stage_spec, metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S]",
+                    help="phase 2 as consecutive stages, each fine-tuning the previous one's last model (repeat the "
+                         "option; keys left out come from --steps2/--patch/--batch/--lr2/--seed).  Without it, phase "
+                         "2 is one stage.  Larger patches in a later stage give the network more context around "
+                         "large defocus blur")
     ap.add_argument("--no-match-exposure", dest="match_exposure", action="store_false", default=True,
                     help="train phase 2 on the sharp shots as they are (by default each is mapped onto its blurry "
                          "shot's exposure: the two shots of a DPDD pair differ in exposure too)")
@@ -94,10 +101,37 @@ def parse(argv=None):
     ap.add_argument("--print-every", type=int, default=25)
     ap.add_argument("--quick", action="store_true", help="smoke test: a few steps, temporary folder, package untouched")
     args = ap.parse_args(argv)
+    defaults = {"steps": args.steps2, "patch": args.patch, "batch": args.batch, "lr": args.lr2, "warmup": 0,
+                "seed": args.seed}
+    args.stages2 = [{**defaults, **st} for st in (args.stage2 or [{}])]
     if args.quick:
         args.steps1 = min(args.steps1, 12)  # the first ~6 steps also render the initial scene pool
         args.steps2 = min(args.steps2, 6)
+        for st in args.stages2:
+            st["steps"] = min(st["steps"], 4)
     return args
+
+
+STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int}
+
+
+def stage_spec(text: str) -> dict:
+    """``steps=1500,patch=256,batch=2,lr=2e-4`` -> a dict (argparse type of --stage2)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        if key not in STAGE_KEYS or not value:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected KEY=VALUE with KEY one of {', '.join(STAGE_KEYS)}")
+        try:
+            out[key] = STAGE_KEYS[key](value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: {value!r} is not a valid {key}") from None
+    return out
+
+
+def stage_dir(work: Path, k: int) -> Path:
+    """phase2, phase2b, phase2c, ... (the first stage keeps the single-stage run's folder name)."""
+    return work / ("phase2" if k == 0 else f"phase2{chr(ord('a') + k)}")
 
 
 class Printer:
@@ -168,8 +202,9 @@ def main(argv=None) -> int:
         weights_out = Path(args.weights_out) if args.weights_out else REPO / "src" / "napari_lfdeblur" / "weights" / \
             "default.pt"
     work.mkdir(parents=True, exist_ok=True)
-    p1_dir, p2_dir = work / "phase1", work / "phase2"
-    if not args.resume and any((d / "resume.pt").exists() for d in (p1_dir, p2_dir)):
+    p1_dir = work / "phase1"
+    p2_dirs = [stage_dir(work, k) for k in range(len(args.stages2))]
+    if not args.resume and any((d / "resume.pt").exists() for d in (p1_dir, *p2_dirs)):
         print(f"error: {work} already holds a run; use another --work or drop --no-resume", file=sys.stderr)
         return 2
     print(f"run folder {work}; model will be written to {weights_out}", flush=True)
@@ -203,21 +238,26 @@ def main(argv=None) -> int:
     held = dpdd_split_names(dpdd_dir)
     dpdd = open_pairs(dpdd_dir, patch=args.patch)  # raw pairs: every score is against the real sharp shot
     vpatch = 256 if args.quick else 512
-    train2, val2 = split(dpdd, val_names=held, val_patch=vpatch)
-    if args.match_exposure:  # train on targets with the blurry shot's exposure (see match_exposure)
-        train2, _ = split(open_pairs(dpdd_dir, patch=args.patch, match_exposure=True), val_names=held,
-                          val_patch=vpatch)
+    _, val2 = split(dpdd, val_names=held, val_patch=vpatch)
     if args.quick:
         val2 = val2.subset(range(2))
-    pr2 = Printer(args.print_every, "phase 2")
-    r2 = finetune(train2, val=val2, model=r1.last, loss=args.loss2, steps=args.steps2, lr=args.lr2,
-                  val_every=max(1, args.steps2 // 5), out=p2_dir, callback=pr2,
-                  description=f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name"
-                  + ("; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure
-                     else ")"),
-                  **common)
-    if r2.cancelled:
-        return 3
+    stages, start = [], r1.last
+    for k, st in enumerate(args.stages2):
+        # targets with the blurry shot's exposure (see match_exposure), or the sharp shots as they are
+        train2, _ = split(open_pairs(dpdd_dir, patch=st["patch"], match_exposure=args.match_exposure),
+                          val_names=held, val_patch=vpatch)
+        label = "phase 2" + (f" stage {k + 1}/{len(args.stages2)}" if len(args.stages2) > 1 else "")
+        r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],
+                      warmup=st["warmup"], val_every=max(1, st["steps"] // 5), out=p2_dirs[k],
+                      callback=Printer(args.print_every, label),
+                      description=f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name"
+                      + ("; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure
+                         else ")"),
+                      **{**common, "batch": st["batch"], "patch": st["patch"], "seed": st["seed"]})
+        if r2.cancelled:
+            return 3
+        stages.append(r2)
+        start = r2.last
 
     # ---------------------------------------------------------------- final scores and the shipped files
     model = load_model(r2.last, device=args.device)
@@ -231,7 +271,8 @@ def main(argv=None) -> int:
     ev_dpdd = evaluate(model, final_val, device=model.device, should_stop=lambda: token.cancelled)
     ev_proc = evaluate(model, val1, device=model.device)
     s1, s2 = r1.summary, r2.summary
-    total_seconds = float(s1.get("seconds", 0)) + float(s2.get("seconds", 0))
+    s2s = [r.summary for r in stages]
+    total_seconds = float(s1.get("seconds", 0)) + sum(float(s.get("seconds", 0)) for s in s2s)
     final = {
         "dpdd_heldout": {k: float(ev_dpdd[k]) for k in ("psnr", "ssim", "input_psnr", "input_ssim")},
         "dpdd_heldout_names": held,
@@ -242,12 +283,13 @@ def main(argv=None) -> int:
     }
     summary = {**s2, "recipe": "phase 1 pixel (multi-scale L1) on light-field pairs, then phase 2 "
                           f"{args.loss2} on DPDD",
-               "phase1": s1, "final_evaluation": final, "total_seconds": round(total_seconds, 1),
+               "phase1": s1, "phase2_stages": [{k: v for k, v in s.items() if k != "previous"} for s in s2s],
+               "final_evaluation": final, "total_seconds": round(total_seconds, 1),
                "threads": args.threads, "quick": bool(args.quick)}
     summary.pop("previous", None)
     save_model(model, weights_out, training=json.loads(json.dumps(summary, default=str)), half=True)
     card = weights_out.parent / "MODEL_CARD.md"
-    card.write_text(model_card(args, s1, s2, final, total_seconds, model), encoding="utf-8")
+    card.write_text(model_card(args, s1, s2s, final, total_seconds, model), encoding="utf-8")
     print(f"wrote {weights_out} and {card}", flush=True)
     d = final["dpdd_heldout"]
     print(f"held-out DPDD: model {d['psnr']:.2f} dB / {d['ssim']:.4f}, blurry input {d['input_psnr']:.2f} dB / "
@@ -256,12 +298,12 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t_start
     # median raw step time over the second half of each phase (after the scene pool has been rendered)
     t1 = _median([r["seconds"] for r in r1.history[len(r1.history) // 2:]])
-    t2 = _median([r["seconds"] for r in r2.history[len(r2.history) // 2:]])
-    print(f"seconds per step (median, second half): phase 1 {t1:.2f}, phase 2 {t2:.2f}; this run {wall:.0f} s wall",
-          flush=True)
+    t2 = [_median([r["seconds"] for r in r.history[len(r.history) // 2:]]) for r in stages]
+    print(f"seconds per step (median, second half): phase 1 {t1:.2f}, phase 2 "
+          f"{', '.join(f'{t:.2f}' for t in t2)}; this run {wall:.0f} s wall", flush=True)
     if args.quick:
         d1, d2 = parse([]).steps1, parse([]).steps2
-        est = d1 * t1 + d2 * t2
+        est = d1 * t1 + d2 * t2[0]
         print(f"estimate for the default settings ({d1} + {d2} steps, validation excluded): {est / 3600:.2f} h",
               flush=True)
     return 0
@@ -272,8 +314,16 @@ def _median(v):
     return v[len(v) // 2] if v else math.nan
 
 
-def model_card(args, s1, s2, final, total_seconds, model) -> str:
+def model_card(args, s1, s2s, final, total_seconds, model) -> str:
     d, p = final["dpdd_heldout"], final["procedural_heldout"]
+    s2 = s2s[-1]
+    many = len(s2s) > 1
+    heads = " | ".join(f"phase 2{f' stage {k + 1}' if many else ''}" for k in range(len(s2s)))
+    rule = "|".join("---" for _ in s2s)
+
+    def row(f):
+        return " | ".join(f(s) for s in s2s)
+
     n_params = sum(t.numel() for t in model.parameters())
     return f"""# napari-lfdeblur default model
 
@@ -288,13 +338,15 @@ Defocus Images", CVPR 2022) re-implemented in this package and trained from scra
 
 ## Recipe
 
-| | phase 1 | phase 2 |
-|---|---|---|
-| data | {s1.get('data', '')} | {s2.get('data', '')} |
-| loss | {s1.get('loss')} (multi-scale: 1, 1/2, 1/4, 1/8 weighted 1, 0.5, 0.25, 0.125) | {s2.get('loss')}{LOSS_NOTES.get(str(s2.get('loss')), '')} |
-| steps x batch x patch | {s1.get('steps')} x {s1.get('batch')} x {s1.get('patch')}² | {s2.get('steps')} x {s2.get('batch')} x {s2.get('patch')}² |
-| optimiser | Adam, lr {s1.get('lr')} cosine to 1 %, grad clip {s1.get('grad_clip')} | Adam, lr {s2.get('lr')} cosine to 1 %, grad clip {s2.get('grad_clip')} |
-| time | {s1.get('seconds', 0) / 60:.1f} min | {s2.get('seconds', 0) / 60:.1f} min |
+| | phase 1 | {heads} |
+|---|---|{rule}|
+| data | {s1.get('data', '')} | {row(lambda s: str(s.get('data', '')))} |
+| loss | {s1.get('loss')} (multi-scale: 1, 1/2, 1/4, 1/8 weighted 1, 0.5, 0.25, 0.125) | {row(lambda s: str(s.get('loss')) + LOSS_NOTES.get(str(s.get('loss')), ''))} |
+| steps x batch x patch | {s1.get('steps')} x {s1.get('batch')} x {s1.get('patch')}² | {row(lambda s: f"{s.get('steps')} x {s.get('batch')} x {s.get('patch')}²")} |
+| optimiser | Adam, lr {s1.get('lr')} cosine to 1 %, grad clip {s1.get('grad_clip')} | {row(lambda s: f"Adam, lr {s.get('lr')}{warm(s)} cosine to 1 %, grad clip {s.get('grad_clip')}")} |
+| seed | {s1.get('seed')} | {row(lambda s: str(s.get('seed')))} |
+| time | {s1.get('seconds', 0) / 60:.1f} min | {row(lambda s: f"{s.get('seconds', 0) / 60:.1f} min")} |
+{chr(10) + 'Each phase-2 stage fine-tunes the previous stage' + chr(39) + 's last model.' if many else ''}
 
 The paper's phase 2 uses a VGG19 feature loss; its ImageNet weights could not be downloaded on the
 training machine, so {'the misalignment-tolerant `shift_l1` loss of this package' if s2.get('loss') == 'shift_l1'
@@ -328,6 +380,10 @@ on 11k LFDOF pairs and the full DPDD): compare the figures above with the blurry
 longer on a GPU (`lfdeblur train` / `finetune`, or this script with more steps and `--base 32`),
 or load the authors' weights (`single_image_defocus_deblurring.pth`).
 """
+
+
+def warm(s) -> str:
+    return f" ({s['warmup']} warm-up steps)" if s.get("warmup") else ""
 
 
 LOSS_NOTES = {
