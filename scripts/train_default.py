@@ -106,7 +106,6 @@ def parse(argv=None):
     args.stages2 = [{**defaults, **st} for st in (args.stage2 or [{}])]
     if args.quick:
         args.steps1 = min(args.steps1, 12)  # the first ~6 steps also render the initial scene pool
-        args.steps2 = min(args.steps2, 6)
         for st in args.stages2:
             st["steps"] = min(st["steps"], 4)
     return args
@@ -257,10 +256,10 @@ def main(argv=None) -> int:
         if r2.cancelled:
             return 3
         stages.append(r2)
-        start = r2.last
+        start = r2.last  # the next stage fine-tunes this one
 
     # ---------------------------------------------------------------- final scores and the shipped files
-    model = load_model(r2.last, device=args.device)
+    model = load_model(stages[-1].last, device=args.device)
     if args.quick:
         final_val = val2
         final_desc = f"centre {vpatch}x{vpatch} crops of {len(val2)} held-out DPDD pairs"
@@ -270,8 +269,8 @@ def main(argv=None) -> int:
     print(f"final evaluation on {final_desc} ...", flush=True)
     ev_dpdd = evaluate(model, final_val, device=model.device, should_stop=lambda: token.cancelled)
     ev_proc = evaluate(model, val1, device=model.device)
-    s1, s2 = r1.summary, r2.summary
     s2s = [r.summary for r in stages]
+    s1, s2 = r1.summary, s2s[-1]
     total_seconds = float(s1.get("seconds", 0)) + sum(float(s.get("seconds", 0)) for s in s2s)
     final = {
         "dpdd_heldout": {k: float(ev_dpdd[k]) for k in ("psnr", "ssim", "input_psnr", "input_ssim")},
