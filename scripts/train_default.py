@@ -16,6 +16,11 @@ Recipe (the paper's two phases, shortened to fit a CPU):
    pairs.  ``--stage2`` splits phase 2 into consecutive stages (e.g. 128²
    patches first, then 256² patches, which hold more of the context
    around a large defocus blur); ``MODEL_CARD.md`` lists the stages used.
+   A stage with ``mix=F`` draws a fraction F of its pairs from the phase-1
+   light fields (procedural 80 %, plants 20 % of those): DPDD's small-
+   aperture "sharp" shots are softer than a pinhole view, and fine-tuning
+   on them alone teaches the network to soften in-focus detail and
+   desaturate strong colours; the light-field pairs keep it honest.
 3. The final network is scored on the 10 held-out pairs at full size
    (1024x1024) against the blurry input itself, and written to
    ``src/napari_lfdeblur/weights/default.pt`` (``save_model``) with
@@ -78,11 +83,12 @@ def parse(argv=None):
     ap.add_argument("--lr1", type=float, default=3e-4,
                     help="phase-1 learning rate (1e-3 diverged at step ~490 on this recipe; 3e-4 is stable)")
     ap.add_argument("--lr2", type=float, default=2e-4)
-    ap.add_argument("--stage2", action="append", type=stage_spec, metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S]",
+    ap.add_argument("--stage2", action="append", type=stage_spec, metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S,mix=F]",
                     help="phase 2 as consecutive stages, each fine-tuning the previous one's last model (repeat the "
                          "option; keys left out come from --steps2/--patch/--batch/--lr2/--seed).  Without it, phase "
                          "2 is one stage.  Larger patches in a later stage give the network more context around "
-                         "large defocus blur")
+                         "large defocus blur; mix=F (0 <= F < 1) draws a fraction F of the stage's pairs from the "
+                         "phase-1 light fields")
     ap.add_argument("--no-match-exposure", dest="match_exposure", action="store_false", default=True,
                     help="train phase 2 on the sharp shots as they are (by default each is mapped onto its blurry "
                          "shot's exposure: the two shots of a DPDD pair differ in exposure too)")
@@ -102,7 +108,7 @@ def parse(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke test: a few steps, temporary folder, package untouched")
     args = ap.parse_args(argv)
     defaults = {"steps": args.steps2, "patch": args.patch, "batch": args.batch, "lr": args.lr2, "warmup": 0,
-                "seed": args.seed}
+                "seed": args.seed, "mix": 0.0}
     args.stages2 = [{**defaults, **st} for st in (args.stage2 or [{}])]
     if args.quick:
         args.steps1 = min(args.steps1, 12)  # the first ~6 steps also render the initial scene pool
@@ -111,7 +117,7 @@ def parse(argv=None):
     return args
 
 
-STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int}
+STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int, "mix": float}
 
 
 def stage_spec(text: str) -> dict:
@@ -125,6 +131,8 @@ def stage_spec(text: str) -> dict:
             out[key] = STAGE_KEYS[key](value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part!r}: {value!r} is not a valid {key}") from None
+    if not 0.0 <= out.get("mix", 0.0) < 1.0:
+        raise argparse.ArgumentTypeError(f"mix={out['mix']}: the light-field fraction must be in [0, 1)")
     return out
 
 
@@ -246,12 +254,14 @@ def main(argv=None) -> int:
         train2, _ = split(open_pairs(dpdd_dir, patch=st["patch"], match_exposure=args.match_exposure),
                           val_names=held, val_patch=vpatch)
         label = "phase 2" + (f" stage {k + 1}/{len(args.stages2)}" if len(args.stages2) > 1 else "")
+        description = f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name" + (
+            "; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure else ")")
+        if st["mix"] > 0:
+            train2, description = mix_lightfields(train2, description, st, plants_dir, read_lightfield)
         r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],
                       warmup=st["warmup"], val_every=max(1, st["steps"] // 5), out=p2_dirs[k],
                       callback=Printer(args.print_every, label),
-                      description=f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name"
-                      + ("; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure
-                         else ")"),
+                      description=description,
                       **{**common, "batch": st["batch"], "patch": st["patch"], "seed": st["seed"]})
         if r2.cancelled:
             return 3
@@ -308,6 +318,21 @@ def main(argv=None) -> int:
     return 0
 
 
+def mix_lightfields(dpdd, description: str, st: dict, plants_dir: Path, read_lightfield):
+    """DPDD pairs plus light-field pairs making up a fraction ``st["mix"]`` of the draws (procedural 80 %,
+    plants 20 % of those), at the stage's patch size."""
+    from napari_lfdeblur.training import ConcatPairs, LightFieldPairs, ProceduralPairs
+
+    n_lf = round(len(dpdd) * st["mix"] / (1.0 - st["mix"]))
+    n_plants = max(1, round(0.2 * n_lf))
+    proc = ProceduralPairs(patch=st["patch"], length=max(1, n_lf - n_plants), seed=st["seed"])
+    plants = LightFieldPairs([read_lightfield(plants_dir)], names=[PLANTS], patch=st["patch"], length=n_plants)
+    share = 100 * st["mix"]
+    return ConcatPairs([dpdd, proc, plants]), (
+        f"{description} + light-field pairs on the fly ({share:.0f} % of draws: procedural "
+        f"{0.8 * share:.0f} %, {PLANTS} {0.2 * share:.0f} %)")
+
+
 def _median(v):
     v = sorted(x for x in v if math.isfinite(x))
     return v[len(v) // 2] if v else math.nan
@@ -347,6 +372,8 @@ Defocus Images", CVPR 2022) re-implemented in this package and trained from scra
 | time | {s1.get('seconds', 0) / 60:.1f} min | {row(lambda s: f"{s.get('seconds', 0) / 60:.1f} min")} |
 {chr(10) + 'Each phase-2 stage fine-tunes the previous stage' + chr(39) + 's last model.' if many else ''}
 
+Command: `python scripts/train_default.py {recipe_args(args)}`
+
 The paper's phase 2 uses a VGG19 feature loss; its ImageNet weights could not be downloaded on the
 training machine, so {'the misalignment-tolerant `shift_l1` loss of this package' if s2.get('loss') == 'shift_l1'
                       else f"`{s2.get('loss')}`"} was used instead.
@@ -379,6 +406,14 @@ on 11k LFDOF pairs and the full DPDD): compare the figures above with the blurry
 longer on a GPU (`lfdeblur train` / `finetune`, or this script with more steps and `--base 32`),
 or load the authors' weights (`single_image_defocus_deblurring.pth`).
 """
+
+
+def recipe_args(args) -> str:
+    """The options that reproduce this recipe, every stage key spelled out."""
+    parts = [f"--base {args.base}", f"--steps1 {args.steps1}", f"--lr1 {args.lr1:g}", f"--loss2 {args.loss2}"]
+    parts += ["--paper-arch"] * args.paper_arch + ["--no-match-exposure"] * (not args.match_exposure)
+    parts += ["--stage2 " + ",".join(f"{k}={v:g}" for k, v in st.items()) for st in args.stages2]
+    return " ".join(parts)
 
 
 def warm(s) -> str:

@@ -1,0 +1,53 @@
+"""scripts/train_default.py: the phase-2 stage options and the light-field mix of a stage."""
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_default_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stage_spec_parses_every_key(script):
+    st = script.stage_spec("steps=1200,patch=128,batch=4,lr=5e-5,warmup=10,seed=2,mix=0.5")
+    assert st == {"steps": 1200, "patch": 128, "batch": 4, "lr": 5e-5, "warmup": 10, "seed": 2, "mix": 0.5}
+
+
+@pytest.mark.parametrize("text", ["mix=1", "mix=-0.1", "mix=half", "speed=3", "lr="])
+def test_stage_spec_rejects_bad_values_with_the_key_named(script, text):
+    with pytest.raises(argparse.ArgumentTypeError, match=text.split("=")[0]):
+        script.stage_spec(text)
+
+
+def test_stages_take_defaults_for_keys_left_out(script):
+    args = script.parse(["--stage2", "steps=100", "--stage2", "steps=50,mix=0.3,lr=1e-5"])
+    first, second = args.stages2
+    assert first["mix"] == 0.0 and first["lr"] == args.lr2 and first["patch"] == args.patch
+    assert second == {**first, "steps": 50, "mix": 0.3, "lr": 1e-5}
+
+
+def test_mix_draws_the_requested_share_from_light_fields(script, dpdd_pairs, lytro_plants, one_torch_thread):
+    from napari_lfdeblur.lightfield.readers import read_lightfield
+    from napari_lfdeblur.training import open_pairs
+
+    dpdd = open_pairs(dpdd_pairs, patch=64)
+    st = {"mix": 0.5, "patch": 64, "seed": 0}
+    data, desc = script.mix_lightfields(dpdd, "DPDD", st, lytro_plants, read_lightfield)
+    n = len(dpdd)
+    assert len(data) == 2 * n  # half of the draws are light-field pairs
+    proc, plants = data.datasets[1], data.datasets[2]
+    assert len(plants) == round(0.2 * n) and len(proc) == n - round(0.2 * n)
+    assert "50 % of draws" in desc and "procedural 40 %" in desc
+    # a light-field draw is a real (blurred, sharp) pair at the stage's patch size
+    blurred, sharp = data[len(data) - 1]
+    assert blurred.shape == sharp.shape == (3, 64, 64)
+    assert float((blurred - sharp).abs().mean()) > 0
