@@ -275,3 +275,28 @@ def test_io_round_trips_without_a_network(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "z.tif"), _rgb(300, 260, 2))
     assert calls and calls[-1][0] == calls[-1][1]
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_ome_zarr_output_carries_a_pyramid_napari_opens_as_multiscale(tmp_path, lazy):
+    """Levels halved in y and x (2x2 means, odd edge dropped) down to one chunk, with NGFF scales."""
+    zarr = pytest.importorskip("zarr")
+    import dask.array as da
+
+    img = _rgb(301, 250, 5)
+    src = da.from_array(img, chunks=(64, 64, 3)) if lazy else img
+    out = tmp_path / "p.ome.zarr"
+    lfio.save_image_streaming(src, out, chunk=64)
+    root = zarr.open_group(str(out), mode="r")
+    ds = root.attrs["multiscales"][0]["datasets"]
+    assert [d["path"] for d in ds] == ["0", "1", "2", "3"]  # 301 -> 150 -> 75 -> 37 <= 64
+    assert [d["coordinateTransformations"][0]["scale"] for d in ds] == [[1.0, s, s] for s in (1.0, 2.0, 4.0, 8.0)]
+    assert [root[d["path"]].shape for d in ds] == [(3, 301, 250), (3, 150, 125), (3, 75, 62), (3, 37, 31)]
+    level1 = np.moveaxis(np.asarray(root["1"][...]), 0, -1)
+    means = img[:300, :250].astype(np.float64).reshape(150, 2, 125, 2, 3).mean(axis=(1, 3))
+    assert level1.dtype == np.uint8 and np.abs(level1 - np.round(means)).max() <= 1
+    # the full-resolution level reads back unchanged, and napari's own zarr reader sees a multiscale image
+    np.testing.assert_array_equal(np.asarray(lfio.open_image(out)), img)
+    read_zarr = pytest.importorskip("napari_builtins.io").read_zarr_dataset
+    levels, shape = read_zarr(str(out))
+    assert isinstance(levels, list) and len(levels) == 4 and tuple(shape) == (3, 301, 250)

@@ -22,7 +22,9 @@ half-written file or folder under the final name):
   BigTIFF when needed), computing one row of dask chunks at a time, so memory
   stays flat however large the image is;
 - OME-Zarr (``.ome.zarr`` / ``.zarr``): zarr v2 with OME-NGFF 0.4
-  ``multiscales`` metadata (one level), which napari (built-in zarr reader or
+  ``multiscales`` metadata: the image, then a pyramid of levels halved in y
+  and x (2x2 means) down to one chunk, built from the written levels a few
+  chunks at a time, which napari (built-in zarr reader or
   napari-ome-zarr), ome-zarr-py, Fiji and vizarr open.  Axes follow NGFF
   order: stack axes, then ``c`` for colour images, then ``y``, ``x``; colour
   images get ``omero`` channel colours (red, green, blue) so viewers compose
@@ -763,7 +765,48 @@ def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | N
             for (s, _, _), (sy, sx), block in _computed(arr, n_stack, rgb, progress, client, workers):
                 where = tuple(slice(i, i + 1) for i in s) + (sy, sx) + ((slice(None),) if rgb else ())
                 z[tuple(where[p] for p in perm)] = np.transpose(block, perm)
+        _write_pyramid(root, names_disk, chunks, chunk)
     return path
+
+
+def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
+    """Levels 1, 2, ... of an OME-Zarr group: each the previous one halved in y and x (2x2 means, an odd last
+    row/column dropped), until a level fits in one chunk, so viewers show a huge image's overview at once.
+
+    Each level is read back from the one just written, a few chunks at a time (memory stays flat), on local
+    threads: the files are in this machine's temporary folder, which cluster workers may not see."""
+    import dask
+    import dask.array as da
+    import numcodecs
+
+    yx = (names_disk.index("y"), names_disk.index("x"))
+    prev = root["0"]
+    attrs = dict(root.attrs)
+    datasets = attrs["multiscales"][0]["datasets"]
+    level = 0
+    while max(prev.shape[a] for a in yx) > chunk and min(prev.shape[a] for a in yx) >= 2:
+        level += 1
+        src = da.from_zarr(prev)
+        trim = tuple(slice(0, n - n % 2) if a in yx else slice(None) for a, n in enumerate(src.shape))
+        even = tuple(max(2, c - c % 2) if a in yx else c for a, c in enumerate(chunks))  # coarsen needs even chunks
+        src = src[trim].rechunk(even)
+        dtype = src.dtype
+        small = da.coarsen(np.mean, src.astype(np.float32), {a: 2 for a in yx})
+        if dtype.kind in "iu":
+            small = da.round(small)
+        small = small.astype(dtype)
+        z = root.create_array(
+            str(level), shape=small.shape, chunks=chunks, dtype=dtype, fill_value=0,
+            compressors=numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE),
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+        )
+        with dask.config.set(scheduler="threads"):
+            da.store(small.rechunk(tuple(min(c, n) for c, n in zip(chunks, small.shape))), z, lock=False)
+        scale = [float(2 ** level) if a in yx else 1.0 for a in range(len(names_disk))]
+        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+        prev = z
+    if level:
+        root.attrs.update(attrs)
 
 
 # ------------------------------------------------------------------ public writer
