@@ -155,3 +155,21 @@ def test_demo_gui_populates_a_viewer(make_napari_viewer, demo_with_model, tiny_c
     assert deblur.layer.value is viewer.layers["plants: blurry"]
     assert deblur.model.value == FROM_FILE and str(deblur.model_path.value) == str(tiny_checkpoint)
     assert isinstance(viewer, napari.Viewer)
+
+
+def test_detail_crop_is_where_the_error_drops_most():
+    """The figure's magnified detail: the square with the largest summed error reduction, edges included."""
+    from napari_lfdeblur.demo import _detail_crop
+
+    rng = np.random.default_rng(0)
+    gain = rng.normal(0, 0.01, (200, 150))
+    gain[120:150, 5:35] += 1.0  # the model helps here
+    gain[10:40, 100:130] -= 1.0  # and hurts here
+    ys, xs = _detail_crop(gain, 32)
+    assert ys.stop - ys.start == 32 and xs.stop - xs.start == 32
+    assert ys.start <= 120 and ys.stop >= 150 and xs.start <= 5 and xs.stop >= 35
+    corner = np.zeros((100, 100))
+    corner[-20:, -20:] = 1.0  # at the very edge: the crop stays inside the image
+    ys, xs = _detail_crop(corner, 64)
+    assert (ys.stop, xs.stop) == (100, 100)
+    assert _detail_crop(np.ones((40, 30)), 64) == (slice(0, 30), slice(0, 30))  # crop no bigger than the image
