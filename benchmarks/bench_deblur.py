@@ -155,9 +155,9 @@ def child_memory(mp: float, net_name: str, fmt: str, out_dir: str, threads: int,
 
 
 def part_memory(args) -> dict:
+    tiles = f"tile {args.memory_tile}" if args.memory_tile else "one tile per chunk and its halo"
     print(f"\n== memory: lazy {args.memory_net} deblur of a dask uint8 RGB image written chunk by chunk "
-          f"to {args.format} ({args.chunk}-px chunks, tile {args.memory_tile or 512}, {args.threads} chunk(s) "
-          "at a time), fresh process each")
+          f"to {args.format} ({args.chunk}-px chunks, {tiles}, {args.threads} chunk(s) at a time), fresh process each")
     print(f"{'MP':>6s} {'side':>6s} {'chunks':>6s} {'wall s':>8s} {'MP/s':>6s} {'base MB':>8s} {'peak MB':>8s} "
           f"{'peak-base':>9s} {'image MB':>9s}")
     res = {}
@@ -249,7 +249,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--memory-mp", type=float, nargs="+", default=[4, 16, 64])
     p.add_argument("--memory-net", default="lite8", choices=list(NETS))
-    p.add_argument("--memory-tile", type=int, default=None, help="tile size for the memory part (default 512)")
+    p.add_argument("--memory-tile", type=int, default=None,
+                   help="tile size for the memory part (default: deblur's lazy default, one tile per chunk and its "
+                        "halo; 512 uses less memory per chunk, more time)")
     p.add_argument("--format", default="ome.zarr", choices=["ome.zarr", "tif"])
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--first-side", type=int, default=20000)
