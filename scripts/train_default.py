@@ -185,8 +185,6 @@ def main(argv=None) -> int:
     from napari_lfdeblur.training import (
         CancelToken,
         ConcatPairs,
-        LightFieldPairs,
-        ProceduralPairs,
         evaluate,
         finetune,
         open_pairs,
@@ -230,8 +228,8 @@ def main(argv=None) -> int:
               "cancel": token, "checkpoint_minutes": 5.0, "num_workers": 0}
 
     # ---------------------------------------------------------------- phase 1
-    proc = ProceduralPairs(patch=args.patch, length=9000, seed=args.seed)
-    plants = LightFieldPairs([read_lightfield(plants_dir)], names=[PLANTS], patch=args.patch, length=1000)
+    plants_lf = read_lightfield(plants_dir)  # read once: phase 1 and any mixed phase-2 stage draw from it
+    proc, plants = lightfield_pairs(plants_lf, args.patch, n_procedural=9000, n_plants=1000, seed=args.seed)
     data1 = ConcatPairs([proc, plants])
     val1 = proc.heldout(2 if args.quick else 8, patch=args.patch, crop="center", augment=False)
     pr1 = Printer(args.print_every, "phase 1")
@@ -257,7 +255,7 @@ def main(argv=None) -> int:
         description = f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name" + (
             "; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure else ")")
         if st["mix"] > 0:
-            train2, description = mix_lightfields(train2, description, st, plants_dir, read_lightfield)
+            train2, description = mix_lightfields(train2, description, st, plants_lf)
         r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],
                       warmup=st["warmup"], val_every=max(1, st["steps"] // 5), out=p2_dirs[k],
                       callback=Printer(args.print_every, label),
@@ -318,15 +316,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def mix_lightfields(dpdd, description: str, st: dict, plants_dir: Path, read_lightfield):
+def lightfield_pairs(plants_lf, patch: int, n_procedural: int, n_plants: int, seed: int) -> list:
+    """Pairs refocused on the fly: procedural scenes and the Lytro plants (the phase-1 data)."""
+    from napari_lfdeblur.training import LightFieldPairs, ProceduralPairs
+
+    return [ProceduralPairs(patch=patch, length=n_procedural, seed=seed),
+            LightFieldPairs([plants_lf], names=[PLANTS], patch=patch, length=n_plants)]
+
+
+def mix_lightfields(dpdd, description: str, st: dict, plants_lf):
     """DPDD pairs plus light-field pairs making up a fraction ``st["mix"]`` of the draws (procedural 80 %,
     plants 20 % of those), at the stage's patch size."""
-    from napari_lfdeblur.training import ConcatPairs, LightFieldPairs, ProceduralPairs
+    from napari_lfdeblur.training import ConcatPairs
 
     n_lf = round(len(dpdd) * st["mix"] / (1.0 - st["mix"]))
     n_plants = max(1, round(0.2 * n_lf))
-    proc = ProceduralPairs(patch=st["patch"], length=max(1, n_lf - n_plants), seed=st["seed"])
-    plants = LightFieldPairs([read_lightfield(plants_dir)], names=[PLANTS], patch=st["patch"], length=n_plants)
+    proc, plants = lightfield_pairs(plants_lf, st["patch"], max(1, n_lf - n_plants), n_plants, st["seed"])
     share = 100 * st["mix"]
     return ConcatPairs([dpdd, proc, plants]), (
         f"{description} + light-field pairs on the fly ({share:.0f} % of draws: procedural "

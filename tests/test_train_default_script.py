@@ -41,7 +41,7 @@ def test_mix_draws_the_requested_share_from_light_fields(script, dpdd_pairs, lyt
 
     dpdd = open_pairs(dpdd_pairs, patch=64)
     st = {"mix": 0.5, "patch": 64, "seed": 0}
-    data, desc = script.mix_lightfields(dpdd, "DPDD", st, lytro_plants, read_lightfield)
+    data, desc = script.mix_lightfields(dpdd, "DPDD", st, read_lightfield(lytro_plants))
     n = len(dpdd)
     assert len(data) == 2 * n  # half of the draws are light-field pairs
     proc, plants = data.datasets[1], data.datasets[2]

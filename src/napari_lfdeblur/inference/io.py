@@ -730,8 +730,18 @@ def _ngff_attrs(names_disk: list[str], dtype, name: str, n_channels: int) -> dic
     return attrs
 
 
-def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | None, chunk: int | None):
+def _create_level(root, level: int, shape: tuple, chunks: tuple, dtype):
+    """Array ``level`` of an OME-Zarr group: zstd-compressed, "/"-separated chunk keys (zarr v2 layout)."""
     import numcodecs
+
+    return root.create_array(
+        str(level), shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+        compressors=numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE),
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
+
+
+def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | None, chunk: int | None):
     import zarr
 
     shape, dtype = tuple(array.shape), np.dtype(array.dtype)
@@ -750,11 +760,7 @@ def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | N
                    for p in perm)
     with atomic_dir(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        z = root.create_array(
-            "0", shape=disk_shape, chunks=chunks, dtype=dtype, fill_value=0,
-            compressors=numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE),
-            chunk_key_encoding={"name": "v2", "separator": "/"},
-        )
+        z = _create_level(root, 0, disk_shape, chunks, dtype)
         root.attrs.update(_ngff_attrs(names_disk, dtype, _stem(path), shape[-1] if rgb else 1))
         if not lazy:
             z[...] = np.transpose(np.asarray(array), perm)
@@ -777,7 +783,6 @@ def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
     threads: the files are in this machine's temporary folder, which cluster workers may not see."""
     import dask
     import dask.array as da
-    import numcodecs
 
     yx = (names_disk.index("y"), names_disk.index("x"))
     prev = root["0"]
@@ -795,11 +800,7 @@ def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
         if dtype.kind in "iu":
             small = da.round(small)
         small = small.astype(dtype)
-        z = root.create_array(
-            str(level), shape=small.shape, chunks=chunks, dtype=dtype, fill_value=0,
-            compressors=numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE),
-            chunk_key_encoding={"name": "v2", "separator": "/"},
-        )
+        z = _create_level(root, level, small.shape, chunks, dtype)
         with dask.config.set(scheduler="threads"):
             da.store(small.rechunk(tuple(min(c, n) for c, n in zip(chunks, small.shape))), z, lock=False)
         scale = [float(2 ** level) if a in yx else 1.0 for a in range(len(names_disk))]
