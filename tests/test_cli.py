@@ -75,3 +75,31 @@ def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys)
     assert (run2 / "last.pt").exists()
     summary = load_model(run2 / "last.pt", device="cpu").training_summary
     assert "exposure matched" in summary["data"]
+
+
+def test_ctrl_c_keeps_the_last_step_and_resume_continues(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from napari_lfdeblur import load_model
+    from napari_lfdeblur.training.trainer import Trainer
+
+    torch.set_num_threads(1)
+    real_step, calls = Trainer._train_step, []
+
+    def interrupted_at_step_4(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a step
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupted_at_step_4)
+    run = tmp_path / "run"
+    args = ["train", "synthetic", "-o", str(run), "--base", "4", "--steps", "6", "--batch", "1", "--patch", "32",
+            "--device", "cpu"]
+    assert main(args) == 130
+    said = capsys.readouterr()
+    assert "stopped after step 3" in said.out and "--resume" in said.out and "interrupted" in said.err
+    assert load_model(run / "last.pt", device="cpu").training_summary["steps"] == 3
+    monkeypatch.setattr(Trainer, "_train_step", real_step)
+    assert main([*args, "--resume"]) == 0
+    assert "train finished at step 6/6" in capsys.readouterr().out

@@ -259,3 +259,47 @@ def test_match_exposure_raises_psnr_of_real_pairs_only_where_exposure_differs(dp
 
     (b, s), (_, sm) = raw[i], matched[i]
     assert psnr(b, sm) > psnr(b, s) + 4
+
+
+def _marked_lightfield(width=96, marked_from=67):
+    """5x5 views, 64 x ``width`` px: 0 everywhere, 1 in columns ``marked_from`` and beyond."""
+    from napari_lfdeblur.lightfield.core import LightField
+
+    data = np.zeros((5, 5, 64, width, 3), np.float32)
+    data[:, :, :, marked_from:] = 1.0
+    return LightField(data, metadata={"name": "marked"})
+
+
+def test_single_lightfield_holds_out_a_band_training_never_reads():
+    lf = _marked_lightfield()
+    ds = LightFieldPairs([lf], patch=32, length=40, focus=(-1.0, 1.0))
+    tr, va = split(ds, val_fraction=0.3, val_patch=256)
+    # 30 % of 96 columns = 29: columns 67-96 are held out, refocused only from themselves
+    assert "columns 67-96 held out" in va.describe()
+    assert len(tr) == 40 and len(va) == 8 and va.crop == "full" and not va.augment
+    for i in range(30):  # random training draws: never a pixel of the held-out band
+        b, s = tr[(i, 0, i)]
+        assert float(b.max()) == 0.0 and float(s.max()) == 0.0
+    for i in range(len(va)):  # validation: only the band (its whole width less the refocus border)
+        b, s = va[i]
+        assert float(b.min()) > 0.999 and float(s.min()) > 0.999
+        assert b.shape[1] <= 64 and b.shape[2] <= 29
+    assert torch.equal(va[3][0], va[3][0])  # fixed validation items
+
+
+def test_single_lightfield_too_small_to_split_says_what_to_do():
+    ds = LightFieldPairs([_marked_lightfield(width=60)], patch=48, focus=(-1.0, 1.0))
+    with pytest.raises(TrainingError, match="separate validation data, a smaller patch, or no validation"):
+        split(ds, val_fraction=0.15)
+
+
+def test_train_on_one_real_lightfield_validates_on_the_held_out_band(lytro_plants, tmp_path):
+    from napari_lfdeblur import read_lightfield
+    from napari_lfdeblur.training import train
+
+    lf = read_lightfield(lytro_plants)
+    torch.set_num_threads(1)
+    r = train(lf, model=4, steps=2, batch=1, patch=64, val=0.15, out=tmp_path / "run", device="cpu")
+    assert r.summary["n_val"] == 8
+    assert "held out" in r.summary["val_data"]
+    assert 15 < r.summary["input_psnr"] < 60 and np.isfinite(r.summary["val_psnr"])

@@ -78,3 +78,23 @@ def test_pair_folder_with_exposure_matching(train_widget, dpdd_pairs):
     w.match_exposure.value = True
     data = w.arguments()["data"]
     assert "exposure matched" in data.describe() and data.patch == 32
+
+
+def test_light_field_layer_trains_with_validation_on_a_held_out_band(train_widget, qtbot):
+    """The default validation fraction works on one light-field layer: a band of its views is held out."""
+    from napari_lfdeblur._napari._layers import lightfield_layer
+    from napari_lfdeblur.lightfield.synthetic import synthetic_lightfield
+
+    viewer, w = train_widget
+    data, kwargs, _ = lightfield_layer(synthetic_lightfield(seed=3, views=5, size=96, disparity_range=(-1, 1)))
+    layer = viewer.add_image(data, **kwargs)
+    w.source.value = "light-field layer"
+    w.reset_choices()
+    w.lf_layer.value = layer
+    assert w.val_fraction.value == 0.15
+    w.steps.value = 4
+    w.start()
+    qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)
+    assert w.result is not None, w.status.value
+    assert w.curves.psnrs, "validation ran on the held-out band and was plotted"
+    assert "held out" in w.result.summary["val_data"]

@@ -367,6 +367,9 @@ def cmd_train(args) -> int:
                       f"(blurry input {event.input_psnr:.2f} dB / {event.input_ssim:.3f})")
         elif event.kind == "checkpointsaved" and event.which == "best":
             bar.write(f"best checkpoint: {event.path}")
+        elif event.kind == "cancelled" and event.checkpoint:
+            bar.write(f"stopped after step {event.step}; saved {event.checkpoint}. To continue, run the same "
+                      "command with --resume")
 
     options = dict(
         val=val, loss=args.loss, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
@@ -499,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--patch", type=int, default=128, help="crop size, a multiple of 8")
         p.add_argument("--lr", type=float, default=None, help="default 2e-4 (train), 5e-5 (finetune)")
         p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
-        p.add_argument("--val", default=None, help="validation: a fraction of the scenes (0.15), or a pair folder")
+        p.add_argument("--val", default=None, help="validation: a fraction of the scenes (0.15; of a single light field, a band of "
+                       "its views training never reads), or a pair folder")
         p.add_argument("--val-every", type=int, default=None)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -59,7 +59,8 @@ only for square crops), identically to both images.
 
 Validation split: :func:`split` holds out whole groups (scenes / names),
 deterministically from a seed, and returns the validation part with centre
-crops (or full images) and no augmentation.
+crops (or full images) and no augmentation.  A single light field has no
+scene to spare: a band along the edge of its views is held out instead.
 """
 
 from __future__ import annotations
@@ -645,6 +646,19 @@ class _LFSampler:
     def nbytes(self) -> int:
         return int(self.data.nbytes)
 
+    def band(self, axis: int, start: int, stop: int, name: str | None = None) -> _LFSampler:
+        """The same light field cut to rows (``axis=0``) or columns (``axis=1``) ``start:stop`` of
+        every view (a view of the data, no copy): refocusing a band never reads pixels outside it."""
+        new = copy.copy(self)
+        cut = [slice(None)] * self.data.ndim
+        cut[2 + axis] = slice(start, stop)
+        new.data = self.data[tuple(cut)]
+        shape = list(self.view_shape)
+        shape[axis] = stop - start
+        new.view_shape = tuple(shape)
+        new.name = name or self.name
+        return new
+
     def _lightfield(self, ys=slice(None), xs=slice(None)):
         from ..lightfield.core import LightField
 
@@ -1000,7 +1014,9 @@ def split(dataset: PairDataset, val_fraction: float | None = None, val_names: Se
     ``val_fraction`` of the groups, drawn with ``seed`` from the sorted group
     names (at least one group, never all).  Procedural data has no scenes to
     hold out: its validation part is ``val_count`` fixed pairs from other
-    scenes (:meth:`ProceduralPairs.heldout`).
+    scenes (:meth:`ProceduralPairs.heldout`).  Pairs from a single light field
+    hold out the last ``val_fraction`` of its views' longer side instead (a
+    band of pixels training never reads).
 
     The validation part gets ``crop=val_crop`` (default ``"center"`` with
     ``val_patch``, ``"full"`` when ``val_patch`` is None) and no augmentation.
@@ -1050,6 +1066,8 @@ def split(dataset: PairDataset, val_fraction: float | None = None, val_names: Se
             )
         is_val = [g in wanted or n in wanted for g, n in zip(groups, names)]
     else:
+        if len(unique) < 2 and isinstance(dataset, LightFieldPairs):
+            return _split_lightfield_region(dataset, float(val_fraction), val_patch)
         if len(unique) < 2:
             raise TrainingError(
                 f"cannot hold out a fraction of {dataset.describe()}: it has a single scene ({unique[0]!r}); "
@@ -1084,3 +1102,37 @@ def _split_lightfields(ds: LightFieldPairs, val_groups: set, vopts) -> tuple[Pai
     train = rebuild(keep, per * len(keep))
     val = rebuild(held, 4 * len(held)).options(**vopts)
     return train, val
+
+
+def _split_lightfield_region(ds: LightFieldPairs, fraction: float, val_patch: int | None):
+    """One light field: hold out a band of pixels instead of a scene.
+
+    The last ``fraction`` of the views' longer side (rows or columns) becomes the validation
+    band; training patches are refocused from the rest only, so validation scores pixels the
+    network never saw (same scene, same optics: a curve to watch, not a test of generality).
+    Validation items are 8 fixed focus / aperture draws over the band (centre ``val_patch``
+    crops where the band is wide enough, else the whole band minus the refocus border).
+    """
+    s = ds._samplers[0]
+    Y, X = s.view_shape
+    axis = 1 if X >= Y else 0
+    size, across = (X, Y) if axis else (Y, X)
+    m = s.margin
+    width = max(int(round(fraction * size)), 2 * m + 16)
+    need = (ds.patch or 0) + 2 * m
+    if size - width < max(need, 16):
+        raise TrainingError(
+            f"cannot hold out {fraction:.0%} of the single light field {s.name!r} ({X}x{Y} px views) for "
+            f"validation and still cut {ds.patch}-px training patches from the rest: give separate validation "
+            "data, a smaller patch, or no validation"
+        )
+    where = "columns" if axis else "rows"
+    train_s = s.band(axis, 0, size - width)
+    val_s = s.band(axis, size - width, size, name=f"{s.name} ({where} {size - width}-{size} held out)")
+    train = copy.copy(ds)
+    train._samplers, train._index = [train_s], None
+    val = copy.copy(ds)
+    val._samplers, val._index, val.length = [val_s], None, 8
+    fits = val_patch is not None and min(width, across) >= val_patch + 2 * m
+    vopts = {"patch": val_patch, "crop": "center"} if fits else {"patch": None, "crop": "full"}
+    return train, val.options(augment=False, **vopts)
