@@ -98,3 +98,27 @@ def test_light_field_layer_trains_with_validation_on_a_held_out_band(train_widge
     assert w.result is not None, w.status.value
     assert w.curves.psnrs, "validation ran on the held-out band and was plotted"
     assert "held out" in w.result.summary["val_data"]
+
+
+def test_stop_then_start_continues_the_run_and_never_overwrites_it(train_widget, qtbot):
+    viewer, w = train_widget
+    w.steps.value = 40
+    w.start()
+    qtbot.waitUntil(lambda: w.progress.value >= 2, timeout=120000)
+    w.stop()
+    qtbot.waitUntil(lambda: w.start_button.enabled, timeout=120000)
+    stopped_at = w.result.steps
+    assert w.result.cancelled and stopped_at < 40
+    assert w.resume.value, "after Stop, Start continues the run"
+    # unticked, Start refuses the folder instead of overwriting the stopped run's checkpoints
+    w.resume.value = False
+    w.start()
+    qtbot.waitUntil(lambda: w.start_button.enabled and w.status.value.startswith("Error"), timeout=120000)
+    assert "already holds a training run" in w.status.value
+    w.resume.value = True
+    w.result = None
+    w.start()
+    qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)
+    assert w.result is not None and not w.result.cancelled, w.status.value
+    assert w.result.steps == 40 and w.progress.value == 40
+    assert len(w.curves.losses) == 40  # the curve goes on where it stopped

@@ -36,6 +36,29 @@ class TrainingCurves:
         self.psnrs.append(psnr)
         self.input_psnr = input_psnr
 
+    def load_log(self, path, upto: int) -> None:
+        """Replace the curves by a run's ``log.csv`` up to step ``upto`` (a resumed run goes on from
+        there, also in a new napari session); a missing or unreadable log leaves them empty."""
+        import csv
+
+        self.clear()
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, csv.Error):
+            return
+        for r in rows:
+            try:
+                step = int(r["step"])
+                if step > upto:
+                    continue
+                self.add_loss(step, float(r["loss"]))
+                if r.get("val_psnr"):
+                    self.add_validation(step, float(r["val_psnr"]), float(r.get("input_psnr") or "nan"))
+            except (KeyError, TypeError, ValueError):
+                continue
+        self.redraw()
+
     def redraw(self):
         ax, ax2 = self.ax, self.ax_psnr
         ax.clear()

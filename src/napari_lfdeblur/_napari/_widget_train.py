@@ -91,9 +91,9 @@ class TrainWidget(Container):
         self.lr = FloatSpinBox(label="learning rate", min=1e-7, max=1e-1, step=1e-5, value=2e-4)
         self.lr.native.setDecimals(6)
         self.val_fraction = FloatSpinBox(label="validation", min=0.0, max=0.5, step=0.05, value=0.15,
-                                         tooltip="fraction held out for validation (scenes of a pair folder, seeds of procedural data)")
-        self.out = FileEdit(label="output folder", mode="d",
-                            value=str(Path.home() / "lfdeblur-runs" / time.strftime("run-%Y%m%d-%H%M%S")))
+                                         tooltip="fraction held out for validation (scenes of a pair folder, seeds of "
+                                                 "procedural data, a band of a single light field's views)")
+        self.out = FileEdit(label="output folder", mode="d", value=str(_new_run_folder()))
         self.resume = CheckBox(label="resume from output folder", value=False)
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop", enabled=False)
@@ -213,6 +213,8 @@ class TrainWidget(Container):
         if kind == "started":
             self.progress.max = max(event.total, 1)
             self.progress.value = event.step
+            if self.curves is not None and event.step > 0 and event.out:
+                self.curves.load_log(Path(event.out) / "log.csv", upto=event.step)
             self.status.value = f"training {event.model.get('base', '?')}-wide DRBNet on {event.device}: {event.data}"
         elif kind == "step":
             self.progress.value = event.step
@@ -239,6 +241,9 @@ class TrainWidget(Container):
             self.progress.value = event.step
             what = "finished" if kind == "finished" else "stopped"
             self.status.value = f"{what} at step {event.step} after {_fmt_seconds(event.seconds)}"
+            if kind == "cancelled" and event.checkpoint:
+                self.resume.value = True  # Start now continues this run instead of refusing its folder
+                self.status.value += " (Start continues it)"
 
     def _show_sample(self, image, name: str):
         if name in self._viewer.layers:
@@ -248,6 +253,10 @@ class TrainWidget(Container):
 
     def _on_result(self, result):
         self.result = result
+        if not result.cancelled and Path(str(self.out.value)).parent == _RUNS_HOME:
+            # a finished run keeps its folder; the next Start gets a new one (never overwrites it)
+            self.resume.value = False
+            self.out.value = str(_new_run_folder())
         path = result.best or result.last
         label = f"trained: {Path(str(result.out)).name if result.out else 'in memory'} (step {result.steps})"
         session_models.register(label, str(path) if path else result.model)
@@ -261,3 +270,14 @@ class TrainWidget(Container):
 
 
 __all__ = ["TrainWidget", "DEFAULT"]
+
+_RUNS_HOME = Path.home() / "lfdeblur-runs"
+
+
+def _new_run_folder() -> Path:
+    """~/lfdeblur-runs/run-DATE-TIME, not yet used."""
+    base = _RUNS_HOME / time.strftime("run-%Y%m%d-%H%M%S")
+    p, k = base, 2
+    while p.exists():
+        p, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return p

@@ -376,6 +376,14 @@ class Trainer:
 
     def _resolve_resume(self) -> Path | None:
         r = self.resume_arg
+        if r is None and self.out is not None and (self.out / "resume.pt").is_file():
+            # never overwrite a run's checkpoints because a resume flag was forgotten
+            state = "finished" if (self.out / "summary.json").is_file() else "stopped before its last step"
+            raise TrainingError(
+                f"{self.out} already holds a training run ({state}): continue it with resume=True (the Train "
+                "widget's 'resume from output folder', the CLI's --resume), or choose another output folder "
+                "(resume=False starts afresh and overwrites it)"
+            )
         if r is None or r is False:
             return None
         if r is True or (isinstance(r, str) and r.lower() in ("true", "auto", "last")):
@@ -837,7 +845,10 @@ def train(data, *, val=None, model=None, phase: str = "pixel", loss=None, steps:
     out, resume
         Folder for checkpoints and logs (None: write nothing); ``resume=True``
         continues from ``out/resume.pt`` if it exists, a path continues from
-        that file (or that folder's ``resume.pt``).
+        that file (or that folder's ``resume.pt``).  With the default
+        ``resume=None`` a folder that already holds a run is an error (its
+        checkpoints are never overwritten by accident); ``resume=False``
+        starts afresh in it.
     cancel, callback
         A :class:`~.events.CancelToken` (or callable / ``threading.Event``):
         when set the run stops after the current step and writes
