@@ -66,7 +66,8 @@ def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys)
                  "--patch", "32", "--val", "0.2", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "train finished at step 3/3" in out
-    assert load_model(run1 / "last.pt", device="cpu").config["base"] == 4
+    assert load_model(run1 / "last.pt", device="cpu").config == {
+        "arch": "DRBNet", "base": 4, "res_blocks": 2, "input_detail": True}
     run2 = tmp_path / "p2"
     assert main(["finetune", str(dpdd_pairs), "-o", str(run2), "--model", str(run1 / "last.pt"), "--loss", "shift_l1",
                  "--steps", "2", "--batch", "1", "--patch", "32", "--val", "0.1", "--device", "cpu",
@@ -103,3 +104,15 @@ def test_ctrl_c_keeps_the_last_step_and_resume_continues(tmp_path, capsys, monke
     monkeypatch.setattr(Trainer, "_train_step", real_step)
     assert main([*args, "--resume"]) == 0
     assert "train finished at step 6/6" in capsys.readouterr().out
+
+
+def test_paper_arch_trains_the_papers_exact_network(tmp_path, capsys):
+    import torch
+
+    from napari_lfdeblur import load_model
+
+    torch.set_num_threads(1)
+    assert main(["train", "synthetic", "-o", str(tmp_path / "run"), "--base", "4", "--paper-arch", "--steps", "1",
+                 "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
+    config = load_model(tmp_path / "run" / "last.pt", device="cpu").config
+    assert config == {"arch": "DRBNet", "base": 4, "res_blocks": 2}

@@ -31,6 +31,10 @@ def test_short_run_curves_and_model_registration(train_widget, qtbot):
 
     viewer, w = train_widget
     w.steps.value = 6
+    assert w.arguments()["model"] == {"base": 4, "input_detail": True}  # a new network starts as the identity
+    w.paper_arch.value = True
+    assert w.arguments()["model"] == {"base": 4, "input_detail": False}
+    w.paper_arch.value = False
     w.start()
     qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)
     assert w.result is not None, w.status.value
@@ -41,6 +45,10 @@ def test_short_run_curves_and_model_registration(train_widget, qtbot):
     assert any(name.startswith("training sample") for name in [lyr.name for lyr in viewer.layers])
     assert Path(w.result.last).exists()
     assert any(c.startswith("trained:") for c in model_choices())
+    from napari_lfdeblur import load_model
+
+    assert load_model(w.result.last, device="cpu").config == {
+        "arch": "DRBNet", "base": 4, "res_blocks": 2, "input_detail": True}
 
 
 def test_stop_leaves_a_valid_checkpoint(train_widget, qtbot):

@@ -382,7 +382,7 @@ def cmd_train(args) -> int:
         if finetuning:
             result = finetune(data if len(data) > 1 else data[0], model=args.model, **options)
         else:
-            model = args.model if args.model else args.base
+            model = args.model if args.model else {"base": args.base, "input_detail": not args.paper_arch}
             result = train(data if len(data) > 1 else data[0], model=model, phase=args.phase, **options)
     finally:
         bar.close()
@@ -489,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt, best.pt), log.csv")
         if name == "train":
             p.add_argument("--base", type=int, default=16, help="network width: 32 = the paper's DRBNet (default 16)")
+            p.add_argument("--paper-arch", action="store_true",
+                           help="a new network with the paper's exact estimate path; by default a new network "
+                                "starts as the identity (input_detail), which a short training only improves")
             p.add_argument("--phase", choices=["pixel", "feature"], default="pixel")
             p.add_argument("--model", help="start from this checkpoint instead of a new network")
         else:

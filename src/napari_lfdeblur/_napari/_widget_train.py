@@ -84,6 +84,10 @@ class TrainWidget(Container):
         self.start_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
         self.net_width = SpinBox(label="network width", min=4, max=64, step=4, value=16,
                              tooltip="base width: 32 = the paper's DRBNet, 16/8 = lighter")
+        self.paper_arch = CheckBox(
+            label="paper architecture", value=False,
+            tooltip="the paper's exact estimate path; unticked, a new network starts as the identity "
+                    "(input_detail) and a short training can only improve on the blurry input")
         self.device = ComboBox(label="device", choices=device_choices, value="auto")
         self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=500)
         self.batch = SpinBox(label="batch", min=1, max=256, value=4)
@@ -101,8 +105,9 @@ class TrainWidget(Container):
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
-            self.source, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss, self.start_from, self.start_path,
-            self.net_width, self.device, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
+            self.source, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss,
+            self.start_from, self.start_path, self.net_width, self.paper_arch, self.device,
+            self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
             self.resume, self.start_button, self.stop_button, self.progress, self.status,
         ])
         self.curves = None
@@ -116,12 +121,17 @@ class TrainWidget(Container):
 
         self.source.changed.connect(self._on_source)
         self.phase.changed.connect(self._on_phase)
-        self.start_from.changed.connect(lambda *_: setattr(self.start_path, "visible", self.start_from.value == FROM_FILE))
+        self.start_from.changed.connect(self._on_start_from)
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         on_models_changed(self.start_from.reset_choices)
 
     # -- reactions --------------------------------------------------------------
+    def _on_start_from(self, *_):
+        new = self.start_from.value == NEW
+        self.start_path.visible = self.start_from.value == FROM_FILE
+        self.net_width.visible = self.paper_arch.visible = new  # a checkpoint brings its own architecture
+
     def _on_source(self, *_):
         self.lf_layer.visible = self.source.value == "light-field layer"
         self.folder.visible = self.match_exposure.visible = self.source.value == "pair folder"
@@ -159,7 +169,7 @@ class TrainWidget(Container):
     def _model(self):
         choice = self.start_from.value
         if choice == NEW:
-            return int(self.net_width.value)
+            return {"base": int(self.net_width.value), "input_detail": not self.paper_arch.value}
         return resolve_choice(choice, self.start_path.value)
 
     def arguments(self) -> dict:

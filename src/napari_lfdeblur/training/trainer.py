@@ -262,8 +262,11 @@ def _build_model(model, dist_ctx) -> tuple[nn.Module, dict]:
         raise TrainingError(f"model must be a base width, a checkpoint or a DRBNet, got {model!r}")
     elif isinstance(model, int):
         net = DRBNet(base=model)
-    elif isinstance(model, dict) and "arch" in model:
-        net = DRBNet.from_config(model)
+    elif isinstance(model, dict):  # e.g. {"base": 16, "input_detail": True}
+        try:
+            net = DRBNet.from_config(model)
+        except ModelError as e:
+            raise TrainingError(f"cannot build a network from {model}: {e}") from e
     elif isinstance(model, (str, os.PathLike)):
         try:
             net = load_model(model, device="cpu")
