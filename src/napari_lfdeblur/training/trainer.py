@@ -830,8 +830,11 @@ def train(data, *, val=None, model=None, phase: str = "pixel", loss=None, steps:
         images) every ``val_every`` steps (default a tenth of the run) and at
         the end; the blurry input is scored once for reference.
     model
-        None (the paper's DRBNet, base 32), a base width (16, 8, ...), a
-        config dict, a checkpoint path or a DRBNet to continue from.
+        None (the paper's DRBNet, base 32), a base width (16, 8, ...: the
+        paper's network, lighter), a config dict such as ``{"base": 8,
+        "input_detail": True}`` (a network that starts as the identity: what
+        short or CPU trainings want, and what the CLI and the Train widget
+        build), a checkpoint path or a DRBNet to continue from.
     phase, loss
         ``"pixel"`` (default loss ``"l1"`` with multi-scale supervision) or
         ``"feature"`` (default loss ``"vgg"``); ``loss`` overrides it: see
