@@ -26,6 +26,15 @@ def train_widget(make_napari_viewer, tmp_path):
     return viewer, w
 
 
+def _start_then_stop(w, qtbot, steps: int, after: int):
+    """Start a run of ``steps``, press Stop once ``after`` steps are done, wait until it has stopped."""
+    w.steps.value = steps
+    w.start()
+    qtbot.waitUntil(lambda: w.progress.value >= after, timeout=120000)
+    w.stop()
+    qtbot.waitUntil(lambda: w.start_button.enabled, timeout=120000)
+
+
 def test_short_run_curves_and_model_registration(train_widget, qtbot):
     from napari_lfdeblur._napari._models import model_choices
 
@@ -55,11 +64,7 @@ def test_stop_leaves_a_valid_checkpoint(train_widget, qtbot):
     from napari_lfdeblur import load_model
 
     viewer, w = train_widget
-    w.steps.value = 10_000
-    w.start()
-    qtbot.waitUntil(lambda: w.progress.value >= 1, timeout=120000)
-    w.stop()
-    qtbot.waitUntil(lambda: w.start_button.enabled, timeout=120000)
+    _start_then_stop(w, qtbot, steps=10_000, after=1)
     assert w.result is not None and w.result.cancelled
     assert 1 <= w.result.steps < 10_000
     model = load_model(w.result.last, device="cpu")
@@ -110,11 +115,7 @@ def test_light_field_layer_trains_with_validation_on_a_held_out_band(train_widge
 
 def test_stop_then_start_continues_the_run_and_never_overwrites_it(train_widget, qtbot):
     viewer, w = train_widget
-    w.steps.value = 40
-    w.start()
-    qtbot.waitUntil(lambda: w.progress.value >= 2, timeout=120000)
-    w.stop()
-    qtbot.waitUntil(lambda: w.start_button.enabled, timeout=120000)
+    _start_then_stop(w, qtbot, steps=40, after=2)
     stopped_at = w.result.steps
     assert w.result.cancelled and stopped_at < 40
     assert w.resume.value, "after Stop, Start continues the run"
