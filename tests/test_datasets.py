@@ -303,3 +303,25 @@ def test_train_on_one_real_lightfield_validates_on_the_held_out_band(lytro_plant
     assert r.summary["n_val"] == 8
     assert "held out" in r.summary["val_data"]
     assert 15 < r.summary["input_psnr"] < 60 and np.isfinite(r.summary["val_psnr"])
+
+
+def test_single_scene_pair_folder_holds_out_a_band_of_every_image(tmp_path):
+    root = tmp_path / "one_scene"
+    for name in ("a", "b"):  # two pairs, one scene (the manifest's scene column)
+        img = np.zeros((40, 96, 3), np.uint8)
+        img[:, 67:] = 255  # 30 % of 96 columns = 29: columns 67-95 are the validation band
+        _save(root / "blur" / f"{name}.png", img)
+        _save(root / "sharp" / f"{name}.png", img)
+    (root / "manifest.csv").write_text("name,blur,sharp,scene\na,blur/a.png,sharp/a.png,lf\n"
+                                       "b,blur/b.png,sharp/b.png,lf\n")
+    ds = open_pairs(root, patch=32)
+    assert ds.groups == ["lf", "lf"]
+    tr, va = split(ds, val_fraction=0.3, val_patch=256)
+    assert len(tr) == len(va) == 2 and va.crop == "full" and "held out" in va.describe()
+    for i in range(20):  # random training crops never reach the band
+        b, s = tr[(i % 2, 0, i)]
+        assert b.shape == (3, 32, 32) and float(b.max()) == 0.0 and float(s.max()) == 0.0
+    b, s = va[1]
+    assert b.shape == (3, 40, 29) and float(b.min()) == 1.0 and float(s.min()) == 1.0
+    with pytest.raises(TrainingError, match="a smaller patch, or no validation"):
+        split(open_pairs(root, patch=48), val_fraction=0.3)

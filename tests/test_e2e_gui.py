@@ -104,13 +104,14 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     tw.patch.value = 32
     tw.batch.value = 1
     tw.steps.value = 4
-    tw.val_fraction.value = 0.0
+    assert tw.val_fraction.value == 0.15  # the default: one scene, so a band of every pair is held out
     tw.out.value = str(tmp_path / "run")
     tw.start()
     qtbot.waitUntil(lambda: tw.result is not None or tw.status.value.startswith("Error"), timeout=120_000)
     assert tw.result is not None, tw.status.value
     qtbot.waitUntil(lambda: tw.start_button.enabled, timeout=30_000)
     assert tw.result.steps == 4 and tw.progress.value == 4
+    assert tw.curves.psnrs and "held out" in tw.result.summary["val_data"]
     assert (tmp_path / "run" / "last.pt").exists()
     trained = next(c for c in tw.start_from.choices if str(c).startswith("trained: run"))
     screenshot("04_train")

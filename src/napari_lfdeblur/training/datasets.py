@@ -60,7 +60,8 @@ only for square crops), identically to both images.
 Validation split: :func:`split` holds out whole groups (scenes / names),
 deterministically from a seed, and returns the validation part with centre
 crops (or full images) and no augmentation.  A single light field has no
-scene to spare: a band along the edge of its views is held out instead.
+scene to spare (nor has a pair folder written from one): a band along
+the edge of its views (images) is held out instead.
 """
 
 from __future__ import annotations
@@ -190,6 +191,18 @@ def _crop_box(h: int, w: int, patch: int, mode: str, rng: np.random.Generator) -
     return y0, x0
 
 
+def _band_width(size: int, fraction: float) -> int:
+    return max(16, int(round(fraction * size)))
+
+
+def _cut_band(a: np.ndarray, side: str, fraction: float) -> np.ndarray:
+    """The validation band (the last ``fraction`` of the longer side) or the training rest."""
+    axis = 1 if a.shape[1] >= a.shape[0] else 0
+    cut = a.shape[axis] - _band_width(a.shape[axis], fraction)
+    part = slice(cut, None) if side == "val" else slice(0, cut)
+    return a[:, part] if axis else a[part]
+
+
 def _pad_to(a: np.ndarray, patch: int) -> np.ndarray:
     ph, pw = max(0, patch - a.shape[0]), max(0, patch - a.shape[1])
     if ph == 0 and pw == 0:
@@ -257,6 +270,9 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     value_range = (0.0, 1.0)
+    #: ("train" | "val", fraction): every image cut to the part a single-scene split gives that side
+    #: (see split); a class default so that copies made by options()/subset() keep it
+    _band: tuple[str, float] | None = None
 
     def __init__(self, *, patch=None, crop=None, augment=None, seed: int = 0, signed: bool = False):
         self.patch = _check_patch(patch)
@@ -352,6 +368,8 @@ class PairDataset(torch.utils.data.Dataset):
                 f"pair {name!r}: the blurred image is {blur.shape[1]}x{blur.shape[0]} and the sharp one "
                 f"{sharp.shape[1]}x{sharp.shape[0]}; both images of a pair must have the same size"
             )
+        if self._band is not None:
+            blur, sharp = _cut_band(blur, *self._band), _cut_band(sharp, *self._band)
         if self.crop != "full":
             p = self.patch
             h, w = blur.shape[:2]
@@ -591,6 +609,10 @@ class FolderPairs(PairDataset):
     def describe(self) -> str:
         groups = len(set(self.groups))
         extra = ", sharp exposure matched to the blurry shot" if self.match_exposure else ""
+        if self._band is not None:
+            side, fraction = self._band
+            extra += (f", the last {fraction:.0%} of each image's longer side (held out)" if side == "val"
+                      else f", without the last {fraction:.0%} of each image's longer side (held out)")
         return f"pair folder {self.path} ({self.layout} layout, {len(self)} pairs, {groups} scenes{extra})"
 
 
@@ -1014,9 +1036,10 @@ def split(dataset: PairDataset, val_fraction: float | None = None, val_names: Se
     ``val_fraction`` of the groups, drawn with ``seed`` from the sorted group
     names (at least one group, never all).  Procedural data has no scenes to
     hold out: its validation part is ``val_count`` fixed pairs from other
-    scenes (:meth:`ProceduralPairs.heldout`).  Pairs from a single light field
-    hold out the last ``val_fraction`` of its views' longer side instead (a
-    band of pixels training never reads).
+    scenes (:meth:`ProceduralPairs.heldout`).  Data of a single scene (one
+    light field, or a pair folder written from one) hold out the last
+    ``val_fraction`` of the views' / images' longer side instead (a band of
+    pixels training never reads).
 
     The validation part gets ``crop=val_crop`` (default ``"center"`` with
     ``val_patch``, ``"full"`` when ``val_patch`` is None) and no augmentation.
@@ -1068,6 +1091,8 @@ def split(dataset: PairDataset, val_fraction: float | None = None, val_names: Se
     else:
         if len(unique) < 2 and isinstance(dataset, LightFieldPairs):
             return _split_lightfield_region(dataset, float(val_fraction), val_patch)
+        if len(unique) < 2 and isinstance(dataset, FolderPairs):
+            return _split_folder_band(dataset, float(val_fraction), val_patch)
         if len(unique) < 2:
             raise TrainingError(
                 f"cannot hold out a fraction of {dataset.describe()}: it has a single scene ({unique[0]!r}); "
@@ -1134,5 +1159,25 @@ def _split_lightfield_region(ds: LightFieldPairs, fraction: float, val_patch: in
     val = copy.copy(ds)
     val._samplers, val._index, val.length = [val_s], None, 8
     fits = val_patch is not None and min(width, across) >= val_patch + 2 * m
+    vopts = {"patch": val_patch, "crop": "center"} if fits else {"patch": None, "crop": "full"}
+    return train, val.options(augment=False, **vopts)
+
+
+def _split_folder_band(ds: FolderPairs, fraction: float, val_patch: int | None):
+    """Pairs of a single scene (e.g. written from one light field): hold out a band of every image
+    (the last ``fraction`` of its longer side) and train on the rest, as for one light field."""
+    j = ds._index[0] if ds._index is not None else 0
+    h, w = ds._load(j, np.random.default_rng(0), 0)[0].shape[:2]
+    size, across = max(h, w), min(h, w)
+    width = _band_width(size, fraction)
+    if ds.patch is not None and min(size - width, across) < ds.patch:
+        raise TrainingError(
+            f"cannot hold out {fraction:.0%} of the images of {ds.describe()} (one scene, {w}x{h} px) for "
+            f"validation and still cut {ds.patch}-px training patches from the rest: give separate validation "
+            "data, a smaller patch, or no validation"
+        )
+    train, val = copy.copy(ds), copy.copy(ds)
+    train._band, val._band = ("train", fraction), ("val", fraction)
+    fits = val_patch is not None and min(width, across) >= val_patch
     vopts = {"patch": val_patch, "crop": "center"} if fits else {"patch": None, "crop": "full"}
     return train, val.options(augment=False, **vopts)
