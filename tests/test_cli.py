@@ -116,3 +116,6 @@ def test_paper_arch_trains_the_papers_exact_network(tmp_path, capsys):
                  "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
     config = load_model(tmp_path / "run" / "last.pt", device="cpu").config
     assert config == {"arch": "DRBNet", "base": 4, "res_blocks": 2}
+    assert main(["train", "synthetic", "-o", str(tmp_path / "run2"), "--paper-arch", "--model",
+                 str(tmp_path / "run" / "last.pt"), "--steps", "1"]) == 2
+    assert "give one of the two" in capsys.readouterr().err

@@ -342,6 +342,9 @@ def cmd_train(args) -> int:
     from .training import finetune, open_pairs, train
 
     finetuning = args.command == "finetune"
+    if getattr(args, "paper_arch", False) and args.model:
+        raise LFDeblurError("--paper-arch builds a new network; --model starts from a checkpoint, which brings its "
+                            "own architecture: give one of the two")
     data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
     if args.match_exposure:
         data = open_pairs(data, patch=args.patch, match_exposure=True)
