@@ -131,3 +131,20 @@ def test_stop_then_start_continues_the_run_and_never_overwrites_it(train_widget,
     assert w.result is not None and not w.result.cancelled, w.status.value
     assert w.result.steps == 40 and w.progress.value == 40
     assert len(w.curves.losses) == 40  # the curve goes on where it stopped
+
+
+def test_a_finished_run_keeps_its_default_folder_and_the_next_start_gets_a_new_one(train_widget, qtbot,
+                                                                                    tmp_path, monkeypatch):
+    from napari_lfdeblur._napari import _widget_train
+
+    monkeypatch.setattr(_widget_train, "_RUNS_HOME", tmp_path / "lfdeblur-runs")
+    viewer, w = train_widget
+    first = _widget_train._new_run_folder()
+    w.out.value = str(first)
+    w.steps.value = 2
+    w.start()
+    qtbot.waitUntil(lambda: w.result is not None and w.start_button.enabled, timeout=120000)
+    assert (first / "last.pt").exists()
+    second = Path(str(w.out.value))
+    assert second != first and second.parent == first.parent and not second.exists()
+    assert not w.resume.value

@@ -58,6 +58,18 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+_RUNS_HOME = Path.home() / "lfdeblur-runs"
+
+
+def _new_run_folder() -> Path:
+    """~/lfdeblur-runs/run-DATE-TIME, not yet used."""
+    base = _RUNS_HOME / time.strftime("run-%Y%m%d-%H%M%S")
+    p, k = base, 2
+    while p.exists():
+        p, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return p
+
+
 class TrainWidget(Container):
     def __init__(self, viewer: "napari.viewer.Viewer"):
         from superqt.utils import ensure_main_thread
@@ -280,14 +292,3 @@ class TrainWidget(Container):
 
 
 __all__ = ["TrainWidget", "DEFAULT"]
-
-_RUNS_HOME = Path.home() / "lfdeblur-runs"
-
-
-def _new_run_folder() -> Path:
-    """~/lfdeblur-runs/run-DATE-TIME, not yet used."""
-    base = _RUNS_HOME / time.strftime("run-%Y%m%d-%H%M%S")
-    p, k = base, 2
-    while p.exists():
-        p, k = base.with_name(f"{base.name}-{k}"), k + 1
-    return p
