@@ -508,8 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--patch", type=int, default=128, help="crop size, a multiple of 8")
         p.add_argument("--lr", type=float, default=None, help="default 2e-4 (train), 5e-5 (finetune)")
         p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
-        p.add_argument("--val", default=None, help="validation: a fraction of the scenes (0.15; of a single light field, a band of "
-                       "its views training never reads), or a pair folder")
+        p.add_argument("--val", default=None,
+                       help="validation: a fraction of the scenes (0.15; data of a single scene hold out a band of "
+                            "their images that training never reads), or a pair folder")
         p.add_argument("--val-every", type=int, default=None)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
