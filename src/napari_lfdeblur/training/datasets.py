@@ -191,13 +191,26 @@ def _crop_box(h: int, w: int, patch: int, mode: str, rng: np.random.Generator) -
     return y0, x0
 
 
-def _band_width(size: int, fraction: float) -> int:
-    return max(16, int(round(fraction * size)))
+# Single-scene validation bands (see split): the last ``fraction`` of an image's / a view's longer
+# side, at least 16 px wider than the refocus border (``margin``) on each side.
+def _band_axis(h: int, w: int) -> int:
+    return 1 if w >= h else 0
+
+
+def _band_width(size: int, fraction: float, margin: int = 0) -> int:
+    return max(2 * margin + 16, int(round(fraction * size)))
+
+
+def _band_val_options(width: int, across: int, val_patch: int | None, margin: int = 0) -> dict:
+    """Centre ``val_patch`` crops where the band holds them, else the whole band."""
+    if val_patch is not None and min(width, across) >= val_patch + 2 * margin:
+        return {"patch": val_patch, "crop": "center"}
+    return {"patch": None, "crop": "full"}
 
 
 def _cut_band(a: np.ndarray, side: str, fraction: float) -> np.ndarray:
     """The validation band (the last ``fraction`` of the longer side) or the training rest."""
-    axis = 1 if a.shape[1] >= a.shape[0] else 0
+    axis = _band_axis(*a.shape[:2])
     cut = a.shape[axis] - _band_width(a.shape[axis], fraction)
     part = slice(cut, None) if side == "val" else slice(0, cut)
     return a[:, part] if axis else a[part]
@@ -1116,17 +1129,18 @@ def _split_lightfields(ds: LightFieldPairs, val_groups: set, vopts) -> tuple[Pai
     keep = [s for s in ds._samplers if s.name not in val_groups]
     held = [s for s in ds._samplers if s.name in val_groups]
     per = ds.length / len(ds._samplers)
-
-    def rebuild(samplers, length):
-        new = copy.copy(ds)
-        new._samplers = samplers
-        new.length = max(1, round(length))
-        new._index = None
-        return new
-
-    train = rebuild(keep, per * len(keep))
-    val = rebuild(held, 4 * len(held)).options(**vopts)
+    train = _with_samplers(ds, keep, per * len(keep))
+    val = _with_samplers(ds, held, 4 * len(held)).options(**vopts)
     return train, val
+
+
+def _with_samplers(ds: LightFieldPairs, samplers, length) -> LightFieldPairs:
+    """A copy of ``ds`` drawing ``length`` items from ``samplers`` (the whole of them, no subset)."""
+    new = copy.copy(ds)
+    new._samplers = samplers
+    new.length = max(1, round(length))
+    new._index = None
+    return new
 
 
 def _split_lightfield_region(ds: LightFieldPairs, fraction: float, val_patch: int | None):
@@ -1140,10 +1154,10 @@ def _split_lightfield_region(ds: LightFieldPairs, fraction: float, val_patch: in
     """
     s = ds._samplers[0]
     Y, X = s.view_shape
-    axis = 1 if X >= Y else 0
+    axis = _band_axis(Y, X)
     size, across = (X, Y) if axis else (Y, X)
     m = s.margin
-    width = max(int(round(fraction * size)), 2 * m + 16)
+    width = _band_width(size, fraction, m)
     need = (ds.patch or 0) + 2 * m
     if size - width < max(need, 16):
         raise TrainingError(
@@ -1154,13 +1168,9 @@ def _split_lightfield_region(ds: LightFieldPairs, fraction: float, val_patch: in
     where = "columns" if axis else "rows"
     train_s = s.band(axis, 0, size - width)
     val_s = s.band(axis, size - width, size, name=f"{s.name} ({where} {size - width}-{size} held out)")
-    train = copy.copy(ds)
-    train._samplers, train._index = [train_s], None
-    val = copy.copy(ds)
-    val._samplers, val._index, val.length = [val_s], None, 8
-    fits = val_patch is not None and min(width, across) >= val_patch + 2 * m
-    vopts = {"patch": val_patch, "crop": "center"} if fits else {"patch": None, "crop": "full"}
-    return train, val.options(augment=False, **vopts)
+    train = _with_samplers(ds, [train_s], ds.length)
+    val = _with_samplers(ds, [val_s], 8)
+    return train, val.options(augment=False, **_band_val_options(width, across, val_patch, m))
 
 
 def _split_folder_band(ds: FolderPairs, fraction: float, val_patch: int | None):
@@ -1178,6 +1188,4 @@ def _split_folder_band(ds: FolderPairs, fraction: float, val_patch: int | None):
         )
     train, val = copy.copy(ds), copy.copy(ds)
     train._band, val._band = ("train", fraction), ("val", fraction)
-    fits = val_patch is not None and min(width, across) >= val_patch
-    vopts = {"patch": val_patch, "crop": "center"} if fits else {"patch": None, "crop": "full"}
-    return train, val.options(augment=False, **vopts)
+    return train, val.options(augment=False, **_band_val_options(width, across, val_patch))
