@@ -21,6 +21,10 @@ Recipe (the paper's two phases, shortened to fit a CPU):
    aperture "sharp" shots are softer than a pinhole view, and fine-tuning
    on them alone teaches the network to soften in-focus detail and
    desaturate strong colours; the light-field pairs keep it honest.
+   A stage with ``photo=F`` draws a fraction F from procedural light fields
+   textured with the sharp shots of the DPDD training pairs (never the
+   held-out ones): exact pairs whose blur is pure defocus (no misalignment,
+   no exposure change) on the camera's own detail and noise.
 3. The final network is scored on the 10 held-out pairs at full size
    (1024x1024) against the blurry input itself, and written to
    ``src/napari_lfdeblur/weights/default.pt`` (``save_model``) with
@@ -83,12 +87,13 @@ def parse(argv=None):
     ap.add_argument("--lr1", type=float, default=3e-4,
                     help="phase-1 learning rate (1e-3 diverged at step ~490 on this recipe; 3e-4 is stable)")
     ap.add_argument("--lr2", type=float, default=2e-4)
-    ap.add_argument("--stage2", action="append", type=stage_spec, metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S,mix=F]",
+    ap.add_argument("--stage2", action="append", type=stage_spec, metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S,mix=F,photo=F]",
                     help="phase 2 as consecutive stages, each fine-tuning the previous one's last model (repeat the "
                          "option; keys left out come from --steps2/--patch/--batch/--lr2/--seed).  Without it, phase "
                          "2 is one stage.  Larger patches in a later stage give the network more context around "
                          "large defocus blur; mix=F (0 <= F < 1) draws a fraction F of the stage's pairs from the "
-                         "phase-1 light fields")
+                         "phase-1 light fields, photo=F from procedural light fields textured with the DPDD "
+                         "training pairs' sharp shots")
     ap.add_argument("--no-match-exposure", dest="match_exposure", action="store_false", default=True,
                     help="train phase 2 on the sharp shots as they are (by default each is mapped onto its blurry "
                          "shot's exposure: the two shots of a DPDD pair differ in exposure too)")
@@ -108,7 +113,7 @@ def parse(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke test: a few steps, temporary folder, package untouched")
     args = ap.parse_args(argv)
     defaults = {"steps": args.steps2, "patch": args.patch, "batch": args.batch, "lr": args.lr2, "warmup": 0,
-                "seed": args.seed, "mix": 0.0}
+                "seed": args.seed, "mix": 0.0, "photo": 0.0}
     args.stages2 = [{**defaults, **st} for st in (args.stage2 or [{}])]
     if args.quick:
         args.steps1 = min(args.steps1, 12)  # the first ~6 steps also render the initial scene pool
@@ -117,7 +122,7 @@ def parse(argv=None):
     return args
 
 
-STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int, "mix": float}
+STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int, "mix": float, "photo": float}
 
 
 def stage_spec(text: str) -> dict:
@@ -131,8 +136,10 @@ def stage_spec(text: str) -> dict:
             out[key] = STAGE_KEYS[key](value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part!r}: {value!r} is not a valid {key}") from None
-    if not 0.0 <= out.get("mix", 0.0) < 1.0:
-        raise argparse.ArgumentTypeError(f"mix={out['mix']}: the light-field fraction must be in [0, 1)")
+    if not (0.0 <= out.get("mix", 0.0) and 0.0 <= out.get("photo", 0.0)
+            and out.get("mix", 0.0) + out.get("photo", 0.0) < 1.0):
+        raise argparse.ArgumentTypeError(f"{text!r}: the light-field fractions mix and photo must be >= 0 and "
+                                         "add up to less than 1 (the rest are DPDD pairs)")
     return out
 
 
@@ -179,6 +186,7 @@ def dpdd_split_names(folder: Path) -> list[str]:
 def main(argv=None) -> int:
     args = parse(argv)
     import torch
+    from skimage.io import imread
 
     from napari_lfdeblur.lightfield.readers import read_lightfield
     from napari_lfdeblur.nn.checkpoint import load_model, save_model
@@ -254,8 +262,10 @@ def main(argv=None) -> int:
         label = "phase 2" + (f" stage {k + 1}/{len(args.stages2)}" if len(args.stages2) > 1 else "")
         description = f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name" + (
             "; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure else ")")
-        if st["mix"] > 0:
-            train2, description = mix_lightfields(train2, description, st, plants_lf)
+        if st["mix"] > 0 or st["photo"] > 0:
+            photos = [imread(f) for f in sorted((dpdd_dir / "sharp").iterdir())
+                      if f.stem not in set(held)] if st["photo"] > 0 else None
+            train2, description = mix_lightfields(train2, description, st, plants_lf, photos)
         r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],
                       warmup=st["warmup"], val_every=max(1, st["steps"] // 5), out=p2_dirs[k],
                       callback=Printer(args.print_every, label),
@@ -324,18 +334,30 @@ def lightfield_pairs(plants_lf, patch: int, n_procedural: int, n_plants: int, se
             LightFieldPairs([plants_lf], names=[PLANTS], patch=patch, length=n_plants)]
 
 
-def mix_lightfields(dpdd, description: str, st: dict, plants_lf):
-    """DPDD pairs plus light-field pairs making up a fraction ``st["mix"]`` of the draws (procedural 80 %,
-    plants 20 % of those), at the stage's patch size."""
-    from napari_lfdeblur.training import ConcatPairs
+def mix_lightfields(dpdd, description: str, st: dict, plants_lf, photos=None):
+    """DPDD pairs plus light-field pairs at the stage's patch size: a fraction ``st["mix"]`` of the draws from
+    the phase-1 light fields (procedural 80 %, plants 20 % of those), ``st["photo"]`` from procedural light
+    fields textured with ``photos``."""
+    from napari_lfdeblur.training import ConcatPairs, ProceduralPairs
 
-    n_lf = round(len(dpdd) * st["mix"] / (1.0 - st["mix"]))
-    n_plants = max(1, round(0.2 * n_lf))
-    proc, plants = lightfield_pairs(plants_lf, st["patch"], max(1, n_lf - n_plants), n_plants, st["seed"])
-    share = 100 * st["mix"]
-    return ConcatPairs([dpdd, proc, plants]), (
-        f"{description} + light-field pairs on the fly ({share:.0f} % of draws: procedural "
-        f"{0.8 * share:.0f} %, {PLANTS} {0.2 * share:.0f} %)")
+    n_dpdd, photo = len(dpdd), st.get("photo", 0.0)
+    rest = 1.0 - st["mix"] - photo
+    parts, shares = [dpdd], []
+    if st["mix"] > 0:
+        n_lf = round(n_dpdd * st["mix"] / rest)
+        n_plants = max(1, round(0.2 * n_lf))
+        parts += lightfield_pairs(plants_lf, st["patch"], max(1, n_lf - n_plants), n_plants, st["seed"])
+        share = 100 * st["mix"]
+        shares.append(f"procedural {0.8 * share:.0f} %, {PLANTS} {0.2 * share:.0f} %")
+    if photo > 0:
+        n_ph = max(1, round(n_dpdd * photo / rest))
+        # another seed stream than the plain procedural scenes'
+        ph = ProceduralPairs(patch=st["patch"], length=n_ph, seed=st["seed"] + 104_729, images=photos)
+        parts.append(ph)
+        shares.append(f"procedural textured with the {len(photos)} training pairs' sharp shots "
+                      f"{100 * photo:.0f} %")
+    return ConcatPairs(parts), (
+        f"{description} + light-field pairs on the fly ({100 * (1 - rest):.0f} % of draws: {', '.join(shares)})")
 
 
 def _median(v):

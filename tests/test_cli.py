@@ -78,6 +78,33 @@ def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys)
     assert "exposure matched" in summary["data"]
 
 
+def test_train_on_procedural_light_fields_textured_with_your_photos(tmp_path, capsys):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from napari_lfdeblur import load_model
+
+    torch.set_num_threads(1)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)).save(photos / f"cell{k}.png")
+    (photos / "notes.txt").write_text("not an image")
+    run = tmp_path / "run"
+    assert main(["train", "synthetic", "--photos", str(photos), "-o", str(run), "--base", "4", "--steps", "2",
+                 "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
+    assert "textured with 2 photographs" in capsys.readouterr().out
+    assert "textured with 2 photographs" in load_model(run / "last.pt", device="cpu").training_summary["data"]
+    # --photos without procedural data, or a folder without images: a clear error, exit code 2
+    assert main(["train", str(photos), "--photos", str(photos), "-o", str(tmp_path / "r2"), "--steps", "1"]) == 2
+    assert "add 'synthetic'" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "synthetic", "--photos", str(tmp_path / "empty"), "-o", str(tmp_path / "r3")]) == 2
+    assert "no PNG, JPEG or TIFF images" in capsys.readouterr().err
+
+
 def test_ctrl_c_keeps_the_last_step_and_resume_continues(tmp_path, capsys, monkeypatch):
     import torch
 

@@ -325,3 +325,23 @@ def test_single_scene_pair_folder_holds_out_a_band_of_every_image(tmp_path):
     assert b.shape == (3, 40, 29) and float(b.min()) == 1.0 and float(s.min()) == 1.0
     with pytest.raises(TrainingError, match="a smaller patch, or no validation"):
         split(open_pairs(root, patch=48), val_fraction=0.3)
+
+
+def test_procedural_pairs_from_your_own_photos(one_torch_thread):
+    # a photo of stripes textures the scene (a plane), so sharp targets keep its stripes and only its
+    # stripes (no bundled texture), and the blurred input is a defocused copy of them
+    x = np.arange(300)
+    stripes = np.repeat(((x // 4) % 2 * 180 + 40).astype(np.uint8)[None, :, None], 200, 0).repeat(3, 2)
+    ds = ProceduralPairs(patch=32, length=4, layers=(1, 1), images=[stripes], seed=1)  # one plane
+    assert "textured with 1 photographs" in ds.describe()
+    for i in range(len(ds)):
+        s = ds[i][1].numpy()  # the sharp target
+        # constant along one axis (rotations are part of the augmentation): stripes only
+        assert np.allclose(s, s[:, :1, :], atol=0.02) or np.allclose(s, s[:, :, :1], atol=0.02)
+        assert s.min() < 0.2 and s.max() > 0.65
+    assert any(float((ds[i][0] - ds[i][1]).abs().mean()) > 0.01 for i in range(len(ds)))
+
+
+def test_procedural_pairs_reject_unusable_photos():
+    with pytest.raises(TrainingError, match="ProceduralPairs: .*at least 16x16"):
+        ProceduralPairs(patch=32, images=[np.zeros((8, 8, 3), np.uint8)])

@@ -156,3 +156,48 @@ def test_noise_and_even_grids():
     # the gt belongs to the reference view (1, 1) of an even grid, not to the (missing) exact centre
     assert lf.center_index() == (1, 1)
     np.testing.assert_array_equal(lf.disparity, clean.disparity)
+
+
+def _coordinate_photo(h=300, w=400):
+    """A photo whose pixels name their own position: R = column, G = row (both / 1000), B = 0.5."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([xx / 1000, yy / 1000, np.full_like(xx, 0.5)], -1)
+
+
+def test_images_texture_the_layers_with_crops_at_native_scale():
+    photo = _coordinate_photo()
+    # one in-focus plane (disparity 0): every view is the same crop of the photo
+    lf = lfd.synthetic_lightfield(3, views=3, size=64, n_layers=1, disparity_range=(0, 0), images=[photo])
+    assert lf.metadata["layers"][0]["texture"] == "image0"
+    v = lf.center_view()
+    x0, y0 = round(float(v[0, 0, 0]) * 1000), round(float(v[0, 0, 1]) * 1000)
+    crop = photo[y0:y0 + 64]
+    # left to right or mirrored (a random flip), but never resampled: neighbours stay 1 px apart
+    crop = crop[:, x0:x0 + 64] if v[0, 1, 0] > v[0, 0, 0] else crop[:, x0 - 63:x0 + 1][:, ::-1]
+    np.testing.assert_allclose(v, crop, atol=1e-5)
+    for lf_view in (lf.view(0, 0), lf.view(2, 1)):
+        np.testing.assert_allclose(lf_view, v, atol=1e-5)
+
+
+def test_images_give_multi_layer_scenes_with_the_photos_own_pixels():
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (200, 240, 3), dtype=np.uint8), np.full((120, 90), 40000, np.uint16)]
+    lf = lfd.synthetic_lightfield(0, views=5, size=48, n_layers=4, disparity_range=(-1, 1), images=photos)
+    assert [L["texture"] for L in lf.metadata["layers"]] == ["image0", "image1", "image1", "image0"]
+    # the centre view is every layer unshifted: each pixel is a pixel of one of the photos, neither
+    # resampled nor contrast-stretched (the bundled textures are): k / 255 of the noise photo, or the grey
+    c = lf.center_view().astype(np.float64)
+    grey = np.isclose(c, 40000 / 65535, atol=1e-6).all(-1)
+    noise = np.isclose(c * 255, np.round(c * 255), atol=1e-3).all(-1)
+    assert 0.05 < grey.mean() < 0.95 and (grey | noise).all()
+
+
+@pytest.mark.parametrize("images, match", [
+    ([], "at least one sharp image"),
+    ([np.zeros((8, 8, 3))], "at least 16x16"),
+    ([np.zeros((32, 32, 2))], r"\(H, W, 3\)"),
+    ([np.zeros((32, 32, 3), dtype=object)], "numbers"),
+])
+def test_bad_images_raise_with_what_to_give(images, match):
+    with pytest.raises(LightFieldError, match=match):
+        lfd.synthetic_lightfield(0, views=3, size=32, images=images)

@@ -22,7 +22,13 @@ def test_stage_spec_parses_every_key(script):
     assert st == {"steps": 1200, "patch": 128, "batch": 4, "lr": 5e-5, "warmup": 10, "seed": 2, "mix": 0.5}
 
 
-@pytest.mark.parametrize("text", ["mix=1", "mix=-0.1", "mix=half", "speed=3", "lr="])
+def test_stage_spec_takes_a_photo_share_that_leaves_room_for_dpdd(script):
+    assert script.stage_spec("mix=0.2,photo=0.3") == {"mix": 0.2, "photo": 0.3}
+    with pytest.raises(argparse.ArgumentTypeError, match="add up to less than 1"):
+        script.stage_spec("mix=0.5,photo=0.5")
+
+
+@pytest.mark.parametrize("text", ["mix=1", "mix=-0.1", "mix=half", "speed=3", "lr=", "photo=-0.2"])
 def test_stage_spec_rejects_bad_values_with_the_key_named(script, text):
     with pytest.raises(argparse.ArgumentTypeError, match=text.split("=")[0]):
         script.stage_spec(text)
@@ -51,3 +57,23 @@ def test_mix_draws_the_requested_share_from_light_fields(script, dpdd_pairs, lyt
     blurred, sharp = data[len(data) - 1]
     assert blurred.shape == sharp.shape == (3, 64, 64)
     assert float((blurred - sharp).abs().mean()) > 0
+
+
+def test_photo_share_draws_from_light_fields_textured_with_the_given_shots(script, dpdd_pairs, lytro_plants,
+                                                                          one_torch_thread):
+    import numpy as np
+
+    from napari_lfdeblur.lightfield.readers import read_lightfield
+    from napari_lfdeblur.training import open_pairs
+
+    dpdd = open_pairs(dpdd_pairs, patch=64)
+    st = {"mix": 0.2, "photo": 0.3, "patch": 64, "seed": 0}
+    grey = np.full((300, 300, 3), 77, np.uint8)  # a flat photo: its pairs are flat, unlike any other draw
+    data, desc = script.mix_lightfields(dpdd, "DPDD", st, read_lightfield(lytro_plants), [grey])
+    n = len(dpdd)
+    photo = data.datasets[-1]
+    assert len(photo) == round(n * 0.3 / 0.5) and len(data) == n + round(n * 0.2 / 0.5) + len(photo)
+    assert "50 % of draws" in desc and "sharp shots 30 %" in desc and "procedural 16 %" in desc
+    blurred, sharp = data[len(data) - 1]
+    assert blurred.shape == sharp.shape == (3, 64, 64)
+    assert np.allclose(sharp.numpy(), 77 / 255, atol=1e-3) and np.allclose(blurred.numpy(), 77 / 255, atol=1e-3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .errors import LFDeblurError
 
@@ -335,6 +336,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def read_photos(folder) -> list:
+    """The images (PNG, JPEG, TIFF) of a folder, for ``--photos``; a clear error when there are none."""
+    from skimage.io import imread
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise LFDeblurError(f"--photos: {folder} is not a folder; give a folder of sharp images")
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
+    if not files:
+        raise LFDeblurError(f"--photos: no PNG, JPEG or TIFF images in {folder}")
+    return [imread(f) for f in files]
+
+
 def cmd_train(args) -> int:
     """``lfdeblur train`` / ``lfdeblur finetune``: the public train()/finetune() with a progress bar."""
     from tqdm import tqdm
@@ -346,6 +360,11 @@ def cmd_train(args) -> int:
         raise LFDeblurError("--paper-arch builds a new network; --model starts from a checkpoint, which brings its "
                             "own architecture: give one of the two")
     data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
+    if args.photos:
+        if "synthetic" not in data:
+            raise LFDeblurError("--photos textures the procedural light fields: add 'synthetic' to the data")
+        scenes = open_pairs("synthetic", patch=args.patch, images=read_photos(args.photos))
+        data = [scenes if d == "synthetic" else d for d in data]
     if args.match_exposure:
         data = open_pairs(data, patch=args.patch, match_exposure=True)
     val = args.val
@@ -500,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--model", required=True, help="checkpoint to start from (e.g. a phase-1 best.pt)")
         p.add_argument("--loss", help="l1, charbonnier, shift_l1, vgg, or sums like 'vgg+0.1*shift_l1'")
+        p.add_argument("--photos", metavar="FOLDER",
+                       help="texture the 'synthetic' light fields with the sharp images in FOLDER (e.g. from your "
+                            "camera or microscope): pairs with your images' own detail, noise and colours")
         p.add_argument("--match-exposure", action="store_true",
                        help="real two-shot pair folders: map each sharp shot onto its blurry shot's exposure "
                             "(the two shots differ in exposure too; scripts/train_default.py does this)")

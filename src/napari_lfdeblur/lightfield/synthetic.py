@@ -4,7 +4,10 @@ A scene is a stack of fronto-parallel layers: a textured background plane
 covering the whole frame and several textured objects (discs, rotated
 rectangles, wobbly blobs) in front of it, each at its own disparity.  Textures
 come from images bundled with scikit-image (``skimage.data``, no download) and
-from procedural patterns (multi-scale filtered noise, stripes, checkers).
+from procedural patterns (multi-scale filtered noise, stripes, checkers), or
+from your own sharp photographs (``images=``): crops taken at their native
+scale, so that the blurred views keep the photos' own detail, noise and
+colours, which is how to make pairs that look like the images you will deblur.
 
 Geometry (the project's convention, see :class:`LightField`): content at
 disparity ``d`` seen at ``p`` in the centre view appears in view ``(v, u)`` at
@@ -80,6 +83,43 @@ def _stretch(tex: np.ndarray, rng, lo_range=(0.05, 0.3), hi_range=(0.7, 0.95)) -
     p1, p99 = np.percentile(tex, [1, 99])
     lo, hi = rng.uniform(*lo_range), rng.uniform(*hi_range)
     return np.clip(lo + (tex - p1) * (hi - lo) / max(p99 - p1, 1e-3), 0.0, 1.0)
+
+
+def _check_images(images) -> list[np.ndarray]:
+    """The ``images`` argument as a list of (H, W, 3) arrays (uint8/uint16 or floats in [0, 1])."""
+    out = []
+    for k, img in enumerate(images):
+        a = np.asarray(img)
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, axis=-1)
+        if a.ndim != 3 or a.shape[-1] not in (3, 4) or min(a.shape[:2]) < 16:
+            raise LightFieldError(f"images[{k}] must be an (H, W) or (H, W, 3) image of at least 16x16 px, "
+                                  f"got shape {a.shape}.")
+        if a.dtype.kind not in "uif":
+            raise LightFieldError(f"images[{k}] must hold numbers, got dtype {a.dtype}.")
+        out.append(a[..., :3])
+    if not out:
+        raise LightFieldError("images must not be empty: give at least one sharp image, or None.")
+    return out
+
+
+def _photo_texture(img: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:
+    """(H, W, 3) float32 crop of a photograph at its native scale (enlarged only if it is smaller)."""
+    H, W = shape
+    h, w = img.shape[:2]
+    if h < H or w < W:
+        from skimage.transform import resize
+
+        f = max(H / h, W / w)
+        img = resize(img, (math.ceil(h * f), math.ceil(w * f)), order=1, preserve_range=True)
+        h, w = img.shape[:2]
+    y0, x0 = int(rng.integers(0, h - H + 1)), int(rng.integers(0, w - W + 1))
+    crop = np.asarray(img[y0 : y0 + H, x0 : x0 + W])
+    if crop.dtype.kind in "ui":
+        crop = crop.astype(np.float32) / float(np.iinfo(crop.dtype).max)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.clip(crop, 0, 1).astype(np.float32)
 
 
 def _random_colour(rng) -> np.ndarray:
@@ -196,6 +236,7 @@ def synthetic_lightfield(
     textures=None,
     shapes=None,
     noise: float = 0.0,
+    images=None,
 ) -> LightField:
     """A procedural light field with its ground-truth disparity.
 
@@ -222,6 +263,10 @@ def synthetic_lightfield(
         Object shapes to draw from (default ``("disc", "rectangle", "blob")``).
     noise
         Standard deviation of Gaussian noise added to every view (0 = none).
+    images
+        Sharp photographs ((H, W) or (H, W, 3); uint8, uint16 or floats in
+        [0, 1]) to texture every layer with instead of ``textures``: each
+        layer gets a random crop of a random one, at its native scale.
 
     Returns
     -------
@@ -262,6 +307,7 @@ def synthetic_lightfield(
             raise LightFieldError(f"unknown shape {s!r}; use names from {_SHAPES}.")
     if not textures or not shapes:
         raise LightFieldError("textures and shapes must not be empty.")
+    photos = _check_images(images) if images is not None else None
 
     rng = np.random.default_rng(seed)
     vc, uc = (V - 1) / 2.0, (U - 1) / 2.0
@@ -273,8 +319,13 @@ def synthetic_lightfield(
     disp = [lo + (hi - lo) * (i + rng.uniform(0.15, 0.85)) / n for i in range(n)] if hi > lo else [lo] * n
     layers = []
     for i, d in enumerate(disp):
-        tex_kind = str(textures[int(rng.integers(len(textures)))])
-        tex = _texture(tex_kind, (H, W), rng)
+        if photos is None:
+            tex_kind = str(textures[int(rng.integers(len(textures)))])
+            tex = _texture(tex_kind, (H, W), rng)
+        else:
+            k = int(rng.integers(len(photos)))
+            tex_kind = f"image{k}"
+            tex = _photo_texture(photos[k], (H, W), rng)
         if i == 0:
             shape_kind = "plane"
             alpha = np.ones((H, W), np.float32)

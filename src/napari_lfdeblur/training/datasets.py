@@ -812,6 +812,10 @@ class ProceduralPairs(PairDataset):
     copies, hence the default 11x11 views and +-1 px.  Scenes are kept as
     uint8 (11x11 views of 224 px: 18 MB each).
 
+    ``images`` (sharp photographs, e.g. from the kind of camera or microscope
+    you will deblur) texture the layers instead of the bundled textures: the
+    pairs then carry those images' own detail, noise and colours.
+
     ``length`` is a virtual epoch (the supply is endless).  Training draws
     (keys ``(i, seed, draw)``) pick one of ``pool`` scene slots; a slot gets a
     new scene every ``refresh`` draws (staggered between slots, so one scene
@@ -824,9 +828,17 @@ class ProceduralPairs(PairDataset):
     def __init__(self, *, length: int = 100_000, patch=128, crop=None, augment=None, seed: int = 0,
                  views: int = 11, size: int | None = None, disparity_range=(-1.0, 1.0), layers=(3, 7),
                  apertures=(0.3, 1.0), aperture_shape="disk", focus_margin: float = 0.1, pool: int = 8,
-                 refresh: int = 256, noise: float = 0.0, signed: bool = False):
+                 refresh: int = 256, noise: float = 0.0, images=None, signed: bool = False):
         super().__init__(patch=patch, crop=crop, augment=augment, seed=seed, signed=signed)
         self.length = int(length)
+        if images is not None:
+            from ..lightfield.synthetic import _check_images
+
+            try:
+                images = _check_images(images)
+            except Exception as e:
+                raise TrainingError(f"ProceduralPairs: {e}") from e
+        self.images = images
         self.views = int(views)
         self.size = int(size) if size is not None else (self.patch or 128) + 96
         self.disparity_range = (float(disparity_range[0]), float(disparity_range[1]))
@@ -870,7 +882,7 @@ class ProceduralPairs(PairDataset):
         n_layers = int(np.random.default_rng(lf_seed).integers(self.layers[0], self.layers[1] + 1))
         with _one_thread():
             lf = synthetic_lightfield(seed=lf_seed, views=self.views, size=self.size, n_layers=n_layers,
-                                      disparity_range=self.disparity_range, noise=self.noise)
+                                      disparity_range=self.disparity_range, noise=self.noise, images=self.images)
         lo, hi = self.disparity_range
         w = hi - lo
         s = _LFSampler(lf, f"procedural_{lf_seed}", focus=(lo - self.focus_margin * w, hi + self.focus_margin * w),
@@ -909,8 +921,10 @@ class ProceduralPairs(PairDataset):
 
     def describe(self) -> str:
         lo, hi = self.disparity_range
+        tex = f", textured with {len(self.images)} photographs" if self.images is not None else ""
         return (f"procedural light fields on the fly ({self.views}x{self.views} views, {self.size}px, disparity "
-                f"{lo:+.2f}..{hi:+.2f}, apertures {self.apertures[0]:.2f}-{self.apertures[1]:.2f}, seed {self.seed})")
+                f"{lo:+.2f}..{hi:+.2f}, apertures {self.apertures[0]:.2f}-{self.apertures[1]:.2f}{tex}, "
+                f"seed {self.seed})")
 
 
 # --------------------------------------------------------------------------- concatenation
