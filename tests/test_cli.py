@@ -95,8 +95,8 @@ def test_train_on_procedural_light_fields_textured_with_your_photos(tmp_path, ca
     run = tmp_path / "run"
     assert main(["train", "synthetic", "--photos", str(photos), "-o", str(run), "--base", "4", "--steps", "2",
                  "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
-    assert "textured with 2 photographs" in capsys.readouterr().out
-    assert "textured with 2 photographs" in load_model(run / "last.pt", device="cpu").training_summary["data"]
+    assert "textured with 2 of your images" in capsys.readouterr().out
+    assert "textured with 2 of your images" in load_model(run / "last.pt", device="cpu").training_summary["data"]
     # --photos without procedural data, or a folder without images: a clear error, exit code 2
     assert main(["train", str(photos), "--photos", str(photos), "-o", str(tmp_path / "r2"), "--steps", "1"]) == 2
     assert "add 'synthetic'" in capsys.readouterr().err

@@ -333,7 +333,7 @@ def test_procedural_pairs_from_your_own_photos(one_torch_thread):
     x = np.arange(300)
     stripes = np.repeat(((x // 4) % 2 * 180 + 40).astype(np.uint8)[None, :, None], 200, 0).repeat(3, 2)
     ds = ProceduralPairs(patch=32, length=4, layers=(1, 1), images=[stripes], seed=1)  # one plane
-    assert "textured with 1 photographs" in ds.describe()
+    assert "textured with 1 of your image," in ds.describe()
     for i in range(len(ds)):
         s = ds[i][1].numpy()  # the sharp target
         # constant along one axis (rotations are part of the augmentation): stripes only

@@ -148,3 +148,30 @@ def test_a_finished_run_keeps_its_default_folder_and_the_next_start_gets_a_new_o
     second = Path(str(w.out.value))
     assert second != first and second.parent == first.parent and not second.exists()
     assert not w.resume.value
+
+
+def test_procedural_scenes_textured_with_an_image_layer(train_widget, qtbot):
+    """A layer of the user's own sharp images textures the procedural light fields (what the user sees)."""
+    import numpy as np
+
+    from napari_lfdeblur._napari._layers import layer_images
+
+    viewer, w = train_widget
+    rng = np.random.default_rng(0)
+    stack = rng.uniform(100, 4000, (3, 80, 90)).astype(np.float32)  # a microscope-like float stack
+    layer = viewer.add_image(stack, name="my cells", contrast_limits=(100, 4000))
+    assert w.source.value == "procedural light fields" and not w.texture_layer.native.isHidden()
+    w.reset_choices()
+    assert w.texture_layer.value is None  # bundled textures unless a layer is picked
+    assert w.arguments()["data"] == "synthetic"
+    w.texture_layer.value = layer
+    planes = layer_images(layer)
+    assert len(planes) == 3 and planes[0].shape == (80, 90)
+    np.testing.assert_allclose(planes[1], (stack[1] - 100) / 3900, atol=1e-6)
+    w.steps.value = 3
+    w.start()
+    qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)
+    assert w.result is not None, w.status.value
+    assert "textured with 3 of your images" in w.result.summary["data"]
+    w.source.value = "pair folder"
+    assert w.texture_layer.native.isHidden()

@@ -64,3 +64,31 @@ def lightfield_layers(lf: LightField, name: str | None = None) -> list[tuple]:
     if disp is not None:
         layers.append(disp)
     return layers
+
+
+def layer_images(layer, limit: int = 64) -> list:
+    """The sharp images an image layer holds, as float32 in [0, 1] with the layer's contrast limits (what
+    the user sees): one RGB(A) or grey image, or the planes of a stack (at most ``limit``, evenly spread).
+    Multiscale layers give their full-resolution level."""
+    import numpy as np
+
+    from ..errors import LFDeblurError
+
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    rgb = bool(getattr(layer, "rgb", False))
+    plane_ndim = 3 if rgb else 2
+    if data.ndim < plane_ndim:
+        raise LFDeblurError(f"layer {layer.name!r} is not an image ({data.ndim}-D data).")
+    lead = data.shape[: data.ndim - plane_ndim]
+    count = int(np.prod(lead)) if lead else 1
+    picks = np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(int))
+    lo, hi = (float(v) for v in layer.contrast_limits)
+    scale = 1.0 / (hi - lo) if hi > lo else 1.0
+    out = []
+    for k in picks:
+        plane = np.asarray(data[np.unravel_index(k, lead)] if lead else data)
+        if rgb and plane.dtype == np.uint8:
+            out.append(plane[..., :3])  # napari draws uint8 RGB as it is
+        else:
+            out.append(np.clip((plane.astype(np.float32) - lo) * scale, 0.0, 1.0))
+    return out

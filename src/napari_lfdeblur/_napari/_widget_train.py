@@ -84,6 +84,11 @@ class TrainWidget(Container):
         self.source = ComboBox(label="training data", choices=SOURCES)
         self.lf_layer = create_widget(annotation="napari.layers.Image", label="light field")
         self.lf_layer.visible = False
+        self.texture_layer = create_widget(
+            annotation="napari.layers.Image", label="textures from", options={
+                "nullable": True,
+                "tooltip": "procedural scenes textured with the sharp images of this layer (your camera's or "
+                           "microscope's detail and noise); empty: the bundled textures"})
         self.folder = FileEdit(label="pair folder", mode="d", visible=False)
         self.match_exposure = CheckBox(
             label="match exposure", value=False, visible=False,
@@ -117,7 +122,7 @@ class TrainWidget(Container):
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
-            self.source, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss,
+            self.source, self.texture_layer, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss,
             self.start_from, self.start_path, self.net_width, self.paper_arch, self.device,
             self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
             self.resume, self.start_button, self.stop_button, self.progress, self.status,
@@ -145,6 +150,7 @@ class TrainWidget(Container):
         self.net_width.visible = self.paper_arch.visible = new  # a checkpoint brings its own architecture
 
     def _on_source(self, *_):
+        self.texture_layer.visible = self.source.value == SOURCES[0]
         self.lf_layer.visible = self.source.value == "light-field layer"
         self.folder.visible = self.match_exposure.visible = self.source.value == "pair folder"
 
@@ -162,7 +168,13 @@ class TrainWidget(Container):
         src = self.source.value
         val = float(self.val_fraction.value) or None
         if src == SOURCES[0]:
-            return "synthetic", val
+            layer = self.texture_layer.value
+            if layer is None:
+                return "synthetic", val
+            from ..training import open_pairs
+            from ._layers import layer_images
+
+            return open_pairs("synthetic", patch=int(self.patch.value), images=layer_images(layer)), val
         if src == "light-field layer":
             layer = self.lf_layer.value
             lf = layer.metadata.get("lightfield") if layer is not None else None

@@ -921,7 +921,8 @@ class ProceduralPairs(PairDataset):
 
     def describe(self) -> str:
         lo, hi = self.disparity_range
-        tex = f", textured with {len(self.images)} photographs" if self.images is not None else ""
+        n = len(self.images) if self.images is not None else 0
+        tex = f", textured with {n} of your image{'s' if n != 1 else ''}" if n else ""
         return (f"procedural light fields on the fly ({self.views}x{self.views} views, {self.size}px, disparity "
                 f"{lo:+.2f}..{hi:+.2f}, apertures {self.apertures[0]:.2f}-{self.apertures[1]:.2f}{tex}, "
                 f"seed {self.seed})")
