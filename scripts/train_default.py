@@ -419,7 +419,7 @@ These scores are not comparable with published DPDD results (different test imag
 ## Data and licences
 
 - Procedural light fields (`napari_lfdeblur.lightfield.synthetic`), textured with images bundled
-  with scikit-image (`skimage.data`) and procedural patterns.
+  with scikit-image (`skimage.data`) and procedural patterns{photo_note(args)}.
 - Lytro plants `{PLANTS}`: J. F. Jaramillo Hernandez, M. F. Hernandez Baena, "Plants captured with
   lytro 1st gen dataset" (osf.io/qrm2x), CC BY 4.0.
 - DPDD (Abuolaim & Brown, "Defocus Deblurring Using Dual-Pixel Data", ECCV 2020): 50 Canon pairs of
@@ -441,6 +441,14 @@ def recipe_args(args) -> str:
     parts += ["--paper-arch"] * args.paper_arch + ["--no-match-exposure"] * (not args.match_exposure)
     parts += ["--stage2 " + ",".join(f"{k}={v:g}" for k, v in st.items()) for st in args.stages2]
     return " ".join(parts)
+
+
+def photo_note(args) -> str:
+    """The data-section words for stages whose procedural scenes wear the DPDD training shots."""
+    if not any(st.get("photo", 0) > 0 for st in args.stages2):
+        return ""
+    return (", and (stages with `photo`) with the sharp\n  shots of the DPDD training pairs (never the "
+            "held-out ones)")
 
 
 def warm(s) -> str:
