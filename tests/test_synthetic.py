@@ -197,6 +197,7 @@ def test_images_give_multi_layer_scenes_with_the_photos_own_pixels():
     ([np.zeros((8, 8, 3))], "at least 16x16"),
     ([np.zeros((32, 32, 2))], r"\(H, W, 3\)"),
     ([np.zeros((32, 32, 3), dtype=object)], "numbers"),
+    ([np.full((32, 32), 4000.0)], r"outside \[0, 1\].*img / img.max\(\)"),
 ])
 def test_bad_images_raise_with_what_to_give(images, match):
     with pytest.raises(LightFieldError, match=match):

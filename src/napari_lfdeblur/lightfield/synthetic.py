@@ -97,6 +97,9 @@ def _check_images(images) -> list[np.ndarray]:
                                   f"got shape {a.shape}.")
         if a.dtype.kind not in "uif":
             raise LightFieldError(f"images[{k}] must hold numbers, got dtype {a.dtype}.")
+        if a.dtype.kind == "f" and not (np.nanmin(a) >= -1e-3 and np.nanmax(a) <= 1 + 1e-3):
+            raise LightFieldError(f"images[{k}] holds floats outside [0, 1] ({np.nanmin(a):.4g} .. "
+                                  f"{np.nanmax(a):.4g}); scale it to [0, 1] first, e.g. img / img.max().")
         out.append(a[..., :3])
     if not out:
         raise LightFieldError("images must not be empty: give at least one sharp image, or None.")
