@@ -87,7 +87,8 @@ def parse(argv=None):
     ap.add_argument("--lr1", type=float, default=3e-4,
                     help="phase-1 learning rate (1e-3 diverged at step ~490 on this recipe; 3e-4 is stable)")
     ap.add_argument("--lr2", type=float, default=2e-4)
-    ap.add_argument("--stage2", action="append", type=stage_spec, metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S,mix=F,photo=F]",
+    ap.add_argument("--stage2", action="append", type=stage_spec,
+                    metavar="steps=N,patch=P,batch=B,lr=LR[,warmup=W,seed=S,mix=F,photo=F]",
                     help="phase 2 as consecutive stages, each fine-tuning the previous one's last model (repeat the "
                          "option; keys left out come from --steps2/--patch/--batch/--lr2/--seed).  Without it, phase "
                          "2 is one stage.  Larger patches in a later stage give the network more context around "
@@ -122,7 +123,8 @@ def parse(argv=None):
     return args
 
 
-STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int, "mix": float, "photo": float}
+STAGE_KEYS = {"steps": int, "patch": int, "batch": int, "lr": float, "warmup": int, "seed": int, "mix": float,
+              "photo": float}
 
 
 def stage_spec(text: str) -> dict:
