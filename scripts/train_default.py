@@ -188,7 +188,6 @@ def dpdd_split_names(folder: Path) -> list[str]:
 def main(argv=None) -> int:
     args = parse(argv)
     import torch
-    from skimage.io import imread
 
     from napari_lfdeblur.lightfield.readers import read_lightfield
     from napari_lfdeblur.nn.checkpoint import load_model, save_model
@@ -201,6 +200,7 @@ def main(argv=None) -> int:
         split,
         train,
     )
+    from napari_lfdeblur.training.datasets import read_image
 
     torch.set_num_threads(args.threads)
     data = shared_data(args.data)
@@ -251,6 +251,7 @@ def main(argv=None) -> int:
         return 3
     # ---------------------------------------------------------------- phase 2
     held = dpdd_split_names(dpdd_dir)
+    held_set = set(held)
     dpdd = open_pairs(dpdd_dir, patch=args.patch)  # raw pairs: every score is against the real sharp shot
     vpatch = 256 if args.quick else 512
     _, val2 = split(dpdd, val_names=held, val_patch=vpatch)
@@ -265,8 +266,8 @@ def main(argv=None) -> int:
         description = f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name" + (
             "; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure else ")")
         if st["mix"] > 0 or st["photo"] > 0:
-            photos = [imread(f) for f in sorted((dpdd_dir / "sharp").iterdir())
-                      if f.stem not in set(held)] if st["photo"] > 0 else None
+            photos = [read_image(f) for f in sorted((dpdd_dir / "sharp").iterdir())
+                      if f.stem not in held_set] if st["photo"] > 0 else None
             train2, description = mix_lightfields(train2, description, st, plants_lf, photos)
         r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],
                       warmup=st["warmup"], val_every=max(1, st["steps"] // 5), out=p2_dirs[k],

@@ -338,15 +338,16 @@ def cmd_eval(args) -> int:
 
 def read_photos(folder) -> list:
     """The images (PNG, JPEG, TIFF) of a folder, for ``--photos``; a clear error when there are none."""
-    from skimage.io import imread
+    from .inference.io import IMAGE_SUFFIXES
+    from .training.datasets import read_image
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise LFDeblurError(f"--photos: {folder} is not a folder; give a folder of sharp images")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
     if not files:
         raise LFDeblurError(f"--photos: no PNG, JPEG or TIFF images in {folder}")
-    return [imread(f) for f in files]
+    return [read_image(f) for f in files]
 
 
 def cmd_train(args) -> int:

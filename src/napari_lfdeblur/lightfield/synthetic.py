@@ -85,14 +85,18 @@ def _stretch(tex: np.ndarray, rng, lo_range=(0.05, 0.3), hi_range=(0.7, 0.95)) -
     return np.clip(lo + (tex - p1) * (hi - lo) / max(p99 - p1, 1e-3), 0.0, 1.0)
 
 
-def _check_images(images) -> list[np.ndarray]:
-    """The ``images`` argument as a list of (H, W, 3) arrays (uint8/uint16 or floats in [0, 1])."""
+class _Photos(tuple):
+    """Images that passed :func:`_check_images` (a dataset renders many scenes from them: check once)."""
+
+
+def _check_images(images) -> _Photos:
+    """The ``images`` argument as (H, W) or (H, W, 3) arrays (uint8/uint16 or floats in [0, 1])."""
+    if isinstance(images, _Photos):
+        return images
     out = []
     for k, img in enumerate(images):
         a = np.asarray(img)
-        if a.ndim == 2:
-            a = np.repeat(a[..., None], 3, axis=-1)
-        if a.ndim != 3 or a.shape[-1] not in (3, 4) or min(a.shape[:2]) < 16:
+        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))) or min(a.shape[:2]) < 16:
             raise LightFieldError(f"images[{k}] must be an (H, W) or (H, W, 3) image of at least 16x16 px, "
                                   f"got shape {a.shape}.")
         if a.dtype.kind not in "uif":
@@ -100,10 +104,10 @@ def _check_images(images) -> list[np.ndarray]:
         if a.dtype.kind == "f" and not (np.nanmin(a) >= -1e-3 and np.nanmax(a) <= 1 + 1e-3):
             raise LightFieldError(f"images[{k}] holds floats outside [0, 1] ({np.nanmin(a):.4g} .. "
                                   f"{np.nanmax(a):.4g}); scale it to [0, 1] first, e.g. img / img.max().")
-        out.append(a[..., :3])
+        out.append(a if a.ndim == 2 else a[..., :3])  # grey stays 2-D until cropped (a third of the memory)
     if not out:
         raise LightFieldError("images must not be empty: give at least one sharp image, or None.")
-    return out
+    return _Photos(out)
 
 
 def _photo_texture(img: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:
@@ -120,6 +124,8 @@ def _photo_texture(img: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:
     crop = np.asarray(img[y0 : y0 + H, x0 : x0 + W])
     if crop.dtype.kind in "ui":
         crop = crop.astype(np.float32) / float(np.iinfo(crop.dtype).max)
+    if crop.ndim == 2:
+        crop = np.repeat(crop[..., None], 3, axis=-1)
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     return np.clip(crop, 0, 1).astype(np.float32)
