@@ -12,9 +12,15 @@ Configurations: ``lite8`` (base 8, 0.74 M parameters), ``lite12`` (base 12, 1.65
 2.9 M), ``full`` (base 32, the paper's 11.7 M).  Defaults: patch 128, batch 4,
 the phase-1 loss (multi-scale L1); ``--loss shift_l1`` times the phase-2 loss.
 
+``--amp off auto`` times every configuration in float32 and with the
+trainer's default mixed precision (bfloat16 on a CPU with AVX512-BF16 or AMX,
+float16 on CUDA), one after the other in this process, and prints the
+speed-up of each precision over the first one.
+
 Examples::
 
     python benchmarks/bench_train.py
+    python benchmarks/bench_train.py --configs lite16 full --amp off auto --steps 6
     python benchmarks/bench_train.py --configs lite16 --steps 10 --data synthetic
     python benchmarks/bench_train.py --device cuda --patch 256 --batch 16
 
@@ -33,7 +39,7 @@ import time
 CONFIGS = {"lite8": 8, "lite12": 12, "lite16": 16, "full": 32}
 
 
-def bench(base: int, args) -> dict:
+def bench(base: int, args, amp="auto") -> dict:
     import torch
 
     from napari_lfdeblur.training.trainer import Trainer
@@ -49,7 +55,7 @@ def bench(base: int, args) -> dict:
         batch=args.batch,
         patch=args.patch,
         device=args.device,
-        amp=not args.no_amp,
+        amp=amp,
         seed=0,
         distributed=False,
     )
@@ -84,6 +90,7 @@ def bench(base: int, args) -> dict:
         "patches_per_s": args.batch / med,
         "device": str(tr.device),
         "threads": torch.get_num_threads(),
+        "amp": tr._amp_now(),
     }
 
 
@@ -98,7 +105,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="none", help="none (random tensors), synthetic, or a pair folder")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--no-amp", action="store_true")
+    ap.add_argument("--amp", nargs="+", default=["auto"], choices=["auto", "off", "bfloat16", "float16"],
+                    help="precision(s) to time: auto (the trainer's default), off (float32), bfloat16, float16")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
 
@@ -110,15 +118,24 @@ def main(argv=None) -> int:
     print(f"patch {args.patch}, batch {args.batch}, loss {args.loss}, data {args.data}, device {args.device}, "
           f"{torch.get_num_threads()} threads; {args.warmup} warm-up + {args.steps} timed steps each", flush=True)
     for name in args.configs:
-        rows[name] = bench(CONFIGS[name], args)
-        r = rows[name]
-        print(f"  {name:7s} base {r['base']:2d} {r['params'] / 1e6:6.2f} M params  {r['seconds_per_step']:7.3f} s/step "
-              f"(min {r['min']:.3f}, max {r['max']:.3f})  {r['patches_per_s']:7.2f} patches/s", flush=True)
-    ref = rows.get("full")
-    if ref is not None and len(rows) > 1:
-        print("speed relative to full (base 32):")
-        for name, r in rows.items():
-            print(f"  {name:7s} x{ref['seconds_per_step'] / r['seconds_per_step']:.2f}")
+        for amp in args.amp:
+            key = name if len(args.amp) == 1 else f"{name}/{amp}"
+            rows[key] = r = bench(CONFIGS[name], args, amp)
+            print(f"  {key:13s} base {r['base']:2d} {r['params'] / 1e6:6.2f} M params  {r['amp']:8s} "
+                  f"{r['seconds_per_step']:7.3f} s/step (min {r['min']:.3f}, max {r['max']:.3f})  "
+                  f"{r['patches_per_s']:7.2f} patches/s", flush=True)
+    full = [k for k in rows if k.split("/")[0] == "full"]
+    if full and len(rows) > len(args.amp):
+        print("speed relative to full (base 32), same precision:")
+        for key, r in rows.items():
+            ref = rows[key.replace(key.split("/")[0], "full", 1)]
+            print(f"  {key:13s} x{ref['seconds_per_step'] / r['seconds_per_step']:.2f}")
+    if len(args.amp) > 1:
+        print(f"speed relative to {args.amp[0]}, same network:")
+        for key, r in rows.items():
+            name = key.split("/")[0]
+            ref = rows[f"{name}/{args.amp[0]}"]
+            print(f"  {key:13s} x{ref['seconds_per_step'] / r['seconds_per_step']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": rows}, f, indent=2)

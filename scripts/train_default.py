@@ -289,6 +289,11 @@ def main(argv=None) -> int:
         final_desc = f"the {len(final_val)} held-out DPDD pairs at full size (1024x1024)"
     print(f"final evaluation on {final_desc} ...", flush=True)
     ev_dpdd = evaluate(model, final_val, device=model.device, should_stop=lambda: token.cancelled)
+    if ev_dpdd["stopped"] or token.cancelled:
+        # a part of the held-out pairs would make a card with wrong figures: write nothing
+        print("stopped during the final evaluation: the model and its card were not written; run the same "
+              "command again to evaluate and write them (the trained phases are kept)", flush=True)
+        return 3
     ev_proc = evaluate(model, val1, device=model.device)
     s2s = [r.summary for r in stages]
     s1, s2 = r1.summary, s2s[-1]
@@ -368,6 +373,12 @@ def _median(v):
     return v[len(v) // 2] if v else math.nan
 
 
+def precision(summary: dict) -> str:
+    """A phase's arithmetic, from its summary's ``amp`` (runs from before it was recorded were float32)."""
+    amp = summary.get("amp", "off")
+    return "float32" if amp in ("off", None) else f"{amp} mixed precision (float32 weights)"
+
+
 def model_card(args, s1, s2s, final, total_seconds, model) -> str:
     d, p = final["dpdd_heldout"], final["procedural_heldout"]
     s2 = s2s[-1]
@@ -398,6 +409,7 @@ Defocus Images", CVPR 2022) re-implemented in this package and trained from scra
 | loss | {s1.get('loss')} (multi-scale: 1, 1/2, 1/4, 1/8 weighted 1, 0.5, 0.25, 0.125) | {row(lambda s: str(s.get('loss')) + LOSS_NOTES.get(str(s.get('loss')), ''))} |
 | steps x batch x patch | {s1.get('steps')} x {s1.get('batch')} x {s1.get('patch')}² | {row(lambda s: f"{s.get('steps')} x {s.get('batch')} x {s.get('patch')}²")} |
 | optimiser | Adam, lr {s1.get('lr')} cosine to 1 %, grad clip {s1.get('grad_clip')} | {row(lambda s: f"Adam, lr {s.get('lr')}{warm(s)} cosine to 1 %, grad clip {s.get('grad_clip')}")} |
+| precision | {precision(s1)} | {row(precision)} |
 | seed | {s1.get('seed')} | {row(lambda s: str(s.get('seed')))} |
 | time | {s1.get('seconds', 0) / 60:.1f} min | {row(lambda s: f"{s.get('seconds', 0) / 60:.1f} min")} |
 {chr(10) + 'Each phase-2 stage fine-tunes the previous stage' + chr(39) + 's last model.' if many else ''}

@@ -11,7 +11,8 @@ import torch
 from napari_lfdeblur.errors import ModelError
 from napari_lfdeblur.nn import checkpoint as ckpt
 from napari_lfdeblur.nn.checkpoint import FORMAT, load_model, save_model
-from napari_lfdeblur.nn.devices import available_devices, resolve_device, resolve_dtype
+from napari_lfdeblur.nn import devices
+from napari_lfdeblur.nn.devices import autocast_dtype, available_devices, resolve_device, resolve_dtype
 from napari_lfdeblur.nn.drbnet import DRBNet
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "drbnet_official_state_dict.txt"
@@ -278,6 +279,32 @@ def test_resolve_dtype():
         resolve_dtype("float64", cpu)
     with pytest.raises(ModelError):
         resolve_dtype("int8", cpu)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_autocast_dtype_for_training(monkeypatch, native):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a cuda device object needs no GPU
+    # auto: bfloat16 only where the CPU computes it natively (emulated it is slower than float32)
+    assert autocast_dtype(True, cpu) == autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert autocast_dtype(True, cuda) == torch.float16 and autocast_dtype("bf16", cuda) == torch.bfloat16
+    assert autocast_dtype(True, torch.device("mps")) is None
+    for off in (False, None, "off", "float32"):
+        assert autocast_dtype(off, cpu) is None and autocast_dtype(off, cuda) is None
+    if native:
+        assert autocast_dtype("bfloat16", cpu) == torch.bfloat16
+    else:
+        with pytest.warns(RuntimeWarning, match="slower than float32"):
+            assert autocast_dtype("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(ModelError, match="needs a CUDA GPU.*bfloat16"):
+        autocast_dtype("float16", cpu)
+    with pytest.raises(ModelError, match="amp must be"):
+        autocast_dtype("int8", cpu)
+
+
+def test_cpu_bf16_probe_matches_torch():
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    assert devices.cpu_has_native_bf16() == any(bool(p()) for p in probes if p is not None)
 
 
 def test_load_half_on_cpu_falls_back(lite):

@@ -78,6 +78,26 @@ def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys)
     assert "exposure matched" in summary["data"]
 
 
+def test_mixed_precision_option(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from napari_lfdeblur import load_model
+    from napari_lfdeblur.nn import devices
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    common = ["--base", "4", "--steps", "1", "--batch", "1", "--patch", "32", "--device", "cpu"]
+    assert main(["train", "synthetic", "-o", str(tmp_path / "bf16"), "--amp", "bfloat16", *common]) == 0
+    assert "on cpu (bfloat16 mixed precision)" in capsys.readouterr().out
+    assert load_model(tmp_path / "bf16" / "last.pt").training_summary["amp"] == "bfloat16"
+    assert main(["train", "synthetic", "-o", str(tmp_path / "fp32"), "--amp", "off", *common]) == 0
+    assert "mixed precision" not in capsys.readouterr().out
+    assert load_model(tmp_path / "fp32" / "last.pt").training_summary["amp"] == "off"
+    # float16 needs CUDA: a clear error, exit status 2
+    assert main(["train", "synthetic", "-o", str(tmp_path / "fp16"), "--amp", "float16", *common]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
 def test_train_on_procedural_light_fields_textured_with_your_photos(tmp_path, capsys):
     import numpy as np
     import torch

@@ -44,10 +44,18 @@ def test_short_run_curves_and_model_registration(train_widget, qtbot):
     w.paper_arch.value = True
     assert w.arguments()["model"] == {"base": 4, "input_detail": False}
     w.paper_arch.value = False
+    w.amp.value = False
+    assert w.arguments()["amp"] is False
+    w.amp.value = True  # the default: mixed precision where the device computes it fast
+    assert w.arguments()["amp"] is True
     w.start()
     qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)
     assert w.result is not None, w.status.value
     assert w.result.steps == 6
+    from napari_lfdeblur.nn.devices import autocast_dtype
+
+    expected = autocast_dtype(True, "cpu")
+    assert w.result.summary["amp"] == (str(expected).removeprefix("torch.") if expected else "off")
     assert len(w.curves.losses) == 6 and all(loss > 0 for loss in w.curves.losses)
     assert w.curves.psnrs, "validation ran and was plotted"
     assert w.progress.value == 6

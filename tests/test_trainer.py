@@ -118,6 +118,37 @@ def test_resume_continues_exactly(pairs, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
+def test_cpu_bfloat16_mixed_precision(pairs, tmp_path, monkeypatch):
+    from napari_lfdeblur.nn import devices
+    from napari_lfdeblur.nn.checkpoint import load_model
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)  # so no "emulated" warning
+    full = train(pairs, steps=3, amp=False, out=tmp_path / "fp32", **TINY)
+    mixed = train(pairs, steps=3, amp="bfloat16", out=tmp_path / "bf16", **TINY)
+    auto = train(pairs, steps=3, out=tmp_path / "auto", **TINY)  # amp=True: bfloat16 on such a CPU
+    # the same batches and start: the losses agree to bfloat16's ~3 significant digits, but differ,
+    # which shows the convolutions really ran in bfloat16
+    np.testing.assert_allclose(mixed.losses, full.losses, rtol=0.03)
+    assert not np.array_equal(mixed.losses, full.losses)
+    np.testing.assert_array_equal(auto.losses, mixed.losses)
+    assert mixed.summary["amp"] == "bfloat16" and full.summary["amp"] == "off"
+    m = load_model(mixed.last, device="cpu")  # the weights stay float32
+    assert all(t.dtype == torch.float32 for t in m.state_dict().values())
+    with pytest.raises(TrainingError, match="needs a CUDA GPU"):
+        train(pairs, steps=1, amp="float16", **TINY)
+
+    # the summary tells how the steps were computed, also across resumed sessions
+    again = train(pairs, steps=3, amp="bfloat16", out=tmp_path / "fp32", resume=True, **TINY)
+    assert again.summary["amp"] == "off"  # a finished float32 run: no step ran in bfloat16
+    token = CancelToken()
+    half = train(pairs, steps=4, amp=False, out=tmp_path / "switch", cancel=token,
+                 callback=lambda e: isinstance(e, Step) and e.step == 2 and token.cancel(), **TINY)
+    assert half.steps == 2
+    with pytest.warns(RuntimeWarning, match="resuming with amp bfloat16 but the run used off"):
+        rest = train(pairs, steps=4, amp="bfloat16", out=tmp_path / "switch", resume=True, **TINY)
+    assert rest.steps == 4 and rest.summary["amp"] == "off to step 2, then bfloat16"
+
+
 def test_cancel_before_the_first_step_and_resume_errors(pairs, tmp_path):
     token = CancelToken()
     token.cancel()

@@ -380,7 +380,8 @@ def cmd_train(args) -> int:
         if event.kind == "started":
             bar.reset(total=event.total)
             bar.update(event.step)
-            bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.device}, "
+            mixed = f" ({event.amp} mixed precision)" if event.amp != "off" else ""
+            bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.device}{mixed}, "
                       f"{event.phase} phase, data: {event.data}")
         elif event.kind == "step":
             bar.update(event.step - bar.n)
@@ -396,7 +397,8 @@ def cmd_train(args) -> int:
 
     options = dict(
         val=val, loss=args.loss, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
-        schedule=args.schedule, device=args.device, seed=args.seed, val_every=args.val_every, out=args.out,
+        schedule=args.schedule, device=args.device, amp=args.amp, seed=args.seed, val_every=args.val_every,
+        out=args.out,
         resume=True if args.resume else None, callback=on_event,
     )
     if args.threads:
@@ -536,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "their images that training never reads), or a pair folder")
         p.add_argument("--val-every", type=int, default=None)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+        p.add_argument("--amp", choices=["auto", "off", "bfloat16", "float16"], default="auto",
+                       help="mixed precision: auto = float16 on CUDA, bfloat16 on CPUs that compute it natively "
+                            "(AVX512-BF16/AMX: about twice as fast), float32 elsewhere; off = float32")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--resume", action="store_true", help="continue the run in --out if there is one")

@@ -37,9 +37,12 @@ Learning rate: Adam (betas 0.9, 0.999) with ``schedule="cosine"`` (from
 the run) or ``"constant"``.  The learning rate is a function of the step
 alone, so resuming needs no scheduler state.
 
-Mixed precision (``amp=True``) is used on CUDA only: ``torch.autocast`` in
-float16 with a ``GradScaler`` (``amp="bfloat16"``: bfloat16, no scaler); on
-the CPU and MPS training runs in float32.  Gradients are clipped to
+Mixed precision (``amp=True``, see :func:`~..nn.devices.autocast_dtype`):
+``torch.autocast`` in float16 with a ``GradScaler`` on CUDA; bfloat16 (no
+scaler) on a CPU with native bfloat16 (AVX512-BF16 or AMX), where a step
+takes about half the time of float32; float32 elsewhere (MPS, older CPUs).
+``amp="bfloat16"`` asks for bfloat16 on CUDA or any CPU, ``amp=False`` for
+float32.  Validation always runs in float32.  Gradients are clipped to
 ``grad_clip`` (global norm; None to turn off).
 """
 
@@ -415,7 +418,7 @@ class Trainer:
         return state
 
     def _setup(self):
-        from ..nn.devices import resolve_device
+        from ..nn.devices import autocast_dtype, resolve_device
 
         if self.threads:
             torch.set_num_threads(int(self.threads))
@@ -450,10 +453,10 @@ class Trainer:
 
         params = [p for p in self.net.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), weight_decay=self.weight_decay)
-        amp = self.amp
-        self.amp_dtype = None
-        if amp and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if str(amp).lower() in ("bf16", "bfloat16") else torch.float16
+        try:
+            self.amp_dtype = autocast_dtype(self.amp, self.device)
+        except ModelError as e:
+            raise TrainingError(str(e)) from None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
         n = len(self.data)
@@ -469,6 +472,7 @@ class Trainer:
         self.best = {"psnr": -math.inf, "step": 0}
         self.input_scores: dict | None = None
         self.elapsed_before = 0.0
+        self._amp_before = (self._amp_now(), 0)  # (arithmetic of the steps done before this session, their count)
         if self.resume_state is not None:
             st = self.resume_state
             self.opt.load_state_dict(st["optimizer"])
@@ -483,6 +487,7 @@ class Trainer:
             self.elapsed_before = float(st.get("elapsed", 0.0))
             _set_rng_state(st.get("rng", {}))
             old = st.get("settings", {})
+            self._amp_before = (str(old.get("amp", "off")), self.step)
             for k in ("batch", "patch", "seed"):
                 if k in old and old[k] != getattr(self, k):
                     warnings.warn(f"resuming with {k}={getattr(self, k)} but the run used {k}={old[k]}: the "
@@ -490,6 +495,9 @@ class Trainer:
             if int(old.get("total", self.steps)) != self.steps:
                 warnings.warn(f"resuming with steps={self.steps} but the run was planned for {old.get('total')}: "
                               "the learning-rate schedule changes from here", RuntimeWarning, stacklevel=4)
+            if self.step < self.steps and not old.get("amp", "off").endswith(self._amp_now()):
+                warnings.warn(f"resuming with amp {self._amp_now()} but the run used {old.get('amp', 'off')}: the "
+                              "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=4)
 
         self.model = self.net
         if self.ctx.enabled:
@@ -508,8 +516,18 @@ class Trainer:
         return {"phase": self.phase, "loss": str(self.loss_fn), "total": self.steps, "batch": self.batch,
                 "patch": self.patch, "lr": self.lr, "schedule": self.schedule, "warmup": self.warmup,
                 "min_lr": self.min_lr, "seed": self.seed, "grad_clip": self.grad_clip,
-                "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
-                "world_size": self.ctx.world}
+                "amp": self._amp_record(), "world_size": self.ctx.world}
+
+    def _amp_now(self) -> str:
+        return str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
+
+    def _amp_record(self) -> str:
+        """The arithmetic of all the run's steps: a run resumed with another ``amp`` says where it changed."""
+        before, upto = self._amp_before
+        now = self._amp_now()
+        if upto == 0 or before == now:
+            return now
+        return before if self.step == upto else f"{before} to step {upto}, then {now}"
 
     def _describe(self, ds) -> str:
         if ds is None:
@@ -680,7 +698,7 @@ class Trainer:
         blur = blur.to(self.device, non_blocking=True)
         sharp = sharp.to(self.device, non_blocking=True)
         self.opt.zero_grad(set_to_none=True)
-        ctx = (torch.autocast(device_type="cuda", dtype=self.amp_dtype) if self.amp_dtype is not None
+        ctx = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
                else contextlib.nullcontext())
         with ctx:
             out, inter = self.model(blur * 2 - 1, return_intermediate=True)
@@ -731,7 +749,7 @@ class Trainer:
                                n_val=len(self.val) if self.val is not None else 0,
                                data=self.description or self._describe(self.data),
                                out=str(self.out) if self.out else None, resumed_from=self.resumed_from,
-                               world_size=self.ctx.world))
+                               world_size=self.ctx.world, amp=self._amp_now()))
             if self.out is not None and self.ctx.main:
                 self.out.mkdir(parents=True, exist_ok=True)
             avg = None
@@ -846,7 +864,9 @@ def train(data, *, val=None, model=None, phase: str = "pixel", loss=None, steps:
         phase, 5e-5 for the feature phase), ``"cosine"``, ``"step"`` or
         ``"constant"``.
     device, amp, grad_clip, seed
-        ``"auto"``/``"cpu"``/``"cuda:1"``...; mixed precision on CUDA;
+        ``"auto"``/``"cpu"``/``"cuda:1"``...; mixed precision (``True``:
+        float16 on CUDA, bfloat16 on CPUs that compute it natively;
+        ``"bfloat16"``; ``False``: float32);
         gradient-norm clipping (None: off); seed of everything random.
     out, resume
         Folder for checkpoints and logs (None: write nothing); ``resume=True``
