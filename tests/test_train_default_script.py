@@ -77,3 +77,21 @@ def test_photo_share_draws_from_light_fields_textured_with_the_given_shots(scrip
     blurred, sharp = data[len(data) - 1]
     assert blurred.shape == sharp.shape == (3, 64, 64)
     assert np.allclose(sharp.numpy(), 77 / 255, atol=1e-3) and np.allclose(blurred.numpy(), 77 / 255, atol=1e-3)
+
+
+def test_stopped_during_the_final_evaluation_writes_no_model(script, dpdd_pairs, lytro_plants, tmp_path, monkeypatch):
+    # a signal during the last evaluation used to ship a card scored on part of the held-out pairs
+    import napari_lfdeblur.training as training
+
+    real_evaluate = training.evaluate
+
+    def evaluate_then_stop(model, data, **kw):  # what a stop after the first held-out pair returns
+        return {**real_evaluate(model, data.subset([0]), **kw), "stopped": True}
+
+    monkeypatch.setattr(training, "evaluate", evaluate_then_stop)  # the script's own final evaluation
+    out = tmp_path / "weights" / "default.pt"
+    code = script.main(["--quick", "--work", str(tmp_path / "run"), "--weights-out", str(out), "--threads", "1",
+                        "--data", str(dpdd_pairs.parents[1])])
+    assert code == 3
+    assert not out.exists() and not (out.parent / "MODEL_CARD.md").exists()
+    assert (tmp_path / "run" / "phase1" / "last.pt").is_file()  # the trained phases are kept for the rerun
