@@ -163,6 +163,7 @@ def test_procedural_scenes_textured_with_an_image_layer(train_widget, qtbot):
     import numpy as np
 
     from napari_lfdeblur._napari._layers import layer_images
+    from napari_lfdeblur._napari._widget_train import Prepared
 
     viewer, w = train_widget
     rng = np.random.default_rng(0)
@@ -173,6 +174,15 @@ def test_procedural_scenes_textured_with_an_image_layer(train_widget, qtbot):
     assert w.texture_layer.value is None  # bundled textures unless a layer is picked
     assert w.arguments()["data"] == "synthetic"
     w.texture_layer.value = layer
+    data = w.arguments()["data"]
+    # converted in the worker when the run starts, from a snapshot taken now (not in the GUI thread)
+    assert isinstance(data, Prepared) and "my cells" in data.what
+    layer.contrast_limits = (0, 1)  # a change after Start does not reach the run
+    snapshot = data.make.args[0]
+    np.testing.assert_allclose(layer_images(snapshot)[1], (stack[1] - 100) / 3900, atol=1e-6)
+    scenes = data.make()
+    assert "textured with 3 of your images" in scenes.describe()
+    layer.contrast_limits = (100, 4000)
     planes = layer_images(layer)
     assert len(planes) == 3 and planes[0].shape == (80, 90)
     np.testing.assert_allclose(planes[1], (stack[1] - 100) / 3900, atol=1e-6)

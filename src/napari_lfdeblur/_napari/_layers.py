@@ -66,6 +66,16 @@ def lightfield_layers(lf: LightField, name: str | None = None) -> list[tuple]:
     return layers
 
 
+def layer_snapshot(layer):
+    """What :func:`layer_images` reads from an image layer, taken in the GUI thread so that a worker
+    can convert the images without touching the layer (whose contrast limits may change meanwhile)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=layer.name, data=layer.data, multiscale=bool(getattr(layer, "multiscale", False)),
+                           rgb=bool(getattr(layer, "rgb", False)),
+                           contrast_limits=tuple(float(v) for v in layer.contrast_limits))
+
+
 def layer_images(layer, limit: int = 64) -> list:
     """The sharp images an image layer holds, as float32 in [0, 1] with the layer's contrast limits (what
     the user sees): one RGB(A) or grey image, or the planes of a stack (at most ``limit``, evenly spread).

@@ -11,6 +11,7 @@ models appear in the Deblur widget's model list.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,33 @@ NEW = "new network"
 
 def _start_choices(_widget=None) -> list[str]:
     return [NEW, *model_choices()]
+
+
+class Prepared:
+    """Training data made in the worker thread when the run starts: converting a big image stack or
+    computing a lazy light field in the GUI thread would freeze the viewer at Start."""
+
+    def __init__(self, make, what: str):
+        self.make, self.what = make, what
+
+    def __repr__(self) -> str:
+        return f"Prepared({self.what})"
+
+
+def _textured_scenes(snapshot, patch: int):
+    from ..training import open_pairs
+    from ._layers import layer_images
+
+    return open_pairs("synthetic", patch=patch, images=layer_images(snapshot))
+
+
+def _run_training(data, **kwargs):
+    """The worker's job: prepare the data if it is :class:`Prepared`, then train."""
+    from ..training import train
+
+    if isinstance(data, Prepared):
+        data = data.make()
+    return train(data, **kwargs)
 
 
 def _fmt_seconds(s: float) -> str:
@@ -174,16 +202,16 @@ class TrainWidget(Container):
             layer = self.texture_layer.value
             if layer is None:
                 return "synthetic", val
-            from ..training import open_pairs
-            from ._layers import layer_images
+            from ._layers import layer_snapshot
 
-            return open_pairs("synthetic", patch=int(self.patch.value), images=layer_images(layer)), val
+            snap = layer_snapshot(layer)  # what the worker reads: no layer access off the GUI thread
+            return Prepared(partial(_textured_scenes, snap, int(self.patch.value)), f"textures of {layer.name}"), val
         if src == "light-field layer":
             layer = self.lf_layer.value
             lf = layer.metadata.get("lightfield") if layer is not None else None
             if not isinstance(lf, LightField):
                 raise LFDeblurError("Pick a light-field layer (loaded with the Light field widget or its reader).")
-            return lf.compute(), val
+            return Prepared(lf.compute, f"light field of {layer.name}"), val
         folder = str(self.folder.value)
         if folder in ("", "."):
             raise LFDeblurError("Choose a pair folder (blur/ + sharp/, a write_pairs folder, or LFDOF).")
@@ -222,7 +250,7 @@ class TrainWidget(Container):
 
     # -- run ----------------------------------------------------------------------
     def start(self, *_):
-        from ..training import CancelToken, train
+        from ..training import CancelToken
 
         try:
             kwargs = self.arguments()
@@ -237,7 +265,7 @@ class TrainWidget(Container):
         self.stop_button.enabled = True
         self.status.value = "starting ..."
         return start_worker(
-            train, **kwargs, cancel=self._token, callback=self._post_event,
+            _run_training, **kwargs, cancel=self._token, callback=self._post_event,
             returned=self._on_result, errored=self._notify_error, finished=self._on_finished,
         )
 
