@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
         p.add_argument("--amp", choices=["auto", "off", "bfloat16", "float16"], default="auto",
                        help="mixed precision: auto = float16 on CUDA, bfloat16 on CPUs that compute it natively "
-                            "(AVX512-BF16/AMX: 1.3-1.7x faster steps), float32 elsewhere; off = float32")
+                            "(AVX512-BF16/AMX: 1.2-1.7x faster steps), float32 elsewhere; off = float32")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--resume", action="store_true", help="continue the run in --out if there is one")

@@ -136,7 +136,7 @@ class TrainWidget(Container):
         self.device = ComboBox(label="device", choices=device_choices, value="auto")
         self.amp = CheckBox(label="mixed precision", value=True,
                             tooltip="float16 on CUDA; bfloat16 on CPUs that compute it natively (AVX512-BF16 or "
-                                    "AMX, 1.3-1.7x faster steps); float32 elsewhere.  Untick for float32.")
+                                    "AMX, 1.2-1.7x faster steps); float32 elsewhere.  Untick for float32.")
         self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=500)
         self.batch = SpinBox(label="batch", min=1, max=256, value=4)
         self.patch = SpinBox(label="patch", min=32, max=1024, step=8, value=128)

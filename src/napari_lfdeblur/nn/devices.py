@@ -14,7 +14,7 @@
   should not fail on a machine without a GPU).
 - :func:`autocast_dtype`: the mixed-precision type a *training* run uses for
   its ``amp`` setting: float16 on CUDA, bfloat16 on a CPU that computes it
-  natively (AVX512-BF16 or AMX: training steps 1.3-1.7x faster there), else none.
+  natively (AVX512-BF16 or AMX: training steps 1.2-1.7x faster there), else none.
 """
 
 from __future__ import annotations

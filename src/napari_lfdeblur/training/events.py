@@ -67,7 +67,7 @@ class Started(TrainingEvent):
     out: str | None = None
     resumed_from: str | None = None
     world_size: int = 1
-    #: arithmetic of the forward pass: "off" (float32), "bfloat16" or "float16" mixed precision
+    #: the forward pass's arithmetic, "off" (float32), "bfloat16" or "float16" mixed precision
     amp: str = "off"
 
 

@@ -40,7 +40,7 @@ alone, so resuming needs no scheduler state.
 Mixed precision (``amp=True``, see :func:`~..nn.devices.autocast_dtype`):
 ``torch.autocast`` in float16 with a ``GradScaler`` on CUDA; bfloat16 (no
 scaler) on a CPU with native bfloat16 (AVX512-BF16 or AMX), where a step
-is 1.3x (width 8) to 1.7x (width 32) faster than float32; float32
+is 1.2x (width 8) to 1.7x (width 32) faster than float32; float32
 elsewhere (MPS, older CPUs).
 ``amp="bfloat16"`` asks for bfloat16 on CUDA or any CPU, ``amp=False`` for
 float32.  Validation always runs in float32.  Gradients are clipped to
