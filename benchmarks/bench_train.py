@@ -117,28 +117,28 @@ def main(argv=None) -> int:
     rows = {}
     print(f"patch {args.patch}, batch {args.batch}, loss {args.loss}, data {args.data}, device {args.device}, "
           f"{torch.get_num_threads()} threads; {args.warmup} warm-up + {args.steps} timed steps each", flush=True)
+    def label(name, amp):
+        return name if len(args.amp) == 1 else f"{name}/{amp}"
+
+    def ratios(title, ref_of):
+        print(title)
+        for (name, amp), r in rows.items():
+            ref = rows[ref_of(name, amp)]
+            print(f"  {label(name, amp):13s} x{ref['seconds_per_step'] / r['seconds_per_step']:.2f}")
+
     for name in args.configs:
         for amp in args.amp:
-            key = name if len(args.amp) == 1 else f"{name}/{amp}"
-            rows[key] = r = bench(CONFIGS[name], args, amp)
-            print(f"  {key:13s} base {r['base']:2d} {r['params'] / 1e6:6.2f} M params  {r['amp']:8s} "
+            rows[name, amp] = r = bench(CONFIGS[name], args, amp)
+            print(f"  {label(name, amp):13s} base {r['base']:2d} {r['params'] / 1e6:6.2f} M params  {r['amp']:8s} "
                   f"{r['seconds_per_step']:7.3f} s/step (min {r['min']:.3f}, max {r['max']:.3f})  "
                   f"{r['patches_per_s']:7.2f} patches/s", flush=True)
-    full = [k for k in rows if k.split("/")[0] == "full"]
-    if full and len(rows) > len(args.amp):
-        print("speed relative to full (base 32), same precision:")
-        for key, r in rows.items():
-            ref = rows[key.replace(key.split("/")[0], "full", 1)]
-            print(f"  {key:13s} x{ref['seconds_per_step'] / r['seconds_per_step']:.2f}")
+    if "full" in args.configs and len(args.configs) > 1:
+        ratios("speed relative to full (base 32), same precision:", lambda name, amp: ("full", amp))
     if len(args.amp) > 1:
-        print(f"speed relative to {args.amp[0]}, same network:")
-        for key, r in rows.items():
-            name = key.split("/")[0]
-            ref = rows[f"{name}/{args.amp[0]}"]
-            print(f"  {key:13s} x{ref['seconds_per_step'] / r['seconds_per_step']:.2f}")
+        ratios(f"speed relative to {args.amp[0]}, same network:", lambda name, amp: (name, args.amp[0]))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": rows}, f, indent=2)
+            json.dump({"args": vars(args), "results": {label(*k): r for k, r in rows.items()}}, f, indent=2)
     return 0
 
 

@@ -380,8 +380,7 @@ def cmd_train(args) -> int:
         if event.kind == "started":
             bar.reset(total=event.total)
             bar.update(event.step)
-            mixed = f" ({event.amp} mixed precision)" if event.amp != "off" else ""
-            bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.device}{mixed}, "
+            bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}, "
                       f"{event.phase} phase, data: {event.data}")
         elif event.kind == "step":
             bar.update(event.step - bar.n)

@@ -281,8 +281,7 @@ class TrainWidget(Container):
             self.progress.value = event.step
             if self.curves is not None and event.step > 0 and event.out:
                 self.curves.load_log(Path(event.out) / "log.csv", upto=event.step)
-            mixed = f" ({event.amp} mixed precision)" if event.amp != "off" else ""
-            self.status.value = (f"training {event.model.get('base', '?')}-wide DRBNet on {event.device}{mixed}: "
+            self.status.value = (f"training {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}: "
                                  f"{event.data}")
         elif kind == "step":
             self.progress.value = event.step

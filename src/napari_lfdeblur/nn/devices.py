@@ -48,6 +48,11 @@ _DTYPES = {
 }
 
 
+def _dtype_key(name) -> str:
+    """``"torch.BFloat16 "`` → ``"bfloat16"``: how a dtype name (or a torch.dtype) is looked up in ``_DTYPES``."""
+    return str(name).strip().lower().removeprefix("torch.")
+
+
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
@@ -176,7 +181,7 @@ def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
     if dtype is None:
         return torch.float32
     if isinstance(dtype, str):
-        key = dtype.strip().lower().removeprefix("torch.")
+        key = _dtype_key(dtype)
         if key in ("auto", "default"):
             return torch.float32
         if key not in _DTYPES:
@@ -227,7 +232,7 @@ def autocast_dtype(amp, device) -> torch.dtype | None:
     kind = torch.device(device).type
     if amp is None or amp is False:
         return None
-    key = "auto" if amp is True else str(amp).strip().lower().removeprefix("torch.")
+    key = "auto" if amp is True else _dtype_key(amp)
     if key in _AMP_OFF:
         return None
     if key == "auto":
@@ -237,8 +242,10 @@ def autocast_dtype(amp, device) -> torch.dtype | None:
     dt = _DTYPES.get(key)
     if dt not in (torch.float16, torch.bfloat16):
         raise ModelError(f"amp must be True/'auto', False/'off', 'float16' or 'bfloat16', got {amp!r}")
-    if kind == "cuda" or (kind == "cpu" and dt == torch.bfloat16):
-        if kind == "cpu" and not cpu_has_native_bf16():
+    if kind == "cuda":
+        return dt
+    if kind == "cpu" and dt == torch.bfloat16:
+        if not cpu_has_native_bf16():
             warnings.warn("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bfloat16 mixed precision "
                           "will be slower than float32 here (amp=False turns it off)", RuntimeWarning, stacklevel=3)
         return dt

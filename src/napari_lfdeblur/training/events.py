@@ -70,6 +70,11 @@ class Started(TrainingEvent):
     #: the forward pass's arithmetic, "off" (float32), "bfloat16" or "float16" mixed precision
     amp: str = "off"
 
+    @property
+    def runs_on(self) -> str:
+        """The device and, when on, the mixed precision: ``"cpu (bfloat16 mixed precision)"``."""
+        return self.device if self.amp == "off" else f"{self.device} ({self.amp} mixed precision)"
+
 
 @dataclass
 class Step(TrainingEvent):
