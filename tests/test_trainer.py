@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -144,7 +145,13 @@ def test_cpu_bfloat16_mixed_precision(pairs, tmp_path, monkeypatch):
     half = train(pairs, steps=4, amp=False, out=tmp_path / "switch", cancel=token,
                  callback=lambda e: isinstance(e, Step) and e.step == 2 and token.cancel(), **TINY)
     assert half.steps == 2
+    token = CancelToken()
     with pytest.warns(RuntimeWarning, match="resuming with amp bfloat16 but the run used off"):
+        more = train(pairs, steps=4, amp="bfloat16", out=tmp_path / "switch", resume=True, cancel=token,
+                     callback=lambda e: isinstance(e, Step) and e.step == 3 and token.cancel(), **TINY)
+    assert more.steps == 3 and more.summary["amp"] == "off to step 2, then bfloat16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same precision as the last session's: no warning
         rest = train(pairs, steps=4, amp="bfloat16", out=tmp_path / "switch", resume=True, **TINY)
     assert rest.steps == 4 and rest.summary["amp"] == "off to step 2, then bfloat16"
 

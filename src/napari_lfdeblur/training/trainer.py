@@ -291,6 +291,11 @@ def _build_model(model, dist_ctx) -> tuple[nn.Module, dict]:
 
 
 # --------------------------------------------------------------------------- trainer
+def _last_amp(record: str) -> str:
+    """The arithmetic a run's last steps used, from its ``amp`` record (see ``Trainer._amp_record``)."""
+    return str(record).rsplit(", then ", 1)[-1]
+
+
 class Trainer:
     """One training run; :func:`train` is ``Trainer(...).run()``.  The
     arguments are those of :func:`train`."""
@@ -496,7 +501,7 @@ class Trainer:
             if int(old.get("total", self.steps)) != self.steps:
                 warnings.warn(f"resuming with steps={self.steps} but the run was planned for {old.get('total')}: "
                               "the learning-rate schedule changes from here", RuntimeWarning, stacklevel=4)
-            if self.step < self.steps and not old.get("amp", "off").endswith(self._amp_now()):
+            if self.step < self.steps and _last_amp(old.get("amp", "off")) != self._amp_now():
                 warnings.warn(f"resuming with amp {self._amp_now()} but the run used {old.get('amp', 'off')}: the "
                               "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=4)
 
@@ -526,9 +531,11 @@ class Trainer:
         """The arithmetic of all the run's steps: a run resumed with another ``amp`` says where it changed."""
         before, upto = self._amp_before
         now = self._amp_now()
-        if upto == 0 or before == now:
+        if upto == 0:
             return now
-        return before if self.step == upto else f"{before} to step {upto}, then {now}"
+        if self.step == upto or _last_amp(before) == now:  # no step this session, or no change: as it was
+            return before
+        return f"{before} to step {upto}, then {now}"
 
     def _describe(self, ds) -> str:
         if ds is None:
