@@ -72,7 +72,7 @@ class Started(TrainingEvent):
 
     @property
     def runs_on(self) -> str:
-        """The device and, when on, the mixed precision: ``"cpu (bfloat16 mixed precision)"``."""
+        """The device, with the mixed precision when it is on, e.g. ``"cpu (bfloat16 mixed precision)"``."""
         return self.device if self.amp == "off" else f"{self.device} ({self.amp} mixed precision)"
 
 
