@@ -200,7 +200,7 @@ def main(argv=None) -> int:
         split,
         train,
     )
-    from napari_lfdeblur.training.datasets import read_image
+    from napari_lfdeblur.training.datasets import image_files, read_image
 
     torch.set_num_threads(args.threads)
     data = shared_data(args.data)
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         description = f"DPDD Canon pairs {DPDD} ({len(train2)} pairs; {len(held)} held out by name" + (
             "; sharp shots mapped onto the blurry shots' exposure for training)" if args.match_exposure else ")")
         if st["mix"] > 0 or st["photo"] > 0:
-            photos = [read_image(f) for f in sorted((dpdd_dir / "sharp").iterdir())
+            photos = [read_image(f) for f in image_files(dpdd_dir / "sharp")
                       if f.stem not in held_set] if st["photo"] > 0 else None
             train2, description = mix_lightfields(train2, description, st, plants_lf, photos)
         r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],

@@ -111,18 +111,22 @@ def test_train_on_procedural_light_fields_textured_with_your_photos(tmp_path, ca
     rng = np.random.default_rng(0)
     for k in range(2):
         Image.fromarray(rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)).save(photos / f"cell{k}.png")
+    Image.fromarray(rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)).save(photos / "cell2.BMP")
+    # what a folder copied from a Mac or annotated by hand also holds: none of it is a photo
     (photos / "notes.txt").write_text("not an image")
+    (photos / "._cell0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    (photos / "crops.png").mkdir()
     run = tmp_path / "run"
     assert main(["train", "synthetic", "--photos", str(photos), "-o", str(run), "--base", "4", "--steps", "2",
                  "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
-    assert "textured with 2 of your images" in capsys.readouterr().out
-    assert "textured with 2 of your images" in load_model(run / "last.pt", device="cpu").training_summary["data"]
+    assert "textured with 3 of your images" in capsys.readouterr().out
+    assert "textured with 3 of your images" in load_model(run / "last.pt", device="cpu").training_summary["data"]
     # --photos without procedural data, or a folder without images: a clear error, exit code 2
     assert main(["train", str(photos), "--photos", str(photos), "-o", str(tmp_path / "r2"), "--steps", "1"]) == 2
     assert "add 'synthetic'" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["train", "synthetic", "--photos", str(tmp_path / "empty"), "-o", str(tmp_path / "r3")]) == 2
-    assert "no PNG, JPEG or TIFF images" in capsys.readouterr().err
+    assert "no PNG, JPEG, TIFF, BMP or WebP images" in capsys.readouterr().err
 
 
 def test_ctrl_c_keeps_the_last_step_and_resume_continues(tmp_path, capsys, monkeypatch):

@@ -192,10 +192,21 @@ def test_images_give_multi_layer_scenes_with_the_photos_own_pixels():
     assert 0.05 < grey.mean() < 0.95 and (grey | noise).all()
 
 
+@pytest.mark.parametrize("photo, colour", [
+    (np.dstack([np.full((64, 64), 0.3), np.ones((64, 64))]), (0.3, 0.3, 0.3)),  # grey + alpha (an "LA" PNG)
+    (np.full((64, 64, 1), 0.6), (0.6, 0.6, 0.6)),  # one channel axis, as some TIFF readers give
+    (np.dstack([np.full((64, 64), 0.2), np.full((64, 64), 0.4), np.full((64, 64), 0.8), np.zeros((64, 64))]),
+     (0.2, 0.4, 0.8)),  # RGBA, alpha 0: the colour is kept, not the transparency
+])
+def test_images_with_alpha_or_a_channel_axis_texture_with_their_colour(photo, colour):
+    lf = lfd.synthetic_lightfield(0, views=3, size=32, n_layers=2, images=[photo])
+    np.testing.assert_allclose(lf.center_view(), np.broadcast_to(colour, (32, 32, 3)), atol=1e-6)
+
+
 @pytest.mark.parametrize("images, match", [
     ([], "at least one sharp image"),
     ([np.zeros((8, 8, 3))], "at least 16x16"),
-    ([np.zeros((32, 32, 2))], r"\(H, W, 3\)"),
+    ([np.zeros((32, 32, 5))], "greyscale or RGB"),
     ([np.zeros((32, 32, 3), dtype=object)], "numbers"),
     ([np.full((32, 32), 4000.0)], r"outside \[0, 1\].*img / img.max\(\)"),
 ])

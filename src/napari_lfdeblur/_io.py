@@ -1,4 +1,4 @@
-"""Small file helpers shared by every writer: atomic writes and image saving."""
+"""Small image and file helpers shared across the package: atomic writes, image saving, channel layout."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def grey_or_rgb(a: np.ndarray) -> np.ndarray | None:
+    """An (H, W[, C]) image as (H, W) grey or (H, W, 3) RGB, without copying; None for any other shape.
+
+    Alpha is dropped: (H, W, 1) and grey+alpha (H, W, 2) give (H, W), RGBA gives RGB.  Grey stays 2-D so
+    that callers which expand it to three channels do so only for the crop they use.
+    """
+    if a.ndim == 2:
+        return a
+    if a.ndim == 3 and a.shape[-1] in (1, 2):
+        return a[..., 0]
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        return a[..., :3]
+    return None
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

@@ -337,16 +337,15 @@ def cmd_eval(args) -> int:
 
 
 def read_photos(folder) -> list:
-    """The images (PNG, JPEG, TIFF) of a folder, for ``--photos``; a clear error when there are none."""
-    from .inference.io import IMAGE_SUFFIXES
-    from .training.datasets import read_image
+    """The images of a folder (PNG, JPEG, TIFF, BMP, WebP), for ``--photos``; a clear error when there are none."""
+    from .training.datasets import image_files, read_image
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise LFDeblurError(f"--photos: {folder} is not a folder; give a folder of sharp images")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+    files = image_files(folder)
     if not files:
-        raise LFDeblurError(f"--photos: no PNG, JPEG or TIFF images in {folder}")
+        raise LFDeblurError(f"--photos: no PNG, JPEG, TIFF, BMP or WebP images in {folder}")
     return [read_image(f) for f in files]
 
 

@@ -170,15 +170,14 @@ def _hwc(t) -> np.ndarray:
 
 def _find_outputs(folder, names: list[str]) -> dict[str, Path]:
     """Output file per pair name: ``NAME.ext``, or ``NAME_deblurred.ext`` as ``lfdeblur deblur`` writes."""
-    from .training.datasets import IMAGE_EXTENSIONS
+    from .training.datasets import image_files
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DeblurInputError(f"outputs folder not found: {folder}")
     files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
-            files.setdefault(p.stem, p)
+    for p in image_files(folder):
+        files.setdefault(p.stem, p)
     found = {n: files.get(n) or files.get(f"{n}_deblurred") for n in names}
     missing = [n for n, p in found.items() if p is None]
     if missing:

@@ -34,6 +34,7 @@ from functools import cache
 
 import numpy as np
 
+from .._io import grey_or_rgb
 from ..errors import LightFieldError
 from .core import LightField
 
@@ -90,21 +91,23 @@ class _Photos(tuple):
 
 
 def _check_images(images) -> _Photos:
-    """The ``images`` argument as (H, W) or (H, W, 3) arrays (uint8/uint16 or floats in [0, 1])."""
+    """The ``images`` argument as (H, W) or (H, W, 3) arrays (uint8/uint16 or floats in [0, 1]); alpha and
+    single-channel axes are dropped (grey stays 2-D until cropped: a third of the memory)."""
     if isinstance(images, _Photos):
         return images
     out = []
     for k, img in enumerate(images):
         a = np.asarray(img)
-        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))) or min(a.shape[:2]) < 16:
-            raise LightFieldError(f"images[{k}] must be an (H, W) or (H, W, 3) image of at least 16x16 px, "
+        g = grey_or_rgb(a)
+        if g is None or min(a.shape[:2]) < 16:
+            raise LightFieldError(f"images[{k}] must be a greyscale or RGB(A) image (H, W[, C]) of at least 16x16 px, "
                                   f"got shape {a.shape}.")
         if a.dtype.kind not in "uif":
             raise LightFieldError(f"images[{k}] must hold numbers, got dtype {a.dtype}.")
         if a.dtype.kind == "f" and not (np.nanmin(a) >= -1e-3 and np.nanmax(a) <= 1 + 1e-3):
             raise LightFieldError(f"images[{k}] holds floats outside [0, 1] ({np.nanmin(a):.4g} .. "
                                   f"{np.nanmax(a):.4g}); scale it to [0, 1] first, e.g. img / img.max().")
-        out.append(a if a.ndim == 2 else a[..., :3])  # grey stays 2-D until cropped (a third of the memory)
+        out.append(g)
     if not out:
         raise LightFieldError("images must not be empty: give at least one sharp image, or None.")
     return _Photos(out)

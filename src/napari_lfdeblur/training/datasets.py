@@ -79,6 +79,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._io import grey_or_rgb
 from ..errors import LightFieldError, TrainingError
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "PairDataset",
     "ProceduralPairs",
     "detect_layout",
+    "image_files",
     "open_pairs",
     "split",
 ]
@@ -142,16 +144,10 @@ def _to_float(a: np.ndarray) -> np.ndarray:
 
 def _rgb(a: np.ndarray, what: str) -> np.ndarray:
     """(H, W, 3) from (H, W), (H, W, 1), (H, W, 2=grey+alpha), (H, W, 3) or (H, W, 4)."""
-    if a.ndim == 2:
-        return np.repeat(a[..., None], 3, axis=-1)
-    if a.ndim != 3:
-        raise TrainingError(f"{what}: expected a 2-D image (H, W[, C]), got shape {a.shape}")
-    c = a.shape[-1]
-    if c in (1, 2):
-        return np.repeat(a[..., :1], 3, axis=-1)
-    if c in (3, 4):
-        return a[..., :3]
-    raise TrainingError(f"{what}: {c} channels; training pairs must be greyscale or RGB(A)")
+    g = grey_or_rgb(a)
+    if g is None:
+        raise TrainingError(f"{what}: expected a greyscale or RGB(A) image (H, W[, C]), got shape {a.shape}")
+    return np.repeat(g[..., None], 3, axis=-1) if g.ndim == 2 else g
 
 
 def read_image(path) -> np.ndarray:
@@ -398,7 +394,10 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 # --------------------------------------------------------------------------- folders
-def _files(folder: Path) -> list[Path]:
+def image_files(folder) -> list[Path]:
+    """The image files of a folder (``IMAGE_EXTENSIONS``, any case), sorted by name; hidden files and
+    sub-folders are skipped.  The one listing rule for pair folders, ``--photos`` and scored outputs."""
+    folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                   and not p.name.startswith("."))
 
@@ -522,10 +521,10 @@ class FolderPairs(PairDataset):
             if b is not None and s is not None:
                 break
         sharp = {}
-        for f in _files(s):
+        for f in image_files(s):
             sharp.setdefault(f.stem, f)
         out, missing = [], []
-        for f in _files(b):
+        for f in image_files(b):
             if f.stem in sharp:
                 out.append((f.stem, f, sharp[f.stem], f.stem))
             else:
@@ -549,12 +548,12 @@ class FolderPairs(PairDataset):
             b, s = _subdir(self.path, bd), _subdir(self.path, sd)
             if b is not None and s is not None:
                 break
-        gt = {f.stem: f for f in _files(s)}
+        gt = {f.stem: f for f in image_files(s)}
         out, missing = [], []
         # flat input/NAME_*.png, or input/NAME/*.png
-        candidates = [(f, None) for f in _files(b)]
+        candidates = [(f, None) for f in image_files(b)]
         for d in sorted(p for p in b.iterdir() if p.is_dir()):
-            candidates += [(f, d.name) for f in _files(d)]
+            candidates += [(f, d.name) for f in image_files(d)]
         for f, sub in candidates:
             group = None
             if sub is not None:
