@@ -6,7 +6,8 @@ Three parts (random weights: speed does not depend on them):
     Megapixels per second of ``deblur`` on an in-memory uint8 RGB image (tile
     512, overlap 48: the defaults, tiling overhead included) for the lite
     networks (DRBNet base 8 and 16) and the full one (base 32), after one
-    warm-up call.  ``cpu s`` is the CPU time (all threads); on a CPU shared
+    warm-up call, in float32 and in the default precision (``auto``: bfloat16
+    autocast on CPUs that compute it natively), with their ratio.  ``cpu s`` is the CPU time (all threads); on a CPU shared
     with other work, wall times vary more than CPU times.
 ``memory``
     Peak resident memory (VmHWM) of a fresh subprocess per size that builds
@@ -92,28 +93,36 @@ def part_speed(args) -> dict:
     mp = side * side / 1e6
     print(f"\n== speed: deblur of a {side}x{side} RGB uint8 image ({mp:.2f} MP), tile 512, "
           f"{args.threads} torch thread(s)")
-    print(f"{'net':8s} {'params':>10s} {'wall s':>8s} {'cpu s':>8s} {'MP/s':>8s} {'MP/cpu-s':>9s}")
+    print(f"{'net':8s} {'dtype':13s} {'params':>10s} {'wall s':>8s} {'cpu s':>8s} {'MP/s':>8s} {'MP/cpu-s':>9s}")
     res = {}
     for name in args.speed_nets:
         net = _net(name)
         n_params = sum(p.numel() for p in net.parameters())
-        deblur(img[:256, :256], model=net, device="cpu")  # warm-up
-        best = None
-        for _ in range(args.repeat):
-            t0, c0 = time.perf_counter(), time.process_time()
-            deblur(img, model=net, device="cpu")
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            if best is None or wall < best[0]:
-                best = (wall, cpu)
-        wall, cpu = best
-        res[name] = {"side": side, "mp": mp, "wall_s": wall, "cpu_s": cpu, "mp_per_s": mp / wall,
-                     "mp_per_cpu_s": mp / cpu, "params": n_params}
-        print(f"{name:8s} {n_params:10,d} {wall:8.2f} {cpu:8.2f} {mp / wall:8.3f} {mp / cpu:9.3f}")
-    names = [n for n in args.speed_nets if n in res]
-    if "full" in res:
-        for n in names:
-            if n != "full":
-                print(f"  {n} is {res[n]['mp_per_s'] / res['full']['mp_per_s']:.1f}x faster than full")
+        for dtype in args.speed_dtypes:
+            deblur(img[:256, :256], model=net, device="cpu", dtype=dtype)  # warm-up
+            best = None
+            for _ in range(args.repeat):
+                t0, c0 = time.perf_counter(), time.process_time()
+                deblur(img, model=net, device="cpu", dtype=dtype)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                if best is None or wall < best[0]:
+                    best = (wall, cpu)
+            wall, cpu = best
+            computed = str(getattr(net, "compute_dtype", None) or "float32").removeprefix("torch.")
+            res[f"{name}/{dtype}"] = {"side": side, "mp": mp, "wall_s": wall, "cpu_s": cpu, "mp_per_s": mp / wall,
+                                      "mp_per_cpu_s": mp / cpu, "params": n_params, "computed_in": computed}
+            print(f"{name:8s} {dtype + ('=' + computed if dtype == 'auto' else ''):13s} {n_params:10,d} {wall:8.2f} "
+                  f"{cpu:8.2f} {mp / wall:8.3f} {mp / cpu:9.3f}")
+    base = args.speed_dtypes[0]
+    for dtype in args.speed_dtypes[1:]:
+        for name in args.speed_nets:
+            print(f"  {name} {dtype}: {res[f'{name}/{dtype}']['mp_per_s'] / res[f'{name}/{base}']['mp_per_s']:.2f}x "
+                  f"the speed of {base}")
+    if "full" in args.speed_nets:
+        for name in args.speed_nets:
+            if name != "full":
+                print(f"  {name} ({base}) is {res[f'{name}/{base}']['mp_per_s'] / res[f'full/{base}']['mp_per_s']:.1f}x "
+                      "faster than full")
     return res
 
 
@@ -246,6 +255,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads and chunks in flight (default 1)")
     p.add_argument("--speed-side", type=int, default=768, help="side of the speed test image (default 768)")
     p.add_argument("--speed-nets", nargs="+", default=["lite8", "lite16", "full"], choices=list(NETS))
+    p.add_argument("--speed-dtypes", nargs="+", default=["float32", "auto"],
+                   choices=["float32", "auto", "bfloat16"],
+                   help="precisions to time, the first is the baseline (auto = bfloat16 autocast on CPUs that "
+                        "compute it natively, float32 elsewhere)")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--memory-mp", type=float, nargs="+", default=[4, 16, 64])
     p.add_argument("--memory-net", default="lite8", choices=list(NETS))

@@ -12,7 +12,13 @@ from napari_lfdeblur.errors import ModelError
 from napari_lfdeblur.nn import checkpoint as ckpt
 from napari_lfdeblur.nn.checkpoint import FORMAT, load_model, save_model
 from napari_lfdeblur.nn import devices
-from napari_lfdeblur.nn.devices import autocast_dtype, available_devices, resolve_device, resolve_dtype
+from napari_lfdeblur.nn.devices import (
+    autocast_dtype,
+    available_devices,
+    inference_autocast,
+    resolve_device,
+    resolve_dtype,
+)
 from napari_lfdeblur.nn.drbnet import DRBNet
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "drbnet_official_state_dict.txt"
@@ -275,6 +281,11 @@ def test_resolve_dtype():
     assert resolve_dtype("float32", cpu) == torch.float32
     with pytest.warns(RuntimeWarning, match="float32"):
         assert resolve_dtype("float16", cpu) == torch.float32
+    # bfloat16 on the CPU keeps float32 weights without a warning: it runs as autocast (inference_autocast)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_dtype("bfloat16", cpu) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cuda")) == torch.bfloat16
     with pytest.raises(ModelError):
         resolve_dtype("float64", cpu)
     with pytest.raises(ModelError):
@@ -300,6 +311,28 @@ def test_autocast_dtype_for_training(monkeypatch, native):
         autocast_dtype("float16", cpu)
     with pytest.raises(ModelError, match="amp must be"):
         autocast_dtype("int8", cpu)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_inference_autocast_and_the_loaded_models_compute_dtype(monkeypatch, native):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    # default: bfloat16 autocast only where the CPU computes it natively; never on GPUs (weights carry the dtype)
+    assert inference_autocast(None, cpu) == inference_autocast("auto", cpu) == (torch.bfloat16 if native else None)
+    assert inference_autocast(None, torch.device("cuda")) is None
+    assert inference_autocast("bfloat16", torch.device("cuda")) is None
+    assert inference_autocast(None, torch.device("mps")) is None
+    for off in ("float32", torch.float32):
+        assert inference_autocast(off, cpu) is None
+    if native:
+        assert inference_autocast("bfloat16", cpu) == inference_autocast(torch.bfloat16, cpu) == torch.bfloat16
+    else:
+        with pytest.warns(RuntimeWarning, match="slower than float32"):
+            assert inference_autocast("bfloat16", cpu) == torch.bfloat16
+    m = load_model(DRBNet(base=4), device="cpu")
+    assert m.compute_dtype == (torch.bfloat16 if native else None)
+    assert next(m.parameters()).dtype == torch.float32  # the weights stay float32
+    assert load_model(m, device="cpu", dtype="float32").compute_dtype is None
 
 
 def test_cpu_bf16_probe_matches_torch():

@@ -40,11 +40,31 @@ def test_shape_dtype_range(net, hw):
 
 def test_matches_the_network(net):
     img = rgb(24, 40).astype(np.float32)
-    out = deblur(img, model=net, device="cpu")
+    out = deblur(img, model=net, device="cpu", dtype="float32")
     x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
     with torch.inference_mode():
         ref = ((net(x) + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_default_precision_is_bfloat16_where_native_and_stays_within_a_level(monkeypatch, native):
+    from skimage.data import astronaut
+
+    from napari_lfdeblur.nn import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    deblur_mod.clear_model_cache()
+    img = astronaut()[96:288, 128:320]  # uint8 RGB photo, 192x192
+    exact = deblur(img, device="cpu", dtype="float32")
+    auto = deblur(img, device="cpu")
+    deblur_mod.clear_model_cache()
+    diff = np.abs(auto.astype(int) - exact.astype(int))
+    if not native:
+        np.testing.assert_array_equal(auto, exact)
+        return
+    # the shipped model in bfloat16 autocast: really a different computation, but within a level or two of 255
+    assert diff.any() and diff.max() <= 2 and diff.mean() < 0.1
 
 
 def test_input_not_modified(net):

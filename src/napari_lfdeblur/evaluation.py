@@ -250,7 +250,7 @@ class Evaluation:
         return path
 
 
-def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit=None, csv=None,
+def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile=None, limit=None, csv=None,
              lpips="auto", progress=None, cancel=None) -> Evaluation:
     """Score deblurring on a pair folder, with the blurry input as the baseline.
 
@@ -265,7 +265,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit
         ``nn.Module``) that deblurs each blurred image at full size, tile by
         tile; or a folder of output images matched to the pairs by file stem
         (``NAME.png`` or ``NAME_deblurred.png``), of the sharp images' size.
-    device, tile
+    device, dtype, tile
         Passed to :func:`~napari_lfdeblur.deblur` (and LPIPS runs on ``device``).
     limit
         Score only the first ``limit`` pairs.
@@ -313,7 +313,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit
     else:
         from .inference.models import get_model
 
-        net = get_model(model, device=device)  # once, now: a wrong model fails before any work
+        net = get_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
         source = f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
     if cancel is not None and not callable(cancel):
         token = cancel
@@ -336,7 +336,8 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", tile=None, limit
                 )
         else:
             try:
-                out = deblur(blur, model=net, tile=tile, device=device, normalize="none", rgb=True, cancel=cancel)
+                out = deblur(blur, model=net, tile=tile, device=device, dtype=dtype, normalize="none", rgb=True,
+                             cancel=cancel)
             except DeblurCancelled:
                 cancelled = True
                 break

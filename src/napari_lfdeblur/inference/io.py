@@ -896,6 +896,7 @@ def _picklable_class():
             self.net = get_model(spec, device=device, dtype=dtype)
             self.input_convention = getattr(self.net, "input_convention", "rgb_minus1_1")
             self.device = getattr(self.net, "device", None)
+            self.compute_dtype = getattr(self.net, "compute_dtype", None)  # run_network autocasts by it
 
         def forward(self, x):
             return self.net(x)

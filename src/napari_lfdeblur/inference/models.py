@@ -10,6 +10,7 @@ torch is imported inside the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -88,13 +89,17 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
         raise DeblurInputError(f"expected (H, W, 3) or (N, H, W, 3) RGB, got shape {rgb.shape}")
     device, dtype = _device_dtype(model)
     channels_last = device.type == "cuda"
+    compute = getattr(model, "compute_dtype", None)  # set by load_model: bfloat16 on CPUs that have it
+    autocast = (torch.autocast(device.type, dtype=compute) if compute is not None and dtype == torch.float32
+                else contextlib.nullcontext())
 
     try:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
             x = x.to(device=device, dtype=dtype)
             x = (x * 2 - 1).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            y = model(x)
+            with autocast:
+                y = model(x)
             del x
             y = y.float().add_(1).mul_(0.5).clamp_(0.0, 1.0)
             out = y.permute(0, 2, 3, 1).to("cpu").contiguous().numpy()

@@ -117,8 +117,10 @@ def _pointwise_nchw(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         return conv(x).contiguous()
     n, c, h, w = x.shape
     cout = conv.out_channels
-    weight = conv.weight.view(cout, c)
-    bias = None if conv.bias is None else conv.bias.view(cout, 1)
+    # in the features' dtype: under autocast x is bfloat16/float16 while the weights stay float32, and the
+    # out= products below are not autocast
+    weight = conv.weight.view(cout, c).to(x.dtype)
+    bias = None if conv.bias is None else conv.bias.view(cout, 1).to(x.dtype)
     pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view of the channels_last memory
 
     def product(i, out=None):
