@@ -17,6 +17,7 @@ from napari_lfdeblur.inference import deblur as deblur_mod
 from napari_lfdeblur.inference import io as lfio
 from napari_lfdeblur.inference.deblur import deblur
 from napari_lfdeblur.nn.checkpoint import save_model
+from napari_lfdeblur.nn.devices import cpu_has_native_bf16
 from napari_lfdeblur.nn.drbnet import DRBNet
 
 iio = pytest.importorskip("imageio.v3")
@@ -60,7 +61,12 @@ def test_png_in_png_out_equals_the_api(tmp_path, ckpt, capsys):
     got = iio.imread(out)
     assert got.shape == img.shape and got.dtype == np.uint8
     np.testing.assert_array_equal(got, deblur(img, model=ckpt, device="cpu"))
-    assert "in memory" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    # the precision it ran in is said: bfloat16 by default on a CPU that has it natively
+    assert "in memory" in line and f"network in {'bfloat16' if cpu_has_native_bf16() else 'float32'}" in line
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(out), "--model", ckpt, "--device", "cpu",
+                 "--dtype", "float32"]) == 0
+    assert "network in float32" in capsys.readouterr().out
     assert _leftovers(tmp_path) == []
 
 

@@ -259,6 +259,7 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
 
     from .inference.deblur import deblur
     from .inference.io import check_writable, open_image_info, save_image_streaming
+    from .inference.models import precision_of
 
     t0 = time.perf_counter()
     arr, info = open_image_info(src, lazy=True if (client is not None or args.lazy) else None)
@@ -277,7 +278,8 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
         save_image_streaming(out, dst, rgb=info.rgb, axes=info.axes)
     shape = "x".join(str(n) for n in arr.shape)
     how = "chunk by chunk" + (" on the cluster" if client is not None else "") if info.lazy else "in memory"
-    return f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, {time.perf_counter() - t0:.1f} s)"
+    return (f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, network in {precision_of(model)}, "
+            f"{time.perf_counter() - t0:.1f} s)")
 
 
 def cmd_deblur(args) -> int:

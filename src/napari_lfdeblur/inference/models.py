@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DeblurInputError, ModelError, OutOfMemoryError
 
-__all__ = ["get_model", "run_network", "clear_model_cache"]
+__all__ = ["get_model", "run_network", "clear_model_cache", "precision_of"]
 
 _CACHE_SIZE = 2
 _model_cache: OrderedDict[tuple, object] = OrderedDict()
@@ -70,6 +70,15 @@ def _device_dtype(model):
     if p is None:
         return torch.device(getattr(model, "device", "cpu")), torch.float32
     return p.device, p.dtype
+
+
+def precision_of(model) -> str:
+    """What ``run_network`` computes ``model`` in: ``"bfloat16"`` (autocast or weights), ``"float16"``, ``"float32"``."""
+    compute = getattr(model, "compute_dtype", None)
+    _, dtype = _device_dtype(model)
+    if compute is not None and str(dtype) == "torch.float32":
+        dtype = compute
+    return str(dtype).removeprefix("torch.")
 
 
 def run_network(rgb: np.ndarray, model) -> np.ndarray:
