@@ -335,8 +335,7 @@ def cmd_eval(args) -> int:
 
     try:
         result = evaluate(args.pairs, model=args.model, outputs=args.outputs, device=args.device, dtype=args.dtype,
-                          tile=args.tile,
-                          limit=args.limit, csv=args.csv, lpips=lpips, progress=progress)
+                          tile=args.tile, limit=args.limit, csv=args.csv, lpips=lpips, progress=progress)
     finally:
         bar.close()
     n = len(result.rows)
