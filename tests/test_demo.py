@@ -100,6 +100,9 @@ def test_demo_cli_model_option_prints_the_table(tmp_path, tiny_checkpoint, capsy
     assert main(["demo", "--out", str(out), "--model", str(tiny_checkpoint)]) == 0
     printed = capsys.readouterr().out
     assert f"Deblurring with the model {tiny_checkpoint}" in printed
+    from napari_lfdeblur.nn.devices import cpu_has_native_bf16
+
+    assert f"on cpu ({'bfloat16' if cpu_has_native_bf16() else 'float32'})" in printed  # the precision it ran in
     assert "PSNR blurry -> deblurred" in printed and "SSIM blurry -> deblurred" in printed
     assert printed.count(" dB ") >= 2
     assert (out / "plants_deblurred.png").exists() and (out / "procedural_deblurred.png").exists()

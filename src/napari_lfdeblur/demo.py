@@ -184,7 +184,7 @@ def _resolve_model(model):
 
 
 def _deblur_step(demo: Demo, model) -> None:
-    from .inference.models import get_model
+    from .inference.models import get_model, precision_of
     from .training.metrics import psnr_ssim
 
     demo.model, description = _resolve_model(model)
@@ -197,7 +197,8 @@ def _deblur_step(demo: Demo, model) -> None:
 
     net = get_model(demo.model, device="auto")
     cfg = getattr(net, "config", {}) or {}
-    print(f"Deblurring with {description}: DRBNet base {cfg.get('base', '?')} on {getattr(net, 'device', '?')}")
+    print(f"Deblurring with {description}: DRBNet base {cfg.get('base', '?')} on {getattr(net, 'device', '?')} "
+          f"({precision_of(net)})")
     print(f"  {'':<40}{'PSNR blurry -> deblurred':<28}SSIM blurry -> deblurred")
     scores = {"model": str(demo.model) if isinstance(demo.model, str) else description}
     for case in demo.cases:
