@@ -106,6 +106,9 @@ def parse(argv=None):
                     help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads spin and are slower; use 2 "
                          "on an idle machine)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="data-loader processes rendering the light-field pairs while the network trains (default 0; "
+                         "on a GPU machine give several, e.g. 8: the same run, the GPU no longer waits for data)")
     ap.add_argument("--resume", dest="resume", action="store_true", default=True,
                     help="continue a stopped run from its checkpoints (the default)")
     ap.add_argument("--no-resume", dest="resume", action="store_false",
@@ -235,7 +238,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, stop)
     t_start = time.perf_counter()
     common = {"batch": args.batch, "patch": args.patch, "device": args.device, "seed": args.seed, "resume": True,
-              "cancel": token, "checkpoint_minutes": 5.0, "num_workers": 0}
+              "cancel": token, "checkpoint_minutes": 5.0, "num_workers": args.workers}
 
     # ---------------------------------------------------------------- phase 1
     plants_lf = read_lightfield(plants_dir)  # read once: phase 1 and any mixed phase-2 stage draw from it

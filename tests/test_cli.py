@@ -98,6 +98,23 @@ def test_mixed_precision_option(tmp_path, capsys, monkeypatch):
     assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
+def test_workers_option_prepares_the_same_pairs_in_other_processes(tmp_path, capsys):
+    import torch
+
+    from napari_lfdeblur import load_model
+
+    torch.set_num_threads(1)
+    common = ["--base", "4", "--steps", "2", "--batch", "2", "--patch", "32", "--device", "cpu", "--amp", "off"]
+    assert main(["train", "synthetic", "-o", str(tmp_path / "w0"), *common]) == 0
+    assert main(["train", "synthetic", "-o", str(tmp_path / "w2"), "--workers", "2", *common]) == 0
+    here, workers = (load_model(tmp_path / r / "last.pt", device="cpu").state_dict() for r in ("w0", "w2"))
+    for k in here:
+        torch.testing.assert_close(workers[k], here[k], rtol=0, atol=0)
+    capsys.readouterr()
+    assert main(["train", "synthetic", "-o", str(tmp_path / "bad"), "--workers", "-1", *common]) == 2
+    assert "num_workers must be 0" in capsys.readouterr().err
+
+
 def test_train_on_procedural_light_fields_textured_with_your_photos(tmp_path, capsys):
     import numpy as np
     import torch

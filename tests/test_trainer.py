@@ -193,6 +193,16 @@ def test_on_the_fly_procedural_data(tmp_path):
     assert "procedural" in r.summary["data"] and r.summary["n_val"] == 16
 
 
+def test_data_loader_workers_give_the_same_run(tmp_path):
+    from napari_lfdeblur.training import open_pairs
+
+    # light fields refocused on the fly: the CPU work that workers take off the training process
+    data = open_pairs("synthetic", patch=32, views=5, size=48, pool=2)
+    here = train(data, steps=4, out=None, **TINY)
+    workers = train(data, steps=4, out=None, num_workers=2, **TINY)
+    np.testing.assert_array_equal(workers.losses, here.losses)
+
+
 def test_bad_arguments(pairs):
     with pytest.raises(TrainingError, match="multiple of 8"):
         train(pairs, steps=1, **{**TINY, "patch": 30})
@@ -204,6 +214,8 @@ def test_bad_arguments(pairs):
         train(pairs, steps=1, **{**TINY, "model": 3.5})
     with pytest.raises(TrainingError, match="finetune needs"):
         finetune(pairs, model=None)
+    with pytest.raises(TrainingError, match="num_workers must be 0"):
+        train(pairs, steps=1, num_workers=-1, **TINY)
 
 
 def test_learning_rate_schedules():

@@ -406,8 +406,7 @@ def cmd_train(args) -> int:
     options = dict(
         val=val, loss=args.loss, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
         schedule=args.schedule, device=args.device, amp=args.amp, seed=args.seed, val_every=args.val_every,
-        out=args.out,
-        resume=True if args.resume else None, callback=on_event,
+        out=args.out, num_workers=args.workers, resume=True if args.resume else None, callback=on_event,
     )
     if args.threads:
         options["threads"] = args.threads
@@ -552,6 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mixed precision: auto = float16 on CUDA, bfloat16 on CPUs that compute it natively "
                             "(AVX512-BF16/AMX: 1.2-1.7x faster steps), float32 elsewhere; off = float32")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="data-loader processes that prepare the next pairs while the network trains (pairs "
+                            "refocused from light fields on the fly are CPU work: on a GPU, give a few; the run is "
+                            "the same for any N; default 0 = in the training process)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--resume", action="store_true", help="continue the run in --out if there is one")
         p.set_defaults(func=cmd_train)

@@ -322,6 +322,9 @@ class Trainer:
             raise TrainingError(f"patch must be a multiple of 8 (the network works at 1/8 scale), got {patch}")
         if lr is not None and not (lr > 0 and math.isfinite(lr)):
             raise TrainingError(f"lr must be a positive number, got {lr!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise TrainingError(f"num_workers must be 0 (data prepared in this process) or a positive number of "
+                                f"data-loader processes, got {num_workers!r}")
         self.phase, self.steps, self.batch, self.patch = phase, int(steps), int(batch), int(patch)
         self.lr = float(lr) if lr is not None else DEFAULT_LR[phase]
         self.schedule, self.warmup, self.min_lr = schedule, int(warmup), float(min_lr)
