@@ -72,13 +72,19 @@ def _device_dtype(model):
     return p.device, p.dtype
 
 
+def _autocast_of(model, weights_dtype):
+    """The autocast type ``run_network`` uses: the model's ``compute_dtype`` (set by ``load_model``:
+    bfloat16 on CPUs that have it) over float32 weights; None when the weights carry the precision."""
+    import torch
+
+    compute = getattr(model, "compute_dtype", None)
+    return compute if compute is not None and weights_dtype == torch.float32 else None
+
+
 def precision_of(model) -> str:
     """What ``run_network`` computes ``model`` in: ``"bfloat16"`` (autocast or weights), ``"float16"``, ``"float32"``."""
-    compute = getattr(model, "compute_dtype", None)
     _, dtype = _device_dtype(model)
-    if compute is not None and str(dtype) == "torch.float32":
-        dtype = compute
-    return str(dtype).removeprefix("torch.")
+    return str(_autocast_of(model, dtype) or dtype).removeprefix("torch.")
 
 
 def run_network(rgb: np.ndarray, model) -> np.ndarray:
@@ -98,9 +104,8 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
         raise DeblurInputError(f"expected (H, W, 3) or (N, H, W, 3) RGB, got shape {rgb.shape}")
     device, dtype = _device_dtype(model)
     channels_last = device.type == "cuda"
-    compute = getattr(model, "compute_dtype", None)  # set by load_model: bfloat16 on CPUs that have it
-    autocast = (torch.autocast(device.type, dtype=compute) if compute is not None and dtype == torch.float32
-                else contextlib.nullcontext())
+    compute = _autocast_of(model, dtype)
+    autocast = torch.autocast(device.type, dtype=compute) if compute is not None else contextlib.nullcontext()
 
     try:
         with torch.inference_mode():

@@ -223,6 +223,17 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def _cpu_bfloat16(asked: bool, what: str = "", off: str = "") -> torch.dtype | None:
+    """bfloat16 on the CPU, for training (:func:`autocast_dtype`) and deblurring (:func:`inference_autocast`)
+    alike: by default only where it is native; asked for by name, anywhere, with a warning where emulated."""
+    if not asked:
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    if not cpu_has_native_bf16():
+        warnings.warn(f"this CPU has no native bfloat16 (AVX512-BF16 or AMX): {what} will be slower than float32 "
+                      f"here ({off} turns it off)", RuntimeWarning, stacklevel=4)
+    return torch.bfloat16
+
+
 _AMP_OFF = ("off", "false", "no", "none", "float32", "fp32")
 
 
@@ -244,17 +255,14 @@ def autocast_dtype(amp, device) -> torch.dtype | None:
     if key == "auto":
         if kind == "cuda":
             return torch.float16
-        return torch.bfloat16 if kind == "cpu" and cpu_has_native_bf16() else None
+        return _cpu_bfloat16(asked=False) if kind == "cpu" else None
     dt = _DTYPES.get(key)
     if dt not in (torch.float16, torch.bfloat16):
         raise ModelError(f"amp must be True/'auto', False/'off', 'float16' or 'bfloat16', got {amp!r}")
     if kind == "cuda":
         return dt
     if kind == "cpu" and dt == torch.bfloat16:
-        if not cpu_has_native_bf16():
-            warnings.warn("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bfloat16 mixed precision "
-                          "will be slower than float32 here (amp=False turns it off)", RuntimeWarning, stacklevel=3)
-        return dt
+        return _cpu_bfloat16(asked=True, what="bfloat16 mixed precision", off="amp=False")
     if dt == torch.float16:
         raise ModelError(f"float16 mixed precision needs a CUDA GPU, not {kind}: use amp='bfloat16' on a CPU "
                          "or amp=False")
@@ -275,12 +283,9 @@ def inference_autocast(dtype, device) -> torch.dtype | None:
         return None
     key = "auto" if dtype is None else _dtype_key(dtype)
     if key in ("auto", "default"):
-        return torch.bfloat16 if cpu_has_native_bf16() else None
+        return _cpu_bfloat16(asked=False)
     if _DTYPES.get(key) == torch.bfloat16:
-        if not cpu_has_native_bf16():
-            warnings.warn("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bfloat16 deblurring will be "
-                          "slower than float32 here (dtype='float32' turns it off)", RuntimeWarning, stacklevel=3)
-        return torch.bfloat16
+        return _cpu_bfloat16(asked=True, what="bfloat16 deblurring", off="dtype='float32'")
     return None
 
 
