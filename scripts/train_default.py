@@ -291,7 +291,7 @@ def main(argv=None) -> int:
         final_val = dpdd.options(patch=None).subset([i for i, n in enumerate(dpdd.names) if n in set(held)])
         final_desc = f"the {len(final_val)} held-out DPDD pairs at full size (1024x1024)"
     print(f"final evaluation on {final_desc} ...", flush=True)
-    ev_dpdd = evaluate(model, final_val, device=model.device, should_stop=lambda: token.cancelled)
+    ev_dpdd = evaluate(model, final_val, device=model.device, cancel=token)
     if ev_dpdd["stopped"] or token.cancelled:
         # a part of the held-out pairs would make a card with wrong figures: write nothing
         print("stopped during the final evaluation: the model and its card were not written; run the same "

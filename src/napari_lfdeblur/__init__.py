@@ -54,7 +54,7 @@ _LAZY = {
     "open_pairs": ".training.datasets",
     "train": ".training.trainer",
     "finetune": ".training.trainer",
-    "CancelToken": ".training.events",
+    "CancelToken": ".cancel",
     "evaluate": ".evaluation",
 }
 

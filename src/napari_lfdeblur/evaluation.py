@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cancel import cancel_check
 from .errors import DeblurInputError, LFDeblurError
 
 __all__ = ["Evaluation", "compare", "evaluate", "lpips_status"]
@@ -277,8 +278,8 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
         ``Evaluation.lpips_note``; ``True``: required (error when not
         available); ``False``: never.
     progress, cancel
-        ``progress(done, total)`` after each image; ``cancel()`` (or a token
-        with ``.cancelled``) returning True stops at the next tile: the result
+        ``progress(done, total)`` after each image; ``cancel`` (a
+        :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops at the next tile: the result
         holds the images scored so far, ``cancelled=True``, and no CSV is
         written.
 
@@ -315,14 +316,12 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
 
         net = get_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
         source = f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
-    if cancel is not None and not callable(cancel):
-        token = cancel
-        cancel = lambda: token.cancelled
+    cancel = cancel_check(cancel, where="evaluate")
 
     rows: list[dict] = []
     cancelled = False
     for i, name in enumerate(names):
-        if cancel is not None and cancel():
+        if cancel():
             cancelled = True
             break
         blur_t, sharp_t = data[i]

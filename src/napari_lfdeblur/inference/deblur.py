@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..cancel import cancel_check
 from ..errors import DeblurInputError, LFDeblurError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .models import clear_model_cache, get_model, run_network
@@ -156,12 +157,14 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         input's when between 256 and 4096, else 1024).
     progress, cancel
         numpy inputs: ``progress(done, total)`` after each batch of tiles;
-        ``cancel()`` returning True stops with :class:`DeblurCancelled`.
+        ``cancel`` (a :class:`~napari_lfdeblur.CancelToken`, a ``threading.Event`` or a function
+        returning True) stops it with :class:`DeblurCancelled`.
 
     Returns
     -------
     Same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
     """
+    stop = cancel_check(cancel, where="deblur")
     shape, in_dtype = tuple(image.shape), np.dtype(image.dtype)
     rgb = _guess_rgb(shape, rgb)
     _check_shape(shape, in_dtype, rgb)
@@ -180,7 +183,6 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     net = get_model(model, device=device, dtype=dtype)
     if batch is None:
         batch = 4 if getattr(net, "device", None) is not None and str(net.device).startswith("cuda") else 1
-    cancel_check = None if cancel is None else (cancel if callable(cancel) else cancel.is_set)
 
     if _is_lazy(image):
         import dask.array as da
@@ -202,7 +204,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     out = np.empty_like(planes)
     for i, p in enumerate(planes):
         report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
-        out[i] = _plane_runner(net, norm, rgb, tile, margin, int(batch), report, cancel_check)(p)
+        out[i] = _plane_runner(net, norm, rgb, tile, margin, int(batch), report, stop)(p)
     return out.reshape(stack_shape + out.shape[1:])
 
 

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path
+from ..cancel import cancel_check
 from ..errors import DeblurInputError
 
 __all__ = [
@@ -811,6 +812,20 @@ def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
 
 
 # ------------------------------------------------------------------ public writer
+def _cancellable(progress, stop):
+    """A progress callback that also stops the write: raising here abandons it atomically."""
+
+    def report(done, total):
+        if stop():
+            from .deblur import DeblurCancelled
+
+            raise DeblurCancelled("Saving was cancelled: nothing was written.")
+        if progress is not None:
+            progress(done, total)
+
+    return report
+
+
 def output_format(path: str | os.PathLike) -> str:
     fmt = _FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
@@ -837,7 +852,7 @@ def check_writable(shape, dtype, path, rgb: bool | None = None) -> str:
 
 def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Callable[[int, int], None] | None = None,
                          client=None, workers: int | None = None, axes: str | None = None,
-                         chunk: int | None = None) -> Path:
+                         chunk: int | None = None, cancel=None) -> Path:
     """Write a numpy or (lazy) dask image to ``path`` atomically; dask arrays are computed chunk by chunk.
 
     The format follows the suffix: ``.png``, ``.jpg``/``.jpeg``, ``.tif``/
@@ -848,9 +863,13 @@ def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Call
     workers (else ``workers`` local threads, default one per CPU).  ``axes``
     (OME-Zarr): axis names in the array's order, e.g. ``"zyxc"``; ``chunk``
     (OME-Zarr): chunk size in Y and X (default the dask chunks', or 1024).
+    ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning
+    True) stops after the chunk in progress with ``DeblurCancelled``.
     Nothing appears under ``path`` unless the write completes.
     """
     path = Path(path)
+    if cancel is not None:
+        progress = _cancellable(progress, cancel_check(cancel, where="save_image_streaming"))
     fmt = output_format(path)
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         array = np.asarray(array)

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cancel import cancel_check
 from ..errors import LightFieldError
 from .core import LightField
 from .refocus import _check_lightfield, _shift, cpu_threads, resolve_device
@@ -290,7 +291,8 @@ def estimate_disparity(
     smoothness: float = 1.0,
     device=None,
     progress: Callable[[int, int], Any] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancel=None,
+    should_stop=None,
 ) -> np.ndarray | None:
     """Disparity (pixels per view step) of the centre view, (Y, X) float32.
 
@@ -310,12 +312,15 @@ def estimate_disparity(
         per-pixel (guided-filtered) estimate.
     device
         None (CPU), ``"auto"`` or a torch device name.
-    progress, should_stop
-        ``progress(i, n)`` after each candidate; when ``should_stop()`` returns
-        True the estimation stops and None is returned.
+    progress, cancel
+        ``progress(i, n)`` after each candidate; when ``cancel`` (a
+        :class:`~napari_lfdeblur.CancelToken` or a function returning True)
+        asks to stop, the estimation stops and None is returned.
+        ``should_stop`` is the deprecated name of ``cancel``.
     """
     import torch
 
+    stop = cancel_check(cancel, should_stop, where="estimate_disparity")
     _check_lightfield(lf)
     if not (isinstance(smoothness, (int, float)) and smoothness >= 0 and math.isfinite(smoothness)):
         raise LightFieldError(f"smoothness must be a number >= 0, got {smoothness!r}.")
@@ -332,7 +337,7 @@ def estimate_disparity(
         cands = _candidates(candidates, (lo, hi))
     with torch.no_grad(), cpu_threads(dev):
         ref, views = _load_star(lf, lf.center_index(), dev)
-        vol = _cost_volume(ref, views, cands, progress, should_stop)
+        vol = _cost_volume(ref, views, cands, progress, stop)
         if vol is None:
             return None
         if smoothness > 0:

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cancel import cancel_check
 from ..errors import LightFieldError
 from .core import LightField
 from .refocus import Refocuser, _check_lightfield
@@ -163,12 +164,14 @@ def iter_pairs(
     scene: str | None = None,
     device=None,
     progress: Callable[[int, int], Any] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancel=None,
+    should_stop=None,
 ) -> Iterator[Pair]:
     """Generator form of :func:`make_pairs` (one pair at a time, same arguments).
 
     The arguments are checked (and the light field prepared) when it is called,
     the pairs are made as they are consumed."""
+    stop = cancel_check(cancel, should_stop, where="iter_pairs")
     _check_lightfield(lf)
     try:
         aps = [float(a) for a in np.atleast_1d(np.asarray(apertures, dtype=np.float64))]
@@ -221,7 +224,7 @@ def iter_pairs(
     }
     return _generate(
         rf, sharp, cut, aps, weights, focuses, aperture_shape, common,
-        skip_duplicates, duplicate_psnr, duplicate_ratio, progress, should_stop,
+        skip_duplicates, duplicate_psnr, duplicate_ratio, progress, stop,
     )  # fmt: skip
 
 
@@ -234,7 +237,7 @@ def _generate(
     done = 0
     for j, d in enumerate(focuses):
         for i, (a, w) in enumerate(zip(aps, weights)):
-            if should_stop is not None and should_stop():
+            if should_stop():
                 return
             index = j * len(aps) + i
             blurred = np.ascontiguousarray(cut(rf(d, a, aperture_shape)))
@@ -277,7 +280,8 @@ def make_pairs(
     scene: str | None = None,
     device=None,
     progress: Callable[[int, int], Any] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancel=None,
+    should_stop=None,
 ) -> list[Pair]:
     """(blurred, sharp) pairs from one light field.
 
@@ -310,9 +314,10 @@ def make_pairs(
         Where refocusing runs (None = CPU, ``"auto"``, ``"cuda"`` ...).
     progress
         ``progress(i, n)`` after each of the n candidate pairs (skipped ones too).
-    should_stop
-        Called before each pair; when it returns True the pairs made so far
-        are returned.
+    cancel
+        A :class:`~napari_lfdeblur.CancelToken` (or a function returning
+        True to stop), checked before each pair: the pairs made so far are
+        returned.  ``should_stop`` is its deprecated name.
 
     Returns
     -------
@@ -334,7 +339,7 @@ def make_pairs(
             scene=scene,
             device=device,
             progress=progress,
-            should_stop=should_stop,
+            cancel=cancel_check(cancel, should_stop, where="make_pairs"),
         )
     )
 
@@ -437,7 +442,8 @@ def write_pairs(
     name: str | None = None,
     *,
     progress: Callable[[int, int | None], Any] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancel=None,
+    should_stop=None,
 ) -> Path:
     """Write pairs into a pair folder (see the module docstring) and return the
     manifest's path.
@@ -456,10 +462,13 @@ def write_pairs(
         (``{scene}_{index:03d}_a{aperture:.2f}_f{focus:+.2f}``).
     progress
         ``progress(i, n)`` after each pair (n is None for a generator).
-    should_stop
-        Checked before each pair; when True, writing stops (the manifest keeps
-        what was finished).
+    cancel
+        A :class:`~napari_lfdeblur.CancelToken` (or a function returning
+        True to stop), checked before each pair: writing stops and the
+        manifest keeps what was finished.  ``should_stop`` is its deprecated
+        name.
     """
+    stop = cancel_check(cancel, should_stop, where="write_pairs")
     fmt = str(format).lower()
     if fmt in ("tif", "tiff", "tiff16", "tif16"):
         fmt = "tiff16"
@@ -480,7 +489,7 @@ def write_pairs(
     last_save = time.monotonic()
     try:
         for k, pair in enumerate(pairs):
-            if should_stop is not None and should_stop():
+            if stop():
                 break
             if not isinstance(pair, Pair):
                 raise LightFieldError(f"write_pairs expects Pair objects, got {type(pair).__name__}.")

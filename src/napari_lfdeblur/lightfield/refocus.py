@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cancel import cancel_check
 from ..errors import LightFieldError
 from .core import LightField
 
@@ -385,15 +386,16 @@ class Refocuser:
         aperture: float = 1.0,
         aperture_shape: Any = "disk",
         progress: Callable[[int, int], Any] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancel=None,
     ) -> np.ndarray:
         """(N, Y, X, C) float32 focal stack; see :func:`focal_stack`."""
+        should_stop = cancel_check(cancel, where="focal_stack")
         ds = [_check_disparity(d, self.shape[:2]) for d in disparities]
         w = self.weights(aperture, aperture_shape)
         out = np.empty((len(ds), *self.shape), dtype=np.float32)
         n = len(ds)
         for i, d in enumerate(ds):
-            if should_stop is not None and should_stop():
+            if should_stop():
                 return out[:i]
             with cpu_threads(self.device):
                 t = self._refocus_scalar(d, w) if isinstance(d, float) else self._refocus_map(d, w)
@@ -468,7 +470,8 @@ def focal_stack(
     aperture_shape: Any = "disk",
     device=None,
     progress: Callable[[int, int], Any] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancel=None,
+    should_stop=None,
 ) -> np.ndarray:
     """Refocus at each of ``disparities``: a (N, Y, X, C) float32 focal stack.
 
@@ -481,8 +484,10 @@ def focal_stack(
     the slices are computed one after the other, each vectorised over all
     pixels and views; memory is one output slice plus one row buffer on the
     device, plus the (N, Y, X, C) result on the host.  ``progress(i, n)`` is
-    called after each slice; when ``should_stop()`` returns True the slices
-    computed so far are returned.
+    called after each slice; when ``cancel`` (a
+    :class:`~napari_lfdeblur.CancelToken` or a function returning True; see
+    :mod:`napari_lfdeblur.cancel`) asks to stop, the slices computed so far are
+    returned.  ``should_stop`` is the deprecated name of ``cancel``.
     """
     _check_lightfield(lf)
     if isinstance(disparities, (int, np.integer)) and not isinstance(disparities, bool):
@@ -498,5 +503,6 @@ def focal_stack(
         raise LightFieldError("disparities must be a sequence of numbers or an int number of planes.") from e
     if not ds:
         raise LightFieldError("disparities is empty: give at least one focus disparity.")
+    stop = cancel_check(cancel, should_stop, where="focal_stack")
     rf = _get_refocuser(lf, device)
-    return rf.stack(ds, aperture, aperture_shape, progress=progress, should_stop=should_stop)
+    return rf.stack(ds, aperture, aperture_shape, progress=progress, cancel=stop)

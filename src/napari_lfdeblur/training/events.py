@@ -23,9 +23,10 @@ the step in progress and writes a checkpoint of it.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..cancel import CancelToken  # re-exported: training's Stop is the project's one cancel token
 
 __all__ = [
     "CancelToken",
@@ -37,7 +38,6 @@ __all__ = [
     "Step",
     "TrainingEvent",
     "Validation",
-    "as_cancel_check",
 ]
 
 
@@ -147,55 +147,3 @@ class Error(TrainingEvent):
 
     message: str = ""
     exception: BaseException | None = None
-
-
-class CancelToken:
-    """A thread-safe flag that asks a running job to stop.
-
-    >>> token = CancelToken()
-    >>> token.cancelled
-    False
-    >>> token.cancel(); token.cancelled
-    True
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        """Ask the job to stop (after the step in progress)."""
-        self._event.set()
-
-    def reset(self) -> None:
-        self._event.clear()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def __bool__(self) -> bool:  # ``if token:`` reads as "was it cancelled"
-        return self.cancelled
-
-    def __repr__(self) -> str:
-        return f"CancelToken(cancelled={self.cancelled})"
-
-
-def as_cancel_check(cancel) -> callable:
-    """A no-argument function returning True when ``cancel`` asks to stop.
-
-    ``cancel`` may be None, a :class:`CancelToken`, a ``threading.Event``, or
-    any callable returning a bool (e.g. a napari worker's ``abort_requested``).
-    """
-    if cancel is None:
-        return lambda: False
-    if isinstance(cancel, CancelToken):
-        return lambda: cancel.cancelled
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set
-    if callable(cancel):
-        return lambda: bool(cancel())
-    from ..errors import TrainingError
-
-    raise TrainingError(
-        f"cancel must be None, a CancelToken, a threading.Event or a callable, got {type(cancel).__name__}"
-    )

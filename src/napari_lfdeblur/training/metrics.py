@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..cancel import cancel_check
+
 __all__ = ["evaluate", "psnr", "psnr_ssim", "ssim"]
 
 _WIN = 11
@@ -140,6 +142,7 @@ def evaluate(
     batch: int = 1,
     input_scores: bool = True,
     samples: int = 0,
+    cancel=None,
     should_stop=None,
 ) -> dict[str, Any]:
     """Score ``model`` on a pair dataset.
@@ -155,8 +158,10 @@ def evaluate(
     False), ``n`` (images scored), ``per_image`` (list of dicts with the
     name when the dataset has names), ``samples`` (the first ``samples``
     ``(name, blurred, output, sharp)`` uint8 triples), ``seconds``,
-    ``stopped`` (True when ``should_stop()`` interrupted it).
+    ``stopped`` (True when ``cancel``, a :class:`~napari_lfdeblur.CancelToken` or a function
+    returning True, interrupted it; ``should_stop`` is its deprecated name).
     """
+    stop = cancel_check(cancel, should_stop, where="evaluate")
     import torch
 
     from .datasets import PairDataset, open_pairs
@@ -178,7 +183,7 @@ def evaluate(
         with torch.no_grad():
             i = 0
             while i < n:
-                if should_stop is not None and should_stop():
+                if stop():
                     stopped = True
                     break
                 items = [data[j] for j in range(i, min(n, i + batch))]

@@ -67,6 +67,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_path
+from ..cancel import cancel_check
 from ..errors import ModelError, OutOfMemoryError, TrainingError
 from . import ddp as _ddp
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
@@ -80,7 +81,6 @@ from .events import (
     Step,
     TrainingEvent,
     Validation,
-    as_cancel_check,
 )
 from .losses import make_loss
 from .metrics import evaluate
@@ -334,7 +334,7 @@ class Trainer:
         self.checkpoint_minutes = checkpoint_minutes
         self.out = Path(out).expanduser() if out is not None else None
         self.resume_arg = resume
-        self.should_stop = as_cancel_check(cancel)
+        self.should_stop = cancel_check(cancel, where="train")
         self.cancel = cancel
         self.callback = callback
         self.num_workers = int(num_workers)
@@ -653,7 +653,7 @@ class Trainer:
             try:
                 first = self.input_scores is None
                 r = evaluate(net, self.val, device=self.device, batch=self.val_batch, input_scores=first,
-                             samples=self.val_samples, should_stop=self.should_stop)
+                             samples=self.val_samples, cancel=self.should_stop)
             finally:
                 net.clip_output = clip
                 net.train()

@@ -1,0 +1,81 @@
+"""Stopping a long job: one token class, and the one adapter every long-running function reads it through.
+
+Every public function that can run for long (``deblur``, ``make_pairs``,
+``iter_pairs``, ``write_pairs``, ``focal_stack``, ``estimate_disparity``,
+``evaluate``, ``train``, ``finetune``) takes ``cancel=``: a
+:class:`CancelToken`, a ``threading.Event``, or any callable returning True
+to stop.  ``should_stop=`` is the older spelling of the same thing.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Callable
+
+from .errors import LFDeblurError
+
+
+class CancelToken:
+    """A thread-safe flag that asks a running job to stop.
+
+    It is also what the other forms are: callable (``token()`` is True once
+    cancelled) and event-like (``token.is_set()``).
+
+    >>> token = CancelToken()
+    >>> token.cancelled
+    False
+    >>> token.cancel(); token.cancelled, token()
+    (True, True)
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the job to stop (after the step, pair or tile in progress)."""
+        self._event.set()
+
+    def reset(self) -> None:
+        self._event.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def __bool__(self) -> bool:  # ``if token:`` reads as "was it cancelled"
+        return self._event.is_set()
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self.cancelled})"
+
+
+def cancel_check(cancel=None, should_stop=None, *, where: str = "this function") -> Callable[[], bool]:
+    """A no-argument function returning True when ``cancel`` asks to stop.
+
+    ``cancel``: None, a :class:`CancelToken`, a ``threading.Event`` or a
+    callable.  ``should_stop`` is the deprecated spelling (a
+    ``DeprecationWarning``); giving both is an error.
+    """
+    if should_stop is not None:
+        if cancel is not None:
+            raise LFDeblurError(f"{where}: pass cancel= only (should_stop= is its old name), not both.")
+        warnings.warn(f"{where}(should_stop=...) is deprecated: pass cancel=... (the same token or callable).",
+                      DeprecationWarning, stacklevel=3)
+        cancel = should_stop
+    if cancel is None:
+        return lambda: False
+    if isinstance(cancel, (CancelToken, threading.Event)):
+        return cancel.is_set
+    if callable(cancel):
+        return lambda: bool(cancel())
+    raise LFDeblurError(
+        f"{where}: cancel must be None, a napari_lfdeblur.CancelToken, a threading.Event or a function "
+        f"returning True to stop, got {type(cancel).__name__}."
+    )
