@@ -39,13 +39,11 @@ def _wait(condition, timeout: float = 600.0, what: str = "the job"):
         _settle(0.1)
 
 
-def _show_only(viewer, widget, name: str):
-    """Dock ``widget`` alone on the right; status labels wrap so the dock keeps its width."""
+def _open_only(viewer, name: str):
+    """Open the plugin's widget ``name`` alone, as Plugins › Light-field deblurring › ``name`` does."""
     viewer.window.remove_dock_widget("all")
-    status = getattr(widget, "status", None)
-    if status is not None:
-        status.native.setWordWrap(True)
-    viewer.window.add_dock_widget(widget, name=name, area="right")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-lfdeblur", name)
+    return widget
 
 
 def _shoot(viewer, out: Path, name: str) -> Path:
@@ -72,26 +70,19 @@ def main(argv=None):
 
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
 
-    from napari_lfdeblur._napari._widget_lightfield import LightFieldWidget
-
     viewer = napari.Viewer(title="napari-lfdeblur", show=True)
-    viewer.window.resize(1400, 860)
+    viewer.window.resize(1366, 768)  # a laptop's screen
     viewer.open_sample("napari-lfdeblur", "lytro_plants")
     layer = viewer.layers["Lytro plants"]
-    widget = LightFieldWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Light field", area="right")
+    widget = _open_only(viewer, "Light field")
     widget.layer.value = layer
-    widget._update_summary()
     viewer.dims.set_point(0, 4)
     viewer.dims.set_point(1, 7)
     if "lightfield" in args.only:
         _shoot(viewer, out, "lightfield")
 
     # Refocus & pairs: a refocused preview at the flowers' plane
-    from napari_lfdeblur._napari._widget_refocus import RefocusWidget
-
-    refocus = RefocusWidget(viewer)
-    _show_only(viewer, refocus, "Refocus & pairs")
+    refocus = _open_only(viewer, "Refocus & pairs")
     refocus.live.value = False
     refocus.layer.value = layer
     refocus.disparity.value = -1.0
@@ -112,7 +103,6 @@ def _deblur_shot(viewer, out: Path, model):
     """A refocused (defocused) image of the plants and its lazy deblurred result, side by side."""
     from napari_lfdeblur import refocus, sample_lightfield
     from napari_lfdeblur._napari._models import DEFAULT, FROM_FILE
-    from napari_lfdeblur._napari._widget_deblur import DeblurWidget
     from napari_lfdeblur.nn.checkpoint import default_model_path
 
     if model is None and not default_model_path().exists():
@@ -125,8 +115,7 @@ def _deblur_shot(viewer, out: Path, model):
         lyr.visible = False
     src = viewer.add_image(blurry, name="plants refocused", rgb=True, contrast_limits=(0, 1))
 
-    w = DeblurWidget(viewer)
-    _show_only(viewer, w, "Deblur")
+    w = _open_only(viewer, "Deblur")
     if model is None:
         w.model.value = DEFAULT
     else:
@@ -152,7 +141,6 @@ def _train_shot(viewer, out: Path, steps: int, sample_layer, model=None):
     the sample prediction it shows looks like a deblurred image; else a new 8-wide network.
     """
     from napari_lfdeblur._napari._models import DEFAULT, FROM_FILE
-    from napari_lfdeblur._napari._widget_train import TrainWidget
     from napari_lfdeblur.nn.checkpoint import default_model_path
 
     for lyr in list(viewer.layers):
@@ -160,8 +148,7 @@ def _train_shot(viewer, out: Path, steps: int, sample_layer, model=None):
             viewer.layers.remove(lyr)
     (getattr(viewer, "canvas", None) or viewer).grid.enabled = False
     sample_layer.visible = True
-    w = TrainWidget(viewer)
-    _show_only(viewer, w, "Train")
+    w = _open_only(viewer, "Train")
     with tempfile.TemporaryDirectory() as tmp:
         if model is not None:
             w.start_from.value = FROM_FILE

@@ -35,6 +35,29 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
         raise
 
 
+def writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove a file can be written there, before long work starts.
+
+    Raises :class:`~napari_lfdeblur.errors.LFDeblurError` saying which folder and what to do, so that a
+    read-only or full disk is found in a second instead of after every pair or step was computed.
+    """
+    from .errors import LFDeblurError
+
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise LFDeblurError(f"The {what} {folder} is a file: choose a folder (a new or an existing one).")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise LFDeblurError(
+            f"Cannot write into the {what} {folder} ({e.strerror or e}): choose a folder you can write to."
+        ) from None
+    return folder
+
+
 def grey_or_rgb(a: np.ndarray) -> np.ndarray | None:
     """An (H, W[, C]) image as (H, W) grey or (H, W, 3) RGB, without copying; None for any other shape.
 

@@ -14,12 +14,8 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QDockWidget
 
-from ._layers import lightfield_layers
+from ._layers import lightfield_layers, set_or_add_stack
 from ._models import DEFAULT, FROM_FILE
-from ._widget_deblur import DeblurWidget
-from ._widget_lightfield import LightFieldWidget
-from ._widget_refocus import RefocusWidget
-from ._widget_train import TrainWidget
 
 
 def _stack(images: list) -> np.ndarray:
@@ -44,13 +40,17 @@ def populate_viewer(viewer, demo) -> dict:
         for data, kwargs, _ in lightfield_layers(lf, name=name):
             kwargs.setdefault("visible", name == "Lytro plants")
             viewer.add_image(data, **kwargs)
+    def add_stack(images, name, axis, like=None):  # on a slider of its own, not riding on the light field's u
+        return set_or_add_stack(viewer, name, _stack(images), axis, like=like, visible=False,
+                                contrast_limits=(0.0, 1.0))
+
     for name, planes in demo.focal.items():
-        layer = add(_stack([img for _, img in planes]), name=f"{name} focal stack", axis_labels=("focus", "y", "x"))
+        layer = add_stack([img for _, img in planes], f"{name} focal stack", "focus")
         layer.metadata["disparities"] = [d for d, _ in planes]
     for name, pairs in demo.pairs.items():
         if pairs:
-            b = add(_stack([p.blurred for p in pairs]), name=f"{name} pairs: blurred", axis_labels=("pair", "y", "x"))
-            add(_stack([p.sharp for p in pairs]), name=f"{name} pairs: sharp", axis_labels=("pair", "y", "x"))
+            b = add_stack([p.blurred for p in pairs], f"{name} pairs: blurred", "pair")
+            add_stack([p.sharp for p in pairs], f"{name} pairs: sharp", "pair", like=b)
             b.metadata["pairs"] = [p.info for p in pairs]
     for case in demo.cases:
         add(case.sharp, name=f"{case.name}: sharp")
@@ -60,14 +60,7 @@ def populate_viewer(viewer, demo) -> dict:
     plants_layer = viewer.layers["Lytro plants"]
     viewer.layers.selection.active = plants_layer
 
-    widgets = {
-        "Light field": LightFieldWidget(viewer),
-        "Refocus & pairs": RefocusWidget(viewer),
-        "Deblur": DeblurWidget(viewer),
-        "Train": TrainWidget(viewer),
-    }
-    for i, (name, widget) in enumerate(widgets.items()):
-        viewer.window.add_dock_widget(widget, name=name, area="right", tabify=i > 0)
+    widgets = open_docks(viewer)
     _raise_dock(widgets["Light field"])  # its tab in front: the story starts there
     widgets["Light field"].layer.value = plants_layer
     refocus = widgets["Refocus & pairs"]
@@ -89,6 +82,17 @@ def populate_viewer(viewer, demo) -> dict:
             deblur.model.value = FROM_FILE
             deblur.model_path.value = demo.model
     viewer.reset_view()  # fit the images to the canvas the docks left
+    return widgets
+
+
+WIDGETS = ("Light field", "Refocus & pairs", "Deblur", "Train")
+
+
+def open_docks(viewer, names=WIDGETS) -> dict:
+    """Open the plugin's widgets the way Plugins › Light-field deblurring does, tabbed in one dock area."""
+    widgets = {}
+    for i, name in enumerate(names):
+        _, widgets[name] = viewer.window.add_plugin_dock_widget("napari-lfdeblur", name, tabify=i > 0)
     return widgets
 
 

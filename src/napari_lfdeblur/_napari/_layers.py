@@ -102,3 +102,52 @@ def layer_images(layer, limit: int = 64) -> list:
         else:
             out.append(np.clip((plane.astype(np.float32) - lo) * scale, 0.0, 1.0))
     return out
+
+
+def stack_on_own_axis(viewer, stack, label: str, rgb: bool) -> tuple:
+    """(data, kwargs) for a stack (N, Y, X[, C]) whose first axis gets a slider of its own.
+
+    napari lines layers up by their trailing axes, so a 3-D focal stack beside a (v, u, y, x) light
+    field would ride on the light field's u slider.  The stack gets a length-1 axis under every slider
+    already there, stretched (scale, translate) over that slider's whole range so that it shows at any
+    position of those sliders.
+    """
+    k = max(viewer.dims.ndim - 2, 0)
+    ranges = viewer.dims.range[:k]
+    data = stack.reshape(stack.shape[:1] + (1,) * k + stack.shape[1:])
+    kwargs = {
+        "rgb": rgb,
+        "scale": (1.0, *(r.stop - r.start + r.step for r in ranges), 1.0, 1.0),
+        "translate": (0.0, *((r.start + r.stop) / 2 for r in ranges), 0.0, 0.0),
+        "axis_labels": (label, *viewer.dims.axis_labels[:k], "y", "x"),
+    }
+    return data, kwargs
+
+
+def _expanded(stack, layer):
+    """``stack`` with the length-1 axes that give it ``layer``'s layout, or None if it cannot have it."""
+    rgb = stack.ndim == 4
+    extra = layer.ndim - (stack.ndim - rgb)
+    if extra < 0 or bool(layer.rgb) != rgb:
+        return None
+    return stack.reshape(stack.shape[:1] + (1,) * extra + stack.shape[1:])
+
+
+def set_or_add_stack(viewer, name: str, stack, label: str, like=None, **kwargs):
+    """Show a stack on its own slider: update the layer ``name`` in place (the user's view is kept) or add it.
+
+    ``like``: a stack layer whose slider this one shares (the sharp images of pairs beside the blurred ones).
+    """
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        data = _expanded(stack, layer)
+        if data is not None:
+            layer.data = data
+            return layer
+        viewer.layers.remove(layer)
+    data = _expanded(stack, like) if like is not None else None
+    if data is not None:
+        own = {"rgb": bool(like.rgb), "scale": like.scale, "translate": like.translate, "axis_labels": like.axis_labels}
+    else:
+        data, own = stack_on_own_axis(viewer, stack, label, stack.ndim == 4)
+    return viewer.add_image(data, name=name, **own, **kwargs)

@@ -1,8 +1,12 @@
-"""napari reader contribution: light-field folders and array files.
+"""napari reader contribution: light-field folders and light-field files.
 
-napari offers every folder (``accepts_directories: true``) and the listed
-file patterns; ``get_reader`` returns None for anything that is not a light
-field so that other readers get their turn.  It never raises.
+The manifest's patterns claim light-field files only (``*.lf.npy``,
+``*.lf.tif``, ``*.lf.zarr``, ``*.lf.h5``, ESLF PNGs) and every folder
+(``accepts_directories: true``): ordinary photos and arrays stay with
+napari's own reader and open without a question.  ``get_reader`` returns None
+for anything that is not a light field, so that other readers get their
+turn, and says why in napari's notifications (napari itself only reports that
+the plugin "refused the file").  It never raises.
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from ._layers import lightfield_layers
 log = logging.getLogger(__name__)
 
 
+def _decline(path, reason: str) -> None:
+    message = f"napari-lfdeblur: {path} is not a light field it can read: {reason}"
+    log.info(message)
+    try:
+        from napari.utils.notifications import show_info
+
+        show_info(message)
+    except Exception:  # noqa: BLE001 - a notification must never break reading
+        pass
+
+
 def get_reader(path):
     if isinstance(path, list):
         if len(path) != 1:
@@ -25,10 +40,10 @@ def get_reader(path):
 
         lf = read_lightfield(path)
     except LFDeblurError as e:
-        log.debug("napari-lfdeblur: %s is not a light field: %s", path, e)
+        _decline(path, str(e))
         return None
     except Exception as e:  # a reader must never raise into napari
-        log.warning("napari-lfdeblur: could not inspect %s: %s", path, e)
+        _decline(path, f"{type(e).__name__}: {e}")
         return None
 
     def reader(_path):

@@ -11,13 +11,13 @@ layer picked, the input and the result are scored against it
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
+import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     Label,
     ProgressBar,
@@ -26,12 +26,13 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from ..cancel import CancelToken
 from ..errors import LFDeblurError
+from ._dock import DockWidget
 from ._models import FROM_FILE, device_choices, model_choices, on_models_changed, resolve_choice
-from ._workers import CancelToken, show_error_in, start_worker
-
-if TYPE_CHECKING:
-    import napari
+from ._rendering import async_rendering, enable_for_session, restore
+from ._tile_progress import TileProgress
+from ._workers import show_error_in
 
 
 log = logging.getLogger(__name__)
@@ -42,19 +43,13 @@ PYRAMID_ABOVE = 4096  # px: larger images get a multiscale lazy result
 MAX_SCORE_PIXELS = 2048 * 2048
 
 
-def _async_rendering() -> bool:
-    try:
-        from napari.settings import get_settings
+def ask_save_path(parent, suggested: str) -> str:
+    """The file a user picks in a save dialog ('' if cancelled); tests replace this function."""
+    from qtpy.QtWidgets import QFileDialog
 
-        return bool(get_settings().experimental.async_)
-    except Exception:  # an older napari without the setting
-        return False
-
-
-def _set_async_rendering(value: bool) -> None:
-    from napari.settings import get_settings
-
-    get_settings().experimental.async_ = bool(value)
+    path, _ = QFileDialog.getSaveFileName(parent, "Save the deblurred layer", suggested,
+                                          "OME-Zarr (*.ome.zarr);;TIFF (*.tif *.tiff)")
+    return path
 
 
 def visible_region(layer, viewer) -> tuple[tuple[slice, ...], tuple[float, ...]]:
@@ -84,11 +79,13 @@ def visible_region(layer, viewer) -> tuple[tuple[slice, ...], tuple[float, ...]]
     return tuple(index), tuple(origin)
 
 
-class DeblurWidget(Container):
-    def __init__(self, viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self._viewer = viewer
+class DeblurWidget(DockWidget):
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(viewer)
         self._cancel: CancelToken | None = None
+        self._tiles: TileProgress | None = None
+        # the viewer closing deletes this dock: napari's rendering setting goes back to what it was
+        self.native.destroyed.connect(lambda *_: restore())
 
         self.layer = create_widget(annotation="napari.layers.Image", label="image")
         self.reference = create_widget(
@@ -110,11 +107,14 @@ class DeblurWidget(Container):
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
         self.background = CheckBox(
             label="background rendering", value=True,
-            tooltip="napari's 'Render Layers Asynchronously' setting, turned on for lazy results: their tiles are "
-                    "computed without freezing the viewer (untick to compute them on the GUI thread)",
+            tooltip="napari's 'Render Layers Asynchronously', turned on for this session while lazy results are "
+                    "shown (your saved preferences are left as they are): their tiles are computed without "
+                    "freezing the viewer.  Untick to compute them on the GUI thread.",
         )
         self.preview_button = PushButton(text="Preview visible region")
         self.run_button = PushButton(text="Deblur layer")
+        self.save_button = PushButton(text="Save result…", tooltip="Write the deblurred layer to OME-Zarr (.ome.zarr) "
+                                      "or TIFF (.tif), computing a lazy result chunk by chunk; Cancel stops it")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.show_result = CheckBox(label="show deblurred", value=True)
@@ -125,19 +125,27 @@ class DeblurWidget(Container):
         self.scores.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.extend([
             self.layer, self.reference, self.model, self.model_path, self.device, self.precision, self.tile, self.lazy,
-            self.background, self.preview_button, self.run_button, self.cancel_button, self.progress,
+            self.background, self.preview_button, self.run_button, self.save_button, self.cancel_button,
+            self.progress,
             self.show_result, self.side_by_side, self.status, self.scores,
         ])
         self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
         self.preview_button.changed.connect(self.preview)
         self.run_button.changed.connect(self.run)
+        self.save_button.changed.connect(self.save_result)
         self.cancel_button.changed.connect(self.cancel)
         self.show_result.changed.connect(self._toggle_results)
         self.side_by_side.changed.connect(self._set_grid)
-        self.background.changed.connect(_set_async_rendering)
+        self.background.changed.connect(self._on_background)
         on_models_changed(self.model.reset_choices)
 
     # -- helpers --------------------------------------------------------------
+    def _on_background(self, on: bool):
+        if not on:
+            restore()  # only undoes what this plugin turned on: a user's own setting stays
+        elif any(lyr.metadata.get("deblurred_from") for lyr in self._viewer.layers):
+            enable_for_session()
+
     def _notify_error(self, err: Exception):
         from ..inference.deblur import DeblurCancelled
 
@@ -220,7 +228,7 @@ class DeblurWidget(Container):
             log.info("%s deblurred, %s", layer.name, text.replace("\n", "; "))
 
         self.scores.value = f"scoring against {name!r} ..."
-        return start_worker(job, returned=done, errored=lambda e: show_error_in(self.scores, e))
+        return self.start_job(job, returned=done, errored=lambda e: show_error_in(self.scores, e))
 
     def _plane(self, layer) -> tuple[slice, ...]:
         """Index of the whole plane (or volume) on screen: displayed axes whole, the others at the sliders."""
@@ -261,7 +269,7 @@ class DeblurWidget(Container):
             self._score(layer, crop, result, index, "preview")
 
         self.status.value = "deblurring the visible region ..."
-        return start_worker(deblur, crop, **kwargs, returned=done, errored=self._notify_error)
+        return self.start_job(deblur, crop, **kwargs, returned=done, errored=self._notify_error)
 
     def run(self, *_):
         """Deblur the whole layer: lazily (dask, napari computes visible tiles) or eagerly with progress."""
@@ -305,7 +313,7 @@ class DeblurWidget(Container):
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "deblurring ..."
-        return start_worker(job, returned=done, errored=self._notify_error, finished=self._finished)
+        return self.start_job(job, token=token, returned=done, errored=self._notify_error, finished=self._finished)
 
     def _add_lazy(self, layer, kwargs: dict, name: str):
         """A lazily computed result layer: napari computes the chunks it draws.
@@ -327,17 +335,22 @@ class DeblurWidget(Container):
                 data = deblur(da.asarray(layer.data), rgb=rgb, **kwargs)
         except LFDeblurError as e:
             return self._notify_error(e)
-        if self.background.value and not _async_rendering():
+        if self._tiles is not None:
+            self._tiles.close()
+        self._tiles = TileProgress(data if isinstance(data, list) else [data], f"deblurring {layer.name}",
+                                   lambda done, total: self._on_tiles(name, done, total))
+        data = self._tiles.levels if isinstance(data, list) else self._tiles.levels[0]
+        if self.background.value:
             # napari computes lazy tiles on the GUI thread unless asked otherwise: a 1024-px tile of the
             # full network takes ~30 s on a CPU, a frozen viewer (benchmarks/bench_viewer_pan.py)
-            _set_async_rendering(True)
+            enable_for_session()
         kw = self._result_kwargs(layer, name)
         kw["contrast_limits"] = tuple(layer.contrast_limits)  # never let napari scan a lazy array
         kw["multiscale"] = isinstance(data, list)
         levels = len(data) if isinstance(data, list) else 1
         message = (
             f"lazy result added ({levels} level{'s' if levels > 1 else ''}): napari computes the tiles you look at"
-            + ("" if _async_rendering() else "; tiles are computed on the GUI thread: tick 'background rendering' "
+            + ("" if async_rendering() else "; tiles are computed on the GUI thread: tick 'background rendering' "
                "to keep the viewer responsive meanwhile")
         )
 
@@ -362,7 +375,56 @@ class DeblurWidget(Container):
             return data
 
         self.status.value = f"computing the {levels}-level overview in the background ..."
-        return start_worker(overview, returned=add, errored=self._notify_error)
+        return self.start_job(overview, returned=add, errored=self._notify_error)
+
+    def _on_tiles(self, name: str, done: int, total: int):
+        self.status.value = (f"{name}: {done} of {total} tiles deblurred"
+                             + (" (all)" if done >= total else "; napari computes the ones you look at"))
+
+    # -- saving ---------------------------------------------------------------
+    def _result_layer(self):
+        """The result to save: the selected layer if it is a deblurred one, else the newest result."""
+        active = self._viewer.layers.selection.active
+        if active is not None and active.metadata.get("deblurred_from"):
+            return active
+        results = [lyr for lyr in self._viewer.layers if lyr.metadata.get("deblurred_from")]
+        if not results:
+            raise LFDeblurError("Nothing to save yet: deblur a layer first (Deblur layer).")
+        return results[-1]
+
+    def save_result(self, *_, path=None):
+        """Stream the result (lazy ones chunk by chunk) to OME-Zarr or TIFF, with progress and Cancel."""
+        from superqt.utils import ensure_main_thread
+
+        from ..inference.io import check_writable, save_image_streaming
+
+        try:
+            layer = self._result_layer()
+            data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+            if path is None:
+                path = ask_save_path(self.native, f"{layer.name}.ome.zarr")
+                if not path:
+                    return None
+            check_writable(data.shape, data.dtype, path, rgb=bool(layer.rgb))
+            from .._io import writable_folder
+
+            writable_folder(Path(path).parent, "folder")
+        except LFDeblurError as e:
+            return self._notify_error(e)
+        token = self._cancel = CancelToken()
+        report = ensure_main_thread(self._on_progress)
+
+        def done(written):
+            self.status.value = f"saved {layer.name} to {written}"
+
+        self.progress.visible = True
+        self.progress.value = 0
+        self.save_button.enabled = self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"saving {layer.name} to {path} ..."
+        return self.start_job(save_image_streaming, data, path, rgb=bool(layer.rgb),
+                              progress=lambda d, t: report((d, t)), cancel=token, token=token,
+                              returned=done, errored=self._notify_error, finished=self._finished)
 
     def _on_progress(self, step):
         done, total = step
@@ -370,7 +432,7 @@ class DeblurWidget(Container):
         self.progress.value = done
 
     def _finished(self):
-        self.run_button.enabled = True
+        self.run_button.enabled = self.save_button.enabled = True
         self.cancel_button.enabled = False
 
     def cancel(self, *_):

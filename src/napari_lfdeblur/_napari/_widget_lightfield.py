@@ -7,13 +7,12 @@ and adds the result as layers whose sliders are labelled v, u.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
+import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     Label,
     LineEdit,
@@ -24,11 +23,9 @@ from magicgui.widgets import (
 
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
+from ._dock import DockWidget
 from ._layers import lightfield_layers, lightfield_name
-from ._workers import show_error_in, start_worker
-
-if TYPE_CHECKING:
-    import napari
+from ._workers import show_error_in
 
 FORMATS = ("auto", "hci", "grid", "eslf", "lenslet", "array")
 
@@ -60,10 +57,9 @@ def lightfield_of_layer(layer, axes: str | None = None) -> LightField:
     return lf
 
 
-class LightFieldWidget(Container):
-    def __init__(self, viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self._viewer = viewer
+class LightFieldWidget(DockWidget):
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(viewer)
         self._worker = None
 
         self.path = FileEdit(label="path", mode="d", tooltip="A folder of views, or a file (tick 'file').")
@@ -84,7 +80,8 @@ class LightFieldWidget(Container):
 
         self.epi_row = SpinBox(label="EPI row", min=0, max=100000, value=0)
         self.epi_button = PushButton(text="Show EPIs at row")
-        self.summary = Label(value="No light field loaded.")
+        self._epi_for = None
+        self.summary = Label(value="")
         self.summary.native.setWordWrap(True)  # long messages wrap instead of widening the dock
 
         self.extend(
@@ -111,6 +108,7 @@ class LightFieldWidget(Container):
         self.epi_button.changed.connect(self.show_epi)
         self.layer.changed.connect(self._update_summary)
         self._on_format_changed()
+        self._update_summary()  # a light field already open (File › Open, a sample) is picked up at once
 
     # -- reactions --------------------------------------------------------
     def _on_file_toggled(self, *_):
@@ -154,7 +152,7 @@ class LightFieldWidget(Container):
             return None
         self.summary.value = f"Opening {path} ..."
         self.load_button.enabled = False
-        self._worker = start_worker(
+        self._worker = self.start_job(
             read_lightfield,
             path,
             **opts,
@@ -199,8 +197,9 @@ class LightFieldWidget(Container):
         if lf is None:
             self.summary.value = "Pick or load a light-field layer."
             return
-        self.epi_row.max = lf.view_shape[0] - 1
-        if self.epi_row.value == 0:
+        if lf is not self._epi_for:  # a new light field: EPIs through its middle row
+            self._epi_for = lf
+            self.epi_row.max = lf.view_shape[0] - 1
             self.epi_row.value = lf.view_shape[0] // 2
         self.summary.value = "\n".join(f"{k}: {v}" for k, v in lf.summary().items())
 
@@ -218,13 +217,17 @@ class LightFieldWidget(Container):
         vertical = np.swapaxes(vertical, 0, 1)  # (Y, V, C): y down the page like the views
         name = lightfield_name(lf)
         layers = []
-        for img, label, scale in (
-            (horizontal, f"{name} EPI u-x (v={vc}, y={y})", (8, 1)),
-            (vertical, f"{name} EPI y-v (u={uc}, x={column})", (1, 8)),
+        h, w = lf.view_shape
+        gap = max(h, w) // 32 + 4
+        # beside the views, not over them: u-x below (each view row 8 px tall), y-v to the right
+        for img, label, scale, translate in (
+            (horizontal, f"{name} EPI u-x (v={vc}, y={y})", (8, 1), (h + gap, 0)),
+            (vertical, f"{name} EPI y-v (u={uc}, x={column})", (1, 8), (0, w + gap)),
         ):
             rgb = img.shape[-1] in (3, 4)
             data = img if rgb else img[..., 0]
-            layers.append(
-                self._viewer.add_image(data, name=label, rgb=rgb, contrast_limits=(0, 1), scale=scale, visible=False)
-            )
+            if label in self._viewer.layers:
+                self._viewer.layers.remove(label)
+            layers.append(self._viewer.add_image(data, name=label, rgb=rgb, contrast_limits=(0, 1), scale=scale,
+                                                 translate=translate))
         return layers

@@ -9,13 +9,12 @@ work and the viewer never freezes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSlider,
     Label,
@@ -26,14 +25,13 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from ..cancel import CancelToken
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
-from ._layers import lightfield_name
+from ._dock import DockWidget
+from ._layers import lightfield_name, set_or_add_stack
 from ._widget_lightfield import lightfield_of_layer
-from ._workers import CancelToken, LatestOnly, show_error_in, start_worker
-
-if TYPE_CHECKING:
-    import napari
+from ._workers import LatestOnly, show_error_in
 
 
 def _parse_floats(text: str) -> tuple[float, ...]:
@@ -57,10 +55,9 @@ def _stack_layer_data(images: list[np.ndarray]) -> np.ndarray:
     return stack[..., 0] if stack.shape[-1] == 1 else stack
 
 
-class RefocusWidget(Container):
-    def __init__(self, viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self._viewer = viewer
+class RefocusWidget(DockWidget):
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(viewer)
         self._lf: LightField | None = None  # decoded once, reused by every preview
         self._lf_layer = None
         self._cancel: CancelToken | None = None
@@ -90,6 +87,7 @@ class RefocusWidget(Container):
             self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in, self.folder_out,
             self.pairs_button, self.cancel_button, self.progress, self.status,
         ])
+        self._job_buttons = (self.stack_button, self.disparity_button, self.pairs_button)
         self._preview = LatestOnly(self._compute_preview, self._show_preview, self._notify_error)
 
         self.layer.changed.connect(self._on_layer_changed)
@@ -164,7 +162,23 @@ class RefocusWidget(Container):
         self._show_preview(self._compute_preview(float(self.disparity.value), float(self.aperture.value)))
         return self._viewer.layers[self._preview_name()]
 
-    # -- focal stack and disparity --------------------------------------
+    # -- jobs: focal stack, disparity, pairs -----------------------------------
+    def _start(self, func, total: int, what: str, returned):
+        """Run ``func(progress, token)`` in a worker with the progress bar and the Cancel button."""
+        from superqt.utils import ensure_main_thread
+
+        token = self._cancel = CancelToken()
+        report = ensure_main_thread(self._on_progress)
+        self.progress.visible = True
+        self.progress.max = max(total, 1)
+        self.progress.value = 0
+        for button in self._job_buttons:
+            button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"{what} ..."
+        return self.start_job(func, lambda k, n: report((k, n)), token, token=token, returned=returned,
+                              errored=self._notify_error, finished=self._job_finished)
+
     def add_focal_stack(self, *_):
         from ..lightfield.refocus import focal_stack
 
@@ -173,18 +187,23 @@ class RefocusWidget(Container):
         except LFDeblurError as e:
             return self._notify_error(e)
         ds = np.linspace(self.disparity.min, self.disparity.max, int(self.n_slices.value)).astype(np.float32)
+        aperture = float(self.aperture.value)
         name = f"{self.layer.value.name} focal stack"
 
         def done(stack):
+            if len(stack) == 0:
+                self.status.value = "cancelled: no focal stack"
+                return
             data = stack[..., 0] if stack.shape[-1] == 1 else stack
-            layer = _set_or_add(self._viewer, name, data, contrast_limits=(0, 1), rgb=data.ndim == 4,
-                                axis_labels=("focus", "y", "x"))
-            layer.metadata["disparities"] = ds.tolist()
-            self.status.value = f"focal stack: {len(ds)} planes from d={ds[0]:+.2f} to {ds[-1]:+.2f}"
+            layer = set_or_add_stack(self._viewer, name, data, "focus", contrast_limits=(0, 1))
+            layer.metadata["disparities"] = ds[: len(stack)].tolist()
+            cut = f" (cancelled after {len(stack)} of {len(ds)})" if len(stack) < len(ds) else ""
+            self.status.value = (f"focal stack: {len(stack)} planes from d={ds[0]:+.2f} to "
+                                 f"{ds[len(stack) - 1]:+.2f}{cut}, on the 'focus' slider")
 
-        self.status.value = "computing focal stack ..."
-        return start_worker(focal_stack, lf, ds, aperture=float(self.aperture.value), returned=done,
-                            errored=self._notify_error)
+        return self._start(lambda progress, token: focal_stack(lf, ds, aperture=aperture, progress=progress,
+                                                               cancel=token),
+                           len(ds), "computing the focal stack", done)
 
     def estimate_disparity_map(self, *_):
         from ..lightfield.disparity import estimate_disparity
@@ -196,12 +215,16 @@ class RefocusWidget(Container):
         name = f"{self.layer.value.name} disparity (estimated)"
 
         def done(dmap):
+            if dmap is None:
+                self.status.value = "cancelled: no disparity map"
+                return
             lo, hi = np.percentile(dmap, [1, 99])
             _set_or_add(self._viewer, name, dmap, colormap="turbo", contrast_limits=(float(lo), float(hi) + 1e-3))
             self.status.value = f"estimated disparity {lo:.2f} .. {hi:.2f} px/view (1st-99th percentile)"
 
-        self.status.value = "estimating disparity ..."
-        return start_worker(estimate_disparity, lf, returned=done, errored=self._notify_error)
+        # the bar counts the candidate disparities tested; estimate_disparity reports how many there are
+        return self._start(lambda progress, token: estimate_disparity(lf, progress=progress, cancel=token),
+                           1, "estimating disparity", done)
 
     # -- pairs -------------------------------------------------------------
     def _pair_sources(self) -> list:
@@ -214,79 +237,76 @@ class RefocusWidget(Container):
         return subs
 
     def generate_pairs(self, *_):
+        from .._io import writable_folder
+
         try:
             sources = self._pair_sources()
             apertures = _parse_floats(self.apertures.value)
+            out = str(self.folder_out.value).strip()
+            out = None if out in ("", ".") else writable_folder(out, "pair folder")  # before any pair is made
         except LFDeblurError as e:
             return self._notify_error(e)
-        out = str(self.folder_out.value).strip()
-        out = None if out in ("", ".") else Path(out)
         n_focus = int(self.n_focus.value)
-        token = self._cancel = CancelToken()
         per_lf = len(apertures) * n_focus
         total = per_lf * len(sources)
-        from superqt.utils import ensure_main_thread
 
-        report = ensure_main_thread(self._on_progress)
-
-        def job():
-            from ..lightfield.pairs import make_pairs, write_pairs
+        def job(progress, token):
+            from ..lightfield.pairs import iter_pairs, write_pairs
             from ..lightfield.readers import read_lightfield
 
-            pairs_all = []
+            made: list = []
+
+            def kept(pairs):
+                for pair in pairs:
+                    made.append(pair)
+                    yield pair
+
             for i, src in enumerate(sources):
                 if token.cancelled:
                     break
                 lf = src if isinstance(src, LightField) else read_lightfield(src)
-                base = i * per_lf
-                pairs = make_pairs(
-                    lf, apertures=apertures, focus=n_focus,
-                    progress=lambda k, n, base=base: report((base + k, total)),
-                    should_stop=token,
-                )
-                if out is not None and pairs:
-                    write_pairs(pairs, out, should_stop=token)
-                pairs_all.extend(pairs)
-            return pairs_all
+                pairs = kept(iter_pairs(lf, apertures=apertures, focus=n_focus, cancel=token,
+                                        progress=lambda k, n, base=i * per_lf: progress(base + k, total)))
+                if out is not None:
+                    write_pairs(pairs, out)  # each pair as it is made: a Cancel keeps every finished one
+                else:
+                    list(pairs)
+            return made, out
 
-        self.progress.visible = True
-        self.progress.max = total
-        self.progress.value = 0
-        self.pairs_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = "generating pairs ..."
-        return start_worker(job, returned=self._show_pairs, errored=self._notify_error, finished=self._job_finished)
+        self._pairs_total = total
+        return self._start(job, total, "generating pairs", self._show_pairs)
 
     def _on_progress(self, step):
         done, total = step
-        self.progress.max = total
+        self.progress.max = max(total, 1)
         self.progress.value = done
 
     def _job_finished(self):
-        self.pairs_button.enabled = True
+        for button in self._job_buttons:
+            button.enabled = True
         self.cancel_button.enabled = False
 
     def cancel(self, *_):
         if self._cancel is not None:
             self._cancel.cancel()
-            self.status.value = "cancelling ..."
+            self.status.value = "cancelling after the current step ..."
 
-    def _show_pairs(self, pairs):
+    def _show_pairs(self, result):
+        pairs, out = result
         self.last_pairs = pairs
         cancelled = self._cancel is not None and self._cancel.cancelled
+        where = f", written to {out}" if out is not None else ""
         if not pairs:
-            self.status.value = "cancelled: no pairs" if cancelled else "no pairs were made"
+            self.status.value = "cancelled: no pairs were finished" if cancelled else "no pairs were made"
             return
         shapes = {p.blurred.shape for p in pairs}
         if len(shapes) == 1:
             blurred = _stack_layer_data([p.blurred for p in pairs])
             sharp = _stack_layer_data([p.sharp for p in pairs])
-            rgb = blurred.ndim == 4
-            b = _set_or_add(self._viewer, "pairs: blurred", blurred, contrast_limits=(0, 1), rgb=rgb,
-                            axis_labels=("pair", "y", "x"))
-            _set_or_add(self._viewer, "pairs: sharp", sharp, contrast_limits=(0, 1), rgb=rgb,
-                        axis_labels=("pair", "y", "x"))
+            b = set_or_add_stack(self._viewer, "pairs: blurred", blurred, "pair", contrast_limits=(0, 1))
+            set_or_add_stack(self._viewer, "pairs: sharp", sharp, "pair", like=b, contrast_limits=(0, 1))
             b.metadata["pairs"] = [p.info for p in pairs]
-        self.status.value = f"{'cancelled after ' if cancelled else ''}{len(pairs)} pairs" + (
-            f", written to {self.folder_out.value}" if str(self.folder_out.value).strip() not in ("", ".") else ""
-        )
+        if cancelled:
+            self.status.value = f"cancelled: the {len(pairs)} pairs finished before it are kept{where}"
+        else:
+            self.status.value = f"{len(pairs)} pairs{where}"

@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
@@ -28,8 +27,10 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from ..cancel import CancelToken
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
+from ._dock import DockWidget
 from ._models import (
     DEFAULT,
     FROM_FILE,
@@ -39,10 +40,7 @@ from ._models import (
     resolve_choice,
     session_models,
 )
-from ._workers import show_error_in, start_worker
-
-if TYPE_CHECKING:
-    import napari
+from ._workers import show_error_in
 
 SOURCES = ("procedural light fields", "light-field layer", "pair folder")
 PHASES = ("pixel (phase 1: light-field pairs)", "feature (phase 2: real pairs)")
@@ -73,12 +71,38 @@ def _textured_scenes(snapshot, patch: int):
 
 
 def _run_training(data, **kwargs):
-    """The worker's job: prepare the data if it is :class:`Prepared`, then train."""
+    """The worker's job: prepare the data if it is :class:`Prepared`, train, and keep the model it made."""
     from ..training import train
 
     if isinstance(data, Prepared):
         data = data.make()
-    return train(data, **kwargs)
+    result = train(data, **kwargs)
+    return result, *_keep_model(result)
+
+
+def _keep_model(result) -> tuple[object, str]:
+    """What the Deblur widget's model list gets for a run, and its entry's name.
+
+    The run's best.pt / last.pt are rewritten when the run is continued, so the entry points to a copy
+    named after its step: "trained: run-x, best at step 15" always loads the step-15 weights.
+    """
+    import shutil
+
+    run = Path(str(result.out)).name if result.out else "in memory"
+    path, which = (result.best, "best") if result.best else (result.last, "last")
+    step = result.steps
+    if which == "best" and result.validations:
+        step = max(result.validations, key=lambda v: v["psnr"])["step"]
+    label = f"trained: {run}, {which} at step {step}"
+    if path is None:
+        return result.model, label
+    kept = Path(path).parent / "models" / f"{which}-step{step:06d}.pt"
+    if not kept.exists():
+        kept.parent.mkdir(exist_ok=True)
+        tmp = kept.with_name(f".{kept.name}.part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(kept)
+    return str(kept), label
 
 
 def _fmt_seconds(s: float) -> str:
@@ -98,12 +122,11 @@ def _new_run_folder() -> Path:
     return p
 
 
-class TrainWidget(Container):
-    def __init__(self, viewer: "napari.viewer.Viewer"):
+class TrainWidget(DockWidget):
+    def __init__(self, viewer: napari.viewer.Viewer):
         from superqt.utils import ensure_main_thread
 
-        super().__init__(labels=True)
-        self._viewer = viewer
+        super().__init__(viewer)
         self._token = None
         self.result = None
         # events are produced in the training thread; handle them in the GUI thread
@@ -163,7 +186,7 @@ class TrainWidget(Container):
             from ._plots import TrainingCurves
 
             self.curves = TrainingCurves()
-            self.native.layout().addWidget(self.curves.canvas)
+            self.body.layout().addWidget(self.curves.canvas)
         except ImportError:  # matplotlib missing: curves are optional
             self.status.value = "install matplotlib for live curves"
 
@@ -250,10 +273,11 @@ class TrainWidget(Container):
 
     # -- run ----------------------------------------------------------------------
     def start(self, *_):
-        from ..training import CancelToken
+        from .._io import writable_folder
 
         try:
             kwargs = self.arguments()
+            writable_folder(kwargs["out"], "output folder")  # now, not at the first checkpoint
         except LFDeblurError as e:
             return self._notify_error(e)
         self._token = CancelToken()
@@ -264,8 +288,8 @@ class TrainWidget(Container):
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self.status.value = "starting ..."
-        return start_worker(
-            _run_training, **kwargs, cancel=self._token, callback=self._post_event,
+        return self.start_job(
+            _run_training, **kwargs, cancel=self._token, callback=self._post_event, token=self._token,
             returned=self._on_result, errored=self._notify_error, finished=self._on_finished,
         )
 
@@ -275,6 +299,8 @@ class TrainWidget(Container):
             self.status.value = "stopping after the current step ..."
 
     def handle_event(self, event):
+        if self.closed:  # the dock was closed: the run is stopping, nothing left to show it in
+            return
         kind = event.kind
         if kind == "started":
             self.progress.max = max(event.total, 1)
@@ -318,15 +344,14 @@ class TrainWidget(Container):
         else:
             self._viewer.add_image(image, name=name, rgb=True)
 
-    def _on_result(self, result):
+    def _on_result(self, outcome):
+        result, model, label = outcome
         self.result = result
         if not result.cancelled and Path(str(self.out.value)).parent == _RUNS_HOME:
             # a finished run keeps its folder; the next Start gets a new one (never overwrites it)
             self.resume.value = False
             self.out.value = str(_new_run_folder())
-        path = result.best or result.last
-        label = f"trained: {Path(str(result.out)).name if result.out else 'in memory'} (step {result.steps})"
-        session_models.register(label, str(path) if path else result.model)
+        session_models.register(label, model)
         if self.curves is not None:
             self.curves.redraw()
         self.status.value += f"; '{label}' is now in the Deblur widget's model list"

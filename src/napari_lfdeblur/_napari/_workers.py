@@ -6,7 +6,6 @@ main thread, so the callbacks here may touch layers and widgets.
 
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 
@@ -16,23 +15,6 @@ def show_error_in(label, err: Exception) -> None:
 
     label.value = f"Error: {err}"
     show_error(str(err))
-
-
-class CancelToken:
-    """A flag a long job polls (``should_stop``) so a Stop button really stops it."""
-
-    def __init__(self):
-        self._event = threading.Event()
-
-    def cancel(self):
-        self._event.set()
-
-    def __call__(self) -> bool:
-        return self._event.is_set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 def start_worker(func: Callable, *args, returned=None, errored=None, yielded=None, finished=None, **kwargs):

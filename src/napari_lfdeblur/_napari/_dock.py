@@ -1,0 +1,155 @@
+"""What the plugin's four dock widgets share: a body that scrolls, and jobs that end with the dock.
+
+- napari docks ``widget.native``; for a scrollable magicgui container that is
+  the widget *inside* the scroll area, so the dock could never be shorter
+  than its contents (magicgui#431) and a 775-px Train dock pushed its Start
+  button off a laptop's 768-px screen.  :class:`DockWidget` hands napari the
+  scroll area instead.
+- A job started with :meth:`DockWidget.start_job` is cancelled when its dock
+  is closed or the viewer goes away, and its callbacks are then dropped, so a
+  finishing worker never touches a deleted Qt widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from magicgui.widgets import Container
+from qtpy.QtCore import QEvent, QObject
+
+from ._workers import start_worker
+
+log = logging.getLogger(__name__)
+
+# how long closing the viewer waits for a running job to stop (a training step, a tile)
+STOP_WAIT_S = 60.0
+
+
+class _ParentWatcher(QObject):
+    """Calls ``on_undocked`` when napari takes the widget out of its dock (the dock's close button)."""
+
+    def __init__(self, on_undocked: Callable[[], None]):
+        super().__init__()
+        self._on_undocked = on_undocked
+        self._docked = False
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.ParentChange:
+            if obj.parent() is not None:
+                self._docked = True
+            elif self._docked:
+                self._docked = False
+                self._on_undocked()
+        return False
+
+
+class _Job:
+    """A worker and the cancel token that stops it; ``done`` is set in the worker thread itself."""
+
+    def __init__(self, token):
+        self.token = token
+        self.done = threading.Event()
+        self.worker = None
+
+
+class _Jobs:
+    """A dock's running jobs.  Kept apart from the widget: Qt's ``destroyed`` signal may arrive while
+    Python is tearing the widget object down, so the callbacks hold this object, never the widget."""
+
+    def __init__(self):
+        self.running: list[_Job] = []
+        self.closed = False
+
+    def close(self, wait: bool = False) -> None:
+        self.closed = True
+        for job in list(self.running):
+            if job.token is not None:
+                job.token.cancel()
+            if job.worker is not None and hasattr(job.worker, "quit"):
+                job.worker.quit()
+        if wait:
+            for job in list(self.running):
+                if not job.done.wait(STOP_WAIT_S):
+                    log.warning("napari-lfdeblur: a job did not stop within %.0f s of closing the viewer", STOP_WAIT_S)
+
+
+class DockWidget(Container):
+    """Base of the dock widgets: scrolls, tracks its jobs, and stops them when it is closed."""
+
+    def __init__(self, viewer):
+        super().__init__(labels=True, scrollable=True)
+        self._viewer = viewer
+        jobs = self._jobs = _Jobs()
+        scroll = self.root_native_widget
+        scroll.setFrameShape(scroll.Shape.NoFrame)
+        self._watcher = _ParentWatcher(jobs.close)
+        scroll.installEventFilter(self._watcher)
+        # the viewer closing deletes the dock and this widget with it
+        scroll.destroyed.connect(lambda *_: jobs.close(wait=True))
+
+    @property
+    def closed(self) -> bool:
+        """True once the dock was closed (or the viewer): its jobs are stopping and nothing is shown any more."""
+        return self._jobs.closed
+
+    @property
+    def native(self):
+        # the scroll area, not the widget inside it: see the module docstring
+        return self.root_native_widget
+
+    @property
+    def body(self):
+        """The widget that holds the layout (for extras that are not magicgui widgets, e.g. a plot)."""
+        return self.root_native_widget.widget()
+
+    def start_job(self, func: Callable, *args, token=None, returned=None, errored=None, yielded=None,
+                  finished=None, **kwargs):
+        """Run ``func(*args, **kwargs)`` in a worker; ``token`` (a CancelToken) is cancelled if the dock closes.
+
+        The callbacks run in the GUI thread and are skipped once the dock is closed.
+        """
+        job, jobs = _Job(token), self._jobs
+
+        def run(*a, **kw):
+            try:
+                return func(*a, **kw)
+            finally:
+                job.done.set()
+
+        def guard(cb):
+            if cb is None:
+                return None
+
+            def call(*a):
+                if not jobs.closed:
+                    return cb(*a)
+                return None
+
+            return call
+
+        def forget():
+            if job in jobs.running:
+                jobs.running.remove(job)
+            if finished is not None and not jobs.closed:
+                finished()
+
+        jobs.running.append(job)
+        job.worker = start_worker(run, *args, returned=guard(returned), errored=guard(errored) or _log_error,
+                                  yielded=guard(yielded), finished=forget, **kwargs)
+        return job.worker
+
+    @property
+    def busy(self) -> bool:
+        return any(not j.done.is_set() for j in self._jobs.running)
+
+    def close_jobs(self, wait: bool = False) -> None:
+        """Cancel every running job (they stop after the step or tile in progress and keep what they finished);
+        with ``wait``, block until they have stopped (the viewer is closing: nothing may outlive it)."""
+        self._jobs.close(wait)
+
+
+def _log_error(err: Exception) -> None:
+    # a closed dock has no status line left; the error still reaches the log
+    log.warning("napari-lfdeblur: %s", err)

@@ -1,0 +1,63 @@
+"""Progress of a lazy result while napari computes it: tiles done / total, in the status and the activity dock.
+
+napari computes the chunks of a lazy layer as it draws them, in its own
+threads; nothing reports on them.  Each level of the result is wrapped in a
+pass-through step that records which chunk finished, so a 20000² layer that
+fills for a minute says how far it got instead of showing a black canvas.
+A chunk napari computes again (after its cache let it go) is counted once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+
+class TileProgress:
+    def __init__(self, levels: list, describe: str, on_change: Callable[[int, int], None]):
+        from superqt.utils import ensure_main_thread
+
+        self.total = sum(int(a.npartitions) for a in levels)
+        self.describe = describe
+        self._done: set = set()
+        self._lock = threading.Lock()
+        self._on_change = on_change
+        self._report = ensure_main_thread(self._show)
+        self._bar = None
+        self._shown = 0
+        self.levels = [self._wrap(a, k) for k, a in enumerate(levels)]
+
+    @property
+    def done(self) -> int:
+        return len(self._done)
+
+    def _wrap(self, arr, level: int):
+        def counted(block, block_info=None):
+            where = (level, tuple(block_info[0]["chunk-location"])) if block_info else None
+            with self._lock:
+                new = where is not None and where not in self._done
+                if new:
+                    self._done.add(where)
+                count = len(self._done)
+            if new:
+                self._report(count)
+            return block
+
+        return arr.map_blocks(counted, dtype=arr.dtype, meta=getattr(arr, "_meta", None))
+
+    def _show(self, count: int):  # GUI thread
+        from napari.utils import progress
+
+        if self._bar is None and count < self.total:
+            self._bar = progress(total=self.total, desc=self.describe)
+        if self._bar is not None:
+            self._bar.update(count - self._shown)
+            self._shown = count
+            if count >= self.total:
+                self.close()
+        self._on_change(count, self.total)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
