@@ -230,4 +230,5 @@ class LightFieldWidget(DockWidget):
                 self._viewer.layers.remove(label)
             layers.append(self._viewer.add_image(data, name=label, rgb=rgb, contrast_limits=(0, 1), scale=scale,
                                                  translate=translate))
+        self._viewer.reset_view()  # the views and both EPIs in sight
         return layers
