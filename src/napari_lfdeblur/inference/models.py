@@ -60,8 +60,8 @@ def get_model(model="default", device="auto", dtype=None):
         _model_cache.move_to_end(key)
         return _model_cache[key]
     net = load_model(model, device=device, dtype=dtype)
-    if key is None and isinstance(model, str) and model.strip().lower() == "authors":
-        key = _cache_key(model, device, dtype)  # just downloaded: the file exists now
+    if key is None:
+        key = _cache_key(model, device, dtype)  # a file load_model just fetched ("authors") exists now
     if key is not None:
         _model_cache[key] = net
         while len(_model_cache) > _CACHE_SIZE:
