@@ -50,6 +50,7 @@ _LAZY = {
     "DRBNet": ".nn.drbnet",
     "load_model": ".nn.checkpoint",
     "save_model": ".nn.checkpoint",
+    "fetch_authors_checkpoint": ".nn.authors",
     "deblur": ".inference.deblur",
     "open_pairs": ".training.datasets",
     "train": ".training.trainer",

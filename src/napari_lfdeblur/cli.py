@@ -475,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "<input name>_deblurred.<format>")
     p.add_argument("--format", choices=["png", "jpg", "tif", "ome.zarr"],
                    help="output format in a folder (default: the input's; ome.zarr for zarr inputs)")
-    p.add_argument("--model", default="default", help="'default' or a checkpoint path (.pt/.pth)")
+    p.add_argument("--model", default="default",
+                   help="'default', 'authors' (the authors' published weights, AGPL-3.0, downloaded once) "
+                        "or a checkpoint path (.pt/.pth)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     _add_dtype_option(p)
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default 512)")

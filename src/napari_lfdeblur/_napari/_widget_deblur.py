@@ -28,8 +28,17 @@ from magicgui.widgets import (
 
 from ..cancel import CancelToken
 from ..errors import LFDeblurError
+from . import _models
 from ._dock import DockWidget
-from ._models import FROM_FILE, device_choices, model_choices, on_models_changed, resolve_choice
+from ._models import (
+    AUTHORS,
+    DEFAULT,
+    FROM_FILE,
+    deblur_model_choices,
+    device_choices,
+    on_models_changed,
+    resolve_choice,
+)
 from ._rendering import async_rendering, enable_for_session, restore
 from ._tile_progress import TileProgress
 from ._workers import show_error_in
@@ -94,7 +103,7 @@ class DeblurWidget(DockWidget):
                      "and the result are scored against it (PSNR, SSIM, MAE)"},
         )
         self.reference.value = None
-        self.model = ComboBox(label="model", choices=model_choices)
+        self.model = ComboBox(label="model", choices=deblur_model_choices)
         self.model_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
         self.device = ComboBox(label="device", choices=device_choices, value="auto")
         self.precision = ComboBox(
@@ -130,6 +139,7 @@ class DeblurWidget(DockWidget):
             self.show_result, self.side_by_side, self.status, self.scores,
         ])
         self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
+        self.model.changed.connect(self._offer_authors_download)
         self.preview_button.changed.connect(self.preview)
         self.run_button.changed.connect(self.run)
         self.save_button.changed.connect(self.save_result)
@@ -425,6 +435,42 @@ class DeblurWidget(DockWidget):
         return self.start_job(save_image_streaming, data, path, rgb=bool(layer.rgb),
                               progress=lambda d, t: report((d, t)), cancel=token, token=token,
                               returned=done, errored=self._notify_error, finished=self._finished)
+
+    def _offer_authors_download(self, choice):
+        """The authors' entry, not downloaded yet: ask (size, licence), then fetch it in a worker with progress."""
+        if choice != AUTHORS or _models.authors_downloaded():
+            return None
+        if not _models.confirm_authors_download(self.native):
+            self.model.value = DEFAULT
+            self.status.value = "the authors' checkpoint was not downloaded; pick their entry again to download it"
+            return None
+        from superqt.utils import ensure_main_thread
+
+        from ..nn.authors import APPROX_SIZE, DownloadCancelled, fetch_authors_checkpoint, size_text
+
+        token = self._cancel = CancelToken()
+        report = ensure_main_thread(self._on_progress)
+
+        def progress(done, total):  # in kB: a progress bar holds 32-bit integers
+            report((done // 1000, max(total or APPROX_SIZE, done) // 1000))
+
+        def done(path):
+            self.status.value = f"the authors' DRBNet is ready (kept in {path.parent}; it works offline from now on)"
+
+        def failed(err):
+            self.model.value = DEFAULT
+            if isinstance(err, DownloadCancelled):
+                self.status.value = str(err)
+            else:
+                self._notify_error(err)
+
+        self.progress.visible = True
+        self.progress.value = 0
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"downloading the authors' DRBNet ({size_text()}) ..."
+        return self.start_job(fetch_authors_checkpoint, progress, token, token=token, returned=done, errored=failed,
+                              finished=self._finished)
 
     def _on_progress(self, step):
         done, total = step

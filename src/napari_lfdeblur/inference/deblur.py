@@ -127,8 +127,9 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         uint16 or float.  A numpy array is deblurred now; a dask, zarr or
         tifffile-backed array gives back a lazy dask array.
     model
-        ``"default"`` (the shipped model), a checkpoint path (ours or the
-        authors' ``single_image_defocus_deblurring.pth``) or an ``nn.Module``.
+        ``"default"`` (the shipped model), ``"authors"`` (the authors' published
+        weights, downloaded once into a per-user cache), a checkpoint path (ours
+        or the authors' ``single_image_defocus_deblurring.pth``) or an ``nn.Module``.
     tile, overlap, batch
         Tile size in pixels (default 512), context in pixels each tile gets
         beyond what is kept (default 48, rounded up to a multiple of 8; tiles

@@ -36,6 +36,10 @@ def _cache_key(model, device, dtype):
 
     if isinstance(model, str) and model.strip().lower() == "default":
         path = default_model_path()
+    elif isinstance(model, str) and model.strip().lower() == "authors":
+        from ..nn.authors import authors_checkpoint_path
+
+        path = authors_checkpoint_path()  # absent: no key, and load_model fetches it
     elif isinstance(model, (str, os.PathLike)):
         path = Path(model).expanduser()
     else:
@@ -56,6 +60,8 @@ def get_model(model="default", device="auto", dtype=None):
         _model_cache.move_to_end(key)
         return _model_cache[key]
     net = load_model(model, device=device, dtype=dtype)
+    if key is None:
+        key = _cache_key(model, device, dtype)  # a file load_model just fetched ("authors") exists now
     if key is not None:
         _model_cache[key] = net
         while len(_model_cache) > _CACHE_SIZE:

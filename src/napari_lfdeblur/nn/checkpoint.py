@@ -240,6 +240,15 @@ def _load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) 
                 raise ModelError(f"{source} contains NaN or infinite weights (first: {k}): the checkpoint is damaged")
 
 
+def _looks_like_web_page(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512).lstrip().lower()
+    except OSError:
+        return False
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body"))
+
+
 def read_checkpoint(path) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a ModelError."""
     p = Path(path).expanduser()
@@ -251,7 +260,12 @@ def read_checkpoint(path) -> Any:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError (zip), EOFError, ...
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+        if _looks_like_web_page(p):
+            hint = (
+                "it is a web page (HTML), not a checkpoint: the download link gave its page instead of the file "
+                "(Google Drive does this for large files: use its 'Download anyway' button)"
+            )
+        elif "weights_only" in str(e) or "Weights only load failed" in str(e):
             hint = (
                 "it holds Python objects besides tensors, which are not loaded for safety; if you trust the file, "
                 "re-save its state dict: torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth')"
@@ -286,7 +300,10 @@ def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False) -> nn.Mo
 def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
     """A deblurring network ready for inference: eval mode, on ``device``, in ``dtype``.
 
-    ``name_or_path``: ``"default"`` (the shipped model), a checkpoint path
+    ``name_or_path``: ``"default"`` (the shipped model), ``"authors"`` (the
+    authors' published weights, AGPL-3.0: downloaded into a per-user cache on
+    first use, announced on stderr, and checked against their recorded sha256
+    afterwards, offline too; see :func:`~napari_lfdeblur.fetch_authors_checkpoint`), a checkpoint path
     (napari-lfdeblur format, the authors' bare state dict, or a wrapped state
     dict), a state dict already in memory, or an ``nn.Module`` (returned
     as is, moved to the device; its dtype is kept unless ``dtype`` is given).  ``device``: see
@@ -313,6 +330,10 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
                     "one saved with save_model / a training run, or the "
                     f"authors' '{_AUTHORS_FILE}' (load_model('path/to/{_AUTHORS_FILE}'))"
                 )
+        elif isinstance(name_or_path, str) and name_or_path.strip().lower() == "authors":
+            from .authors import authors_checkpoint
+
+            path = authors_checkpoint(download=True)  # the cached file, sha256-checked; fetched once when absent
         else:
             path = Path(name_or_path)
         obj, source = read_checkpoint(path), str(path)

@@ -1,0 +1,405 @@
+"""The authors' published DRBNet checkpoint: where it comes from, fetching it once, checking it afterwards.
+
+Ruan et al. publish their trained networks (AGPL-3.0, like their code) as one
+zip archive on Google Drive, linked from https://github.com/lingyanruan/DRBNet
+(its ``download_ckpts.py``).  The archive holds ``ckpts/single/`` (the
+single-image network, a bare state dict that :func:`load_model` reads as a
+DRBNet) and ``ckpts/dual/`` (their dual-pixel network, not used here).
+Everything known about it is written once, below.
+
+Nothing is downloaded at import or on its own: only
+:func:`fetch_authors_checkpoint` (and ``load_model("authors")``, which calls it
+when the file is absent, saying so on stderr) or the Deblur widget's entry after
+the user confirms.  The file is kept in a per-user cache and works offline
+afterwards::
+
+    <cache>/authors/single_image_defocus_deblurring.pth
+    <cache>/authors/single_image_defocus_deblurring.pth.sha256
+
+``<cache>`` is ``$LFDEBLUR_CACHE`` when set, else platformdirs'
+``user_cache_dir("napari-lfdeblur")`` (``~/.cache/napari-lfdeblur`` on Linux).
+A download is written beside its final name and moved into place only once
+it loads strictly as the authors' DRBNet with ``weights_only=True``; its
+sha256 is recorded then and checked on every later load.  A file put there by
+hand (offline machines) is checked the same way on first use, and recorded.
+``$LFDEBLUR_AUTHORS_URL`` (or ``url=``) replaces the download address, for
+mirrors and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import http.client
+import logging
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from .._io import atomic_path
+from ..cancel import cancel_check
+from ..errors import LFDeblurError, ModelError
+
+__all__ = [
+    "APPROX_SIZE",
+    "ARCHIVE_MEMBER",
+    "FILENAME",
+    "LICENCE",
+    "PAGE_URL",
+    "URL",
+    "DownloadCancelled",
+    "authors_checkpoint",
+    "authors_checkpoint_path",
+    "cache_dir",
+    "fetch_authors_checkpoint",
+    "is_downloaded",
+    "size_text",
+]
+
+log = logging.getLogger(__name__)
+
+# --- the published archive: everything known about it, in one place --------------------------------------------
+SOURCE = "https://github.com/lingyanruan/DRBNet"  # the authors' repository; its download_ckpts.py names the file id
+DRIVE_ID = "1vGImev9LdagttXE_nN1gZGVstVTRVQHt"  # Google Drive file id of their ckpts.zip
+URL = f"https://drive.google.com/uc?export=download&id={DRIVE_ID}"  # direct download (Drive may ask to confirm)
+PAGE_URL = f"https://drive.google.com/file/d/{DRIVE_ID}/view"  # the page a person opens in a browser
+ARCHIVE_NAME = "ckpts.zip"
+ARCHIVE_MEMBER = "ckpts/single/single_image_defocus_deblurring.pth"  # the one file used; ckpts/dual/ is not
+FILENAME = "single_image_defocus_deblurring.pth"
+# An estimate (no length is published): two float32 networks of ~11.7 M parameters (single-image, dual-pixel),
+# ~47 MB each, in a zip.  The real length, when the server sends it, drives the progress bar.
+APPROX_SIZE = 90_000_000
+LICENCE = "AGPL-3.0"
+AUTHORS_CONFIG = {"arch": "DRBNet", "base": 32, "res_blocks": 2}
+
+CACHE_ENV = "LFDEBLUR_CACHE"
+URL_ENV = "LFDEBLUR_AUTHORS_URL"
+_SUBDIR = "authors"
+_CHUNK = 1 << 20
+_TIMEOUT = 60  # s without a byte before giving up
+_MAX_PAGE = 2 << 20  # bytes of a web page read to find Drive's "download anyway" form
+_MAX_MEMBER = 1 << 30  # a checkpoint larger than this in the archive is not the authors'
+_NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, ssl.SSLError, http.client.HTTPException)
+_CACHE_HINT = f"free some space, or set ${CACHE_ENV} to a writable folder"
+
+
+class DownloadCancelled(LFDeblurError):
+    """Raised by :func:`fetch_authors_checkpoint` when its ``cancel`` token is set; nothing is kept."""
+
+
+# --- where it lives -------------------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """The per-user cache of napari-lfdeblur: ``$LFDEBLUR_CACHE``, else platformdirs' user cache dir."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("napari-lfdeblur", appauthor=False))
+
+
+def authors_checkpoint_path() -> Path:
+    """Where the authors' checkpoint is (or will be) kept; it may not exist."""
+    return cache_dir() / _SUBDIR / FILENAME
+
+
+def _sha_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def is_downloaded() -> bool:
+    """Whether the checkpoint is in the cache (no check of its content: see :func:`authors_checkpoint`)."""
+    return authors_checkpoint_path().is_file()
+
+
+def size_text() -> str:
+    """The download size as people read it: 'about 90 MB'."""
+    return f"about {APPROX_SIZE / 1e6:.0f} MB"
+
+
+def _url(url: str | None) -> str:
+    return url or os.environ.get(URL_ENV, "").strip() or URL
+
+
+def manual_instructions(path: Path | None = None) -> str:
+    """How to install the checkpoint by hand (offline machines)."""
+    path = authors_checkpoint_path() if path is None else path
+    return (
+        f"To install it by hand, download {ARCHIVE_NAME} from {PAGE_URL} (linked from {SOURCE}) on a connected "
+        f"machine, unzip it and copy {ARCHIVE_MEMBER} to {path} (set ${CACHE_ENV} to use another folder), or pass "
+        f"the file's path instead: load_model('path/to/{FILENAME}')"
+    )
+
+
+# --- checking a file -----------------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _recorded_sha(path: Path) -> str | None:
+    sha_file = _sha_path(path)
+    try:
+        text = sha_file.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text[0].lower() if text else None
+
+
+def _record_sha(path: Path, digest: str) -> None:
+    with atomic_path(_sha_path(path), suffix=".sha256") as tmp:
+        tmp.write_text(f"{digest}  {path.name}\n", encoding="ascii")
+
+
+def _verify_model(path: Path, source: str) -> None:
+    """Load ``path`` strictly as the authors' DRBNet (weights_only); a ModelError says why it is not."""
+    from .checkpoint import load_model
+
+    try:
+        net = load_model(path, device="cpu", dtype="float32")
+    except ModelError as e:
+        raise ModelError(f"{source} is not the authors' DRBNet checkpoint: {e}") from e
+    config = dict(getattr(net, "config", {}))
+    if config != AUTHORS_CONFIG:
+        raise ModelError(
+            f"{source} is a DRBNet of another size ({config}), not the authors' network {AUTHORS_CONFIG}"
+        )
+
+
+def _check_cached(path: Path) -> Path:
+    """The cached file, after its sha256 check (recorded on first use when it was put there by hand)."""
+    recorded = _recorded_sha(path)
+    digest = _sha256(path)
+    if recorded is None:
+        _verify_model(path, str(path))
+        _record_sha(path, digest)
+        log.info("recorded the sha256 of %s: %s", path, digest)
+        return path
+    if digest != recorded:
+        raise ModelError(
+            f"{path} has changed since it was downloaded (sha256 {digest[:16]}..., recorded {recorded[:16]}... in "
+            f"{_sha_path(path)}): it is damaged or was replaced. Delete both files and ask for it again to download "
+            "a fresh copy (load_model('authors'), or the Deblur widget's authors' entry)."
+        )
+    return path
+
+
+# --- downloading -----------------------------------------------------------------------------------------------------
+class _Forms(HTMLParser):
+    """The forms (action, id, inputs) and links of a web page."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[dict] = []
+        self.links: list[str] = []
+        self._form: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form":
+            self._form = {"action": a.get("action", ""), "id": a.get("id", ""), "inputs": {}}
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None and a.get("name"):
+            self._form["inputs"][a["name"]] = a.get("value", "")
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+
+
+def _trusted_next(base: str, target: str) -> bool:
+    """Follow a confirm page only to its own host or to Google's download hosts."""
+    host = (urlsplit(target).hostname or "").lower()
+    return host == (urlsplit(base).hostname or "").lower() or host.endswith((".google.com", ".googleusercontent.com"))
+
+
+def _confirm_url(page: str, base: str) -> str | None:
+    """The "download anyway" address on Google Drive's page for files it cannot scan, if the page has one."""
+    parser = _Forms()
+    try:
+        parser.feed(page)
+    except Exception:  # a broken page: no form to follow
+        return None
+    for form in sorted(parser.forms, key=lambda f: f["id"] != "download-form"):
+        if form["id"] == "download-form" or "download" in form["action"]:
+            target = urljoin(base, html.unescape(form["action"]))
+            if form["inputs"]:
+                target += ("&" if "?" in target else "?") + urlencode(form["inputs"])
+            return target if _trusted_next(base, target) else None
+    for href in parser.links:
+        if "confirm=" in href:
+            target = urljoin(base, html.unescape(href))
+            return target if _trusted_next(base, target) else None
+    return None
+
+
+def _is_page(response) -> bool:
+    return response.headers.get_content_type() in ("text/html", "application/xhtml+xml")
+
+
+def _request(url: str):
+    from .checkpoint import _package_version
+
+    req = urllib.request.Request(url, headers={"User-Agent": f"napari-lfdeblur/{_package_version()}"})
+    return urllib.request.urlopen(req, timeout=_TIMEOUT)
+
+
+def _open_archive(url: str):
+    """The response that carries the archive, past Google Drive's confirm page when it shows one."""
+    response = _request(url)
+    for _ in range(3):
+        if not _is_page(response):
+            return response
+        with response:
+            page = response.read(_MAX_PAGE).decode("utf-8", "replace")
+            where = response.geturl()
+        nxt = _confirm_url(page, where)
+        if nxt is None:
+            break
+        response = _request(nxt)
+    raise ModelError(
+        f"{url} sent a web page instead of the checkpoint archive (Google Drive does this when the file's daily "
+        "download quota is used up, or when it moved); nothing was saved. Try again later, or install it by hand."
+    )
+
+
+def _download(url: str, out: Path, progress, cancel) -> None:
+    """Stream ``url`` into ``out`` with ``progress(done, total or None)``; ``cancel`` stops it."""
+    with _open_archive(url) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() and int(length) > 0 else None
+        done = 0
+        with open(out, "wb") as fh:
+            while True:
+                if cancel():
+                    raise DownloadCancelled("the download was cancelled: nothing was saved")
+                block = response.read(_CHUNK)
+                if not block:
+                    break
+                fh.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+    if total is not None and done != total:
+        raise ModelError(f"the download from {url} stopped after {done:,} of {total:,} bytes; nothing was saved")
+
+
+def _extract(archive: Path, out: Path, url: str) -> None:
+    """Write the single-image checkpoint from ``archive`` to ``out`` (a bare .pth is taken as it is)."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir() and Path(i.filename).name == FILENAME]
+            if members:
+                member = min(members, key=lambda i: (i.filename != ARCHIVE_MEMBER, len(i.filename)))
+                if member.file_size > _MAX_MEMBER:
+                    raise ModelError(f"{member.filename} in the archive from {url} is too large to be the checkpoint")
+                with zf.open(member) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                return
+            names = zf.namelist()
+            if not any(n.endswith("data.pkl") for n in names):  # a torch file is a zip too: take it whole
+                shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+                raise ModelError(
+                    f"the archive from {url} has no {FILENAME} (expected {ARCHIVE_MEMBER}; "
+                    f"it holds {shown or 'nothing'})"
+                )
+    shutil.copyfile(archive, out)
+
+
+def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None = None, cancel=None, *,
+                             url: str | None = None, force: bool = False) -> Path:
+    """Download the authors' DRBNet checkpoint into the cache (once) and return its path.
+
+    When the file is already there (and ``force`` is false), nothing is
+    downloaded: its sha256 is checked and its path returned.  Otherwise the
+    archive at ``url`` (default: the authors' link, or ``$LFDEBLUR_AUTHORS_URL``)
+    is downloaded to a temporary file, the single-image checkpoint taken out of
+    it, loaded strictly as the authors' DRBNet with ``weights_only=True``, moved
+    into place and its sha256 recorded.  A failure leaves nothing in the cache.
+
+    ``progress(done_bytes, total_bytes or None)`` is called as bytes arrive;
+    ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops the download
+    with :class:`~napari_lfdeblur.nn.authors.DownloadCancelled`.  Network failures raise a ModelError that
+    says how to install the file by hand.
+    """
+    final = authors_checkpoint_path()
+    if final.is_file() and not force:
+        return _check_cached(final)
+    url = _url(url)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".part", dir=final.parent)
+        os.close(fd)
+    except OSError as e:
+        raise ModelError(f"cannot write to the cache folder {final.parent} ({e}): " + _CACHE_HINT) from e
+    archive = Path(tmp)
+    try:
+        try:
+            _download(url, archive, progress, cancel_check(cancel, where="fetch_authors_checkpoint"))
+        except urllib.error.HTTPError as e:
+            raise ModelError(
+                f"could not download the authors' DRBNet checkpoint: {url} answered HTTP {e.code} ({e.reason}). "
+                + manual_instructions(final)
+            ) from e
+        except _NETWORK_ERRORS as e:
+            reason = getattr(e, "reason", None) or e
+            raise ModelError(
+                f"could not download the authors' DRBNet checkpoint from {url} ({reason}): this machine seems "
+                "offline, or the address is blocked. " + manual_instructions(final)
+            ) from e
+        except OSError as e:  # the disk, not the network
+            raise ModelError(f"could not save the download in {final.parent} ({e}): " + _CACHE_HINT) from e
+        with atomic_path(final) as candidate:
+            _extract(archive, candidate, url)
+            _verify_model(candidate, f"the file downloaded from {url}")
+            digest = _sha256(candidate)
+    finally:
+        archive.unlink(missing_ok=True)
+    _record_sha(final, digest)
+    log.info("downloaded the authors' DRBNet checkpoint to %s (sha256 %s)", final, digest)
+    return final
+
+
+def authors_checkpoint(download: bool = True) -> Path:
+    """The path of the authors' checkpoint, checked; downloaded first when absent and ``download`` is true.
+
+    This is what ``load_model("authors")`` uses: a script asking for the
+    authors' model is asking for the download, so it happens, announced on
+    stderr with its size and licence and shown as a progress bar there.  With
+    ``download=False`` an absent file is a ModelError saying how to get it.
+    """
+    path = authors_checkpoint_path()
+    if path.is_file():
+        return _check_cached(path)
+    if not download:
+        raise ModelError(f"the authors' DRBNet checkpoint is not downloaded yet ({path}). " + manual_instructions(path))
+    url = _url(None)
+    print(
+        f"napari-lfdeblur: downloading the authors' DRBNet checkpoint once ({size_text()}, {LICENCE}-licensed "
+        f"weights by Ruan et al.) from {url} into {path.parent}",
+        file=sys.stderr,
+    )
+    from tqdm import tqdm
+
+    with tqdm(total=None, desc="authors' DRBNet", unit="B", unit_scale=True, disable=None, leave=False) as bar:
+
+        def progress(done, total):
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        return fetch_authors_checkpoint(progress, url=url)
