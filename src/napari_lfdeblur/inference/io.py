@@ -121,7 +121,9 @@ class ImageInfo:
 
 # ------------------------------------------------------------------ reading
 def _guess_rgb(shape) -> bool:
-    return len(shape) >= 3 and shape[-1] in (3, 4)
+    from .normalize import channels_last
+
+    return channels_last(shape)
 
 
 class _TiffArray:
@@ -191,9 +193,8 @@ def _open_tiff(path: Path, lazy):
     except Exception as e:
         raise _read_failed(path, e) from e
     axes = axes.upper()
-    if axes.endswith("S") and shape[-1] not in (1, 3, 4):
-        raise DeblurInputError(f"{path.name}: {shape[-1]} samples per pixel; this reads greyscale, RGB or RGBA TIFFs")
-    rgb = axes.endswith("S")
+    # samples per pixel, or a last axis too thin to be an image's width (tifffile calls a (Y, X, 2) array QYX)
+    rgb = axes.endswith("S") or _guess_rgb(shape)
     separate = axes.endswith("SYX") and shape[-3] in (3, 4)  # planar RGB
     our_axes = "".join("c" if a == "S" else a.lower() for a in axes)
     if not lazy:
@@ -578,7 +579,7 @@ def _check_raster(shape, dtype, fmt: str, rgb):
     if n_stack:
         raise DeblurInputError(f"{name} holds one image, not a stack of shape {shape}: use tif or ome.zarr")
     if rgb and shape[-1] not in (1, 3, 4):
-        raise DeblurInputError(f"{name} holds greyscale, RGB or RGBA, not {shape[-1]} channels")
+        raise DeblurInputError(f"{name} holds greyscale, RGB or RGBA, not {shape[-1]} channels: use tif or ome.zarr")
     allowed = (np.uint8, np.uint16) if fmt == "png" else (np.uint8,)
     if np.dtype(dtype) not in [np.dtype(t) for t in allowed]:
         raise DeblurInputError(f"{name} cannot hold {np.dtype(dtype)} pixels: use tif or ome.zarr "
