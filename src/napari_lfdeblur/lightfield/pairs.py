@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import LightFieldError
 from .core import LightField
-from .refocus import Refocuser, _check_lightfield
+from .refocus import Refocuser, _check_lightfield, check_disparity_reach
 
 __all__ = ["Pair", "iter_pairs", "make_pairs", "psnr", "read_manifest", "write_pairs"]
 
@@ -132,11 +132,21 @@ def _odd_subgrid(lf: LightField) -> tuple[LightField, tuple[int, int]]:
     return sub, (cv, cu)
 
 
+#: focus planes per light field at most: closer planes give the same blur (duplicates that are skipped anyway)
+MAX_FOCUS_PLANES = 256
+
+
 def _focus_list(lf: LightField, focus) -> list[float]:
     if isinstance(focus, (int, np.integer)) and not isinstance(focus, bool):
         n = int(focus)
         if n < 1:
             raise LightFieldError(f"focus must be a number of planes >= 1 or a list of disparities, got {focus}.")
+        if n > MAX_FOCUS_PLANES:
+            raise LightFieldError(
+                f"focus={n} planes is too many: at most {MAX_FOCUS_PLANES} per light field (planes closer "
+                "together give the same blur, which skip_duplicates drops). The default is 5; give a few planes "
+                "or a list of focus disparities."
+            )
         from .disparity import lightfield_disparity_range
 
         lo, hi = lightfield_disparity_range(lf)
@@ -147,6 +157,7 @@ def _focus_list(lf: LightField, focus) -> list[float]:
         raise LightFieldError("focus must be an int (number of planes) or a sequence of disparities.") from e
     if not ds or not all(math.isfinite(x) for x in ds):
         raise LightFieldError("focus disparities must be a non-empty list of finite numbers.")
+    check_disparity_reach(lf, ds)
     return ds
 
 
