@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, is_place_error, output_error, writing_failed
 from ..errors import DeblurInputError
 
 __all__ = [
@@ -476,22 +476,31 @@ def _atomic_file(final: Path):
 def atomic_dir(final: str | os.PathLike):
     """Yield a temporary folder beside ``final``; rename it to ``final`` only on success (replacing it)."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    except OSError as e:  # a read-only or full disk, a file where the folder should be, ...
+        raise output_error(final, e) from e
     try:
         yield tmp
         _usual_mode(tmp)
         old = None
-        if final.is_dir() and not final.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / final.name)
-        elif final.exists() or final.is_symlink():
-            final.unlink()
-        os.replace(tmp, final)
+        try:
+            if final.is_dir() and not final.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+                os.replace(final, old / final.name)
+            elif final.exists() or final.is_symlink():
+                final.unlink()
+            os.replace(tmp, final)
+        except OSError as e:
+            raise output_error(final, e) from e
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if writing_failed(e, tmp) or (isinstance(e, OSError) and is_place_error(e) and e.filename is not None
+                                      and str(e.filename).startswith(str(tmp))):
+            raise output_error(final, e) from e
         raise
 
 
