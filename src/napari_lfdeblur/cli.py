@@ -326,7 +326,12 @@ def cmd_eval(args) -> int:
 
     from .evaluation import evaluate
 
+    from ._io import check_writable_file
+
     lpips = {"auto": "auto", "on": True, "off": False}[args.lpips]
+    # a --csv that cannot be written fails now, not after scoring; a failure at the end (a full disk) comes after
+    # the table, so the scores are never lost
+    csv_path = check_writable_file(args.csv, "the CSV") if args.csv else None
     bar = tqdm(total=0, desc="eval", unit="img", disable=None, leave=False)
 
     def progress(done, total):
@@ -335,14 +340,14 @@ def cmd_eval(args) -> int:
 
     try:
         result = evaluate(args.pairs, model=args.model, outputs=args.outputs, device=args.device, dtype=args.dtype,
-                          tile=args.tile, limit=args.limit, csv=args.csv, lpips=lpips, progress=progress)
+                          tile=args.tile, limit=args.limit, lpips=lpips, progress=progress)
     finally:
         bar.close()
     n = len(result.rows)
     print(f"{n} pair{'s' if n != 1 else ''} from {args.pairs}, {result.source}; 'in' = the blurry input")
     print(result.table())
-    if result.csv is not None:
-        print(f"CSV: {result.csv}")
+    if csv_path is not None and not result.cancelled:
+        print(f"CSV: {result.write_csv(csv_path)}")
     return 0
 
 
