@@ -40,16 +40,23 @@ def is_place_error(e: BaseException) -> bool:
     return isinstance(e, OSError) and not isinstance(e, OutputError) and e.errno in _PLACE_ERRNOS
 
 
-def check_writable_file(path, what: str = "") -> Path:
-    """Raise :class:`OutputError` now if a file cannot be created at ``path`` (its folder is made if needed).
+def check_writable_file(path, what: str = "", folder_ok: bool = False) -> Path:
+    """Raise :class:`OutputError` now if ``path`` cannot be written (its missing folders could not be made).
 
-    Lets callers refuse before hours of work instead of failing at the end."""
+    Tries a temporary file in the nearest folder of ``path`` that exists, and
+    leaves nothing behind.  ``folder_ok``: ``path`` may be an existing folder
+    (an OME-Zarr output is one).  Lets callers refuse before hours of work
+    instead of failing at the end."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    if path.is_dir() and not folder_ok:
         raise OutputError(f"cannot write {what + ' ' if what else ''}{path}: it is a folder; give a file name")
+    place = path.parent
+    while not os.path.lexists(place) and place != place.parent:
+        place = place.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".check", dir=path.parent):
+        if not place.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(place))
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".check", dir=place):
             pass
     except OSError as e:
         raise output_error(path, e, what) from e

@@ -595,6 +595,10 @@ def _check_raster(shape, dtype, fmt: str, rgb):
                                f"({name} takes {' or '.join(np.dtype(t).name for t in allowed)})")
     if fmt == "jpg" and rgb and shape[-1] == 4:
         raise DeblurInputError("JPEG has no alpha channel: use png, tif or ome.zarr for RGBA images")
+    if fmt == "png" and np.dtype(dtype) == np.uint16 and rgb and shape[-1] in (3, 4):
+        # Pillow, which writes (and reads) PNG here, has no 16-bit colour mode: refuse before the work
+        raise DeblurInputError("16-bit colour PNG is not written here (16-bit greyscale is): use tif or ome.zarr to "
+                               "keep the 16 bits, or convert the image to 8-bit first")
     return rgb
 
 

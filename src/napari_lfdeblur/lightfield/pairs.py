@@ -480,8 +480,13 @@ def write_pairs(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LightFieldError(f"{folder} exists and is not a folder.")
-    (folder / "blur").mkdir(parents=True, exist_ok=True)
-    (folder / "sharp").mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / "blur").mkdir(parents=True, exist_ok=True)
+        (folder / "sharp").mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only or full disk, a file where a folder should be
+        from .._io import output_error
+
+        raise output_error(folder, e, "the pair folder") from e
 
     rows = [r for r in read_manifest(folder) if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
     done = {r["name"] for r in rows}

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_path
+from .._io import atomic_path, check_writable_file
 from .._signals import sigterm_as_interrupt
 from ..errors import ModelError, OutOfMemoryError, TrainingError
 from . import ddp as _ddp
@@ -348,6 +348,8 @@ class Trainer:
         if self.out is not None and self.out.exists() and not self.out.is_dir():
             raise TrainingError(f"out={out} is a file; a training run writes a folder (checkpoints, log.csv): give "
                                 "a folder that does not exist yet, or an earlier run's folder")
+        if self.out is not None:  # a read-only or full disk: said now, not at the first checkpoint
+            check_writable_file(self.out / "resume.pt", "the training run")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                     or threads < 1):
             raise TrainingError(f"threads must be a positive number of torch CPU threads, got {threads!r}")
