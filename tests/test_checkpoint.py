@@ -221,8 +221,25 @@ def test_pickled_objects_are_not_loaded(tmp_path, lite):
     import argparse
 
     torch.save({"state_dict": lite.state_dict(), "args": argparse.Namespace(lr=1)}, tmp_path / "m.pth")
-    with pytest.raises(ModelError, match="safety"):
+    with pytest.raises(ModelError, match="safety") as e:
         load_model(tmp_path / "m.pth")
+    assert "weights_only" not in str(e.value)  # never advise loading a possibly hostile file unsafely
+
+
+def test_an_image_is_not_a_readable_checkpoint(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    with pytest.raises(ModelError, match="photo.png is not a readable checkpoint: it is not a PyTorch") as e:
+        load_model(tmp_path / "photo.png")
+    assert "Python objects" not in str(e.value) and "weights_only" not in str(e.value)
+
+
+@pytest.mark.parametrize("path", ["", "  "])
+def test_empty_path_says_so(path):
+    with pytest.raises(ModelError, match="no checkpoint given") as e:
+        load_model(path)
+    assert "folder" not in str(e.value)  # it was '. is a folder'
 
 
 def test_missing_file_folder_and_bad_type(tmp_path):

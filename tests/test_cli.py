@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from napari_lfdeblur.cli import main
 
@@ -187,3 +188,163 @@ def test_paper_arch_trains_the_papers_exact_network(tmp_path, capsys):
     assert main(["train", "synthetic", "-o", str(tmp_path / "run2"), "--paper-arch", "--model",
                  str(tmp_path / "run" / "last.pt"), "--steps", "1"]) == 2
     assert "give one of the two" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bad input: one line and exit 2
+def _tiny_lightfield(tmp_path):
+    arr = np.random.default_rng(0).random((3, 3, 24, 24, 3)).astype(np.float32)
+    np.save(tmp_path / "lf.npy", arr)
+    return tmp_path / "lf.npy"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "synthetic", "-o", "{tmp}/run", "--threads", "-4"], "--threads"),
+    (["pairs", "{lf}", "-o", "{tmp}/p", "--apertures", "abc"], "--apertures"),
+    (["pairs", "{lf}", "-o", "{tmp}/p", "--focus", "0"], "--focus"),
+    (["info", "{lf}", "--views", "abc"], "--views"),
+    (["eval", "{tmp}", "--outputs", "{tmp}", "--limit", "0"], "--limit"),
+])
+def test_arguments_of_the_wrong_kind_are_refused_by_the_parser(tmp_path, capsys, argv, flag):
+    lf = _tiny_lightfield(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main([a.format(tmp=tmp_path, lf=lf) for a in argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {flag}:" in err and "Traceback" not in err
+
+
+def _one_line(err: str, command: str) -> bool:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    return len(lines) == 1 and lines[0].startswith(f"lfdeblur {command}: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["refocus", "{lf}", "-d", "0.5", "-o", "{tmp}/file.txt/rf.png"],
+    ["pairs", "{lf}", "-o", "{tmp}/file.txt/pairs", "--focus", "2"],
+    ["train", "synthetic", "-o", "{tmp}/file.txt/run", "--base", "4", "--steps", "1"],
+])
+def test_writing_where_a_folder_cannot_be_is_one_line_and_exit_2(tmp_path, capsys, argv):
+    lf = _tiny_lightfield(tmp_path)
+    (tmp_path / "file.txt").write_text("a file, where the command needs a folder")
+    assert main([a.format(tmp=tmp_path, lf=lf) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err, argv[0]) and "cannot write" in err and "file.txt" in err
+
+
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import imageio.v3 as iio
+
+    lf = _tiny_lightfield(tmp_path)
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(iio, "imwrite", full)
+    assert main(["refocus", str(lf), "-d", "0.5", "-o", str(tmp_path / "rf.png")]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err, "refocus") and "No space left on device" in err and "free some space" in err
+    assert list(tmp_path.glob("*rf*")) == []  # no half-written file
+
+
+def test_any_other_os_error_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from napari_lfdeblur import cli
+
+    def denied(args):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x"))
+
+    monkeypatch.setattr(cli, "cmd_info", denied)
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err, "info") and "Permission denied" in err
+
+
+def test_errors_name_the_command_line_flags_not_python_arguments(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    for name in ("cat", "dog", "emu", "fox"):
+        iio.imwrite(tmp_path / f"{name}.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--pattern 'name_{row}_{col}.png'" in err and "pattern=" not in err and "format=" not in err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "resume.pt").write_bytes(b"")  # a run is there: continuing it needs --resume
+    assert main(["train", "synthetic", "-o", str(tmp_path / "run"), "--base", "4", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "continue it with --resume" in err and "resume=" not in err
+
+
+def test_pairs_with_a_million_focus_planes_is_refused_at_once(tmp_path, capsys):
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["pairs", str(_tiny_lightfield(tmp_path)), "-o", str(tmp_path / "p"), "--focus", "1000000"]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err, "pairs") and "--focus 1000000 planes is too many" in err
+    assert time.perf_counter() - t0 < 10
+
+
+def test_refocus_far_beyond_the_image_is_refused(tmp_path, capsys):
+    assert main(["refocus", str(_tiny_lightfield(tmp_path)), "-d", "1e9", "-o", str(tmp_path / "rf.png")]) == 2
+    assert "beyond its 24x24-pixel views" in capsys.readouterr().err
+    assert not (tmp_path / "rf.png").exists()
+
+
+def test_resume_without_a_checkpoint_says_it_starts_afresh(tmp_path, capsys):
+    import torch
+
+    torch.set_num_threads(1)
+    assert main(["train", "synthetic", "-o", str(tmp_path / "run"), "--resume", "--base", "4", "--steps", "1",
+                 "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
+    said = capsys.readouterr()
+    assert "holds no checkpoint to resume from" in said.out and "starting from step 1" in said.out
+    assert "RuntimeWarning" not in said.err
+
+
+# ---------------------------------------------------------------- progress on a terminal
+def _on_a_terminal(argv: list[str]) -> str:
+    """Run ``lfdeblur ARGV`` in a new pseudo-terminal (0 columns wide, as some containers' and CI runners' are);
+    returns everything it wrote."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "napari_lfdeblur.cli", *argv], stdin=slave, stdout=slave,
+                            stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=600) == 0, b"".join(chunks).decode(errors="replace")[-3000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_eval_and_train_show_progress_on_a_terminal(tmp_path):
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(0)
+    for sub in ("blur", "sharp"):
+        (tmp_path / "pairs" / sub).mkdir(parents=True)
+    for name in ("a", "b"):
+        img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        iio.imwrite(tmp_path / "pairs" / "blur" / f"{name}.png", img)
+        iio.imwrite(tmp_path / "pairs" / "sharp" / f"{name}.png", img)
+    text = _on_a_terminal(["eval", str(tmp_path / "pairs"), "--outputs", str(tmp_path / "pairs" / "sharp"),
+                           "--lpips", "off"])
+    assert "eval: 0img" in text  # the bar (cleared when done), between the command and its table
+    text = _on_a_terminal(["train", str(tmp_path / "pairs"), "-o", str(tmp_path / "run"), "--base", "4",
+                           "--steps", "3", "--batch", "1", "--patch", "32", "--device", "cpu", "--threads", "1"])
+    assert "3/3" in text and "loss=" in text

@@ -308,3 +308,94 @@ def test_ome_zarr_output_carries_a_pyramid_napari_opens_as_multiscale(tmp_path, 
     read_zarr = pytest.importorskip("napari_builtins.io").read_zarr_dataset
     levels, shape = read_zarr(str(out))
     assert isinstance(levels, list) and len(levels) == 4 and tuple(shape) == (3, 301, 250)
+
+
+# ---------------------------------------------------------------- the rest of the bad-input sweep
+def test_two_channel_tiff_is_deblurred_channel_by_channel(tmp_path, ckpt):
+    img = (np.random.default_rng(3).random((40, 48, 2)) * 4000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "two.tif", img)  # tifffile calls it QYX: 40 pages of 48 x 2
+    assert main(["deblur", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out.tif"), "--model", ckpt,
+                 "--device", "cpu"]) == 0
+    got = tifffile.imread(tmp_path / "out.tif")
+    assert got.shape == img.shape and got.dtype == np.uint16
+    for c in range(2):
+        np.testing.assert_array_equal(got[..., c], deblur(img[..., c], model=ckpt, device="cpu"))
+
+
+def test_sixteen_bit_rgb_to_png_is_refused_before_any_work(tmp_path, ckpt, capsys, monkeypatch):
+    tifffile.imwrite(tmp_path / "rgb16.tif", _rgb(40, 48, dtype=np.uint16), photometric="rgb")
+    calls = _interrupt_after(monkeypatch, 10**9)
+    assert main(["deblur", str(tmp_path / "rgb16.tif"), "-o", str(tmp_path / "out.png"), "--model", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "16-bit colour PNG" in err and "tif" in err
+    assert calls == [] and not (tmp_path / "out.png").exists()
+
+
+def test_output_with_an_image_suffix_deblur_cannot_write_is_an_error(tmp_path, ckpt, capsys):
+    iio.imwrite(tmp_path / "a.png", _rgb(32, 32))
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "out.bmp"), "--model", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and ".png, .jpg, .tif or .ome.zarr" in err
+    assert not (tmp_path / "out.bmp").exists()  # it used to become a folder out.bmp/
+
+
+def test_symbolic_link_loops_in_a_folder_are_skipped(tmp_path, ckpt, capsys):
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    iio.imwrite(src / "good.png", _rgb(32, 40))
+    os.symlink("b.png", src / "a.png")  # a.png -> b.png -> a.png
+    os.symlink("a.png", src / "b.png")
+    os.symlink("nowhere.png", src / "broken.png")
+    assert main(["deblur", str(src), "-o", str(tmp_path / "out"), "--model", ckpt, "--device", "cpu"]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good_deblurred.png"]
+    assert "skipping 3 symbolic link(s)" in capsys.readouterr().err
+    assert main(["deblur", str(src / "a.png"), "-o", str(tmp_path / "o2"), "--model", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "symbolic link to nothing" in err
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, ckpt, capsys, monkeypatch):
+    iio.imwrite(tmp_path / "a.png", _rgb(32, 32))
+    (tmp_path / "file.txt").write_text("a file where the output folder should be")
+    calls = _interrupt_after(monkeypatch, 10**9)
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "file.txt" / "out"),
+                 "--model", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "cannot write" in err and calls == []
+
+
+def test_sigterm_leaves_no_half_written_output(tmp_path, ckpt):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    iio.imwrite(tmp_path / "a.png", _rgb(300, 330))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    script = f"""
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+from napari_lfdeblur.cli import main
+from napari_lfdeblur.inference import deblur as deblur_mod
+
+real, calls = deblur_mod.run_network, []
+
+def network(tiles, net):  # terminated (kill, a batch system's time limit) in the middle of the work
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(tiles, net)
+
+deblur_mod.run_network = network
+sys.exit(main(["deblur", {str(tmp_path / "a.png")!r}, "-o", {str(out_dir)!r}, "--format", "ome.zarr", "--lazy",
+               "--chunk", "128", "--tile", "128", "--model", {ckpt!r}, "--device", "cpu"]))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
+    assert r.returncode != -signal.SIGTERM and "lfdeblur deblur: terminated" in r.stderr
+    assert list(out_dir.iterdir()) == []  # no hidden .part folder left behind

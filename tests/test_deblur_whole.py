@@ -104,9 +104,39 @@ def test_bad_input(net, image, match):
         deblur(image, model=net, device="cpu")
 
 
-def test_wrong_channel_count_with_rgb(net):
-    with pytest.raises(DeblurInputError, match="5 channels"):
-        deblur(np.zeros((16, 16, 5)), model=net, device="cpu", rgb=True)
+@pytest.mark.parametrize("c, dtype", [(2, np.uint16), (5, np.float32)])
+def test_channels_last_are_deblurred_channel_by_channel(net, c, dtype):
+    # a (Y, X, 2) two-channel microscopy image was taken for Y thin planes of X x 2 pixels
+    scale = 4000 if dtype == np.uint16 else 1
+    img = (np.random.default_rng(0).random((24, 40, c)) * scale).astype(dtype)
+    out = deblur(img, model=net, device="cpu")
+    assert out.shape == img.shape and out.dtype == img.dtype
+    for k in range(c):  # each channel as a greyscale image, with its own intensity range
+        np.testing.assert_array_equal(out[..., k], deblur(img[..., k], model=net, device="cpu"))
+    np.testing.assert_array_equal(deblur(img, model=net, device="cpu", rgb=True), out)
+
+
+def test_channels_last_lazy(net):
+    import dask.array as da
+
+    img = (np.random.default_rng(1).random((136, 144, 2)) * 4000).astype(np.uint16)
+    lazy = deblur(da.from_array(img, chunks=(72, 144, 2)), model=net, device="cpu", normalize=(0, 4000))
+    assert isinstance(lazy, da.Array) and lazy.shape == img.shape
+    expected = deblur(img, model=net, device="cpu", normalize=(0, 4000))
+    assert np.abs(lazy.compute().astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_image_path_is_read_and_non_images_are_refused(net, tmp_path):
+    import imageio.v3 as iio
+
+    img = (rgb(24, 32) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "photo.png", img)
+    np.testing.assert_array_equal(deblur(str(tmp_path / "photo.png"), model=net, device="cpu"),
+                                  deblur(img, model=net, device="cpu"))
+    with pytest.raises(DeblurInputError, match="got None"):
+        deblur(None, model=net)
+    with pytest.raises(DeblurInputError, match="does not exist"):
+        deblur(tmp_path / "nope.png", model=net)
 
 
 def test_model_by_path_is_cached(tmp_path, net):

@@ -97,6 +97,16 @@ def test_bad_config(bad):
         DRBNet(base=bad)
 
 
+@pytest.mark.parametrize("config", [{"base": 100_000}, {"base": 257}, {"base": 8, "res_blocks": 10**6}])
+def test_unreasonable_widths_are_refused_before_allocating(config):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ModelError, match="unreasonably"):
+        DRBNet.from_config(config)  # base 100000 asked the allocator for terabytes
+    assert time.perf_counter() - t0 < 1
+
+
 def test_from_config_rejects_unknown():
     with pytest.raises(ModelError, match="unknown"):
         DRBNet.from_config({"base": 8, "heads": 4})

@@ -160,6 +160,36 @@ def test_missing_and_wrong_size_outputs_are_clear_errors(tmp_path):
         evaluate(root, outputs=small)
 
 
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True])
+def test_limit_must_be_a_positive_number(tmp_path, limit):
+    root = _pair_folder(tmp_path / "pairs")
+    with pytest.raises(DeblurInputError, match="limit must be a positive number"):
+        evaluate(root, outputs=root / "sharp", limit=limit)  # 0 and -1 gave NaN means
+
+
+def test_unwritable_csv_is_refused_before_scoring(tmp_path):
+    from napari_lfdeblur.errors import OutputError
+
+    root = _pair_folder(tmp_path / "pairs")
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    scored = []
+    with pytest.raises(OutputError, match="cannot write the CSV"):
+        evaluate(root, model=torch.nn.Identity(), device="cpu", csv=tmp_path / "file.txt" / "e.csv",
+                 progress=lambda d, t: scored.append(d))
+    assert scored == []
+
+
+def test_manifest_listing_missing_files_is_an_error_naming_them(tmp_path):
+    from napari_lfdeblur.errors import TrainingError
+
+    root = _pair_folder(tmp_path / "pairs", names=("a", "b", "c"))
+    (root / "manifest.csv").write_text("name,blur,sharp\n" + "".join(
+        f"{n},blur/{n}.png,sharp/{n}.png\n" for n in ("a", "b", "c")))
+    (root / "sharp" / "b.png").unlink()
+    with pytest.raises(TrainingError, match=r"lists 1 image file.*sharp/b\.png"):
+        evaluate(root, outputs=root / "sharp")  # used to score a and c without a word
+
+
 def test_model_xor_outputs(tmp_path):
     root = _pair_folder(tmp_path / "pairs")
     with pytest.raises(DeblurInputError, match="exactly one"):
@@ -302,6 +332,33 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert "pip install lpips" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --model or --outputs is required
         main(["eval", str(root)])
+
+
+def test_cli_csv_unwritable_fails_first_and_a_late_failure_keeps_the_table(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from napari_lfdeblur._io import output_error
+
+    root = _pair_folder(tmp_path / "pairs")
+    (tmp_path / "file.txt").write_text("x")
+    calls = []
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: calls.append(1))
+    assert main(["eval", str(root), "--outputs", str(root / "sharp"), "--csv",
+                 str(tmp_path / "file.txt" / "e.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lfdeblur eval: error: cannot write the CSV") and err.count("\n") == 1
+    assert calls == []  # refused before any scoring
+    monkeypatch.undo()
+
+    def full_disk(self, path):
+        raise output_error(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(evaluation.Evaluation, "write_csv", full_disk)
+    assert main(["eval", str(root), "--outputs", str(root / "sharp"), "--csv", str(tmp_path / "e.csv"),
+                 "--lpips", "off"]) == 2
+    captured = capsys.readouterr()
+    assert "mean of 2" in captured.out  # the scores are printed before the CSV fails
+    assert captured.err.startswith("lfdeblur eval: error: cannot write") and "No space left" in captured.err
 
 
 def test_cli_model_on_real_dpdd_pairs(tmp_path, dpdd_pairs, capsys):

@@ -126,6 +126,17 @@ def test_bad_arguments(kwargs):
         lfd.make_pairs(scene(), **{"apertures": [1.0], "focus": [0.5], **kwargs})
 
 
+def test_focus_out_of_range_is_refused_up_front():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(LightFieldError, match="too many: at most 256"):
+        lfd.make_pairs(scene(), focus=1_000_000)  # used to refocus a million planes, for minutes
+    with pytest.raises(LightFieldError, match="beyond its 96x96-pixel views"):
+        lfd.make_pairs(scene(), focus=[1e6], crop=None)  # no crop to notice it: flat "blurred" images
+    assert time.perf_counter() - t0 < 10
+
+
 # --------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------

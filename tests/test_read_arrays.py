@@ -78,6 +78,34 @@ def test_nan_views_are_missing():
     assert not lf.view_mask[0, 2] and lf.view_mask.sum() == 11
 
 
+def test_nan_views_of_a_lazy_file_are_missing_and_all_nan_is_refused(tmp_path):
+    f = EXPECTED.copy()
+    f[1, 3] = np.nan
+    np.save(tmp_path / "part.npy", f)
+    lf = read_lightfield(tmp_path / "part.npy")  # memory-mapped, lazy
+    assert lf.is_lazy and not lf.view_mask[1, 3] and lf.n_views == 11
+    np.save(tmp_path / "nan.npy", np.full((5, 5, 4, 4, 3), np.nan, np.float32))
+    with pytest.raises(LightFieldError, match="Every view of the array is NaN"):
+        read_lightfield(tmp_path / "nan.npy")
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_infinite_values_are_refused(tmp_path, lazy):
+    f = EXPECTED.copy()
+    f[2, 1, 0, 0, 0] = np.inf
+    np.save(tmp_path / "inf.npy", f)
+    with pytest.raises(LightFieldError, match="infinite values"):
+        read_lightfield(tmp_path / "inf.npy", lazy=lazy)
+    with pytest.raises(LightFieldError, match="infinite values"):
+        read_lightfield(f, scale=(0, 2))
+
+
+def test_one_image_with_light_field_axes_says_it_is_not_a_light_field():
+    # the Light field widget's "Use layer as light field" on an RGB photo passes axes="VUYXC"
+    with pytest.raises(LightFieldError, match=r"\(32, 40, 3\) is not a light field.*4D \(V, U, Y, X\)"):
+        read_lightfield(np.zeros((32, 40, 3), np.uint8), format="array", axes="VUYXC")
+
+
 def test_dask_array_stays_lazy_and_floats_checked_per_chunk():
     import dask.array as da
 

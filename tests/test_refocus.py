@@ -154,6 +154,16 @@ def test_bad_disparity_and_device_raise():
     assert lfd.refocus(lf, 0.5, device="auto").shape == (20, 24, 2)
 
 
+def test_disparity_beyond_the_image_is_refused():
+    lf = _random_lf()  # 3x5 views of 20x24: the outer columns are 2 view steps from the centre
+    assert lfd.refocus(lf, 12.0).shape == (20, 24, 2)  # 24 px: still within the view
+    for d in (1e9, -12.5, np.full((20, 24), 1e9, np.float32)):
+        with pytest.raises(LightFieldError, match="beyond its 20x24-pixel views.*at most 12"):
+            lfd.refocus(lf, d)
+    with pytest.raises(LightFieldError, match="beyond"):
+        lfd.focal_stack(lf, [0.0, 1e9])
+
+
 # --------------------------------------------------------------------------
 # focal stacks, lazy light fields
 # --------------------------------------------------------------------------

@@ -216,6 +216,69 @@ def test_bad_arguments(pairs):
         finetune(pairs, model=None)
     with pytest.raises(TrainingError, match="num_workers must be 0"):
         train(pairs, steps=1, num_workers=-1, **TINY)
+    with pytest.raises(TrainingError, match="threads must be a positive number"):
+        train(pairs, steps=1, threads=-4, **TINY)
+
+
+def test_out_that_is_a_file_is_refused_before_training(pairs, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    steps = []
+    with pytest.raises(TrainingError, match="is a file; a training run writes a folder"):
+        train(pairs, steps=2, out=tmp_path / "notes.txt", callback=steps.append, **TINY)
+    assert steps == []  # refused up front (it failed at the first checkpoint, with FileExistsError)
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_summary_json_is_valid_json_with_null_for_missing_scores(pairs, tmp_path):
+    import json
+
+    def no_nan(name):
+        raise AssertionError(f"summary.json holds {name}")
+
+    train(pairs, steps=2, out=tmp_path / "run", **TINY)  # no validation: no PSNR to report
+    text = (tmp_path / "run" / "summary.json").read_text()
+    summary = json.loads(text, parse_constant=no_nan)
+    assert summary["val_psnr"] is None and summary["best_psnr"] is None and summary["steps"] == 2
+
+
+def test_resume_from_a_folder_without_checkpoint_says_so(pairs, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.csv").write_text("step,loss\n")  # a run killed before its first checkpoint
+    with pytest.warns(RuntimeWarning, match="has no checkpoint to resume from.*starting from step 1"):
+        r = train(pairs, steps=2, out=tmp_path / "run", resume=True, **TINY)
+    assert r.steps == 2
+
+
+def test_sigterm_saves_and_stops_like_ctrl_c(pairs, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    script = f"""
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+from napari_lfdeblur.training import train
+
+def kill_at_step_3(event):
+    if event.kind == "step" and event.step == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+try:
+    train({str(pairs)!r}, steps=1000, out={str(out)!r}, callback=kill_at_step_3, model=4, batch=2, patch=32,
+          device="cpu", seed=3)
+except KeyboardInterrupt as e:
+    print("stopped:", type(e).__name__)
+    sys.exit(143)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 143 and "stopped: Terminated" in r.stdout, (r.returncode, r.stderr[-2000:])
+    assert r.returncode != -signal.SIGTERM
+    state = torch.load(out / "resume.pt", weights_only=True)  # the steps done are kept: --resume continues
+    assert state["step"] >= 3 and (out / "last.pt").is_file()
 
 
 def test_learning_rate_schedules():

@@ -3,11 +3,64 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .errors import OutputError
+
+
+# errors of the place written to (not of the data): reported as OutputError with what to do
+_PLACE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
+                 errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT}
+
+
+def output_error(path, e: OSError, what: str = "") -> OutputError:
+    """An :class:`OutputError` saying that ``path`` could not be written, why, and what to try."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space or write elsewhere"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "choose a folder you can write to"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = "a file stands where a folder is needed: choose another path"
+    else:
+        hint = "choose another path"
+    where = f" ({e.filename})" if getattr(e, "filename", None) and str(e.filename) != str(path) else ""
+    err = OutputError(f"cannot write {what + ' ' if what else ''}{path}: {reason}{where}; {hint}")
+    err.errno, err.strerror, err.filename = e.errno, e.strerror, str(path)
+    return err
+
+
+def is_place_error(e: BaseException) -> bool:
+    """Whether ``e`` is an OSError about the place written to (permissions, full disk, ...), not a bug."""
+    return isinstance(e, OSError) and not isinstance(e, OutputError) and e.errno in _PLACE_ERRNOS
+
+
+def check_writable_file(path, what: str = "", folder_ok: bool = False) -> Path:
+    """Raise :class:`OutputError` now if ``path`` cannot be written (its missing folders could not be made).
+
+    Tries a temporary file in the nearest folder of ``path`` that exists, and
+    leaves nothing behind.  ``folder_ok``: ``path`` may be an existing folder
+    (an OME-Zarr output is one).  Lets callers refuse before hours of work
+    instead of failing at the end."""
+    path = Path(path).expanduser()
+    if path.is_dir() and not folder_ok:
+        raise OutputError(f"cannot write {what + ' ' if what else ''}{path}: it is a folder; give a file name")
+    place = path.parent
+    while not os.path.lexists(place) and place != place.parent:
+        place = place.parent
+    try:
+        if not place.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(place))
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".check", dir=place):
+            pass
+    except OSError as e:
+        raise output_error(path, e, what) from e
+    return path
 
 
 @contextlib.contextmanager
@@ -18,9 +71,12 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
     temporary one is removed), and ``os.replace`` is atomic on one file system.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     suffix = final.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + suffix, dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + suffix, dir=final.parent)
+    except OSError as e:  # a read-only or full disk, a file where the folder should be, ...
+        raise output_error(final, e) from e
     os.close(fd)
     # mkstemp makes the file private (0600); give it the permissions a normal new file gets
     umask = os.umask(0)
@@ -28,10 +84,15 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
-        os.replace(tmp, final)
-    except BaseException:
+        try:
+            os.replace(tmp, final)
+        except OSError as e:
+            raise output_error(final, e) from e
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if writing_failed(e, tmp):
+            raise output_error(final, e) from e
         raise
 
 
@@ -56,6 +117,14 @@ def writable_folder(folder: str | os.PathLike, what: str = "output folder") -> P
             f"Cannot write into the {what} {folder} ({e.strerror or e}): choose a folder you can write to."
         ) from None
     return folder
+
+
+def writing_failed(e: BaseException, tmp) -> bool:
+    """Whether ``e``, raised while writing ``tmp``, is the disk's doing (full, read-only) rather than the data's."""
+    if not is_place_error(e):
+        return False
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or (
+        e.filename is not None and os.path.abspath(str(e.filename)) == os.path.abspath(str(tmp)))
 
 
 def grey_or_rgb(a: np.ndarray) -> np.ndarray | None:

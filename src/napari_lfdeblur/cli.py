@@ -8,7 +8,10 @@ line (exit status 2) instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,8 +25,7 @@ def _lightfield_options(args) -> dict:
     if getattr(args, "pattern", None):
         opts["pattern"] = args.pattern
     if getattr(args, "views", None):
-        v = [int(x) for x in args.views.lower().split("x")]
-        opts["views"] = (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
+        opts["views"] = args.views  # (V, U), parsed by _views_type
     if getattr(args, "centers", None):
         opts["centers"] = args.centers
     if getattr(args, "axes", None):
@@ -33,10 +35,119 @@ def _lightfield_options(args) -> dict:
     return opts
 
 
+# ---------------------------------------------------------------- argument types (argparse says what is wrong)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number of at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _apertures_type(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(a) for a in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give aperture sizes in (0, 1] separated by commas, e.g. 0.33,0.66,1") from None
+    bad = [a for a in values if not 0 < a <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: aperture sizes must lie in (0, 1], not {bad[0]:g}")
+    return values
+
+
+def _views_type(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX*,]\s*(\d+)\s*)?", text)
+    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: give views per macro-pixel as VxU (e.g. 14x14) or one number")
+    v = int(m.group(1))
+    return (v, int(m.group(2)) if m.group(2) is not None else v)
+
+
+# ---------------------------------------------------------------- errors, in the command line's own words
+# the API's messages name Python arguments; on the command line the user typed flags
+_FLAGS = {"resume": "--resume", "pattern": "--pattern", "axes": "--axes", "key": "--key", "views": "--views",
+          "centers": "--centers", "limit": "--limit", "focus": "--focus", "apertures": "--apertures",
+          "threads": "--threads", "patch": "--patch", "steps": "--steps", "batch": "--batch", "amp": "--amp",
+          "model": "--model", "out": "-o", "tile": "--tile", "overlap": "--overlap", "normalize": "--normalize",
+          "num_workers": "--workers", "crop": "--crop", "val": "--val", "csv": "--csv", "loss": "--loss",
+          "format": "--format"}
+_COMMAND_FLAGS = {("pairs", "format"): "--image-format"}
+_ARG_RE = re.compile(r"(?<![\w.-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^)]*\)|[^\s,;:)]*)")
+
+
+def _cli_words(command: str, message: str) -> str:
+    """``resume=True`` -> ``--resume``, ``pattern='v_{row}.png'`` -> ``--pattern 'v_{row}.png'``, ..."""
+
+    def flag(m):
+        name, value = m.group(1), m.group(2)
+        opt = _COMMAND_FLAGS.get((command, name)) or _FLAGS.get(name)
+        if opt is None:
+            return m.group(0)
+        if name == "resume":
+            return "--resume" if value in ("True", "") else m.group(0)
+        if name == "amp" and value in ("False", "True"):
+            return f"--amp {'off' if value == 'False' else 'auto'}"
+        if value.startswith("("):  # views=(V, U) -> 14x14; normalize=(lo, hi) -> lo,hi
+            parts = [v.strip() for v in value.strip("()").split(",")]
+            value = ("x" if name == "views" else ",").join(parts)
+        elif value == "None":
+            value = "none"
+        elif opt in ("--format", "--image-format", "--axes", "--key"):
+            value = value.strip("'\"")
+        return f"{opt} {value}" if value else opt
+
+    # what only the Python API or the widgets can do is left out: the CLI says its own way
+    message = re.sub(r"\s*\((?:[^()]*\bresume=False\b[^()]*|[^()]*the CLI's[^()]*)\)", "", message)
+    return _ARG_RE.sub(flag, message)
+
+
+def _os_error_line(e: OSError) -> str:
+    """An OSError nobody turned into a project error, as one line with what to do."""
+    where = e.filename if e.filename is not None else ""
+    if getattr(e, "filename2", None):
+        where = f"{where} -> {e.filename2}"
+    text = f"{where}: {e.strerror}" if where and e.strerror else str(e) or type(e).__name__
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free some space or write elsewhere"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        text += "; check the permissions, or write elsewhere"
+    return text
+
+
+def _bar(**options):
+    """A tqdm bar on stderr, shown on terminals only.
+
+    Some terminals report a size of 0 x 0 (a container's or CI runner's pseudo-terminal, ``script``); tqdm then
+    draws nothing at all, and a long command looks silent: give it 80 x 24 there."""
+    from tqdm import tqdm
+
+    options.setdefault("disable", None)
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        size = None
+    if size is not None and (size.columns <= 0 or size.lines <= 0):
+        options["ncols"], options["nrows"], options["dynamic_ncols"] = 80, 24, False
+    return tqdm(**options)
+
+
 def _add_lightfield_arguments(p: argparse.ArgumentParser):
     p.add_argument("--format", choices=["hci", "grid", "eslf", "lenslet", "array"], help="override format detection")
     p.add_argument("--pattern", help="file pattern of a grid folder, e.g. 'view_{row}_{col}.png'")
-    p.add_argument("--views", help="views per macro-pixel for eslf/lenslet, e.g. 14x14")
+    p.add_argument("--views", type=_views_type, help="views per macro-pixel for eslf/lenslet, e.g. 14x14")
     p.add_argument("--centers", help="microlens-centre table for raw lenslet images (.mat/.npy/.csv)")
     p.add_argument("--axes", help="axis order of an array file, e.g. VUYXC")
     p.add_argument("--key", help="dataset key inside .h5/.zarr files")
@@ -61,15 +172,13 @@ def cmd_info(args) -> int:
 
 
 def _progress_bar(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=None)
+    return _bar(total=total, desc=desc, unit="img")
 
 
 def cmd_refocus(args) -> int:
     import numpy as np
 
-    from ._io import save_image
+    from ._io import check_writable_file, save_image
     from .lightfield.readers import read_lightfield
     from .lightfield.refocus import refocus
 
@@ -81,6 +190,8 @@ def cmd_refocus(args) -> int:
 
         p = Path(out)
         out = str(p.with_name(p.stem + "_d{d:+.2f}" + (p.suffix or ".png")))
+    for d in disparities:  # before any refocusing
+        check_writable_file(out.format(d=d) if "{" in out else out)
     with _progress_bar(len(disparities), "refocus") as bar:
         for d in disparities:
             img = refocus(lf, d, aperture=args.aperture, aperture_shape=args.shape, device=args.device)
@@ -104,7 +215,10 @@ def cmd_pairs(args) -> int:
             sources.extend(sorted(q for q in p.iterdir() if not q.name.startswith(".")))
         else:
             sources.append(p)
-    apertures = tuple(float(a) for a in args.apertures.split(","))
+    from ._io import check_writable_file
+
+    check_writable_file(Path(args.out) / "manifest.csv", "the pair folder")  # before any refocusing
+    apertures = args.apertures  # a tuple, parsed by _apertures_type
     crop = None if args.crop.lower() == "none" else int(args.crop) if args.crop.isdigit() else args.crop
     n_total = len(sources) * len(apertures) * args.focus
     written = 0
@@ -135,6 +249,10 @@ def cmd_demo(args) -> int:
 
 # ---------------------------------------------------------------- deblur
 _DEBLUR_EXT = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "ome.zarr": ".ome.zarr"}
+# image suffixes the deblur writers do not write: an -o ending in one is a mistake, not a folder name
+_OTHER_IMAGE_SUFFIXES = (".bmp", ".gif", ".webp", ".jp2", ".j2k", ".jpx", ".jxl", ".tga", ".ppm", ".pgm", ".pbm",
+                         ".pnm", ".exr", ".hdr", ".ico", ".heic", ".heif", ".avif", ".psd", ".svg", ".pdf", ".eps",
+                         ".npy", ".npz", ".h5", ".hdf5", ".n5", ".czi", ".nd2", ".lif", ".dng", ".raw")
 
 
 def _deblur_inputs(items: list[str]):
@@ -147,11 +265,19 @@ def _deblur_inputs(items: list[str]):
     from .inference.io import image_format, is_image_path
 
     paths: list = []
+    dangling: list = []  # broken symbolic links and link loops met in folders and globs: skipped, and said
     one_file = len(items) == 1
+
+    def readable(q: Path) -> bool:
+        if q.exists():  # False for a broken link or a link loop (which stat() cannot follow)
+            return True
+        dangling.append(q)
+        return False
+
     for item in items:
         p = Path(item).expanduser()
         if p.is_dir() and image_format(p) != "ome.zarr":
-            found = sorted(q for q in p.iterdir() if not q.name.startswith(".") and is_image_path(q))
+            found = sorted(q for q in p.iterdir() if not q.name.startswith(".") and is_image_path(q) and readable(q))
             if not found:
                 raise DeblurInputError(f"{p}: no PNG, JPEG, TIFF or zarr images in this folder")
             paths.extend(found)
@@ -160,13 +286,19 @@ def _deblur_inputs(items: list[str]):
             paths.append(p)
         elif any(c in item for c in "*?["):  # a glob the shell did not expand (Windows, quoted)
             found = sorted(Path(m) for m in glob.glob(os.path.expanduser(item))
-                           if not Path(m).name.startswith(".") and is_image_path(m))
+                           if not Path(m).name.startswith(".") and is_image_path(m) and readable(Path(m)))
             if not found:
                 raise DeblurInputError(f"no PNG, JPEG, TIFF or zarr images match {item!r}")
             paths.extend(found)
             one_file = False
+        elif os.path.lexists(p):
+            raise DeblurInputError(f"{item} is a symbolic link to nothing (broken, or a loop of links)")
         else:
             raise DeblurInputError(f"{item} does not exist")
+    if dangling:
+        names = ", ".join(str(q) for q in dangling[:3]) + (", ..." if len(dangling) > 3 else "")
+        print(f"lfdeblur deblur: skipping {len(dangling)} symbolic link(s) to nothing (broken, or loops): {names}",
+              file=sys.stderr)
     unique = list(dict.fromkeys(paths))
     return unique, one_file and len(unique) == 1
 
@@ -179,6 +311,11 @@ def _deblur_outputs(inputs, one_file: bool, out: str, fmt: str | None) -> list:
     from .inference.io import _FORMATS, image_format
 
     out_p = Path(out).expanduser()
+    if out_p.suffix.lower() in _OTHER_IMAGE_SUFFIXES and not out_p.is_dir():
+        raise DeblurInputError(
+            f"-o {out}: deblur writes .png, .jpg, .tif or .ome.zarr images, not {out_p.suffix}; for a folder of "
+            "results give a name without an image suffix"
+        )
     names_a_file = out_p.suffix.lower() in _FORMATS and not (out_p.is_dir() and image_format(out_p) is None)
     if names_a_file:
         if not one_file:
@@ -206,7 +343,7 @@ def _deblur_outputs(inputs, one_file: bool, out: str, fmt: str | None) -> list:
             outputs.append(out_p / f"{name}_deblurred{ext}")
     seen: dict = {}
     for src, dst in zip(inputs, outputs):
-        if dst.resolve() == src.resolve():
+        if os.path.realpath(dst) == os.path.realpath(src):
             raise DeblurInputError(f"{dst} would overwrite its input")
         if dst in seen:
             raise DeblurInputError(f"{seen[dst]} and {src} would both be written to {dst}; use separate -o folders")
@@ -241,9 +378,7 @@ def _deblur_client(address: str):
 
 def _deblur_bar(desc: str, unit: str):
     """A tqdm bar and a ``progress(done, total)`` callback driving it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, desc=desc, unit=unit, disable=None, leave=False, dynamic_ncols=True)
+    bar = _bar(total=0, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
 
     def progress(done: int, total: int):
         if bar.total != total:
@@ -283,6 +418,7 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
 
 
 def cmd_deblur(args) -> int:
+    from ._io import check_writable_file
     from .inference.io import picklable_model
     from .inference.models import get_model
 
@@ -296,6 +432,9 @@ def cmd_deblur(args) -> int:
         # travels to the workers as its checkpoint path
         model = (picklable_model(args.model, args.device, args.dtype) if client is not None
                  else get_model(args.model, args.device, args.dtype))
+        # a read-only or full disk, or a file where the output folder should be: said now, not after the work
+        for dst in dict.fromkeys(outputs):
+            check_writable_file(dst, folder_ok=True)
         for src, dst in zip(inputs, outputs):
             try:
                 print(_deblur_one(src, dst, model, args, normalize, client))
@@ -322,12 +461,15 @@ def _add_dtype_option(p) -> None:
 
 def cmd_eval(args) -> int:
     """``lfdeblur eval``: the public evaluate() with a progress bar, a table and an optional CSV."""
-    from tqdm import tqdm
-
     from .evaluation import evaluate
 
+    from ._io import check_writable_file
+
     lpips = {"auto": "auto", "on": True, "off": False}[args.lpips]
-    bar = tqdm(total=0, desc="eval", unit="img", disable=None, leave=False)
+    # a --csv that cannot be written fails now, not after scoring; a failure at the end (a full disk) comes after
+    # the table, so the scores are never lost
+    csv_path = check_writable_file(args.csv, "the CSV") if args.csv else None
+    bar = _bar(total=0, desc="eval", unit="img", leave=False)
 
     def progress(done, total):
         bar.total = total
@@ -335,14 +477,14 @@ def cmd_eval(args) -> int:
 
     try:
         result = evaluate(args.pairs, model=args.model, outputs=args.outputs, device=args.device, dtype=args.dtype,
-                          tile=args.tile, limit=args.limit, csv=args.csv, lpips=lpips, progress=progress)
+                          tile=args.tile, limit=args.limit, lpips=lpips, progress=progress)
     finally:
         bar.close()
     n = len(result.rows)
     print(f"{n} pair{'s' if n != 1 else ''} from {args.pairs}, {result.source}; 'in' = the blurry input")
     print(result.table())
-    if result.csv is not None:
-        print(f"CSV: {result.csv}")
+    if csv_path is not None and not result.cancelled:
+        print(f"CSV: {result.write_csv(csv_path)}")
     return 0
 
 
@@ -361,7 +503,7 @@ def read_photos(folder) -> list:
 
 def cmd_train(args) -> int:
     """``lfdeblur train`` / ``lfdeblur finetune``: the public train()/finetune() with a progress bar."""
-    from tqdm import tqdm
+    import warnings
 
     from .training import finetune, open_pairs, train
 
@@ -383,7 +525,7 @@ def cmd_train(args) -> int:
             val = float(val)
         except ValueError:
             pass  # a path of validation pairs
-    bar = tqdm(total=args.steps, desc=args.command, unit="step", disable=None)
+    bar = _bar(total=args.steps, desc=args.command, unit="step")
 
     def on_event(event):
         if event.kind == "started":
@@ -391,6 +533,9 @@ def cmd_train(args) -> int:
             bar.update(event.step)
             bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}, "
                       f"{event.phase} phase, data: {event.data}")
+            if args.resume and not event.resumed_from:
+                bar.write(f"--resume: {args.out} holds no checkpoint to resume from (no resume.pt): starting from "
+                          "step 1")
         elif event.kind == "step":
             bar.update(event.step - bar.n)
             bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.1e}")
@@ -411,11 +556,13 @@ def cmd_train(args) -> int:
     if args.threads:
         options["threads"] = args.threads
     try:
-        if finetuning:
-            result = finetune(data if len(data) > 1 else data[0], model=args.model, **options)
-        else:
-            model = args.model if args.model else {"base": args.base, "input_detail": not args.paper_arch}
-            result = train(data if len(data) > 1 else data[0], model=model, phase=args.phase, **options)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="resume: ", category=RuntimeWarning)  # said on 'started'
+            if finetuning:
+                result = finetune(data if len(data) > 1 else data[0], model=args.model, **options)
+            else:
+                model = args.model if args.model else {"base": args.base, "input_detail": not args.paper_arch}
+                result = train(data if len(data) > 1 else data[0], model=model, phase=args.phase, **options)
     finally:
         bar.close()
     state = "stopped" if result.cancelled else "finished"
@@ -453,8 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pairs", help="make (blurred, sharp) training pairs from light fields")
     p.add_argument("lightfields", nargs="+", help="light-field folders/files (or, with --each, folders of them)")
     p.add_argument("-o", "--out", required=True, help="data-set folder (blur/, sharp/, manifest); appended to")
-    p.add_argument("--apertures", default="0.33,0.66,1.0", help="comma-separated apertures (default 3 sizes)")
-    p.add_argument("--focus", type=int, default=5, help="focus planes per aperture (default 5)")
+    p.add_argument("--apertures", type=_apertures_type, default="0.33,0.66,1.0",
+                   help="comma-separated apertures in (0, 1] (default 3 sizes)")
+    p.add_argument("--focus", type=_positive_int, default=5, help="focus planes per aperture (default 5, at most 256)")
     p.add_argument("--crop", default="auto", help="border to crop: auto, none or pixels")
     p.add_argument("--each", action="store_true", help="treat each entry of the given folders as a light field")
     p.add_argument("--image-format", default="png", choices=["png", "tiff16"], help="8-bit PNG or 16-bit TIFF")
@@ -480,12 +628,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a checkpoint path (.pt/.pth)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     _add_dtype_option(p)
-    p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default 512)")
-    p.add_argument("--overlap", type=int, default=None, help="context pixels around each tile (default 48)")
-    p.add_argument("--batch", type=int, default=None, help="tiles per network call (default 1 on CPU, 4 on GPU)")
+    p.add_argument("--tile", type=_positive_int, default=None, help="tile size in pixels (default 512)")
+    p.add_argument("--overlap", type=_non_negative_int, default=None,
+                   help="context pixels around each tile (default 48)")
+    p.add_argument("--batch", type=_positive_int, default=None,
+                   help="tiles per network call (default 1 on CPU, 4 on GPU)")
     p.add_argument("--normalize", default="auto",
                    help="intensity mapping: auto, percentile, dtype, none or LO,HI (default auto)")
-    p.add_argument("--chunk", type=int, default=None,
+    p.add_argument("--chunk", type=_positive_int, default=None,
                    help="chunk size in pixels for chunk-by-chunk processing (default: the input's, else 1024)")
     p.add_argument("--lazy", action="store_true", help="process every input chunk by chunk, even small ones")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -509,8 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="write the scores per image and their mean to this CSV file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     _add_dtype_option(p)
-    p.add_argument("--tile", type=int, default=None, help="tile size in pixels when deblurring (default 512)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N pairs")
+    p.add_argument("--tile", type=_positive_int, default=None,
+                   help="tile size in pixels when deblurring (default 512)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="score only the first N pairs")
     p.add_argument("--lpips", choices=["auto", "on", "off"], default="auto",
                    help="LPIPS: when available (auto, default), required (on) or never (off)")
     p.set_defaults(func=cmd_eval)
@@ -524,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pair folders, light fields, or 'synthetic' (procedural light fields on the fly)")
         p.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt, best.pt), log.csv")
         if name == "train":
-            p.add_argument("--base", type=int, default=16, help="network width: 32 = the paper's DRBNet (default 16)")
+            p.add_argument("--base", type=_positive_int, default=16,
+                           help="network width: 32 = the paper's DRBNet (default 16, at most 256)")
             p.add_argument("--paper-arch", action="store_true",
                            help="a new network with the paper's exact estimate path; by default a new network "
                                 "starts as the identity (input_detail), which a short training only improves")
@@ -539,20 +691,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--match-exposure", action="store_true",
                        help="real two-shot pair folders: map each sharp shot onto its blurry shot's exposure "
                             "(the two shots differ in exposure too; scripts/train_default.py does this)")
-        p.add_argument("--steps", type=int, default=5000)
-        p.add_argument("--batch", type=int, default=4)
-        p.add_argument("--patch", type=int, default=128, help="crop size, a multiple of 8")
+        p.add_argument("--steps", type=_positive_int, default=5000)
+        p.add_argument("--batch", type=_positive_int, default=4)
+        p.add_argument("--patch", type=_positive_int, default=128, help="crop size, a multiple of 8")
         p.add_argument("--lr", type=float, default=None, help="default 2e-4 (train), 5e-5 (finetune)")
         p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
         p.add_argument("--val", default=None,
                        help="validation: a fraction of the scenes (0.15; data of a single scene hold out a band of "
                             "their images that training never reads), or a pair folder")
-        p.add_argument("--val-every", type=int, default=None)
+        p.add_argument("--val-every", type=_positive_int, default=None)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
         p.add_argument("--amp", choices=["auto", "off", "bfloat16", "float16"], default="auto",
                        help="mixed precision: auto = float16 on CUDA, bfloat16 on CPUs that compute it natively "
                             "(AVX512-BF16/AMX: 1.2-1.7x faster steps), float32 elsewhere; off = float32")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
         p.add_argument("--workers", type=int, default=0, metavar="N",
                        help="data-loader processes that prepare the next pairs while the network trains (pairs "
                             "refocused from light fields on the fly are CPU work: on a GPU, give a few; the run is "
@@ -579,14 +731,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    from ._signals import Terminated, sigterm_as_interrupt
+
     try:
-        return int(args.func(args) or 0)
+        # SIGTERM (kill, a batch system's time limit) stops like Ctrl-C: train saves its last step, writers
+        # remove their half-written outputs
+        with sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except LFDeblurError as e:
-        print(f"lfdeblur {args.command}: error: {e}", file=sys.stderr)
+        print(f"lfdeblur {args.command}: error: {_cli_words(args.command, str(e))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lfdeblur {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"lfdeblur {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    except OSError as e:  # a read-only or full disk, a file in the way: one line, not a traceback
+        print(f"lfdeblur {args.command}: error: {_os_error_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,3 +31,12 @@ class TrainingError(LFDeblurError, RuntimeError):
 
 class OutOfMemoryError(LFDeblurError, MemoryError):
     """The device ran out of memory even after shrinking the work."""
+
+
+class OutputError(LFDeblurError, OSError):
+    """An output could not be written: a read-only or full disk, a file where a folder should be, ...
+
+    ``errno`` and ``filename`` are those of the underlying OSError; the message says what to do."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else OSError.__str__(self)

@@ -269,9 +269,10 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     device, dtype, tile
         Passed to :func:`~napari_lfdeblur.deblur` (and LPIPS runs on ``device``).
     limit
-        Score only the first ``limit`` pairs.
+        Score only the first ``limit`` pairs (a positive number).
     csv
-        Write the rows and their mean to this CSV file (atomically).
+        Write the rows and their mean to this CSV file (atomically); a path
+        that cannot be written is refused before any scoring.
     lpips
         ``"auto"``: LPIPS when it is available locally (see
         :func:`~napari_lfdeblur.evaluation.lpips_status`), else skipped with the reason in
@@ -293,6 +294,12 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
 
     if (model is None) == (outputs is None):
         raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise DeblurInputError(f"limit must be a positive number of pairs (or None for all), got {limit!r}")
+    if csv is not None:  # now, not after scoring every image
+        from ._io import check_writable_file
+
+        check_writable_file(csv, "the CSV")
     data = pairs if isinstance(pairs, PairDataset) else open_pairs(pairs, crop="full", augment=False)
     if limit is not None:
         data = data.subset(range(min(int(limit), len(data))))

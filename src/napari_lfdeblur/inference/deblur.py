@@ -17,6 +17,7 @@ Stacks (..., Y, X[, C]) go plane by plane.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from typing import Callable
 
@@ -26,7 +27,7 @@ from ..cancel import cancel_check
 from ..errors import DeblurInputError, LFDeblurError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .models import clear_model_cache, get_model, run_network
-from .normalize import Normalization, merge_channels, split_channels
+from .normalize import Normalization, channels_last, merge_channels, split_channels
 from .tiling import ALIGN, plan_tiles, run_tiled
 
 __all__ = ["deblur", "deblur_pyramid", "DeblurCancelled", "get_model", "clear_model_cache", "default_overlap"]
@@ -57,9 +58,24 @@ def _is_lazy(image) -> bool:
 
 
 def _guess_rgb(shape, rgb):
-    if rgb is not None:
-        return bool(rgb)
-    return len(shape) >= 3 and shape[-1] in (3, 4)
+    return channels_last(shape, rgb)
+
+
+def _as_image(image):
+    """(array, rgb read from the file or None): an image path is read; anything else must be an array."""
+    if isinstance(image, (str, os.PathLike)):
+        from .io import open_image_info
+
+        arr, info = open_image_info(image)
+        return arr, info.rgb
+    if isinstance(image, (list, tuple)):
+        image = np.asarray(image)
+    if not (hasattr(image, "shape") and hasattr(image, "dtype")):
+        raise DeblurInputError(
+            f"deblur takes an image: a numpy, dask or zarr array, or the path of an image file (PNG, JPEG, TIFF, "
+            f"zarr); got {'None' if image is None else type(image).__name__}."
+        )
+    return image, None
 
 
 def _check_shape(shape, dtype, rgb: bool):
@@ -67,11 +83,6 @@ def _check_shape(shape, dtype, rgb: bool):
     if len(shape) < n_plane:
         raise DeblurInputError(
             f"Image of shape {tuple(shape)}: need at least (Y, X) for greyscale or (Y, X, C) for colour."
-        )
-    if rgb and shape[-1] not in (1, 3, 4):
-        raise DeblurInputError(
-            f"Last axis has {shape[-1]} channels; colour images need 1, 3 or 4 (RGBA). "
-            "For channel-first data use np.moveaxis(img, 0, -1); pass rgb=False for greyscale stacks."
         )
     y, x = shape[len(shape) - n_plane], shape[len(shape) - n_plane + 1]
     if y < 2 or x < 2:
@@ -123,9 +134,13 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     ----------
     image
         (Y, X) greyscale, (Y, X, 3) RGB, (Y, X, 4) RGBA (alpha is passed
-        through) or a stack (..., Y, X[, C]) deblurred plane by plane; uint8,
-        uint16 or float.  A numpy array is deblurred now; a dask, zarr or
-        tifffile-backed array gives back a lazy dask array.
+        through), (Y, X, C) with other channel counts (e.g. two-channel
+        microscopy: each channel deblurred as greyscale, with its own
+        intensity range) or a stack (..., Y, X[, C]) deblurred plane by
+        plane; uint8, uint16 or float.  A numpy array is deblurred now; a
+        dask, zarr or tifffile-backed array gives back a lazy dask array; an
+        image path (PNG, JPEG, TIFF, zarr) is read first (as ``open_image``
+        does: big TIFFs and zarr stores lazily).
     model
         ``"default"`` (the shipped model), ``"authors"`` (the authors' published
         weights, downloaded once into a per-user cache), a checkpoint path (ours
@@ -152,7 +167,9 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         ``"dtype"``, ``"none"`` or ``(lo, hi)``.  The output is mapped back the
         same way into the input dtype.
     rgb
-        Whether the last axis holds channels; default: when it has 3 or 4.
+        Whether the last axis holds channels; default: when it has at most 8
+        entries (3: RGB, 4: RGBA, 1: greyscale, others: channels deblurred one
+        by one).
     chunk
         Lazy inputs: chunk size in Y and X of the output (default: the
         input's when between 256 and 4096, else 1024).
@@ -166,8 +183,12 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     Same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
     """
     stop = cancel_check(cancel, where="deblur")
+    image, file_rgb = _as_image(image)
     shape, in_dtype = tuple(image.shape), np.dtype(image.dtype)
-    rgb = _guess_rgb(shape, rgb)
+    rgb = _guess_rgb(shape, file_rgb if rgb is None else rgb)
+    if rgb and len(shape) >= 3 and shape[-1] not in (1, 3, 4):
+        return _deblur_channels(image, model=model, tile=tile, overlap=overlap, batch=batch, device=device,
+                                dtype=dtype, normalize=normalize, chunk=chunk, progress=progress, cancel=cancel)
     _check_shape(shape, in_dtype, rgb)
     if tile is not None and int(tile) < 16:
         raise DeblurInputError(f"tile={tile} is too small; use at least {MIN_TILE} (default {DEFAULT_TILE}).")
@@ -207,6 +228,22 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
         out[i] = _plane_runner(net, norm, rgb, tile, margin, int(batch), report, stop)(p)
     return out.reshape(stack_shape + out.shape[1:])
+
+
+def _deblur_channels(image, progress=None, **options):
+    """(..., Y, X, C) with C not 1, 3 or 4: each channel deblurred as a greyscale image, stacked back."""
+    lazy = _is_lazy(image)
+    if lazy:
+        import dask.array as da
+
+        if not isinstance(image, da.Array):  # zarr, h5py, ...: slicing one would read it all now
+            image = da.from_array(image, chunks="auto")
+    n = image.shape[-1]
+    outs = []
+    for c in range(n):
+        report = None if progress is None else (lambda d, t, c=c: progress(c * t + d, n * t))
+        outs.append(deblur(image[..., c], rgb=False, progress=report, **options))
+    return da.stack(outs, axis=-1) if lazy else np.stack(outs, axis=-1)
 
 
 def deblur_pyramid(image, model="default", *, min_size: int = 1024, rgb=None, **options) -> list:

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, is_place_error, output_error, writing_failed
 from ..cancel import cancel_check
 from ..errors import DeblurInputError
 
@@ -122,7 +122,9 @@ class ImageInfo:
 
 # ------------------------------------------------------------------ reading
 def _guess_rgb(shape) -> bool:
-    return len(shape) >= 3 and shape[-1] in (3, 4)
+    from .normalize import channels_last
+
+    return channels_last(shape)
 
 
 class _TiffArray:
@@ -192,9 +194,8 @@ def _open_tiff(path: Path, lazy):
     except Exception as e:
         raise _read_failed(path, e) from e
     axes = axes.upper()
-    if axes.endswith("S") and shape[-1] not in (1, 3, 4):
-        raise DeblurInputError(f"{path.name}: {shape[-1]} samples per pixel; this reads greyscale, RGB or RGBA TIFFs")
-    rgb = axes.endswith("S")
+    # samples per pixel, or a last axis too thin to be an image's width (tifffile calls a (Y, X, 2) array QYX)
+    rgb = axes.endswith("S") or _guess_rgb(shape)
     separate = axes.endswith("SYX") and shape[-3] in (3, 4)  # planar RGB
     our_axes = "".join("c" if a == "S" else a.lower() for a in axes)
     if not lazy:
@@ -476,22 +477,31 @@ def _atomic_file(final: Path):
 def atomic_dir(final: str | os.PathLike):
     """Yield a temporary folder beside ``final``; rename it to ``final`` only on success (replacing it)."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    except OSError as e:  # a read-only or full disk, a file where the folder should be, ...
+        raise output_error(final, e) from e
     try:
         yield tmp
         _usual_mode(tmp)
         old = None
-        if final.is_dir() and not final.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / final.name)
-        elif final.exists() or final.is_symlink():
-            final.unlink()
-        os.replace(tmp, final)
+        try:
+            if final.is_dir() and not final.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+                os.replace(final, old / final.name)
+            elif final.exists() or final.is_symlink():
+                final.unlink()
+            os.replace(tmp, final)
+        except OSError as e:
+            raise output_error(final, e) from e
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if writing_failed(e, tmp) or (isinstance(e, OSError) and is_place_error(e) and e.filename is not None
+                                      and str(e.filename).startswith(str(tmp))):
+            raise output_error(final, e) from e
         raise
 
 
@@ -579,13 +589,17 @@ def _check_raster(shape, dtype, fmt: str, rgb):
     if n_stack:
         raise DeblurInputError(f"{name} holds one image, not a stack of shape {shape}: use tif or ome.zarr")
     if rgb and shape[-1] not in (1, 3, 4):
-        raise DeblurInputError(f"{name} holds greyscale, RGB or RGBA, not {shape[-1]} channels")
+        raise DeblurInputError(f"{name} holds greyscale, RGB or RGBA, not {shape[-1]} channels: use tif or ome.zarr")
     allowed = (np.uint8, np.uint16) if fmt == "png" else (np.uint8,)
     if np.dtype(dtype) not in [np.dtype(t) for t in allowed]:
         raise DeblurInputError(f"{name} cannot hold {np.dtype(dtype)} pixels: use tif or ome.zarr "
                                f"({name} takes {' or '.join(np.dtype(t).name for t in allowed)})")
     if fmt == "jpg" and rgb and shape[-1] == 4:
         raise DeblurInputError("JPEG has no alpha channel: use png, tif or ome.zarr for RGBA images")
+    if fmt == "png" and np.dtype(dtype) == np.uint16 and rgb and shape[-1] in (3, 4):
+        # Pillow, which writes (and reads) PNG here, has no 16-bit colour mode: refuse before the work
+        raise DeblurInputError("16-bit colour PNG is not written here (16-bit greyscale is): use tif or ome.zarr to "
+                               "keep the 16 bits, or convert the image to 8-bit first")
     return rgb
 
 

@@ -20,6 +20,10 @@ input dtype.
 
 Channels: greyscale planes go through the RGB network as three equal
 channels and come back as their mean; RGBA keeps its alpha channel untouched.
+A last axis of at most :data:`MAX_CHANNELS` entries holds channels (no image
+is that thin); other counts than 1, 3 and 4 (two-channel microscopy, ...)
+are deblurred channel by channel, each as a greyscale image with its own
+intensity range.
 """
 
 from __future__ import annotations
@@ -31,6 +35,16 @@ import numpy as np
 from ..errors import DeblurInputError
 
 PERCENTILES = (0.05, 99.95)
+#: a last axis this short holds channels, not the columns of an image (the network works on an 8-pixel grid)
+MAX_CHANNELS = 8
+
+
+def channels_last(shape, rgb=None) -> bool:
+    """Whether the last axis of an image of ``shape`` holds channels: ``rgb`` when given, else when it has
+    3 or 4 entries (colour) or at most :data:`MAX_CHANNELS` (too thin to be an image's width)."""
+    if rgb is not None:
+        return bool(rgb)
+    return len(shape) >= 3 and 1 <= shape[-1] <= MAX_CHANNELS
 _SAMPLE_PIXELS = 1_000_000
 
 

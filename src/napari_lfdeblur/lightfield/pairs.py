@@ -49,7 +49,7 @@ import numpy as np
 from ..cancel import cancel_check
 from ..errors import LightFieldError
 from .core import LightField
-from .refocus import Refocuser, _check_lightfield
+from .refocus import Refocuser, _check_lightfield, check_disparity_reach
 
 __all__ = ["Pair", "iter_pairs", "make_pairs", "psnr", "read_manifest", "write_pairs"]
 
@@ -133,11 +133,21 @@ def _odd_subgrid(lf: LightField) -> tuple[LightField, tuple[int, int]]:
     return sub, (cv, cu)
 
 
+#: focus planes per light field at most: closer planes give the same blur (duplicates that are skipped anyway)
+MAX_FOCUS_PLANES = 256
+
+
 def _focus_list(lf: LightField, focus) -> list[float]:
     if isinstance(focus, (int, np.integer)) and not isinstance(focus, bool):
         n = int(focus)
         if n < 1:
             raise LightFieldError(f"focus must be a number of planes >= 1 or a list of disparities, got {focus}.")
+        if n > MAX_FOCUS_PLANES:
+            raise LightFieldError(
+                f"focus={n} planes is too many: at most {MAX_FOCUS_PLANES} per light field (planes closer "
+                "together give the same blur, which skip_duplicates drops). The default is 5; give a few planes "
+                "or a list of focus disparities."
+            )
         from .disparity import lightfield_disparity_range
 
         lo, hi = lightfield_disparity_range(lf)
@@ -148,6 +158,7 @@ def _focus_list(lf: LightField, focus) -> list[float]:
         raise LightFieldError("focus must be an int (number of planes) or a sequence of disparities.") from e
     if not ds or not all(math.isfinite(x) for x in ds):
         raise LightFieldError("focus disparities must be a non-empty list of finite numbers.")
+    check_disparity_reach(lf, ds)
     return ds
 
 
@@ -478,8 +489,13 @@ def write_pairs(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LightFieldError(f"{folder} exists and is not a folder.")
-    (folder / "blur").mkdir(parents=True, exist_ok=True)
-    (folder / "sharp").mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / "blur").mkdir(parents=True, exist_ok=True)
+        (folder / "sharp").mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only or full disk, a file where a folder should be
+        from .._io import output_error
+
+        raise output_error(folder, e, "the pair folder") from e
 
     rows = [r for r in read_manifest(folder) if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
     done = {r["name"] for r in rows}

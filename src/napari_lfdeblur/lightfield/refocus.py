@@ -284,6 +284,31 @@ def _check_disparity(disparity, view_shape):
     return arr
 
 
+def check_disparity_reach(lf: LightField, disparity) -> None:
+    """Refuse focus disparities that shift the outer views of ``lf`` by more than its views' size.
+
+    ``disparity``: a number, a sequence of them or a (Y, X) map.  Refocusing
+    there would shift the outer views off the image (a flat, meaningless
+    result, or a search over planes that takes forever).
+    """
+    d = np.abs(np.asarray(disparity, dtype=np.float64))
+    if d.size == 0 or not np.all(np.isfinite(d)):
+        return  # the callers' own checks name these
+    worst = float(d.max())
+    V, U = lf.grid
+    Y, X = lf.view_shape
+    reach_v, reach_u = (V - 1) / 2.0, (U - 1) / 2.0
+    limits = [n / r for n, r in ((Y, reach_v), (X, reach_u)) if r > 0]
+    if not limits or worst <= min(limits):
+        return
+    raise LightFieldError(
+        f"disparity {worst:g} px per view step shifts the outer views of this {V}x{U} light field by "
+        f"{worst * max(reach_v, reach_u):.4g} px, beyond its {Y}x{X}-pixel views: refocusing there gives a flat "
+        f"image. Focus disparities are a few pixels per view step; here |disparity| must be at most "
+        f"{min(limits):.3g} (lfdeblur info shows the light field's disparity range, when known)."
+    )
+
+
 class Refocuser:
     """A light field prepared for repeated refocusing (a focus slider, a focal stack,
     training pairs).
@@ -460,6 +485,7 @@ def refocus(lf: LightField, disparity, aperture: float = 1.0, aperture_shape: An
     (Y, X, C) float32 numpy array.
     """
     _check_lightfield(lf)
+    check_disparity_reach(lf, _check_disparity(disparity, lf.view_shape))
     return _get_refocuser(lf, device)(disparity, aperture, aperture_shape)
 
 
@@ -504,5 +530,6 @@ def focal_stack(
     if not ds:
         raise LightFieldError("disparities is empty: give at least one focus disparity.")
     stop = cancel_check(cancel, should_stop, where="focal_stack")
+    check_disparity_reach(lf, ds)
     rf = _get_refocuser(lf, device)
     return rf.stack(ds, aperture, aperture_shape, progress=progress, cancel=stop)

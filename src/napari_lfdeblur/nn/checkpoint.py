@@ -251,6 +251,8 @@ def _looks_like_web_page(path: Path) -> bool:
 
 def read_checkpoint(path) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a ModelError."""
+    if isinstance(path, str) and not path.strip():
+        raise ModelError(_EMPTY_PATH)
     p = Path(path).expanduser()
     if not p.exists():
         raise ModelError(f"checkpoint file not found: {p}")
@@ -259,20 +261,36 @@ def read_checkpoint(path) -> Any:
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError (zip), EOFError, ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if _looks_like_web_page(p):
             hint = (
                 "it is a web page (HTML), not a checkpoint: the download link gave its page instead of the file "
                 "(Google Drive does this for large files: use its 'Download anyway' button)"
             )
-        elif "weights_only" in str(e) or "Weights only load failed" in str(e):
-            hint = (
-                "it holds Python objects besides tensors, which are not loaded for safety; if you trust the file, "
-                "re-save its state dict: torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth')"
-            )
+        # torch's own message is not shown: for a file it cannot read safely it suggests weights_only=False,
+        # which would run whatever code the file holds
+        elif _is_torch_file(p) and ("weights_only" in str(e) or "Weights only load failed" in str(e)):
+            hint = ("it holds Python objects besides tensors, which are never loaded, for safety (unpickling them "
+                    "can run code); ask its author for a plain state dict "
+                    "(torch.save(model.state_dict(), 'model.pth')) or a napari-lfdeblur checkpoint")
+        elif _is_torch_file(p):
+            hint = "it is truncated or damaged: download or copy it again"
         else:
-            hint = "it is not a PyTorch checkpoint, or it is truncated or damaged (download or copy it again)"
-        raise ModelError(f"could not read {p} as a checkpoint: {hint}. ({type(e).__name__}: {msg})") from e
+            hint = (f"it is not a PyTorch checkpoint file at all; pass a napari-lfdeblur checkpoint (.pt) or the "
+                    f"authors' '{_AUTHORS_FILE}'")
+        raise ModelError(f"{p} is not a readable checkpoint: {hint} ({type(e).__name__})") from e
+
+
+_EMPTY_PATH = "no checkpoint given (the path is empty): pass a checkpoint file (.pt/.pth) or 'default'"
+
+
+def _is_torch_file(p: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a pickle (older torch.save), judged by the first bytes."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
 def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False) -> nn.Module:
@@ -334,6 +352,8 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
             from .authors import authors_checkpoint
 
             path = authors_checkpoint(download=True)  # the cached file, sha256-checked; fetched once when absent
+        elif not str(name_or_path).strip():
+            raise ModelError(_EMPTY_PATH)
         else:
             path = Path(name_or_path)
         obj, source = read_checkpoint(path), str(path)

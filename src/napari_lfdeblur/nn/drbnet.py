@@ -40,6 +40,10 @@ __all__ = ["FULL_BASE", "INPUT_CONVENTION", "DRBNet", "pad_to_multiple"]
 
 INPUT_CONVENTION = "rgb_minus1_1"
 FULL_BASE = 32
+#: the widest and deepest networks built (base 256: 64 times the paper's weights, about 3 GB)
+MAX_BASE = 256
+MAX_RES_BLOCKS = 64
+PAPER_PARAMETERS = 11_689_616
 NEG_SLOPE = 0.1
 MULTIPLE = 8
 N_KERNEL = KERNEL_SIZE * KERNEL_SIZE  # 49
@@ -179,6 +183,16 @@ class DRBNet(nn.Module):
             raise ModelError(f"DRBNet base width must be a positive integer (32 = the paper's network), got {base!r}")
         if isinstance(res_blocks, bool) or not isinstance(res_blocks, int) or res_blocks < 0:
             raise ModelError(f"DRBNet res_blocks must be a non-negative integer (2 = the paper), got {res_blocks!r}")
+        # refuse before allocating: the weights grow with base**2 (base 1e5: tens of terabytes)
+        if base > MAX_BASE:
+            n = PAPER_PARAMETERS * (base / FULL_BASE) ** 2
+            raise ModelError(
+                f"DRBNet base width {base} is unreasonably wide: about {n:.2g} weights ({4 * n / 1e9:.3g} GB); "
+                f"use at most {MAX_BASE} (32 = the paper's network, 16 or 8 for lighter ones)"
+            )
+        if res_blocks > MAX_RES_BLOCKS:
+            raise ModelError(f"DRBNet res_blocks={res_blocks} is unreasonably deep: use at most {MAX_RES_BLOCKS} "
+                             "(2 = the paper)")
         self.base = base
         self.res_blocks = res_blocks
         #: re-inject the input's own detail band into each upsampled estimate (see ``forward``); off for the paper

@@ -504,15 +504,23 @@ class FolderPairs(PairDataset):
 
     # -- scanning
     def _scan_manifest(self):
-        out = []
+        out, missing = [], []
         with open(self.path / "manifest.csv", newline="", encoding="utf-8") as f:
             for r in csv.DictReader(f):
                 if not r.get("name"):
                     continue
                 b, s = self.path / r.get("blur", ""), self.path / r.get("sharp", "")
-                if not (b.is_file() and s.is_file()):
-                    continue  # an interrupted write_pairs: the manifest may list a pair whose files are gone
+                gone = [str(p.relative_to(self.path)) for p in (b, s) if not p.is_file()]
+                if gone:  # write_pairs lists a pair only once its files are written: these were moved or deleted
+                    missing.extend(gone)
+                    continue
                 out.append((r["name"], b, s, r.get("scene") or r["name"]))
+        if missing:
+            raise TrainingError(
+                f"{self.path / 'manifest.csv'} lists {len(missing)} image file(s) that are not in {self.path} "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): restore them, or delete their "
+                "rows from manifest.csv"
+            )
         return out
 
     def _scan_equal(self):

@@ -66,7 +66,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_path
+from .._io import atomic_path, check_writable_file
+from .._signals import sigterm_as_interrupt
 from ..cancel import cancel_check
 from ..errors import ModelError, OutOfMemoryError, TrainingError
 from . import ddp as _ddp
@@ -253,6 +254,17 @@ def _plain(x):
     return str(x)
 
 
+def _json_safe(x):
+    """NaN and infinities (no validation, no PSNR yet) as None: JSON has no NaN, ``null`` is valid."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 # --------------------------------------------------------------------------- model
 def _build_model(model, dist_ctx) -> tuple[nn.Module, dict]:
     """(DRBNet, summary of its previous training) from what the caller gave."""
@@ -333,6 +345,14 @@ class Trainer:
         self.val_patch, self.val_batch, self.val_samples = val_patch, int(val_batch), int(val_samples)
         self.checkpoint_minutes = checkpoint_minutes
         self.out = Path(out).expanduser() if out is not None else None
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise TrainingError(f"out={out} is a file; a training run writes a folder (checkpoints, log.csv): give "
+                                "a folder that does not exist yet, or an earlier run's folder")
+        if self.out is not None:  # a read-only or full disk: said now, not at the first checkpoint
+            check_writable_file(self.out / "resume.pt", "the training run")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                    or threads < 1):
+            raise TrainingError(f"threads must be a positive number of torch CPU threads, got {threads!r}")
         self.resume_arg = resume
         self.should_stop = cancel_check(cancel, where="train")
         self.cancel = cancel
@@ -405,7 +425,13 @@ class Trainer:
             if self.out is None:
                 raise TrainingError("resume=True continues from out/resume.pt: give out=FOLDER")
             p = self.out / "resume.pt"
-            return p if p.is_file() else None
+            if not p.is_file():
+                # say so: a run stopped before its first checkpoint starts again from step 1
+                what = "has no checkpoint" if self.out.is_dir() else "does not exist yet"
+                warnings.warn(f"resume: {self.out} {what} to resume from (no resume.pt): starting from step 1",
+                              RuntimeWarning, stacklevel=2)
+                return None
+            return p
         p = Path(r).expanduser()
         if p.is_dir():
             p = p / "resume.pt"
@@ -741,6 +767,12 @@ class Trainer:
         return value, lr
 
     def run(self) -> TrainResult:
+        # SIGTERM (kill, a batch system's time limit) saves and stops as Ctrl-C does, instead of losing the steps
+        # since the last checkpoint
+        with sigterm_as_interrupt():
+            return self._run()
+
+    def _run(self) -> TrainResult:
         self._t0 = time.perf_counter()
         self.ctx = _ddp.DistContext()
         try:
@@ -826,7 +858,8 @@ class Trainer:
         result = self._result(cancelled)
         if self.out is not None and self.ctx.main and not cancelled:
             with atomic_path(self.out / "summary.json") as tmp:
-                tmp.write_text(json.dumps(_plain(result.summary), indent=2, default=str), encoding="utf-8")
+                tmp.write_text(json.dumps(_json_safe(_plain(result.summary)), indent=2, default=str,
+                                          allow_nan=False), encoding="utf-8")
         if cancelled:
             self._emit(Cancelled(self.step, seconds=result.seconds, checkpoint=str(result.last) if result.last
                                  else None, result=result))

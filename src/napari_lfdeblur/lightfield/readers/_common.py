@@ -42,6 +42,7 @@ def to_float01(a: np.ndarray, what: str = "the data") -> np.ndarray:
         out = a.astype(np.float32, copy=False)
         bad = (out < 0.0) | (out > 1.0)  # NaN compares False (allowed); +-inf counts as bad
         if bad.any():
+            _refuse_infinities(out, what)
             vals = out[~np.isnan(out)]
             lo, hi = float(vals.min()), float(vals.max())
             raise LightFieldError(
@@ -51,6 +52,14 @@ def to_float01(a: np.ndarray, what: str = "the data") -> np.ndarray:
         return out
     check_scalable(dt, what)  # raises
     raise AssertionError("unreachable")
+
+
+def _refuse_infinities(a: np.ndarray, what: str) -> None:
+    if np.isinf(a).any():
+        raise LightFieldError(
+            f"{what} holds infinite values; replace them (e.g. np.nan_to_num) first. NaN marks missing pixels "
+            "(a view that is all NaN is a missing view)."
+        )
 
 
 def apply_scale(a: np.ndarray, scale) -> np.ndarray:
@@ -65,5 +74,8 @@ def apply_scale(a: np.ndarray, scale) -> np.ndarray:
         lo, hi = 0.0, float(scale)
     if not hi > lo:
         raise LightFieldError(f"scale={scale!r} gives an empty range [{lo:g}, {hi:g}]; use high > low.")
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        _refuse_infinities(a, "the data")
     out = (np.asarray(a, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
     return np.clip(out, 0.0, 1.0)

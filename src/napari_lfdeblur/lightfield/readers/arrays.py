@@ -12,6 +12,7 @@ per view, converted to float inside each chunk.  TIFF and .npz are read at once.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ._common import apply_scale, check_scalable, to_float01
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".zarr", ".h5", ".hdf5", ".he5")
 _VIEW_LETTERS = "VUYX"
+# lazy float arrays up to this size are read once at open time to find their missing (all-NaN) views
+_SCAN_BYTES = 256 * 2**20
 
 
 def is_zarr_path(path: Path) -> bool:
@@ -136,6 +139,14 @@ def _parse_axes(axes, shape: tuple) -> str:
     if not isinstance(axes, str):
         raise LightFieldError(f"axes must be a string like 'VUYXC', got {axes!r}.")
     ax = axes.upper()
+    if len(ax) != ndim and ndim not in (4, 5):
+        what = "one image or a plain stack" if ndim == 3 else "one image" if ndim == 2 else "no light field"
+        raise LightFieldError(
+            f"The {ndim}D array {shape} is not a light field (it is {what}): a light field is a grid of views, "
+            f"4D (V, U, Y, X) or 5D (V, U, Y, X, C), and axes={axes!r} names {len(ax)} axes. Open a light field "
+            "(a folder of views, an ESLF or lenslet image, an array file), or reshape a stack of V*U views to "
+            "(V, U, Y, X[, C])."
+        )
     if len(ax) != ndim:
         raise LightFieldError(f"axes={axes!r} has {len(ax)} letters but the array is {ndim}D {shape}.")
     if len(set(ax)) != len(ax) or not set(ax) <= set("VUYXC") or not set(_VIEW_LETTERS) <= set(ax):
@@ -235,11 +246,16 @@ def read_array(
             scale = _minmax(lo, hi)
         d = d.rechunk({0: 1, 1: 1}) if any(c > 1 for c in d.chunks[0] + d.chunks[1]) else d
         data = d.map_blocks(_convert_block, scale, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
-        if scale is None and dtype.kind == "f":
-            # fail at open time rather than at the first draw: check one view
-            V, U = data.shape[:2]
-            data[V // 2, U // 2].compute()
         mask = np.ones(data.shape[:2], bool)
+        if dtype.kind == "f":
+            # fail at open time rather than at the first draw (values outside [0, 1], infinities), and count
+            # views that are entirely NaN as missing: read every view of a file once when that is cheap, else
+            # (big files, dask graphs of the caller's) the centre one
+            if not _is_dask(arr) and math.prod(shape) * dtype.itemsize <= _SCAN_BYTES:
+                mask = ~np.asarray(da.isnan(data).all(axis=(2, 3, 4)).compute())
+            else:
+                V, U = data.shape[:2]
+                mask[V // 2, U // 2] = not np.isnan(data[V // 2, U // 2].compute()).all()
     else:
         a = np.transpose(np.asarray(arr), order)
         if "C" not in ax:
@@ -252,7 +268,10 @@ def read_array(
     if scale is not None:
         meta["scale"] = scale
     if mask is not None and not mask.any():
-        raise LightFieldError("Every view of the array is NaN: there is no data in it.")
+        raise LightFieldError(
+            "Every view of the array is NaN: there is no data in it (NaN marks missing views); check that the "
+            "file was written after its views were filled."
+        )
     return LightField(data=data, view_mask=mask, metadata=meta)
 
 
