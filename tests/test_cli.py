@@ -275,6 +275,11 @@ def test_errors_name_the_command_line_flags_not_python_arguments(tmp_path, capsy
     assert main(["train", "synthetic", "-o", str(tmp_path / "run"), "--base", "4", "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "continue it with --resume" in err and "resume=" not in err
+    from napari_lfdeblur.cli import _cli_words
+
+    assert _cli_words("train", "cannot write /data/out=1/x; give out=FOLDER") == \
+        "cannot write /data/out=1/x; give -o FOLDER"  # paths are left alone
+    assert _cli_words("pairs", "use format='tiff16'.") == "use --image-format tiff16."
 
 
 def test_pairs_with_a_million_focus_planes_is_refused_at_once(tmp_path, capsys):

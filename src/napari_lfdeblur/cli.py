@@ -85,7 +85,7 @@ _FLAGS = {"resume": "--resume", "pattern": "--pattern", "axes": "--axes", "key":
           "num_workers": "--workers", "crop": "--crop", "val": "--val", "csv": "--csv", "loss": "--loss",
           "format": "--format"}
 _COMMAND_FLAGS = {("pairs", "format"): "--image-format"}
-_ARG_RE = re.compile(r"(?<![\w.-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^)]*\)|[^\s,;:)]*)")
+_ARG_RE = re.compile(r"(?<![\w./\\-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^)]*\)|[^\s,;:)]*)")
 
 
 def _cli_words(command: str, message: str) -> str:
