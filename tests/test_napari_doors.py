@@ -117,3 +117,15 @@ def test_data_tests_skip_before_the_viewer_without_shared_data(tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     assert "2 skipped" in out and "error" not in out.lower().split("short test summary")[-1], out[-3000:]
+
+
+def test_a_long_layer_name_does_not_widen_the_docks_past_the_screen(make_napari_viewer, qtbot):
+    """Layer pickers size to the dock, not to their longest entry (the scroll area would clip the body)."""
+    viewer = make_napari_viewer(show=True)  # combo boxes size to their entries when first shown
+    viewer.add_image(np.zeros((8, 8)), name="a layer named after a whole file path " * 6)
+    for name in WIDGETS:
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        qtbot.wait(50)
+        # the window (layer list, canvas, dock) must still fit a 1366-px laptop screen
+        assert viewer.window._qt_window.minimumSizeHint().width() <= 1366, name
+        viewer.window.remove_dock_widget("all")

@@ -38,6 +38,14 @@ def test_lightfield_widget_reads_an_open_layer_and_shows_epis(scene):
     assert epis[0].translate[0] > lf.view_shape[0] and epis[1].translate[1] > lf.view_shape[1]
 
 
+def _refocus(viewer, layer):
+    """The Refocus & pairs widget from the Plugins menu, on ``layer``, without the live preview."""
+    _, w = _open(viewer, "Refocus & pairs")
+    w.live.value = False
+    w.layer.value = layer
+    return w
+
+
 def _wait_idle(qtbot, w, timeout=60_000):
     qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
     qtbot.wait(50)
@@ -45,9 +53,7 @@ def _wait_idle(qtbot, w, timeout=60_000):
 
 def test_focal_stack_gets_its_own_slider(scene, qtbot):
     viewer, layer, lf = scene
-    _, w = _open(viewer, "Refocus & pairs")
-    w.live.value = False
-    w.layer.value = layer
+    w = _refocus(viewer, layer)
     w.n_slices.value = 4
     w.add_focal_stack()
     _wait_idle(qtbot, w)
@@ -66,9 +72,7 @@ def test_focal_stack_gets_its_own_slider(scene, qtbot):
 
 def test_cancelled_pairs_are_kept_and_written(scene, qtbot, tmp_path):
     viewer, layer, lf = scene
-    _, w = _open(viewer, "Refocus & pairs")
-    w.live.value = False
-    w.layer.value = layer
+    w = _refocus(viewer, layer)
     w.apertures.value = "0.5, 1.0"
     w.n_focus.value = 8
     out = tmp_path / "pairs"
@@ -86,9 +90,7 @@ def test_cancelled_pairs_are_kept_and_written(scene, qtbot, tmp_path):
 
 def test_unwritable_pair_folder_is_refused_before_work(scene, tmp_path):
     viewer, layer, lf = scene
-    _, w = _open(viewer, "Refocus & pairs")
-    w.live.value = False
-    w.layer.value = layer
+    w = _refocus(viewer, layer)
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     w.folder_out.value = str(blocker / "pairs")
@@ -99,9 +101,7 @@ def test_unwritable_pair_folder_is_refused_before_work(scene, tmp_path):
 
 def test_disparity_estimation_reports_progress(scene, qtbot):
     viewer, layer, lf = scene
-    _, w = _open(viewer, "Refocus & pairs")
-    w.live.value = False
-    w.layer.value = layer
+    w = _refocus(viewer, layer)
     w.estimate_disparity_map()
     _wait_idle(qtbot, w)
     assert "scene disparity (estimated)" in viewer.layers
@@ -191,9 +191,7 @@ def test_model_list_entry_loads_the_weights_it_names(tmp_path):
 
 def test_pairs_blurred_and_sharp_share_one_slider(scene, qtbot, tmp_path):
     viewer, layer, lf = scene
-    _, w = _open(viewer, "Refocus & pairs")
-    w.live.value = False
-    w.layer.value = layer
+    w = _refocus(viewer, layer)
     w.apertures.value = "0.5, 1.0"
     w.n_focus.value = 2
     w.generate_pairs()

@@ -36,24 +36,23 @@ def _lightfield_options(args) -> dict:
 
 
 # ---------------------------------------------------------------- argument types (argparse says what is wrong)
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be a whole number of at least 1")
-    return value
+def _int_at_least(minimum: int, wording: str):
+    """An argparse type: a whole number of at least ``minimum`` (``wording`` says so when it is not)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be {wording}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
+_positive_int = _int_at_least(1, "a whole number of at least 1")
+_non_negative_int = _int_at_least(0, "0 or more")
 
 
 def _apertures_type(text: str) -> tuple[float, ...]:

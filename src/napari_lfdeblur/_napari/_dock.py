@@ -18,11 +18,13 @@ from typing import Callable
 
 from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QComboBox
 
 from ._workers import start_worker
 
 log = logging.getLogger(__name__)
 
+MIN_COMBO_CHARACTERS = 12
 # how long closing the viewer waits for a running job to stop (a training step, a tile)
 STOP_WAIT_S = 60.0
 
@@ -99,6 +101,17 @@ class DockWidget(Container):
         # the scroll area, not the widget inside it: see the module docstring
         return self.root_native_widget
 
+    def insert(self, key, widget):
+        # a combo box sized to its longest entry (a layer named after a whole file path) widens the dock, and
+        # magicgui fixes the scroll area's minimum width when the widget goes in: the window then outgrew a
+        # laptop's screen (1805 px for a 230-character layer name).  Combo boxes shrink to the dock instead.
+        native = widget.native
+        for combo in (native, *native.findChildren(QComboBox)):
+            if isinstance(combo, QComboBox):
+                combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                combo.setMinimumContentsLength(MIN_COMBO_CHARACTERS)
+        super().insert(key, widget)
+
     @property
     def body(self):
         """The widget that holds the layout (for extras that are not magicgui widgets, e.g. a plot)."""
@@ -142,7 +155,8 @@ class DockWidget(Container):
 
     @property
     def busy(self) -> bool:
-        return any(not j.done.is_set() for j in self._jobs.running)
+        """True while a job runs or its results are still being shown (its callbacks have not all run)."""
+        return bool(self._jobs.running)
 
     def close_jobs(self, wait: bool = False) -> None:
         """Cancel every running job (they stop after the step or tile in progress and keep what they finished);
