@@ -199,3 +199,17 @@ def test_pairs_blurred_and_sharp_share_one_slider(scene, qtbot, tmp_path):
     blurred, sharp = viewer.layers["pairs: blurred"], viewer.layers["pairs: sharp"]
     assert blurred.data.shape == sharp.data.shape and blurred.axis_labels == sharp.axis_labels
     assert viewer.dims.axis_labels.count("pair") == 1
+
+
+def test_unwritable_run_folder_is_refused_at_start(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    _, w = _open(viewer, "Train")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    w.net_width.value = 4
+    w.device.value = "cpu"
+    w.out.value = str(blocker / "run")
+    w.start()
+    _wait_idle(qtbot, w)
+    assert w.status.value.startswith("Error") and "cannot write" in w.status.value, w.status.value
+    assert w.result is None and w.progress.value == 0

@@ -99,23 +99,17 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
 def writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and prove a file can be written there, before long work starts.
 
-    Raises :class:`~napari_lfdeblur.errors.LFDeblurError` saying which folder and what to do, so that a
-    read-only or full disk is found in a second instead of after every pair or step was computed.
+    Raises :class:`OutputError` (what is wrong and what to do), so that a read-only or full disk is found in
+    a second instead of after every pair or step was computed.
     """
-    from .errors import LFDeblurError
-
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write the {what} {folder}: it is a file; choose a folder (a new or an existing one)")
     try:
-        if folder.exists() and not folder.is_dir():
-            raise LFDeblurError(f"The {what} {folder} is a file: choose a folder (a new or an existing one).")
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
     except OSError as e:
-        raise LFDeblurError(
-            f"Cannot write into the {what} {folder} ({e.strerror or e}): choose a folder you can write to."
-        ) from None
+        raise output_error(folder, e, f"the {what}") from e
+    check_writable_file(folder / ".write-check", f"the {what}")
     return folder
 
 

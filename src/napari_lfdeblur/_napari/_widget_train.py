@@ -273,11 +273,8 @@ class TrainWidget(DockWidget):
 
     # -- run ----------------------------------------------------------------------
     def start(self, *_):
-        from .._io import writable_folder
-
         try:
-            kwargs = self.arguments()
-            writable_folder(kwargs["out"], "output folder")  # now, not at the first checkpoint
+            kwargs = self.arguments()  # (train() checks the output folder for writing before the first step)
         except LFDeblurError as e:
             return self._notify_error(e)
         self._token = CancelToken()
