@@ -213,3 +213,38 @@ def test_unwritable_run_folder_is_refused_at_start(make_napari_viewer, qtbot, tm
     _wait_idle(qtbot, w)
     assert w.status.value.startswith("Error") and "cannot write" in w.status.value, w.status.value
     assert w.result is None and w.progress.value == 0
+
+
+_CLOSE_VIEWER_MID_RUN = """
+import sys, time
+import napari
+from qtpy.QtWidgets import QApplication
+out = sys.argv[1]
+viewer = napari.Viewer(show=False)
+_, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Train")
+w.net_width.value, w.steps.value, w.batch.value, w.patch.value, w.device.value = 4, 100000, 1, 32, "cpu"
+w.out.value = out
+w.start()
+end = time.time() + 300
+while w.progress.value < 2 and time.time() < end:
+    QApplication.processEvents(); time.sleep(0.05)
+token = w._token
+viewer.close()
+for _ in range(40):
+    QApplication.processEvents(); time.sleep(0.05)
+print("cancelled", token.cancelled)
+"""
+
+
+def test_closing_the_viewer_mid_run_stops_it_without_qt_errors(tmp_path):
+    """The run stops and keeps its steps; no callback touches a deleted widget (it printed a Qt RuntimeError)."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _CLOSE_VIEWER_MID_RUN, str(tmp_path / "run")], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "cancelled True" in run.stdout
+    assert "RuntimeError" not in run.stderr and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert (tmp_path / "run" / "last.pt").exists()
