@@ -255,7 +255,7 @@ def test_hci_refocus_at_gt_disparity_matches_centre(hci_antinous):
 def test_thread_setting_is_restored(monkeypatch):
     import torch
 
-    from napari_lfdeblur.lightfield import refocus as rmod
+    from napari_lfdeblur.lightfield import shifts as rmod
 
     before = torch.get_num_threads()
     lf = _random_lf(seed=6)

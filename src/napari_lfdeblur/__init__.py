@@ -56,6 +56,7 @@ _LAZY = {
     "train": ".training.trainer",
     "finetune": ".training.trainer",
     "CancelToken": ".cancel",
+    "Cancelled": ".cancel",
     "evaluate": ".evaluation",
 }
 

@@ -16,6 +16,10 @@ from typing import Callable
 from .errors import LFDeblurError
 
 
+class Cancelled(LFDeblurError):
+    """A long job stopped because its ``cancel`` asked it to (raised by jobs that return nothing partial)."""
+
+
 class CancelToken:
     """A thread-safe flag that asks a running job to stop.
 

@@ -26,7 +26,7 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from ..cancel import CancelToken
+from ..cancel import Cancelled, CancelToken
 from ..errors import LFDeblurError
 from . import _models
 from ._dock import DockWidget
@@ -161,6 +161,9 @@ class DeblurWidget(DockWidget):
 
         if isinstance(err, DeblurCancelled):
             self.status.value = "cancelled: nothing was added"
+            return
+        if isinstance(err, Cancelled):  # Save result…
+            self.status.value = f"cancelled: {err}"
             return
         show_error_in(self.status, err)
 

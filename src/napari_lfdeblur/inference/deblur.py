@@ -23,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..cancel import cancel_check
-from ..errors import DeblurInputError, LFDeblurError, OutOfMemoryError
+from ..cancel import Cancelled, cancel_check
+from ..errors import DeblurInputError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .models import clear_model_cache, get_model, run_network
 from .normalize import Normalization, channels_last, merge_channels, split_channels
@@ -45,7 +45,7 @@ DEFAULT_MARGIN = 48
 BLEND = 16
 
 
-class DeblurCancelled(LFDeblurError):
+class DeblurCancelled(Cancelled):
     """Raised by ``deblur`` when its ``cancel`` token is set; nothing is returned."""
 
 

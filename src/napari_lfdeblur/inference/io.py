@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path, is_place_error, output_error, writing_failed
-from ..cancel import cancel_check
+from ..cancel import Cancelled, cancel_check
 from ..errors import DeblurInputError
 
 __all__ = [
@@ -831,9 +831,7 @@ def _cancellable(progress, stop):
 
     def report(done, total):
         if stop():
-            from .deblur import DeblurCancelled
-
-            raise DeblurCancelled("Saving was cancelled: nothing was written.")
+            raise Cancelled("Saving was cancelled: nothing was written.")
         if progress is not None:
             progress(done, total)
 

@@ -174,3 +174,11 @@ class LightField:
             f"LightField({V}x{U} views of {Y}x{X}x{self.channels}, {self.n_views} present, {kind}, "
             f"format={self.metadata.get('format', '?')!r})"
         )
+
+
+def check_lightfield(lf) -> None:
+    """Raise LightFieldError unless ``lf`` is a LightField (what every light-field function takes)."""
+    if not isinstance(lf, LightField):
+        raise LightFieldError(
+            f"Expected a LightField, got {type(lf).__name__}; read one with napari_lfdeblur.read_lightfield(path)."
+        )

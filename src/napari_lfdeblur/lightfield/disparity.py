@@ -45,8 +45,8 @@ import numpy as np
 
 from ..cancel import cancel_check
 from ..errors import LightFieldError
-from .core import LightField
-from .refocus import _check_lightfield, _shift, cpu_threads, resolve_device
+from .core import LightField, check_lightfield
+from .shifts import cpu_threads, resolve_device, shift
 
 __all__ = ["estimate_disparity", "estimate_disparity_range", "lightfield_disparity_range"]
 
@@ -212,7 +212,7 @@ def _cost_volume(ref, views, cands, progress=None, should_stop=None, cost_dtype=
             return None
         ray_cost.zero_()
         for r, dv, du, src in views:
-            _shift(shifted, src, float(d) * dv, float(d) * du, tmp, order=_ORDER)
+            shift(shifted, src, float(d) * dv, float(d) * du, tmp, order=_ORDER)
             shifted.sub_(ref).abs_()
             ray_cost[r] += shifted
         g = torch.stack([sum(ray_cost[r] for r in w) / k for w, k in zip(wedges, wedge_n)])
@@ -321,7 +321,7 @@ def estimate_disparity(
     import torch
 
     stop = cancel_check(cancel, should_stop, where="estimate_disparity")
-    _check_lightfield(lf)
+    check_lightfield(lf)
     if not (isinstance(smoothness, (int, float)) and smoothness >= 0 and math.isfinite(smoothness)):
         raise LightFieldError(f"smoothness must be a number >= 0, got {smoothness!r}.")
     dev = resolve_device(device)
@@ -380,7 +380,7 @@ def estimate_disparity_range(
     """
     import torch
 
-    _check_lightfield(lf)
+    check_lightfield(lf)
     dev = resolve_device(device)
     Y, X = lf.view_shape
     ref_idx = lf.center_index()
@@ -424,7 +424,7 @@ def lightfield_disparity_range(lf: LightField) -> tuple[float, float]:
     """The disparity range to work in: the metadata ``disparity_range`` when the
     source gives one, else the 0.5-99.5 percentiles of the ground-truth map,
     else :func:`estimate_disparity_range`."""
-    _check_lightfield(lf)
+    check_lightfield(lf)
     rng = lf.metadata.get("disparity_range")
     if rng is not None:
         return _check_range(rng)

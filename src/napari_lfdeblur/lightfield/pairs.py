@@ -48,8 +48,8 @@ import numpy as np
 
 from ..cancel import cancel_check
 from ..errors import LightFieldError
-from .core import LightField
-from .refocus import Refocuser, _check_lightfield, check_disparity_reach
+from .core import LightField, check_lightfield
+from .refocus import Refocuser, check_disparity_reach
 
 __all__ = ["Pair", "iter_pairs", "make_pairs", "psnr", "read_manifest", "write_pairs"]
 
@@ -183,7 +183,7 @@ def iter_pairs(
     The arguments are checked (and the light field prepared) when it is called,
     the pairs are made as they are consumed."""
     stop = cancel_check(cancel, should_stop, where="iter_pairs")
-    _check_lightfield(lf)
+    check_lightfield(lf)
     try:
         aps = [float(a) for a in np.atleast_1d(np.asarray(apertures, dtype=np.float64))]
     except (TypeError, ValueError) as e:

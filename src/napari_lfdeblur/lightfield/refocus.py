@@ -49,7 +49,6 @@ renormalised.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import weakref
 from collections.abc import Callable, Sequence
@@ -59,81 +58,24 @@ import numpy as np
 
 from ..cancel import cancel_check
 from ..errors import LightFieldError
-from .core import LightField
+from .core import LightField, check_lightfield
+from .disparity import lightfield_disparity_range
+from .shifts import cpu_threads, resolve_device, shift_add
 
 __all__ = ["Refocuser", "aperture_weights", "clear_cache", "focal_stack", "refocus", "resolve_device"]
 
 _APERTURE_SHAPES = ("disk", "square")
 
-#: torch CPU threads used by the slice-based loops of this module, of
-#: ``disparity.py`` and ``synthetic.py``.  They issue hundreds of small tensor
-#: operations per call, and each multi-threaded one ends in an OpenMP barrier:
-#: on a CPU shared with other busy processes a barrier waits for a descheduled
-#: thread, and a refocus measured 1.1 s with 2 threads against 0.02-0.05 s with 1
-#: on a loaded 2-core machine (a disparity map 90-110 s against 6.5-10 s), for a
-#: gain below 2x on an idle one.  So they run single-threaded (in the calling
-#: thread only: with torch's OpenMP backend the setting is per thread).  Set to
-#: 0 to keep torch's own setting.
-LOOP_THREADS = 1
-
-
-@contextlib.contextmanager
-def cpu_threads(device=None):
-    """Run the enclosed torch CPU work with ``LOOP_THREADS`` threads (restored after)."""
-    n = LOOP_THREADS
-    if not n or (device is not None and getattr(device, "type", str(device)) != "cpu"):
-        yield
-        return
-    import torch
-
-    old = torch.get_num_threads()
-    if old == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-# --------------------------------------------------------------------------
-# devices
-# --------------------------------------------------------------------------
-def resolve_device(device=None):
-    """A ``torch.device``: None means the CPU (refocusing is cheap there); anything else as
-    :func:`napari_lfdeblur.nn.devices.resolve_device` (``"auto"``, ``"cuda:0"``, ...), with
-    its errors raised as ``LightFieldError``."""
-    import torch
-
-    from ..errors import ModelError
-    from ..nn.devices import resolve_device as resolve
-
-    if device is None:
-        return torch.device("cpu")
-    try:
-        return resolve(device)
-    except ModelError as e:
-        raise LightFieldError(str(e)) from e
-
-
 # --------------------------------------------------------------------------
 # apertures
 # --------------------------------------------------------------------------
-def _check_lightfield(lf) -> None:
-    if not isinstance(lf, LightField):
-        raise LightFieldError(
-            f"Expected a LightField, got {type(lf).__name__}; read one with napari_lfdeblur.read_lightfield(path)."
-        )
-
-
 def aperture_weights(lf: LightField, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
     """(V, U) float32 weights of the views used by a synthetic aperture.
 
     Weights sum to 1 over the present views; missing views get 0.  See the
     module docstring for the meaning of ``aperture`` and ``aperture_shape``.
     """
-    _check_lightfield(lf)
+    check_lightfield(lf)
     return _aperture_weights(lf.grid, lf.view_mask, lf.center, aperture, aperture_shape)
 
 
@@ -182,82 +124,6 @@ def _aperture_weights(grid, mask, center, aperture, aperture_shape) -> np.ndarra
         if w.sum() <= 0:
             raise LightFieldError("aperture weights select no present view: give a positive weight to at least one view.")
     return (w / w.sum()).astype(np.float32)
-
-
-# --------------------------------------------------------------------------
-# the shift primitives (also used by disparity.py and synthetic.py)
-# --------------------------------------------------------------------------
-def _int_shift_add(acc, src, k: int, w: float, axis: int) -> None:
-    """``acc += w * src`` shifted by the integer ``k`` along ``axis`` (0 or 1 of a
-    (Y, X, ...) tensor), edge pixels repeated: ``acc[i] += w * src[clamp(i - k)]``."""
-    if w == 0.0:
-        return
-    n = src.shape[axis]
-    k = max(-n, min(n, k))
-
-    def sl(a, start, stop):
-        return a[start:stop] if axis == 0 else a[:, start:stop]
-
-    if k >= 0:
-        if k < n:
-            sl(acc, k, n).add_(sl(src, 0, n - k), alpha=w)
-        if k > 0:
-            sl(acc, 0, k).add_(sl(src, 0, 1), alpha=w)
-    else:
-        sl(acc, 0, n + k).add_(sl(src, -k, n), alpha=w)
-        sl(acc, n + k, n).add_(sl(src, n - 1, n), alpha=w)
-
-
-def _keys(t: float) -> float:
-    """Keys' cubic convolution kernel (a = -0.5)."""
-    t = abs(t)
-    if t <= 1.0:
-        return 1.5 * t**3 - 2.5 * t**2 + 1.0
-    if t < 2.0:
-        return -0.5 * t**3 + 2.5 * t**2 - 4.0 * t + 2.0
-    return 0.0
-
-
-def _shift_add(acc, src, s: float, w: float, axis: int, order: int = 1) -> None:
-    """``acc += w * src(i - s)`` along ``axis``, clamped borders; ``order`` 1 is
-    bilinear, 3 Keys' cubic convolution."""
-    k = math.floor(s)
-    f = s - k
-    if f < 1e-6:
-        _int_shift_add(acc, src, k, w, axis)
-    elif f > 1 - 1e-6:
-        _int_shift_add(acc, src, k + 1, w, axis)
-    elif order == 1:
-        _int_shift_add(acc, src, k, w * (1.0 - f), axis)
-        _int_shift_add(acc, src, k + 1, w * f, axis)
-    else:
-        # the sample at i - k - j lies at distance |f - j| from i - s
-        for j in (-1, 0, 1, 2):
-            _int_shift_add(acc, src, k + j, w * _keys(f - j), axis)
-
-
-def _shift(out, src, sy: float, sx: float, tmp=None, order: int = 1):
-    """``out = src(y - sy, x - sx)`` (bilinear, or cubic with ``order=3``; clamped
-    borders); ``tmp`` a scratch buffer like ``src`` (needed when both shifts are
-    non-zero).  Returns ``out``."""
-    if sy == 0.0 and sx == 0.0:
-        out.copy_(src)
-        return out
-    if sy == 0.0:
-        out.zero_()
-        _shift_add(out, src, sx, 1.0, axis=1, order=order)
-        return out
-    if sx == 0.0:
-        out.zero_()
-        _shift_add(out, src, sy, 1.0, axis=0, order=order)
-        return out
-    if tmp is None:
-        tmp = src.new_empty(src.shape)
-    tmp.zero_()
-    _shift_add(tmp, src, sx, 1.0, axis=1, order=order)
-    out.zero_()
-    _shift_add(out, tmp, sy, 1.0, axis=0, order=order)
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -325,7 +191,7 @@ class Refocuser:
     def __init__(self, lf: LightField, device=None):
         import torch
 
-        _check_lightfield(lf)
+        check_lightfield(lf)
         # no reference to ``lf`` itself: a cached Refocuser must not keep it alive
         self.grid = lf.grid
         self.device = resolve_device(device)
@@ -363,8 +229,8 @@ class Refocuser:
                 continue
             row.zero_()
             for u in us:
-                _shift_add(row, self.views[v, u], d * (u - uc), float(w[v, u]), axis=1)
-            _shift_add(out, row, d * (v - vc), 1.0, axis=0)
+                shift_add(row, self.views[v, u], d * (u - uc), float(w[v, u]), axis=1)
+            shift_add(out, row, d * (v - vc), 1.0, axis=0)
         return out
 
     def _refocus_map(self, dmap: np.ndarray, w: np.ndarray, chunk: int = 8):
@@ -484,7 +350,7 @@ def refocus(lf: LightField, disparity, aperture: float = 1.0, aperture_shape: An
     -------
     (Y, X, C) float32 numpy array.
     """
-    _check_lightfield(lf)
+    check_lightfield(lf)
     check_disparity_reach(lf, _check_disparity(disparity, lf.view_shape))
     return _get_refocuser(lf, device)(disparity, aperture, aperture_shape)
 
@@ -515,12 +381,10 @@ def focal_stack(
     :mod:`napari_lfdeblur.cancel`) asks to stop, the slices computed so far are
     returned.  ``should_stop`` is the deprecated name of ``cancel``.
     """
-    _check_lightfield(lf)
+    check_lightfield(lf)
     if isinstance(disparities, (int, np.integer)) and not isinstance(disparities, bool):
         if disparities < 1:
             raise LightFieldError(f"the number of focal planes must be at least 1, got {disparities}.")
-        from .disparity import lightfield_disparity_range
-
         lo, hi = lightfield_disparity_range(lf)
         disparities = np.linspace(lo, hi, int(disparities)) if disparities > 1 else [0.5 * (lo + hi)]
     try:

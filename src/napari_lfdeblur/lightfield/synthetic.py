@@ -289,7 +289,7 @@ def synthetic_lightfield(
     """
     import torch
 
-    from .refocus import _shift, cpu_threads
+    from .shifts import cpu_threads, shift
 
     V, U = _as_pair(views, "views")
     Y, X = _as_pair(size, "size")
@@ -375,11 +375,11 @@ def synthetic_lightfield(
                 for i, (L, t, a) in enumerate(zip(layers, texs, alphas)):
                     sy, sx = -L["disparity"] * (v - vc), -L["disparity"] * (u - uc)
                     # colour: cubic (keeps textures sharp at sub-pixel shifts); edges: bilinear
-                    col = _shift(tbuf, t, sy, sx, ttmp, order=3)
+                    col = shift(tbuf, t, sy, sx, ttmp, order=3)
                     if i == 0:
                         img.copy_(col)
                         continue
-                    al = _shift(abuf, a, sy, sx, atmp, order=1)
+                    al = shift(abuf, a, sy, sx, atmp, order=1)
                     img.add_(al * (col - img))
                 data[v, u] = img[margin : margin + Y, margin : margin + X].numpy()
     if noise > 0:
@@ -394,7 +394,7 @@ def synthetic_lightfield(
         for L in layers[1:]:
             d = L["disparity"]
             a = torch.from_numpy(L["alpha"][..., None])
-            s = _shift(torch.empty_like(a), a, -d * (rv - vc), -d * (ru - uc), torch.empty_like(a))
+            s = shift(torch.empty_like(a), a, -d * (rv - vc), -d * (ru - uc), torch.empty_like(a))
             m = s[margin : margin + Y, margin : margin + X, 0].numpy() > 0.5
             gt[m] = d
 

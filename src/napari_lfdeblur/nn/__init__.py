@@ -3,6 +3,7 @@
 This subpackage imports torch; ``napari_lfdeblur`` itself loads it lazily.
 """
 
+from . import authors  # noqa: F401  (registers load_model("authors"))
 from .checkpoint import default_model_path, load_model, save_model
 from .devices import available_devices, device_label, resolve_device, resolve_dtype
 from .drbnet import INPUT_CONVENTION, DRBNet

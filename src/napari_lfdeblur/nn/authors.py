@@ -48,6 +48,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from .._io import atomic_path
 from ..cancel import cancel_check
 from ..errors import LFDeblurError, ModelError
+from .checkpoint import NAMED_MODELS, _package_version, load_model
 
 __all__ = [
     "APPROX_SIZE",
@@ -165,8 +166,6 @@ def _record_sha(path: Path, digest: str) -> None:
 
 def _verify_model(path: Path, source: str) -> None:
     """Load ``path`` strictly as the authors' DRBNet (weights_only); a ModelError says why it is not."""
-    from .checkpoint import load_model
-
     try:
         net = load_model(path, device="cpu", dtype="float32")
     except ModelError as e:
@@ -252,8 +251,6 @@ def _is_page(response) -> bool:
 
 
 def _request(url: str):
-    from .checkpoint import _package_version
-
     req = urllib.request.Request(url, headers={"User-Agent": f"napari-lfdeblur/{_package_version()}"})
     return urllib.request.urlopen(req, timeout=_TIMEOUT)
 
@@ -403,3 +400,7 @@ def authors_checkpoint(download: bool = True) -> Path:
             bar.update(done - bar.n)
 
         return fetch_authors_checkpoint(progress, url=url)
+
+
+# load_model("authors"): the cached file, sha256-checked; fetched once when absent
+NAMED_MODELS["authors"] = authors_checkpoint

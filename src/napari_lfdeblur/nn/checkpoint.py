@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -49,6 +49,11 @@ _AUTHORS_FILE = "single_image_defocus_deblurring.pth"
 def default_model_path() -> Path:
     """Where the shipped default checkpoint lives (it may not exist yet)."""
     return Path(__file__).resolve().parent.parent / "weights" / "default.pt"
+
+
+#: Models known by name besides "default": name -> a function returning the checkpoint file (it may fetch
+#: it).  :mod:`.authors` adds "authors" (the package imports it), so this module never imports that one.
+NAMED_MODELS: dict[str, Callable[[], Path]] = {}
 
 
 def _package_version() -> str:
@@ -348,10 +353,8 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
                     "one saved with save_model / a training run, or the "
                     f"authors' '{_AUTHORS_FILE}' (load_model('path/to/{_AUTHORS_FILE}'))"
                 )
-        elif isinstance(name_or_path, str) and name_or_path.strip().lower() == "authors":
-            from .authors import authors_checkpoint
-
-            path = authors_checkpoint(download=True)  # the cached file, sha256-checked; fetched once when absent
+        elif isinstance(name_or_path, str) and name_or_path.strip().lower() in NAMED_MODELS:
+            path = NAMED_MODELS[name_or_path.strip().lower()]()
         elif not str(name_or_path).strip():
             raise ModelError(_EMPTY_PATH)
         else:

@@ -1,12 +1,8 @@
-"""Choosing the device and floating-point type a network runs on.
+"""Choosing the floating-point type a network runs in, on the device :mod:`napari_lfdeblur.devices` chose.
 
-- :func:`resolve_device` turns ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
-  ``"mps"``, ``"xpu"`` or a ``torch.device`` into an available
-  ``torch.device``; ``"auto"`` picks CUDA, then Apple MPS, then Intel XPU,
-  then the CPU.  Asking for a device that is not there raises
-  :class:`~napari_lfdeblur.errors.ModelError` saying what is available.
-- :func:`available_devices` lists device strings for a device picker;
-  :func:`device_label` describes one (``"cuda:0 (NVIDIA H100, 80 GB)"``).
+- :func:`resolve_device`, :func:`available_devices` and :func:`device_label`
+  live in :mod:`napari_lfdeblur.devices` (light-field code uses them too) and
+  are re-exported here.
 - :func:`resolve_dtype`: ``None``/``"float32"`` (default), ``"float16"`` or
   ``"bfloat16"``.  Half precision is meant for GPUs: asked for on the CPU it
   falls back to float32 with a ``RuntimeWarning`` (CPU half-precision
@@ -23,6 +19,7 @@ import warnings
 
 import torch
 
+from ..devices import available_devices, device_label, resolve_device
 from ..errors import ModelError
 
 __all__ = [
@@ -51,129 +48,6 @@ _DTYPES = {
 def _dtype_key(name) -> str:
     """``"torch.BFloat16 "`` → ``"bfloat16"``: how a dtype name (or a torch.dtype) is looked up in ``_DTYPES``."""
     return str(name).strip().lower().removeprefix("torch.")
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
-def _xpu_available() -> bool:
-    xpu = getattr(torch, "xpu", None)
-    try:
-        return bool(xpu is not None and xpu.is_available())
-    except Exception:  # pragma: no cover - broken driver stacks
-        return False
-
-
-def _cuda_unavailable_reason() -> str:
-    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
-        return (
-            f"this PyTorch build ({torch.__version__}) has no CUDA support; install a CUDA build of "
-            "PyTorch (see https://pytorch.org/get-started/locally/)"
-        )
-    return "PyTorch has CUDA support but finds no usable GPU (check the NVIDIA driver and CUDA_VISIBLE_DEVICES)"
-
-
-def available_devices() -> list[str]:
-    """Device strings usable here, best first is not implied: ``["cpu", "cuda:0", ...]``."""
-    out = ["cpu"]
-    if torch.cuda.is_available():
-        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if _mps_available():
-        out.append("mps")
-    if _xpu_available():
-        out += [f"xpu:{i}" for i in range(torch.xpu.device_count())]
-    return out
-
-
-def device_label(device) -> str:
-    """A human-readable description of a device, for pickers and logs."""
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        props = torch.cuda.get_device_properties(dev)
-        return f"{dev} ({props.name}, {props.total_memory / 2**30:.0f} GB)"
-    if dev.type == "mps":
-        return "mps (Apple GPU)"
-    if dev.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return str(dev)
-
-
-def resolve_device(device="auto") -> torch.device:
-    """An available ``torch.device`` for ``device`` (see the module docstring)."""
-    if isinstance(device, torch.device):
-        dev = device
-    elif device is None:
-        dev = None
-    elif isinstance(device, str):
-        name = device.strip().lower()
-        if name in ("", "auto"):
-            dev = None
-        elif name == "gpu":
-            if torch.cuda.is_available():
-                dev = torch.device("cuda", torch.cuda.current_device())
-            elif _mps_available():
-                dev = torch.device("mps")
-            elif _xpu_available():
-                dev = torch.device("xpu", 0)
-            else:
-                raise ModelError(
-                    "device='gpu' asked for, but no GPU is usable (no CUDA, MPS or XPU device); "
-                    f"available: {available_devices()}. Use device='cpu' or 'auto'."
-                )
-        else:
-            try:
-                dev = torch.device(name)
-            except (RuntimeError, ValueError) as e:
-                raise ModelError(
-                    f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or 'xpu' "
-                    f"(available here: {available_devices()})"
-                ) from e
-    else:
-        raise ModelError(f"device must be a string or torch.device, got {type(device).__name__}")
-
-    if dev is None:  # auto
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if _mps_available():
-            return torch.device("mps")
-        if _xpu_available():
-            return torch.device("xpu", 0)
-        return torch.device("cpu")
-
-    if dev.type == "cpu":
-        return torch.device("cpu")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ModelError(
-                f"device {str(device)!r} is not available: {_cuda_unavailable_reason()}. Use device='cpu' or 'auto'."
-            )
-        n = torch.cuda.device_count()
-        index = torch.cuda.current_device() if dev.index is None else dev.index
-        if index >= n:
-            raise ModelError(
-                f"device {str(device)!r} is not available: this machine has {n} CUDA device(s) "
-                f"(cuda:0 to cuda:{n - 1}). Available: {available_devices()}"
-            )
-        return torch.device("cuda", index)
-    if dev.type == "mps":
-        if not _mps_available():
-            mps = getattr(torch.backends, "mps", None)
-            why = (
-                "this PyTorch build has MPS support but macOS reports no usable Metal GPU (macOS 12.3+ needed)"
-                if mps is not None and mps.is_built()
-                else "MPS (Apple GPU) needs PyTorch on an Apple-silicon Mac"
-            )
-            raise ModelError(f"device 'mps' is not available: {why}. Available: {available_devices()}")
-        return torch.device("mps")
-    if dev.type == "xpu":
-        if not _xpu_available():
-            raise ModelError(f"device {str(device)!r} (Intel GPU) is not available. Available: {available_devices()}")
-        return dev if dev.index is not None else torch.device("xpu", 0)
-    raise ModelError(
-        f"device type {dev.type!r} is not supported for deblurring; use one of {available_devices()} or 'auto'"
-    )
 
 
 def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
