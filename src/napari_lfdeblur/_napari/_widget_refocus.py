@@ -88,7 +88,8 @@ class RefocusWidget(DockWidget):
             self.pairs_button, self.cancel_button, self.progress, self.status,
         ])
         self._job_buttons = (self.stack_button, self.disparity_button, self.pairs_button)
-        self._preview = LatestOnly(self._compute_preview, self._show_preview, self._notify_error)
+        self._preview = LatestOnly(self._compute_preview, self._show_preview, self._notify_error,
+                                   start=self.start_job)
 
         self.layer.changed.connect(self._on_layer_changed)
         self.disparity.changed.connect(self._request_preview)

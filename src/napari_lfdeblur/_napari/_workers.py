@@ -40,8 +40,10 @@ class LatestOnly:
     always ends on the value the user let go of, and the viewer never waits.
     """
 
-    def __init__(self, func: Callable, on_result: Callable, on_error: Callable | None = None):
+    def __init__(self, func: Callable, on_result: Callable, on_error: Callable | None = None,
+                 start: Callable = start_worker):
         self._func = func
+        self._start_worker = start  # a dock's start_job: its previews end with the dock too
         self._on_result = on_result
         self._on_error = on_error
         self._pending = None
@@ -60,7 +62,7 @@ class LatestOnly:
 
     def _start(self, args):
         self._busy = True
-        self.worker = start_worker(
+        self.worker = self._start_worker(
             self._func, *args, returned=self._on_result, errored=self._on_error, finished=self._done
         )
 
