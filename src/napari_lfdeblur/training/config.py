@@ -228,6 +228,8 @@ class TrainConfig:
         set_(self, "log_every", max(1, int(self.log_every)))
         if self.out is not None:
             set_(self, "out", Path(self.out))
+        if isinstance(self.amp, str) and self.amp.lower() in ("auto", "off"):  # the command line's words
+            set_(self, "amp", self.amp.lower() == "auto")
 
     # ---------------------------------------------------------------- what the None defaults mean
     @property
