@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import inspect
 import json
 import math
 import os
@@ -59,7 +58,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -904,7 +903,7 @@ def train(data, *, val=None, model=None, config: TrainConfig | None = None,
         ``resume=None`` (the default) a folder that already holds a run is an
         error (its checkpoints are never overwritten by accident);
         ``resume=False`` starts afresh in it.  :class:`~.config.TrainConfig`
-        lists every option with its default (``help(train)`` shows them too).
+        lists every option with its default.
     cancel, callback
         A :class:`~.events.CancelToken` (or callable / ``threading.Event``):
         when set the run stops after the current step and writes
@@ -936,18 +935,3 @@ def finetune(data, *, model, config: TrainConfig | None = None, **options) -> Tr
         options.setdefault("phase", FINETUNE_PHASE)
     return train(data, model=model, config=config, **options)
 
-
-def _list_options(func, **defaults):
-    """``help(func)`` and ``inspect.signature(func)`` show every option with its default: the fields of
-    TrainConfig, read from there (``defaults`` shows func's own)."""
-    sig = inspect.signature(func)
-    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    taken = {p.name for p in params}
-    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=f.type,
-                                 default=defaults.get(f.name, getattr(_DEFAULTS, f.name)))
-               for f in fields(TrainConfig) if f.name not in taken]
-    func.__signature__ = sig.replace(parameters=params)
-
-
-_list_options(train)
-_list_options(finetune, phase=FINETUNE_PHASE)
