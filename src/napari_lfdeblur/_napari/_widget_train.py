@@ -165,7 +165,7 @@ class TrainWidget(DockWidget):
             tooltip="the paper's exact estimate path; unticked, a new network starts as the identity "
                     "(input_detail) and a short training can only improve on the blurry input")
         self.device = ComboBox(label="device", choices=device_choices, value=start.device)
-        self.amp = CheckBox(label="mixed precision", value=start.amp not in (False, "off"),
+        self.amp = CheckBox(label="mixed precision", value=bool(start.amp),
                             tooltip="float16 on CUDA; bfloat16 on CPUs that compute it natively (AVX512-BF16 or "
                                     "AMX, 1.2-1.7x faster steps); float32 elsewhere.  Untick for float32.")
         self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=INTERACTIVE_STEPS)
