@@ -56,8 +56,6 @@ add_module_names = False
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
-# a free-text section of train()'s docstring
-napoleon_custom_sections = ["Other options (keywords)"]
 
 # Nitpicky mode (-n) checks every cross-reference.  CI has no network, so no
 # intersphinx inventories: type hints naming the standard library's and

@@ -59,7 +59,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from napari_lfdeblur.errors import TrainingError
+from napari_lfdeblur.training.config import FINETUNE_PHASE, NEW_NETWORK_BASE, TrainConfig  # no torch
+
 REPO = Path(__file__).resolve().parents[1]
+DEFAULTS = TrainConfig()
 PLANTS = "lytro_plants_IMG_0001"
 DPDD = "dpdd_canon_train60"
 
@@ -76,14 +80,15 @@ def parse(argv=None):
     ap.add_argument("--data", help="shared data folder (default ../shared/data beside the repository)")
     ap.add_argument("--work", help="run folder (default runs/train_default; a temporary folder with --quick)")
     ap.add_argument("--weights-out", help="where to write the model (default src/napari_lfdeblur/weights/default.pt)")
-    ap.add_argument("--base", type=int, default=16, help="network width (32 = the paper's; default 16)")
+    ap.add_argument("--base", type=int, default=NEW_NETWORK_BASE,
+                    help="network width (32 = the paper's; default %(default)s)")
     ap.add_argument("--paper-arch", action="store_true",
                     help="the paper's estimate path (no input_detail): starts far from the identity and, in 2 CPU "
                          "hours, scored below the blurry input (24.13 vs 24.38 dB on the held-out DPDD pairs)")
     ap.add_argument("--steps1", type=int, default=3000, help="phase-1 steps (default 3000)")
     ap.add_argument("--steps2", type=int, default=1500, help="phase-2 steps (default 1500)")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--patch", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=DEFAULTS.batch)
+    ap.add_argument("--patch", type=int, default=DEFAULTS.patch)
     ap.add_argument("--lr1", type=float, default=3e-4,
                     help="phase-1 learning rate (1e-3 diverged at step ~490 on this recipe; 3e-4 is stable)")
     ap.add_argument("--lr2", type=float, default=2e-4)
@@ -101,12 +106,12 @@ def parse(argv=None):
     ap.add_argument("--loss2", default="shift_l1",
                     help="phase-2 loss: shift_l1 (misalignment-tolerant, the default), l1, vgg+0.1*shift_l1 "
                          "(VGG19 weights must be available locally), ...")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=DEFAULTS.seed)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on a shared 2-core CPU, 2 threads spin and are slower; use 2 "
                          "on an idle machine)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--workers", type=int, default=0,
+    ap.add_argument("--device", default=DEFAULTS.device)
+    ap.add_argument("--workers", type=int, default=DEFAULTS.num_workers,
                     help="data-loader processes rendering the light-field pairs while the network trains (default 0; "
                          "on a GPU machine give several, e.g. 8: the same run, the GPU no longer waits for data)")
     ap.add_argument("--resume", dest="resume", action="store_true", default=True,
@@ -116,8 +121,8 @@ def parse(argv=None):
     ap.add_argument("--print-every", type=int, default=25)
     ap.add_argument("--quick", action="store_true", help="smoke test: a few steps, temporary folder, package untouched")
     args = ap.parse_args(argv)
-    defaults = {"steps": args.steps2, "patch": args.patch, "batch": args.batch, "lr": args.lr2, "warmup": 0,
-                "seed": args.seed, "mix": 0.0, "photo": 0.0}
+    defaults = {"steps": args.steps2, "patch": args.patch, "batch": args.batch, "lr": args.lr2,
+                "warmup": DEFAULTS.warmup, "seed": args.seed, "mix": 0.0, "photo": 0.0}
     args.stages2 = [{**defaults, **st} for st in (args.stage2 or [{}])]
     if args.quick:
         args.steps1 = min(args.steps1, 12)  # the first ~6 steps also render the initial scene pool
@@ -146,6 +151,25 @@ def stage_spec(text: str) -> dict:
         raise argparse.ArgumentTypeError(f"{text!r}: the light-field fractions mix and photo must be >= 0 and "
                                          "add up to less than 1 (the rest are DPDD pairs)")
     return out
+
+
+def base_config(args) -> TrainConfig:
+    """The options both phases share: checkpoints every 5 minutes, and a stopped run continues when run again."""
+    return TrainConfig(batch=args.batch, patch=args.patch, device=args.device, seed=args.seed, resume=True,
+                       checkpoint_minutes=5.0, num_workers=args.workers)
+
+
+def phase1_config(args, out=None, description=None) -> TrainConfig:
+    """Phase 1: the pixel loss (multi-scale L1) on light-field pairs, validated 6 times."""
+    return base_config(args).replace(phase="pixel", loss="l1", steps=args.steps1, lr=args.lr1,
+                                     val_every=max(1, args.steps1 // 6), out=out, description=description)
+
+
+def stage_config(args, st: dict, out=None, description=None) -> TrainConfig:
+    """A phase-2 stage (one of ``args.stages2``): fine-tuning with ``--loss2``, validated 5 times."""
+    return base_config(args).replace(phase=FINETUNE_PHASE, loss=args.loss2, steps=st["steps"], lr=st["lr"],
+                                     warmup=st["warmup"], batch=st["batch"], patch=st["patch"], seed=st["seed"],
+                                     val_every=max(1, st["steps"] // 5), out=out, description=description)
 
 
 def stage_dir(work: Path, k: int) -> Path:
@@ -225,6 +249,13 @@ def main(argv=None) -> int:
     if not args.resume and any((d / "resume.pt").exists() for d in (p1_dir, *p2_dirs)):
         print(f"error: {work} already holds a run; use another --work or drop --no-resume", file=sys.stderr)
         return 2
+    try:  # every phase's options, checked before hours of training
+        phase1_config(args)
+        for st in args.stages2:
+            stage_config(args, st)
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"run folder {work}; model will be written to {weights_out}", flush=True)
 
     token = CancelToken()
@@ -237,8 +268,6 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     t_start = time.perf_counter()
-    common = {"batch": args.batch, "patch": args.patch, "device": args.device, "seed": args.seed, "resume": True,
-              "cancel": token, "checkpoint_minutes": 5.0, "num_workers": args.workers}
 
     # ---------------------------------------------------------------- phase 1
     plants_lf = read_lightfield(plants_dir)  # read once: phase 1 and any mixed phase-2 stage draw from it
@@ -247,9 +276,8 @@ def main(argv=None) -> int:
     val1 = proc.heldout(2 if args.quick else 8, patch=args.patch, crop="center", augment=False)
     pr1 = Printer(args.print_every, "phase 1")
     arch = {"arch": "DRBNet", "base": args.base, "res_blocks": 2, "input_detail": not args.paper_arch}
-    r1 = train(data1, val=val1, model=arch, phase="pixel", loss="l1", steps=args.steps1, lr=args.lr1,
-               val_every=max(1, args.steps1 // 6), out=p1_dir, callback=pr1,
-               description=f"{data1.describe()} (procedural 90 %, {PLANTS} 10 % of draws)", **common)
+    cfg1 = phase1_config(args, p1_dir, f"{data1.describe()} (procedural 90 %, {PLANTS} 10 % of draws)")
+    r1 = train(data1, val=val1, model=arch, config=cfg1, cancel=token, callback=pr1)
     if r1.cancelled:
         return 3
     # ---------------------------------------------------------------- phase 2
@@ -272,11 +300,8 @@ def main(argv=None) -> int:
             photos = [read_image(f) for f in image_files(dpdd_dir / "sharp")
                       if f.stem not in held_set] if st["photo"] > 0 else None
             train2, description = mix_lightfields(train2, description, st, plants_lf, photos)
-        r2 = finetune(train2, val=val2, model=start, loss=args.loss2, steps=st["steps"], lr=st["lr"],
-                      warmup=st["warmup"], val_every=max(1, st["steps"] // 5), out=p2_dirs[k],
-                      callback=Printer(args.print_every, label),
-                      description=description,
-                      **{**common, "batch": st["batch"], "patch": st["patch"], "seed": st["seed"]})
+        r2 = finetune(train2, val=val2, model=start, config=stage_config(args, st, p2_dirs[k], description),
+                      cancel=token, callback=Printer(args.print_every, label))
         if r2.cancelled:
             return 3
         stages.append(r2)

@@ -55,6 +55,7 @@ _LAZY = {
     "open_pairs": ".training.datasets",
     "train": ".training.trainer",
     "finetune": ".training.trainer",
+    "TrainConfig": ".training.config",
     "CancelToken": ".cancel",
     "Cancelled": ".cancel",
     "evaluate": ".evaluation",

@@ -505,11 +505,18 @@ def cmd_train(args) -> int:
     import warnings
 
     from .training import finetune, open_pairs, train
+    from .training.config import FINETUNE_PHASE, TrainConfig
 
     finetuning = args.command == "finetune"
     if getattr(args, "paper_arch", False) and args.model:
         raise LFDeblurError("--paper-arch builds a new network; --model starts from a checkpoint, which brings its "
                             "own architecture: give one of the two")
+    config = TrainConfig(  # the options are checked here, before any data is read
+        phase=FINETUNE_PHASE if finetuning else args.phase, loss=args.loss, steps=args.steps, batch=args.batch,
+        patch=args.patch, lr=args.lr, schedule=args.schedule, device=args.device, amp=args.amp, seed=args.seed,
+        val_every=args.val_every, out=args.out, num_workers=args.workers, threads=args.threads,
+        resume=True if args.resume else None,
+    )
     data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
     if args.photos:
         if "synthetic" not in data:
@@ -547,21 +554,16 @@ def cmd_train(args) -> int:
             bar.write(f"stopped after step {event.step}; saved {event.checkpoint}. To continue, run the same "
                       "command with --resume")
 
-    options = dict(
-        val=val, loss=args.loss, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
-        schedule=args.schedule, device=args.device, amp=args.amp, seed=args.seed, val_every=args.val_every,
-        out=args.out, num_workers=args.workers, resume=True if args.resume else None, callback=on_event,
-    )
-    if args.threads:
-        options["threads"] = args.threads
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="resume: ", category=RuntimeWarning)  # said on 'started'
             if finetuning:
-                result = finetune(data if len(data) > 1 else data[0], model=args.model, **options)
+                result = finetune(data if len(data) > 1 else data[0], model=args.model, val=val, config=config,
+                                  callback=on_event)
             else:
                 model = args.model if args.model else {"base": args.base, "input_detail": not args.paper_arch}
-                result = train(data if len(data) > 1 else data[0], model=model, phase=args.phase, **options)
+                result = train(data if len(data) > 1 else data[0], model=model, val=val, config=config,
+                               callback=on_event)
     finally:
         bar.close()
     state = "stopped" if result.cancelled else "finished"
@@ -665,6 +667,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LPIPS: when available (auto, default), required (on) or never (off)")
     p.set_defaults(func=cmd_eval)
 
+    # train and finetune: the defaults, the choices and their words come from the training config (no torch)
+    from .training.config import (
+        AMP_CHOICES,
+        DEFAULT_LR,
+        FINETUNE_PHASE,
+        NEW_NETWORK_BASE,
+        PHASES,
+        SCHEDULES,
+        SUGGESTED_VAL_FRACTION,
+        TrainConfig,
+        amp_choice,
+    )
+
+    cfg = TrainConfig()
     for name, helptext in (
         ("train", "train a network (phase 1: light-field pairs, pixel loss)"),
         ("finetune", "fine-tune a trained network (phase 2: real pairs, misalignment-tolerant loss)"),
@@ -674,12 +690,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pair folders, light fields, or 'synthetic' (procedural light fields on the fly)")
         p.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt, best.pt), log.csv")
         if name == "train":
-            p.add_argument("--base", type=_positive_int, default=16,
-                           help="network width: 32 = the paper's DRBNet (default 16, at most 256)")
+            p.add_argument("--base", type=_positive_int, default=NEW_NETWORK_BASE,
+                           help="network width: 32 = the paper's DRBNet (default %(default)s, at most 256)")
             p.add_argument("--paper-arch", action="store_true",
                            help="a new network with the paper's exact estimate path; by default a new network "
                                 "starts as the identity (input_detail), which a short training only improves")
-            p.add_argument("--phase", choices=["pixel", "feature"], default="pixel")
+            p.add_argument("--phase", choices=PHASES, default=cfg.phase,
+                           help="phase 1 (pixel loss) or phase 2 (feature loss) of the paper (default %(default)s)")
             p.add_argument("--model", help="start from this checkpoint instead of a new network")
         else:
             p.add_argument("--model", required=True, help="checkpoint to start from (e.g. a phase-1 best.pt)")
@@ -690,25 +707,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--match-exposure", action="store_true",
                        help="real two-shot pair folders: map each sharp shot onto its blurry shot's exposure "
                             "(the two shots differ in exposure too; scripts/train_default.py does this)")
-        p.add_argument("--steps", type=_positive_int, default=5000)
-        p.add_argument("--batch", type=_positive_int, default=4)
-        p.add_argument("--patch", type=_positive_int, default=128, help="crop size, a multiple of 8")
-        p.add_argument("--lr", type=float, default=None, help="default 2e-4 (train), 5e-5 (finetune)")
-        p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+        p.add_argument("--steps", type=_positive_int, default=cfg.steps,
+                       help="optimisation steps (default %(default)s)")
+        p.add_argument("--batch", type=_positive_int, default=cfg.batch, help="pairs per step (default %(default)s)")
+        p.add_argument("--patch", type=_positive_int, default=cfg.patch,
+                       help="crop size, a multiple of 8 (default %(default)s)")
+        lr_default = (", ".join(f"{DEFAULT_LR[k]:g} in the {k} phase" for k in PHASES) if name == "train"
+                      else f"{DEFAULT_LR[FINETUNE_PHASE]:g}")
+        p.add_argument("--lr", type=float, default=cfg.lr, help=f"initial learning rate (default {lr_default})")
+        p.add_argument("--schedule", choices=SCHEDULES, default=cfg.schedule,
+                       help="learning-rate schedule (default %(default)s)")
         p.add_argument("--val", default=None,
-                       help="validation: a fraction of the scenes (0.15; data of a single scene hold out a band of "
-                            "their images that training never reads), or a pair folder")
-        p.add_argument("--val-every", type=_positive_int, default=None)
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-        p.add_argument("--amp", choices=["auto", "off", "bfloat16", "float16"], default="auto",
+                       help=f"validation: a fraction of the scenes ({SUGGESTED_VAL_FRACTION:g}; data of a single "
+                            "scene hold out a band of their images that training never reads), or a pair folder "
+                            "(default: no validation)")
+        p.add_argument("--val-every", type=_positive_int, default=cfg.val_every,
+                       help="steps between validations (default a tenth of the run)")
+        p.add_argument("--device", default=cfg.device, help="auto, cpu, cuda, cuda:1, mps (default %(default)s)")
+        p.add_argument("--amp", choices=AMP_CHOICES, default=amp_choice(cfg.amp),
                        help="mixed precision: auto = float16 on CUDA, bfloat16 on CPUs that compute it natively "
                             "(AVX512-BF16/AMX: 1.2-1.7x faster steps), float32 elsewhere; off = float32")
-        p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
-        p.add_argument("--workers", type=int, default=0, metavar="N",
+        p.add_argument("--threads", type=_positive_int, default=cfg.threads, help="torch CPU threads")
+        p.add_argument("--workers", type=int, default=cfg.num_workers, metavar="N",
                        help="data-loader processes that prepare the next pairs while the network trains (pairs "
                             "refocused from light fields on the fly are CPU work: on a GPU, give a few; the run is "
-                            "the same for any N; default 0 = in the training process)")
-        p.add_argument("--seed", type=int, default=0)
+                            "the same for any N; default %(default)s = in the training process)")
+        p.add_argument("--seed", type=int, default=cfg.seed, help="of everything random (default %(default)s)")
         p.add_argument("--resume", action="store_true", help="continue the run in --out if there is one")
         p.set_defaults(func=cmd_train)
 

@@ -30,6 +30,13 @@ from magicgui.widgets import (
 from ..cancel import CancelToken
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
+from ..training.config import (
+    DEFAULT_LR,
+    INTERACTIVE_STEPS,
+    NEW_NETWORK_BASE,
+    SUGGESTED_VAL_FRACTION,
+    TrainConfig,
+)
 from ._dock import DockWidget
 from ._models import (
     DEFAULT,
@@ -70,13 +77,13 @@ def _textured_scenes(snapshot, patch: int):
     return open_pairs("synthetic", patch=patch, images=layer_images(snapshot))
 
 
-def _run_training(data, **kwargs):
+def _run_training(data, *, config: TrainConfig, **kwargs):
     """The worker's job: prepare the data if it is :class:`Prepared`, train, and keep the model it made."""
     from ..training import train
 
     if isinstance(data, Prepared):
         data = data.make()
-    result = train(data, **kwargs)
+    result = train(data, config=config, **kwargs)
     return result, *_keep_model(result)
 
 
@@ -127,6 +134,7 @@ class TrainWidget(DockWidget):
         from superqt.utils import ensure_main_thread
 
         super().__init__(viewer)
+        start = TrainConfig()  # the starting values are the API's defaults, but for a short run with validation
         self._token = None
         self.result = None
         # events are produced in the training thread; handle them in the GUI thread
@@ -150,22 +158,23 @@ class TrainWidget(DockWidget):
                              tooltip="auto: L1 with multi-scale supervision (phase 1), VGG features (phase 2)")
         self.start_from = ComboBox(label="start from", choices=_start_choices)
         self.start_path = FileEdit(label="checkpoint", mode="r", filter="*.pt *.pth", visible=False)
-        self.net_width = SpinBox(label="network width", min=4, max=64, step=4, value=16,
+        self.net_width = SpinBox(label="network width", min=4, max=64, step=4, value=NEW_NETWORK_BASE,
                              tooltip="base width: 32 = the paper's DRBNet, 16/8 = lighter")
         self.paper_arch = CheckBox(
             label="paper architecture", value=False,
             tooltip="the paper's exact estimate path; unticked, a new network starts as the identity "
                     "(input_detail) and a short training can only improve on the blurry input")
-        self.device = ComboBox(label="device", choices=device_choices, value="auto")
-        self.amp = CheckBox(label="mixed precision", value=True,
+        self.device = ComboBox(label="device", choices=device_choices, value=start.device)
+        self.amp = CheckBox(label="mixed precision", value=bool(start.amp),
                             tooltip="float16 on CUDA; bfloat16 on CPUs that compute it natively (AVX512-BF16 or "
                                     "AMX, 1.2-1.7x faster steps); float32 elsewhere.  Untick for float32.")
-        self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=500)
-        self.batch = SpinBox(label="batch", min=1, max=256, value=4)
-        self.patch = SpinBox(label="patch", min=32, max=1024, step=8, value=128)
-        self.lr = FloatSpinBox(label="learning rate", min=1e-7, max=1e-1, step=1e-5, value=2e-4)
+        self.steps = SpinBox(label="steps", min=1, max=10_000_000, value=INTERACTIVE_STEPS)
+        self.batch = SpinBox(label="batch", min=1, max=256, value=start.batch)
+        self.patch = SpinBox(label="patch", min=32, max=1024, step=8, value=start.patch)
+        self.lr = FloatSpinBox(label="learning rate", min=1e-7, max=1e-1, step=1e-5, value=start.learning_rate)
         self.lr.native.setDecimals(6)
-        self.val_fraction = FloatSpinBox(label="validation", min=0.0, max=0.5, step=0.05, value=0.15,
+        self.val_fraction = FloatSpinBox(label="validation", min=0.0, max=0.5, step=0.05,
+                                         value=SUGGESTED_VAL_FRACTION,
                                          tooltip="fraction held out for validation (scenes of a pair folder, seeds of "
                                                  "procedural data, a band of a single light field's views)")
         self.out = FileEdit(label="output folder", mode="d", value=str(_new_run_folder()))
@@ -209,9 +218,9 @@ class TrainWidget(DockWidget):
         self.folder.visible = self.match_exposure.visible = self.source.value == "pair folder"
 
     def _on_phase(self, *_):
-        feature = self.phase.value.startswith("feature")
-        self.lr.value = 5e-5 if feature else 2e-4
-        if feature and self.source.value == SOURCES[0]:
+        phase = self._phase()
+        self.lr.value = DEFAULT_LR[phase]
+        if phase == "feature" and self.source.value == SOURCES[0]:
             self.source.value = "pair folder"
 
     def _notify_error(self, err: Exception):
@@ -244,6 +253,9 @@ class TrainWidget(DockWidget):
             return open_pairs(folder, patch=int(self.patch.value), match_exposure=True), val
         return folder, val
 
+    def _phase(self) -> str:
+        return "feature" if self.phase.value.startswith("feature") else "pixel"
+
     def _model(self):
         choice = self.start_from.value
         if choice == NEW:
@@ -251,13 +263,14 @@ class TrainWidget(DockWidget):
         return resolve_choice(choice, self.start_path.value)
 
     def arguments(self) -> dict:
+        """What Start runs: the data, ``val`` and ``model``, and the options of its :class:`TrainConfig`."""
         data, val = self._data()
         loss = None if self.loss.value == "auto" else self.loss.value
         return dict(
             data=data,
             val=val,
             model=self._model(),
-            phase="feature" if self.phase.value.startswith("feature") else "pixel",
+            phase=self._phase(),
             loss=loss,
             steps=int(self.steps.value),
             batch=int(self.batch.value),
@@ -275,18 +288,20 @@ class TrainWidget(DockWidget):
     def start(self, *_):
         try:
             kwargs = self.arguments()  # (train() checks the output folder for writing before the first step)
+            inputs = {k: kwargs.pop(k) for k in ("data", "val", "model")}
+            config = TrainConfig(**kwargs)  # the options are checked now: a mistake is shown at Start
         except LFDeblurError as e:
             return self._notify_error(e)
         self._token = CancelToken()
         if self.curves is not None and not self.resume.value:
             self.curves.clear()
-        self.progress.max = kwargs["steps"]
+        self.progress.max = config.steps
         self.progress.value = 0
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self.status.value = "starting ..."
         return self.start_job(
-            _run_training, **kwargs, cancel=self._token, callback=self._post_event, token=self._token,
+            _run_training, **inputs, config=config, cancel=self._token, callback=self._post_event, token=self._token,
             returned=self._on_result, errored=self._notify_error, finished=self._on_finished,
         )
 

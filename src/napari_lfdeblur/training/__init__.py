@@ -1,7 +1,9 @@
 """Training: pair datasets, losses, the trainer with events and a cancel token.
 
-This subpackage imports torch; ``napari_lfdeblur`` itself loads it lazily.
+The names below are loaded when first used, so that ``napari_lfdeblur.training.config`` (the
+options, read by the command-line parser and the widgets) imports no torch; the rest imports torch.
 
+- :class:`TrainConfig` (:mod:`.config`): every training option, its default and its check;
 - :func:`open_pairs`, :func:`split` and the dataset classes (:mod:`.datasets`):
   (blurred, sharp) float32 tensors (3, H, W) in [0, 1];
 - :func:`make_loss` and the losses (:mod:`.losses`);
@@ -11,40 +13,21 @@ This subpackage imports torch; ``napari_lfdeblur`` itself loads it lazily.
 - :func:`psnr`, :func:`ssim`, :func:`evaluate` (:mod:`.metrics`).
 """
 
-from .datasets import (
-    ConcatPairs,
-    FolderPairs,
-    LightFieldPairs,
-    PairDataset,
-    ProceduralPairs,
-    detect_layout,
-    image_files,
-    match_exposure,
-    open_pairs,
-    split,
-)
-from .events import (
-    Cancelled,
-    CancelToken,
-    CheckpointSaved,
-    Error,
-    Finished,
-    Started,
-    Step,
-    TrainingEvent,
-    Validation,
-)
-from .losses import (
-    CombinedLoss,
-    PixelLoss,
-    ShiftTolerantL1,
-    VGGLoss,
-    charbonnier,
-    make_loss,
-)
-from .metrics import evaluate, psnr, psnr_ssim, ssim
-from .trainer import Trainer, TrainResult, finetune, lr_at, train
-from .vgg import VGG19_URL, VGG19Features, default_vgg19_path, load_vgg19
+from importlib import import_module
+
+# public name -> the submodule that defines it
+_LAZY = {
+    **dict.fromkeys(("ConcatPairs", "FolderPairs", "LightFieldPairs", "PairDataset", "ProceduralPairs",
+                     "detect_layout", "image_files", "match_exposure", "open_pairs", "split"), ".datasets"),
+    **dict.fromkeys(("Cancelled", "CancelToken", "CheckpointSaved", "Error", "Finished", "Started", "Step",
+                     "TrainingEvent", "Validation"), ".events"),
+    **dict.fromkeys(("CombinedLoss", "PixelLoss", "ShiftTolerantL1", "VGGLoss", "charbonnier", "make_loss"),
+                    ".losses"),
+    **dict.fromkeys(("evaluate", "psnr", "psnr_ssim", "ssim"), ".metrics"),
+    **dict.fromkeys(("Trainer", "TrainResult", "finetune", "lr_at", "train"), ".trainer"),
+    **dict.fromkeys(("VGG19_URL", "VGG19Features", "default_vgg19_path", "load_vgg19"), ".vgg"),
+    "TrainConfig": ".config",
+}
 
 __all__ = [
     "match_exposure",
@@ -64,6 +47,7 @@ __all__ = [
     "ShiftTolerantL1",
     "Started",
     "Step",
+    "TrainConfig",
     "TrainResult",
     "Trainer",
     "TrainingEvent",
@@ -86,3 +70,15 @@ __all__ = [
     "ssim",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

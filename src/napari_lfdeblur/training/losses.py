@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TrainingError
+from .config import DEFAULT_LOSS, DEFAULT_MULTISCALE, PHASES
 
 __all__ = [
     "DEFAULT_SCALE_WEIGHTS",
@@ -263,17 +264,17 @@ def make_loss(spec: str | nn.Module | None = None, phase: str = "pixel", *, mult
     pixel phase and False in the feature phase.  An ``nn.Module`` is wrapped
     as is (it is called ``loss(pred, target, intermediates)``).
     """
-    if phase not in ("pixel", "feature"):
+    if phase not in PHASES:
         raise TrainingError(f"phase must be 'pixel' or 'feature', got {phase!r}")
     if isinstance(spec, CombinedLoss):
         return spec
     if isinstance(spec, nn.Module):
         return CombinedLoss([(type(spec).__name__, 1.0, spec)])
     if spec is None:
-        spec = "l1" if phase == "pixel" else "vgg"
+        spec = DEFAULT_LOSS[phase]
     if not isinstance(spec, str):
         raise TrainingError(f"loss must be a string such as 'l1', 'vgg' or 'vgg+0.1*shift_l1', got {spec!r}")
-    ms = (phase == "pixel") if multiscale is None else bool(multiscale)
+    ms = DEFAULT_MULTISCALE[phase] if multiscale is None else bool(multiscale)
     parts = []
     for term in spec.lower().split("+"):
         m = _TERM.match(term)

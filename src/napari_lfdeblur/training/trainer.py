@@ -71,6 +71,7 @@ from .._signals import sigterm_as_interrupt
 from ..cancel import cancel_check
 from ..errors import ModelError, OutOfMemoryError, TrainingError
 from . import ddp as _ddp
+from .config import FINETUNE_PHASE, TrainConfig
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
 from .events import (
     Cancelled,
@@ -89,9 +90,7 @@ from .metrics import evaluate
 __all__ = ["RESUME_FORMAT", "TrainResult", "Trainer", "finetune", "lr_at", "train"]
 
 RESUME_FORMAT = "napari-lfdeblur-resume/1"
-PHASES = ("pixel", "feature")
-SCHEDULES = ("cosine", "step", "constant")
-DEFAULT_LR = {"pixel": 2e-4, "feature": 5e-5}
+_DEFAULTS = TrainConfig()
 
 
 # --------------------------------------------------------------------------- result
@@ -135,9 +134,9 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- schedule
-def lr_at(i: int, total: int, lr: float, schedule: str = "cosine", *, warmup: int = 0, min_lr: float = 0.01,
-          milestones=(0.5, 0.75), gamma: float = 0.5) -> float:
-    """Learning rate of step ``i`` (0-based) of ``total``."""
+def lr_at(i: int, total: int, lr: float, schedule: str = _DEFAULTS.schedule, *, warmup: int = _DEFAULTS.warmup,
+          min_lr: float = _DEFAULTS.min_lr, milestones=_DEFAULTS.milestones, gamma: float = _DEFAULTS.gamma) -> float:
+    """Learning rate of step ``i`` (0-based) of ``total`` (the defaults are :class:`TrainConfig`'s)."""
     if warmup and i < warmup:
         return lr * (i + 1) / warmup
     if schedule == "constant":
@@ -308,67 +307,57 @@ def _last_amp(record: str) -> str:
     return str(record).rsplit(", then ", 1)[-1]
 
 
+def _config(config, options: dict, where: str) -> TrainConfig:
+    """``config`` (``TrainConfig()`` when None) with the keyword ``options`` (its fields) changed."""
+    if config is None:
+        config = _DEFAULTS
+    elif not isinstance(config, TrainConfig):
+        raise TrainingError(f"config must be a TrainConfig, got {type(config).__name__} (TrainConfig.from_dict "
+                            "makes one from a dict such as a run summary's 'config')")
+    TrainConfig._check_names(options, where)
+    return config.replace(**options)
+
+
 class Trainer:
     """One training run; :func:`train` is ``Trainer(...).run()``.  The
-    arguments are those of :func:`train`."""
+    arguments are those of :func:`train`: the data, the validation data, the
+    network, the session's cancel token and callback, and a
+    :class:`TrainConfig` (``config``) with any of its fields changed by
+    keywords.  ``self.config`` is the run's configuration."""
 
-    def __init__(self, data, *, val=None, model=None, phase: str = "pixel", loss=None, steps: int = 5000,
-                 batch: int = 4, patch: int = 128, lr: float | None = None, schedule: str = "cosine",
-                 warmup: int = 0, min_lr: float = 0.01, milestones=(0.5, 0.75), gamma: float = 0.5,
-                 weight_decay: float = 0.0, device="auto", amp=True, grad_clip: float | None = 1.0, seed: int = 0,
-                 val_every: int | None = None, val_patch: int | None = 256, val_batch: int = 1,
-                 val_samples: int = 0, val_seed: int = 0, checkpoint_every: int | None = None,
-                 checkpoint_minutes: float | None = 10.0, out=None, resume=None, cancel=None,
-                 callback: Callable[[TrainingEvent], Any] | None = None, num_workers: int = 0,
-                 log_every: int = 25, max_shift: int = 3, multiscale: bool | None = None, vgg_weights=None,
-                 vgg_download: bool = False, distributed="auto", threads: int | None = None,
-                 description: str | None = None):
-        if phase not in PHASES:
-            raise TrainingError(f"phase must be one of {PHASES}, got {phase!r}")
-        if schedule not in SCHEDULES:
-            raise TrainingError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        for name, v in (("steps", steps), ("batch", batch), ("patch", patch)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise TrainingError(f"{name} must be a positive integer, got {v!r}")
-        if patch % 8:
-            raise TrainingError(f"patch must be a multiple of 8 (the network works at 1/8 scale), got {patch}")
-        if lr is not None and not (lr > 0 and math.isfinite(lr)):
-            raise TrainingError(f"lr must be a positive number, got {lr!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-            raise TrainingError(f"num_workers must be 0 (data prepared in this process) or a positive number of "
-                                f"data-loader processes, got {num_workers!r}")
-        self.phase, self.steps, self.batch, self.patch = phase, int(steps), int(batch), int(patch)
-        self.lr = float(lr) if lr is not None else DEFAULT_LR[phase]
-        self.schedule, self.warmup, self.min_lr = schedule, int(warmup), float(min_lr)
-        self.milestones, self.gamma, self.weight_decay = tuple(milestones), float(gamma), float(weight_decay)
-        self.amp, self.grad_clip, self.seed = amp, grad_clip, int(seed)
-        self.val_patch, self.val_batch, self.val_samples = val_patch, int(val_batch), int(val_samples)
-        self.checkpoint_minutes = checkpoint_minutes
-        self.out = Path(out).expanduser() if out is not None else None
+    def __init__(self, data, config: TrainConfig | None = None, *, val=None, model=None, cancel=None,
+                 callback: Callable[[TrainingEvent], Any] | None = None, **options):
+        config = _config(config, options, "Trainer()")
+        self.config = config
+        self.phase, self.steps, self.batch, self.patch = config.phase, config.steps, config.batch, config.patch
+        self.lr = config.learning_rate
+        self.schedule, self.warmup, self.min_lr = config.schedule, config.warmup, config.min_lr
+        self.milestones, self.gamma, self.weight_decay = config.milestones, config.gamma, config.weight_decay
+        self.amp, self.grad_clip, self.seed = config.amp, config.grad_clip, config.seed
+        self.val_patch, self.val_batch, self.val_samples = config.val_patch, config.val_batch, config.val_samples
+        self.checkpoint_minutes = config.checkpoint_minutes
+        out = config.out
+        self.out = out.expanduser() if out is not None else None
         if self.out is not None and self.out.exists() and not self.out.is_dir():
             raise TrainingError(f"out={out} is a file; a training run writes a folder (checkpoints, log.csv): give "
                                 "a folder that does not exist yet, or an earlier run's folder")
         if self.out is not None:  # a read-only or full disk: said now, not at the first checkpoint
             check_writable_file(self.out / "resume.pt", "the training run")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                    or threads < 1):
-            raise TrainingError(f"threads must be a positive number of torch CPU threads, got {threads!r}")
-        self.resume_arg = resume
+        self.resume_arg = config.resume
         self.should_stop = cancel_check(cancel, where="train")
         self.cancel = cancel
         self.callback = callback
-        self.num_workers = int(num_workers)
-        self.log_every = max(1, int(log_every))
-        self.distributed = distributed
-        self.threads = threads
-        self.description = description
+        self.num_workers = config.num_workers
+        self.log_every = config.log_every
+        self.distributed = config.distributed
+        self.threads = config.threads
+        self.description = config.description
         self._data_arg, self._val_arg, self._model_arg = data, val, model
-        self._loss_arg = loss
-        self._loss_kw = {"max_shift": max_shift, "multiscale": multiscale, "vgg_weights": vgg_weights,
-                         "vgg_download": vgg_download}
-        self.device_arg = device
-        self.val_seed = int(val_seed)
-        self._val_every_arg, self._ckpt_every_arg = val_every, checkpoint_every
+        self._loss_arg = config.loss
+        self._loss_kw = {"max_shift": config.max_shift, "multiscale": config.multiscale,
+                         "vgg_weights": config.vgg_weights, "vgg_download": config.vgg_download}
+        self.device_arg = config.device
+        self.val_seed = config.val_seed
 
     # ---------------------------------------------------------------- events
     def _emit(self, event: TrainingEvent) -> None:
@@ -495,10 +484,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
         n = len(self.data)
-        default_every = max(1, self.steps // 10)
-        self.val_every = int(self._val_every_arg) if self._val_every_arg else default_every
-        self.ckpt_every = int(self._ckpt_every_arg) if self._ckpt_every_arg else (
-            self.val_every if self.val is not None else default_every)
+        self.val_every = self.config.validation_interval()
+        self.ckpt_every = self.config.checkpoint_interval(validating=self.val is not None)
 
         # state that resume restores
         self.step = 0
@@ -595,6 +582,7 @@ class Trainer:
             "device": str(self.device),
             "torch_version": torch.__version__,
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "config": self.config.to_dict(),  # every option as given: TrainConfig.from_dict makes it again
         }
         if self.previous:
             s["previous"] = _plain(self.previous)
@@ -870,9 +858,7 @@ class Trainer:
 
 
 # --------------------------------------------------------------------------- public functions
-def train(data, *, val=None, model=None, phase: str = "pixel", loss=None, steps: int = 5000, batch: int = 4,
-          patch: int = 128, lr: float | None = None, schedule: str = "cosine", device="auto", amp=True,
-          grad_clip: float | None = 1.0, seed: int = 0, val_every: int | None = None, out=None, resume=None,
+def train(data, *, val=None, model=None, config: TrainConfig | None = None,
           cancel: CancelToken | Callable[[], bool] | None = None,
           callback: Callable[[TrainingEvent], Any] | None = None, **options) -> TrainResult:
     """Train a DRBNet on (blurred, sharp) pairs; returns a :class:`TrainResult`.
@@ -888,58 +874,41 @@ def train(data, *, val=None, model=None, phase: str = "pixel", loss=None, steps:
         Validation pairs: None (no validation), a fraction such as 0.15 (of
         the data's scenes, held out with :func:`~.datasets.split`), a list of
         scene names to hold out, or separate data (path, dataset, ...).
-        Scored on centre crops of ``val_patch`` px (default 256; None: whole
-        images) every ``val_every`` steps (default a tenth of the run) and at
-        the end; the blurry input is scored once for reference.
+        Scored on centre crops of ``val_patch`` px (None: whole images) every
+        ``val_every`` steps (None: a tenth of the run) and at the end; the
+        blurry input is scored once for reference.
     model
         None (the paper's DRBNet, base 32), a base width (16, 8, ...: the
         paper's network, lighter), a config dict such as ``{"base": 8,
         "input_detail": True}`` (a network that starts as the identity: what
         short or CPU trainings want, and what the CLI and the Train widget
         build), a checkpoint path or a DRBNet to continue from.
-    phase, loss
-        ``"pixel"`` (default loss ``"l1"`` with multi-scale supervision) or
-        ``"feature"`` (default loss ``"vgg"``); ``loss`` overrides it: see
-        :func:`~.losses.make_loss` (``"charbonnier"``, ``"shift_l1"``,
-        ``"vgg+0.1*shift_l1"``, ...).
-    steps, batch, patch, lr, schedule
-        Optimisation steps, pairs per step (per process), crop size (a
-        multiple of 8), initial learning rate (default 2e-4 for the pixel
-        phase, 5e-5 for the feature phase), ``"cosine"``, ``"step"`` or
-        ``"constant"``.
-    device, amp, grad_clip, seed
-        ``"auto"``/``"cpu"``/``"cuda:1"``...; mixed precision (``True``:
-        float16 on CUDA, bfloat16 on CPUs that compute it natively;
-        ``"bfloat16"``; ``False``: float32);
-        gradient-norm clipping (None: off); seed of everything random.
-    out, resume
-        Folder for checkpoints and logs (None: write nothing); ``resume=True``
-        continues from ``out/resume.pt`` if it exists, a path continues from
-        that file (or that folder's ``resume.pt``).  With the default
-        ``resume=None`` a folder that already holds a run is an error (its
-        checkpoints are never overwritten by accident); ``resume=False``
-        starts afresh in it.
+    config, **options
+        The run's options: a :class:`~.config.TrainConfig` (None: its
+        defaults) and any of its fields as keywords, which change it.  The
+        main ones: ``phase`` (``"pixel"``: default loss ``"l1"`` with
+        multi-scale supervision; ``"feature"``: default loss ``"vgg"``),
+        ``loss`` (see :func:`~.losses.make_loss`: ``"charbonnier"``,
+        ``"shift_l1"``, ``"vgg+0.1*shift_l1"``, ...), ``steps``, ``batch``
+        (pairs per step, per process), ``patch`` (crop size, a multiple of
+        8), ``lr`` (None: :data:`~.config.DEFAULT_LR` of the phase),
+        ``schedule`` (``"cosine"``, ``"step"``, ``"constant"``), ``device``
+        (``"auto"``/``"cpu"``/``"cuda:1"``...), ``amp`` (mixed precision:
+        True: float16 on CUDA, bfloat16 on CPUs that compute it natively;
+        ``"bfloat16"``; False: float32), ``grad_clip`` (gradient-norm
+        clipping, None: off), ``seed`` (of everything random).
+        ``out``: the folder for checkpoints and logs (None: write nothing);
+        ``resume=True`` continues from ``out/resume.pt`` if it exists, a path
+        continues from that file (or that folder's ``resume.pt``).  With
+        ``resume=None`` (the default) a folder that already holds a run is an
+        error (its checkpoints are never overwritten by accident);
+        ``resume=False`` starts afresh in it.  :class:`~.config.TrainConfig`
+        lists every option with its default.
     cancel, callback
         A :class:`~.events.CancelToken` (or callable / ``threading.Event``):
         when set the run stops after the current step and writes
         ``last.pt``/``resume.pt`` for it; ``callback(event)`` receives the
         :mod:`~.events` (on rank 0 only in multi-process runs).
-
-    Other options (keywords)
-    ------------------------
-    ``warmup`` (steps of linear warm-up, 0), ``min_lr`` (cosine floor as a
-    fraction of ``lr``, 0.01), ``milestones``/``gamma`` (step schedule: (0.5,
-    0.75), 0.5), ``weight_decay`` (0), ``val_patch`` (256), ``val_batch``
-    (1), ``val_samples`` (images attached to Validation events, 0),
-    ``val_seed`` (of the validation split, 0), ``checkpoint_every`` (steps;
-    default ``val_every``), ``checkpoint_minutes`` (also checkpoint after
-    this much time, 10), ``num_workers`` (data-loader processes, 0),
-    ``log_every`` (rewrite log.csv every N steps, 25), ``max_shift`` (of the
-    shift-tolerant loss, 3), ``multiscale`` (supervise the 1/2..1/8
-    estimates; default: pixel phase only), ``vgg_weights`` (path of
-    ``vgg19-dcbb9e9d.pth``), ``vgg_download`` (False), ``distributed``
-    ("auto": DDP under torchrun, see :mod:`.ddp`), ``threads`` (torch CPU
-    threads), ``description`` (of the data, for the model card).
 
     Raises
     ------
@@ -948,17 +917,21 @@ def train(data, *, val=None, model=None, phase: str = "pixel", loss=None, steps:
         not fit; :class:`~napari_lfdeblur.errors.OutOfMemoryError` when the
         device runs out of memory.
     """
-    return Trainer(data, val=val, model=model, phase=phase, loss=loss, steps=steps, batch=batch, patch=patch, lr=lr,
-                   schedule=schedule, device=device, amp=amp, grad_clip=grad_clip, seed=seed, val_every=val_every,
-                   out=out, resume=resume, cancel=cancel, callback=callback, **options).run()
+    return Trainer(data, _config(config, options, "train()"), val=val, model=model, cancel=cancel,
+                   callback=callback).run()
 
 
-def finetune(data, *, model, phase: str = "feature", loss=None, lr: float | None = None, **options) -> TrainResult:
+def finetune(data, *, model, config: TrainConfig | None = None, **options) -> TrainResult:
     """Fine-tune a trained network (phase 2 of the paper): :func:`train` with
     ``model`` required (a checkpoint path, e.g. a phase-1 ``best.pt``, or a
-    DRBNet) and the feature phase by default (loss ``"vgg"``; ``"shift_l1"``
-    needs no download), learning rate 5e-5.  The checkpoints' training summary
-    keeps the previous run's summary under ``previous``."""
+    DRBNet) and the feature phase (:data:`~.config.FINETUNE_PHASE`) by
+    default: loss ``"vgg"`` (``"shift_l1"`` needs no download), learning rate
+    ``DEFAULT_LR["feature"]``.  A ``config`` given is run as it is: make it
+    with ``phase="feature"``.  The checkpoints' training summary keeps the
+    previous run's summary under ``previous``."""
     if model is None:
         raise TrainingError("finetune needs the network to start from: model=PATH (a checkpoint) or a DRBNet")
-    return train(data, model=model, phase=phase, loss=loss, lr=lr, **options)
+    if config is None:
+        options.setdefault("phase", FINETUNE_PHASE)
+    return train(data, model=model, config=config, **options)
+
