@@ -51,7 +51,9 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 # autodoc: the public names as ``napari_lfdeblur.<name>``, in source order
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
+# defaults as values: train() and finetune() list the TrainConfig options in their signature (set at import),
+# which the source text, read by autodoc_preserve_defaults, does not hold
+autodoc_preserve_defaults = False
 add_module_names = False
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False

@@ -47,12 +47,14 @@ SURFACE = {
     "open_pairs": ["source", "patch", "crop", "augment", "seed", "signed", "cache", "cache_mb", "match_exposure"],
     "train": ["data", "val", "model", "phase", "loss", "steps", "batch", "patch", "lr", "schedule", "device", "amp",
               "grad_clip", "seed", "val_every", "out", "resume", "cancel", "callback"],
-    "finetune": ["data", "model", "phase", "loss", "lr"],
+    "TrainConfig": ["phase", "loss", "steps", "batch", "patch", "lr", "schedule", "device", "amp", "seed", "out",
+                    "resume", "val_every"],
+    "finetune": ["data", "model", "val", "phase", "loss", "lr", "cancel", "callback"],
     "evaluate": ["pairs", "model", "outputs", "device", "dtype", "tile", "limit", "csv", "lpips", "progress", "cancel"],
 }
 
 LONG_RUNNING = ["deblur", "make_pairs", "iter_pairs", "write_pairs", "focal_stack", "estimate_disparity", "evaluate",
-                "train", "fetch_authors_checkpoint"]
+                "train", "finetune", "fetch_authors_checkpoint"]
 
 
 @pytest.mark.parametrize("name", sorted(SURFACE))

@@ -285,3 +285,23 @@ class TrainConfig:
         except TypeError as e:  # a summary of another version, say: data, not a mistake in the calling code
             raise TrainingError(str(e)) from None
         return cls(**d)
+
+
+def with_config_keywords(func, **defaults):
+    """Give ``func``, which takes the TrainConfig options as ``**options``, a signature that names them.
+
+    ``help()``, IDEs and the API reference then list every option with its default, read from
+    :class:`TrainConfig` (not written a second time); ``defaults`` overrides some (``finetune``'s phase).
+    """
+    import dataclasses
+    import inspect
+
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    taken = {p.name for p in params}
+    config = TrainConfig()
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                 default=defaults.get(f.name, getattr(config, f.name)))
+               for f in dataclasses.fields(TrainConfig) if f.name not in taken]
+    func.__signature__ = sig.replace(parameters=params)
+    return func

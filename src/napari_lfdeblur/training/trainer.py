@@ -59,6 +59,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ from .._signals import sigterm_as_interrupt
 from ..cancel import cancel_check
 from ..errors import ModelError, OutOfMemoryError, TrainingError
 from . import ddp as _ddp
-from .config import FINETUNE_PHASE, TrainConfig
+from .config import FINETUNE_PHASE, TrainConfig, with_config_keywords
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
 from .events import (
     Cancelled,
@@ -858,6 +859,7 @@ class Trainer:
 
 
 # --------------------------------------------------------------------------- public functions
+@with_config_keywords
 def train(data, *, val=None, model=None, config: TrainConfig | None = None,
           cancel: CancelToken | Callable[[], bool] | None = None,
           callback: Callable[[TrainingEvent], Any] | None = None, **options) -> TrainResult:
@@ -921,7 +923,10 @@ def train(data, *, val=None, model=None, config: TrainConfig | None = None,
                    callback=callback).run()
 
 
-def finetune(data, *, model, config: TrainConfig | None = None, **options) -> TrainResult:
+@partial(with_config_keywords, phase=FINETUNE_PHASE)
+def finetune(data, *, model, val=None, config: TrainConfig | None = None,
+             cancel: CancelToken | Callable[[], bool] | None = None,
+             callback: Callable[[TrainingEvent], Any] | None = None, **options) -> TrainResult:
     """Fine-tune a trained network (phase 2 of the paper): :func:`train` with
     ``model`` required (a checkpoint path, e.g. a phase-1 ``best.pt``, or a
     DRBNet) and the feature phase (:data:`~.config.FINETUNE_PHASE`) by
@@ -933,5 +938,5 @@ def finetune(data, *, model, config: TrainConfig | None = None, **options) -> Tr
         raise TrainingError("finetune needs the network to start from: model=PATH (a checkpoint) or a DRBNet")
     if config is None:
         options.setdefault("phase", FINETUNE_PHASE)
-    return train(data, model=model, config=config, **options)
+    return train(data, model=model, val=val, config=config, cancel=cancel, callback=callback, **options)
 
