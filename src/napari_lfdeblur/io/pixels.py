@@ -24,7 +24,7 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 def to_uint16(img: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] to uint16 with rounding (NaN -> 0; values outside [0, 1] clipped); float64
-    input is scaled in float64 (float32 steps are too coarse near 65535 to round every value the same)."""
+    input is scaled in float64, anything else in float32."""
     return (_unit_float(img, True) * 65535.0 + 0.5).astype(np.uint16)
 
 

@@ -1,9 +1,10 @@
 """Reading image files: one decoder for whole images, a header probe, and the lazy openers for big images.
 
 - :func:`read_image`: one image file decoded to its stored samples (uint8 or
-  uint16; float32 for float files), (H, W) or (H, W, C) with alpha kept.  Pillow decodes PNG, JPEG, BMP, WebP, PPM/PGM and GIF (the first
-  frame), tifffile TIFF (the first series at full resolution; planar
-  ``(C, H, W)`` samples are moved last).  Pair folders, ``--photos``,
+  uint16 from Pillow; TIFFs in the type they store), (H, W) or (H, W, C)
+  with alpha kept.  Pillow decodes PNG, JPEG, BMP, WebP, PPM/PGM and GIF
+  (the first frame), tifffile TIFF (the first series at full resolution;
+  planar ``(C, H, W)`` samples are moved last).  Pair folders, ``--photos``,
   ``lfdeblur eval``'s outputs, light-field view files and ``deblur``'s small
   images all go through it.
 - :func:`image_header`: the size, channels and sample type from the header
@@ -83,7 +84,8 @@ def _missing(path) -> ImageFileError:
 def _pil_mode(im) -> str:
     """The mode ``im`` is decoded in."""
     if im.mode not in _PIL_DECODE:
-        raise ImageFileError(f"{im.filename or 'the image'} has the pixel format {im.mode!r}, which is not decoded here")
+        raise ImageFileError(f"{im.filename or 'the image'} has the pixel format {im.mode!r}, which is not "
+                             "decoded here")
     if im.mode == "P" and "transparency" in im.info:
         return "RGBA"
     return _PIL_DECODE[im.mode] or im.mode
@@ -98,9 +100,9 @@ def _planar(shape, axes: str) -> bool:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to its stored samples: (H, W) or (H, W, C), alpha kept.
 
-    uint8 or uint16 (16-bit files in native byte order), float32 for float
-    files; palette, CMYK, YCbCr and bilevel images become RGB(A) or grey
-    uint8.  Raises :class:`~napari_lfdeblur.errors.ImageFileError` for a
+    uint8 or uint16 (in native byte order) or float32 from Pillow; a TIFF's
+    own sample type; palette, CMYK, YCbCr and bilevel images become RGB(A)
+    or grey uint8.  Raises :class:`~napari_lfdeblur.errors.ImageFileError` for a
     missing, damaged or unreadable file.
     """
     p = Path(path)

@@ -387,7 +387,8 @@ def _cancellable(progress, stop):
 
 
 def check_writable(shape, dtype, path, rgb: bool | None = None) -> str:
-    """Raise :class:`ImageFileError` now if an image of ``shape``/``dtype`` cannot be written to ``path``; returns the format.
+    """Raise :class:`ImageFileError` now if an image of ``shape``/``dtype`` cannot be written to ``path``; returns
+    the format.
 
     Lets callers refuse before spending time on deblurring.
     """
