@@ -133,7 +133,7 @@ def child_memory(mp: float, net_name: str, fmt: str, out_dir: str, threads: int,
     import torch
 
     from napari_lfdeblur.inference.deblur import deblur
-    from napari_lfdeblur.inference.io import save_image_streaming
+    from napari_lfdeblur.io import save_image_streaming
 
     torch.set_num_threads(threads)
     side = _side(mp)

@@ -227,7 +227,7 @@ def main(argv=None) -> int:
         split,
         train,
     )
-    from napari_lfdeblur.training.datasets import image_files, read_image
+    from napari_lfdeblur.io import image_files, read_image
 
     torch.set_num_threads(args.threads)
     data = shared_data(args.data)

@@ -337,7 +337,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
 def test_cli_csv_unwritable_fails_first_and_a_late_failure_keeps_the_table(tmp_path, capsys, monkeypatch):
     import errno
 
-    from napari_lfdeblur._io import output_error
+    from napari_lfdeblur.io.atomic import output_error
 
     root = _pair_folder(tmp_path / "pairs")
     (tmp_path / "file.txt").write_text("x")

@@ -24,6 +24,7 @@ except PackageNotFoundError:  # running from a source tree without install
 
 from .errors import (
     DeblurInputError,
+    ImageFileError,
     LFDeblurError,
     LightFieldError,
     ModelError,
@@ -68,6 +69,7 @@ __all__ = [
     "ModelError",
     "DeblurInputError",
     "TrainingError",
+    "ImageFileError",
     "OutOfMemoryError",
     *_LAZY,
 ]

@@ -177,7 +177,7 @@ def _progress_bar(total: int, desc: str):
 def cmd_refocus(args) -> int:
     import numpy as np
 
-    from ._io import check_writable_file, save_image
+    from .io import check_writable_file, save_image
     from .lightfield.readers import read_lightfield
     from .lightfield.refocus import refocus
 
@@ -214,7 +214,7 @@ def cmd_pairs(args) -> int:
             sources.extend(sorted(q for q in p.iterdir() if not q.name.startswith(".")))
         else:
             sources.append(p)
-    from ._io import check_writable_file
+    from .io import check_writable_file
 
     check_writable_file(Path(args.out) / "manifest.csv", "the pair folder")  # before any refocusing
     apertures = args.apertures  # a tuple, parsed by _apertures_type
@@ -247,21 +247,15 @@ def cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------- deblur
-_DEBLUR_EXT = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "ome.zarr": ".ome.zarr"}
-# image suffixes the deblur writers do not write: an -o ending in one is a mistake, not a folder name
-_OTHER_IMAGE_SUFFIXES = (".bmp", ".gif", ".webp", ".jp2", ".j2k", ".jpx", ".jxl", ".tga", ".ppm", ".pgm", ".pbm",
-                         ".pnm", ".exr", ".hdr", ".ico", ".heic", ".heif", ".avif", ".psd", ".svg", ".pdf", ".eps",
-                         ".npy", ".npz", ".h5", ".hdf5", ".n5", ".czi", ".nd2", ".lif", ".dng", ".raw")
-
-
 def _deblur_inputs(items: list[str]):
-    """Expand folders (their PNG/JPEG/TIFF/zarr images) and globs; returns (paths, whether one file was named)."""
+    """Expand folders (their images, as io.image_files lists them) and globs; returns (paths, whether one file
+    was named)."""
     import glob
     import os
     from pathlib import Path
 
     from .errors import DeblurInputError
-    from .inference.io import image_format, is_image_path
+    from .io import describe_formats, image_files, image_format, is_image_path
 
     paths: list = []
     dangling: list = []  # broken symbolic links and link loops met in folders and globs: skipped, and said
@@ -276,9 +270,9 @@ def _deblur_inputs(items: list[str]):
     for item in items:
         p = Path(item).expanduser()
         if p.is_dir() and image_format(p) != "ome.zarr":
-            found = sorted(q for q in p.iterdir() if not q.name.startswith(".") and is_image_path(q) and readable(q))
+            found = image_files(p, zarr=True, broken=dangling)
             if not found:
-                raise DeblurInputError(f"{p}: no PNG, JPEG, TIFF or zarr images in this folder")
+                raise DeblurInputError(f"{p}: no {describe_formats()} images in this folder")
             paths.extend(found)
             one_file = False
         elif p.exists():
@@ -287,7 +281,7 @@ def _deblur_inputs(items: list[str]):
             found = sorted(Path(m) for m in glob.glob(os.path.expanduser(item))
                            if not Path(m).name.startswith(".") and is_image_path(m) and readable(Path(m)))
             if not found:
-                raise DeblurInputError(f"no PNG, JPEG, TIFF or zarr images match {item!r}")
+                raise DeblurInputError(f"no {describe_formats()} images match {item!r}")
             paths.extend(found)
             one_file = False
         elif os.path.lexists(p):
@@ -307,21 +301,21 @@ def _deblur_outputs(inputs, one_file: bool, out: str, fmt: str | None) -> list:
     from pathlib import Path
 
     from .errors import DeblurInputError
-    from .inference.io import _FORMATS, image_format
+    from .io import NOT_WRITTEN_SUFFIXES, WRITE_SUFFIXES, image_format, result_format, stem, suffix_of
 
     out_p = Path(out).expanduser()
-    if out_p.suffix.lower() in _OTHER_IMAGE_SUFFIXES and not out_p.is_dir():
+    if out_p.suffix.lower() in NOT_WRITTEN_SUFFIXES and not out_p.is_dir():
         raise DeblurInputError(
             f"-o {out}: deblur writes .png, .jpg, .tif or .ome.zarr images, not {out_p.suffix}; for a folder of "
             "results give a name without an image suffix"
         )
-    names_a_file = out_p.suffix.lower() in _FORMATS and not (out_p.is_dir() and image_format(out_p) is None)
+    names_a_file = out_p.suffix.lower() in WRITE_SUFFIXES and not (out_p.is_dir() and image_format(out_p) is None)
     if names_a_file:
         if not one_file:
             raise DeblurInputError(
                 f"-o {out} names a file, but there are {len(inputs)} images: give a folder for several images"
             )
-        out_fmt = _FORMATS[out_p.suffix.lower()]
+        out_fmt = WRITE_SUFFIXES[out_p.suffix.lower()]
         if fmt and fmt != out_fmt:
             raise DeblurInputError(f"--format {fmt} does not match the output name {out_p.name}")
         outputs = [out_p]
@@ -330,16 +324,8 @@ def _deblur_outputs(inputs, one_file: bool, out: str, fmt: str | None) -> list:
             raise DeblurInputError(f"-o {out} is an existing file; give a folder (or an output image name)")
         outputs = []
         for src in inputs:
-            src_fmt = image_format(src) or "tif"
-            ext = _DEBLUR_EXT[fmt or src_fmt]
-            name = src.name
-            for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif"):
-                if name.lower().endswith(suffix):
-                    name = name[: -len(suffix)]
-                    break
-            else:
-                name = src.stem
-            outputs.append(out_p / f"{name}_deblurred{ext}")
+            ext = suffix_of(fmt or result_format(src))
+            outputs.append(out_p / f"{stem(src)}_deblurred{ext}")
     seen: dict = {}
     for src, dst in zip(inputs, outputs):
         if os.path.realpath(dst) == os.path.realpath(src):
@@ -392,8 +378,8 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
     import time
 
     from .inference.deblur import deblur
-    from .inference.io import check_writable, open_image_info, save_image_streaming
     from .inference.models import precision_of
+    from .io import check_writable, open_image_info, save_image_streaming
 
     t0 = time.perf_counter()
     arr, info = open_image_info(src, lazy=True if (client is not None or args.lazy) else None)
@@ -417,9 +403,9 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
 
 
 def cmd_deblur(args) -> int:
-    from ._io import check_writable_file
-    from .inference.io import picklable_model
     from .inference.models import get_model
+    from .inference.runners import picklable_model
+    from .io import check_writable_file
 
     inputs, one_file = _deblur_inputs(args.inputs)
     outputs = _deblur_outputs(inputs, one_file, args.out, args.format)
@@ -462,7 +448,7 @@ def cmd_eval(args) -> int:
     """``lfdeblur eval``: the public evaluate() with a progress bar, a table and an optional CSV."""
     from .evaluation import evaluate
 
-    from ._io import check_writable_file
+    from .io import check_writable_file
 
     lpips = {"auto": "auto", "on": True, "off": False}[args.lpips]
     # a --csv that cannot be written fails now, not after scoring; a failure at the end (a full disk) comes after
@@ -489,7 +475,7 @@ def cmd_eval(args) -> int:
 
 def read_photos(folder) -> list:
     """The images of a folder (PNG, JPEG, TIFF, BMP, WebP), for ``--photos``; a clear error when there are none."""
-    from .training.datasets import image_files, read_image
+    from .io import image_files, read_image
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -618,12 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "as they are computed, so memory stays flat.  Outputs appear only when complete.",
     )
     p.add_argument("inputs", nargs="+", metavar="IN",
-                   help="images (png, jpg, tif, .zarr/.ome.zarr), folders of them, or globs ('data/*.tif')")
+                   help="images (png, jpg, tif, bmp, webp, ppm/pgm, gif, .zarr/.ome.zarr), folders of them, or globs "
+                        "('data/*.tif')")
     p.add_argument("-o", "--out", required=True,
                    help="output image for one input (its suffix sets the format), else a folder: "
                         "<input name>_deblurred.<format>")
     p.add_argument("--format", choices=["png", "jpg", "tif", "ome.zarr"],
-                   help="output format in a folder (default: the input's; ome.zarr for zarr inputs)")
+                   help="output format in a folder (default: the input's; png for bmp, webp and gif inputs, tif "
+                        "for ppm/pgm; ome.zarr for zarr inputs)")
     p.add_argument("--model", default="default",
                    help="'default', 'authors' (the authors' published weights, AGPL-3.0, downloaded once) "
                         "or a checkpoint path (.pt/.pth)")

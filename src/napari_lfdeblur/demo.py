@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_path, save_image
+from .io import atomic_path, save_image
 
 #: the procedural scene of the demo: like the training scenes (11x11 views, +-1 px/view), a seed they skip
 PROCEDURAL = {"seed": 2024, "views": 11, "size": 256, "disparity_range": (-1.0, 1.0)}

@@ -29,6 +29,16 @@ class TrainingError(LFDeblurError, RuntimeError):
     """Training data or a training run is invalid."""
 
 
+class ImageFileError(DeblurInputError, LightFieldError, TrainingError):
+    """An image file could not be read (missing, damaged, a format not read here) or an image cannot be
+    written in the format asked for (a stack as PNG, 16-bit colour PNG, ...).
+
+    Deblurring, light-field reading and training all read image files through one decoder, so this is one of
+    each of their errors too: code catching ``DeblurInputError``, ``LightFieldError`` or ``TrainingError``
+    catches it.
+    """
+
+
 class OutOfMemoryError(LFDeblurError, MemoryError):
     """The device ran out of memory even after shrinking the work."""
 

@@ -160,9 +160,9 @@ def _lpips_scorer(device):
 # ---------------------------------------------------------------- pair folders
 def _rgb_float(a: np.ndarray) -> np.ndarray:
     """A decoded file as float (H, W, 3) in [0, 1], the way the pair datasets read it."""
-    from .training.datasets import _rgb, _to_float
+    from .io.pixels import to_float, to_rgb
 
-    return _to_float(_rgb(np.asarray(a), "output"))
+    return to_float(to_rgb(np.asarray(a), "output"))
 
 
 def _hwc(t) -> np.ndarray:
@@ -171,7 +171,7 @@ def _hwc(t) -> np.ndarray:
 
 def _find_outputs(folder, names: list[str]) -> dict[str, Path]:
     """Output file per pair name: ``NAME.ext``, or ``NAME_deblurred.ext`` as ``lfdeblur deblur`` writes."""
-    from .training.datasets import image_files
+    from .io.formats import image_files
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -239,7 +239,7 @@ class Evaluation:
 
     def write_csv(self, path) -> Path:
         """Rows and a final ``mean`` row as CSV, written atomically."""
-        from ._io import atomic_path
+        from .io.atomic import atomic_path
 
         path = Path(path).expanduser()
         with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -289,7 +289,8 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     :class:`Evaluation`: ``rows``, ``mean``, ``table()``, ``write_csv()``.
     """
     from .inference.deblur import DeblurCancelled, deblur
-    from .training.datasets import PairDataset, open_pairs, read_image
+    from .io.read import read_image
+    from .training.datasets import PairDataset, open_pairs
     from .training.metrics import finite_mean
 
     if (model is None) == (outputs is None):
@@ -297,7 +298,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DeblurInputError(f"limit must be a positive number of pairs (or None for all), got {limit!r}")
     if csv is not None:  # now, not after scoring every image
-        from ._io import check_writable_file
+        from .io.atomic import check_writable_file
 
         check_writable_file(csv, "the CSV")
     data = pairs if isinstance(pairs, PairDataset) else open_pairs(pairs, crop="full", augment=False)

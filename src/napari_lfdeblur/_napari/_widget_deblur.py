@@ -409,7 +409,7 @@ class DeblurWidget(DockWidget):
         """Stream the result (lazy ones chunk by chunk) to OME-Zarr or TIFF, with progress and Cancel."""
         from superqt.utils import ensure_main_thread
 
-        from ..inference.io import check_writable, save_image_streaming
+        from ..io.write import check_writable, save_image_streaming
 
         try:
             layer = self._result_layer()
@@ -419,7 +419,7 @@ class DeblurWidget(DockWidget):
                 if not path:
                     return None
             check_writable(data.shape, data.dtype, path, rgb=bool(layer.rgb))
-            from .._io import writable_folder
+            from ..io.atomic import writable_folder
 
             writable_folder(Path(path).parent, "folder")
         except LFDeblurError as e:

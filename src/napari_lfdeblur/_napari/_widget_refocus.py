@@ -238,7 +238,7 @@ class RefocusWidget(DockWidget):
         return subs
 
     def generate_pairs(self, *_):
-        from .._io import writable_folder
+        from ..io.atomic import writable_folder
 
         try:
             sources = self._pair_sources()

@@ -64,16 +64,18 @@ def _guess_rgb(shape, rgb):
 def _as_image(image):
     """(array, rgb read from the file or None): an image path is read; anything else must be an array."""
     if isinstance(image, (str, os.PathLike)):
-        from .io import open_image_info
+        from ..io.read import open_image_info
 
         arr, info = open_image_info(image)
         return arr, info.rgb
     if isinstance(image, (list, tuple)):
         image = np.asarray(image)
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
+        from ..io.formats import describe_formats
+
         raise DeblurInputError(
-            f"deblur takes an image: a numpy, dask or zarr array, or the path of an image file (PNG, JPEG, TIFF, "
-            f"zarr); got {'None' if image is None else type(image).__name__}."
+            f"deblur takes an image: a numpy, dask or zarr array, or the path of an image file ({describe_formats()}"
+            f"); got {'None' if image is None else type(image).__name__}."
         )
     return image, None
 
@@ -139,8 +141,9 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         intensity range) or a stack (..., Y, X[, C]) deblurred plane by
         plane; uint8, uint16 or float.  A numpy array is deblurred now; a
         dask, zarr or tifffile-backed array gives back a lazy dask array; an
-        image path (PNG, JPEG, TIFF, zarr) is read first (as ``open_image``
-        does: big TIFFs and zarr stores lazily).
+        image path (PNG, JPEG, TIFF, BMP, WebP, PPM/PGM, GIF, zarr) is read
+        first (as :func:`napari_lfdeblur.io.open_image` does: big TIFFs and
+        zarr stores lazily).
     model
         ``"default"`` (the shipped model), ``"authors"`` (the authors' published
         weights, downloaded once into a per-user cache), a checkpoint path (ours

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -48,6 +47,9 @@ import numpy as np
 
 from ..cancel import cancel_check
 from ..errors import LightFieldError
+from ..io.atomic import atomic_path, link_or_copy, output_error
+from ..io.formats import suffix_of
+from ..io.write import save_image
 from .core import LightField, check_lightfield
 from .refocus import Refocuser, check_disparity_reach
 
@@ -358,58 +360,6 @@ def make_pairs(
 # --------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------
-def _to_uint(img: np.ndarray, bits: int) -> np.ndarray:
-    m = (1 << bits) - 1
-    a = np.clip(np.nan_to_num(np.asarray(img, np.float32), nan=0.0), 0.0, 1.0) * m + 0.5
-    return a.astype(np.uint8 if bits == 8 else np.uint16)
-
-
-def _tmp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
-
-
-def _encode(img: np.ndarray, path: Path, fmt: str) -> None:
-    """Write ``img`` to ``path`` atomically."""
-    tmp = _tmp_path(path)
-    try:
-        if fmt == "png":
-            from PIL import Image
-
-            a = _to_uint(img, 8)
-            if a.ndim == 3 and a.shape[-1] == 1:
-                a = a[..., 0]
-            if a.ndim == 3 and a.shape[-1] not in (3, 4):
-                raise LightFieldError(f"PNG holds 1, 3 or 4 channels, not {a.shape[-1]}; use format='tiff16'.")
-            Image.fromarray(a).save(tmp, format="PNG")
-        else:
-            import tifffile
-
-            a = _to_uint(img, 16)
-            photometric = "rgb" if a.ndim == 3 and a.shape[-1] == 3 else "minisblack"
-            if a.ndim == 3 and a.shape[-1] == 1:
-                a = a[..., 0]
-            tifffile.imwrite(tmp, a, photometric=photometric)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = _tmp_path(dst)
-    try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            import shutil
-
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def read_manifest(folder) -> list[dict]:
     """Rows of ``folder/manifest.csv`` (an empty list when there is none)."""
     path = Path(folder) / MANIFEST
@@ -426,17 +376,11 @@ def _write_manifest(folder: Path, rows: list[dict]) -> Path:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow(r)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
     return path
 
 
@@ -485,7 +429,7 @@ def write_pairs(
         fmt = "tiff16"
     if fmt not in ("png", "tiff16"):
         raise LightFieldError(f"format must be 'png' or 'tiff16', got {format!r}.")
-    ext = ".png" if fmt == "png" else ".tif"
+    ext = suffix_of("png" if fmt == "png" else "tif")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LightFieldError(f"{folder} exists and is not a folder.")
@@ -493,8 +437,6 @@ def write_pairs(
         (folder / "blur").mkdir(parents=True, exist_ok=True)
         (folder / "sharp").mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a read-only or full disk, a file where a folder should be
-        from .._io import output_error
-
         raise output_error(folder, e, "the pair folder") from e
 
     rows = [r for r in read_manifest(folder) if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
@@ -527,16 +469,16 @@ def write_pairs(
                     raise LightFieldError(
                         f"pair {stem}: blurred {pair.blurred.shape} and sharp {pair.sharp.shape} differ in shape."
                     )
-                _encode(pair.blurred, folder / blur_rel, fmt)
+                save_image(folder / blur_rel, pair.blurred)
                 if (
                     last_sharp is not None
                     and last_sharp[1].suffix == ext
                     and last_sharp[1].is_file()
                     and (last_sharp[0] is pair.sharp or np.array_equal(last_sharp[0], pair.sharp))
                 ):
-                    _link_or_copy(last_sharp[1], folder / sharp_rel)
+                    link_or_copy(last_sharp[1], folder / sharp_rel)
                 else:
-                    _encode(pair.sharp, folder / sharp_rel, fmt)
+                    save_image(folder / sharp_rel, pair.sharp)
                     last_sharp = (pair.sharp, folder / sharp_rel)
                 row = {
                     "name": stem,

@@ -34,7 +34,7 @@ from functools import cache
 
 import numpy as np
 
-from .._io import grey_or_rgb
+from ..io.pixels import grey_or_rgb
 from ..errors import LightFieldError
 from .core import LightField
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from .._io import atomic_path
+from ..io.atomic import atomic_path
 from ..cancel import cancel_check
 from ..errors import LFDeblurError, ModelError
 from .checkpoint import NAMED_MODELS, _package_version, load_model

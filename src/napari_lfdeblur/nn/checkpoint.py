@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .._io import atomic_path
+from ..io.atomic import atomic_path
 from ..errors import ModelError
 from .devices import inference_autocast, resolve_device, resolve_dtype, use_channels_last
 from .drbnet import INPUT_CONVENTION, DRBNet

@@ -79,11 +79,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import grey_or_rgb
 from ..errors import LightFieldError, TrainingError
+from ..io.formats import image_files
+from ..io.pixels import to_float, to_rgb, to_uint8
+from ..io.read import read_image
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "ConcatPairs",
     "FolderPairs",
     "LightFieldPairs",
@@ -95,7 +96,6 @@ __all__ = [
     "split",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 CROPS = ("random", "center", "full")
 
 # (blurred folder, sharp folder, layout name): equal-name layouts, first match wins
@@ -128,55 +128,6 @@ def _rng_for(key, default_seed: int, n: int) -> tuple[int, np.random.Generator, 
     # draw == -1 marks a plain int key: deterministic per index
     rng = np.random.default_rng([seed & 0xFFFFFFFFFFFF, draw + 1, index])
     return index, rng, draw
-
-
-def _to_float(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) * np.float32(1 / 255)
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) * np.float32(1 / 65535)
-    if a.dtype.kind in "ui":
-        return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
-    if a.dtype == bool:
-        return a.astype(np.float32)
-    return np.clip(np.nan_to_num(a.astype(np.float32, copy=False)), 0.0, 1.0)
-
-
-def _rgb(a: np.ndarray, what: str) -> np.ndarray:
-    """(H, W, 3) from (H, W), (H, W, 1), (H, W, 2=grey+alpha), (H, W, 3) or (H, W, 4)."""
-    g = grey_or_rgb(a)
-    if g is None:
-        raise TrainingError(f"{what}: expected a greyscale or RGB(A) image (H, W[, C]), got shape {a.shape}")
-    return np.repeat(g[..., None], 3, axis=-1) if g.ndim == 2 else g
-
-
-def read_image(path) -> np.ndarray:
-    """Decode an image file in its stored type (uint8, uint16 or float), (H, W[, C])."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            a = tifffile.imread(p)
-            if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
-                a = np.moveaxis(a, 0, -1)  # planar (C, H, W)
-            return a
-        from PIL import Image
-
-        with Image.open(p) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L"):
-                return np.asarray(im, dtype=np.uint16)
-            if im.mode in ("I", "F"):
-                a = np.asarray(im)
-                return a.astype(np.uint16) if im.mode == "I" and a.max() > 255 else a.astype(np.float32)
-            if im.mode not in ("L", "RGB", "RGBA", "LA"):
-                im = im.convert("RGBA" if "A" in im.mode else "RGB")
-            return np.asarray(im)
-    except FileNotFoundError as e:
-        raise TrainingError(f"image file not found: {p}") from e
-    except Exception as e:  # damaged / unknown format
-        raise TrainingError(f"could not read image {p}: {type(e).__name__}: {e}") from e
 
 
 def _crop_box(h: int, w: int, patch: int, mode: str, rng: np.random.Generator) -> tuple[int, int]:
@@ -371,7 +322,7 @@ class PairDataset(torch.utils.data.Dataset):
         j = index if self._index is None else self._index[index]
         blur, sharp = self._load(j, rng, draw)
         name = self._name(j)
-        blur, sharp = _rgb(np.asarray(blur), f"{name} (blurred)"), _rgb(np.asarray(sharp), f"{name} (sharp)")
+        blur, sharp = to_rgb(np.asarray(blur), f"{name} (blurred)"), to_rgb(np.asarray(sharp), f"{name} (sharp)")
         if blur.shape[:2] != sharp.shape[:2]:
             raise TrainingError(
                 f"pair {name!r}: the blurred image is {blur.shape[1]}x{blur.shape[0]} and the sharp one "
@@ -387,21 +338,13 @@ class PairDataset(torch.utils.data.Dataset):
             blur, sharp = _pad_to(blur, p), _pad_to(sharp, p)
         if self.augment:
             blur, sharp = _augment([blur, sharp], rng)
-        return _tensor(_to_float(blur), self.signed), _tensor(_to_float(sharp), self.signed)
+        return _tensor(to_float(blur), self.signed), _tensor(to_float(sharp), self.signed)
 
     def __repr__(self) -> str:
         return f"<{self.describe()}; patch={self.patch}, crop={self.crop!r}, augment={self.augment}>"
 
 
 # --------------------------------------------------------------------------- folders
-def image_files(folder) -> list[Path]:
-    """The image files of a folder (``IMAGE_EXTENSIONS``, any case), sorted by name; hidden files and
-    sub-folders are skipped.  The one listing rule for pair folders, ``--photos`` and scored outputs."""
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not p.name.startswith("."))
-
-
 def _subdir(folder: Path, name: str) -> Path | None:
     for p in folder.iterdir():
         if p.is_dir() and p.name.lower() == name:
@@ -672,7 +615,7 @@ class _LFSampler:
         self.focus = (float(lo), float(hi))
         data = lf.data.compute() if lf.is_lazy else lf.data
         if quantize:
-            self.data = (np.clip(np.nan_to_num(np.asarray(data, np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
+            self.data = to_uint8(data)
         else:
             self.data = np.asarray(data, np.float32)
         self.view_mask = np.asarray(lf.view_mask, bool)

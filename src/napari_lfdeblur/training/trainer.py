@@ -67,7 +67,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_path, check_writable_file
+from ..io.atomic import atomic_path, check_writable_file
 from .._signals import sigterm_as_interrupt
 from ..cancel import cancel_check
 from ..errors import ModelError, OutOfMemoryError, TrainingError

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 
 from ...errors import LightFieldError
+from ...io.formats import IMAGE_SUFFIXES
 from ..core import LightField
-from ._common import IMAGE_SUFFIXES
 from .arrays import ARRAY_SUFFIXES, is_zarr_path, read_array
 from .eslf import read_eslf, write_eslf
 from .grid_folder import read_grid_folder

@@ -1,13 +1,14 @@
-"""Helpers shared by the readers: value scaling to [0, 1] and image suffixes."""
+"""Helpers shared by the readers: value scaling to [0, 1].
+
+Image files (views, ESLF, raw lenslet images) are those of
+:data:`napari_lfdeblur.io.IMAGE_SUFFIXES`, decoded by :func:`napari_lfdeblur.io.read_image`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import LightFieldError
-
-#: suffixes decoded as single image files (views, ESLF, raw lenslet images)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".gif")
 
 #: integer dtypes with an obvious full-scale value
 _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}

@@ -1,7 +1,7 @@
 """A grid of per-view image files as one lazy (V, U, Y, X, C) dask array.
 
-Opening reads only the file headers (Pillow's ``Image.open`` and tifffile's
-``TiffFile`` parse the size and pixel format without decoding), so opening a
+Opening reads only the file headers (:func:`napari_lfdeblur.io.image_header`:
+the size and pixel format without decoding), so opening a
 15 x 15 grid of 4k views costs 225 header reads, not 225 decodes.  Each view
 is one dask chunk; decoding and the float32 [0, 1] conversion happen inside
 the chunk, when napari (or anything else) asks for that view.  Missing views
@@ -18,39 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import LightFieldError
+from ...errors import ImageFileError, LightFieldError
+from ...io.read import image_header, read_image
 from ._common import to_float01
-
-_TIFF = (".tif", ".tiff")
-
-# Pillow mode -> (channels after dropping alpha, dtype of the decoded samples)
-_PIL_MODES = {
-    "1": (1, np.bool_),
-    "L": (1, np.uint8),
-    "LA": (1, np.uint8),
-    "La": (1, np.uint8),
-    "P": (3, np.uint8),  # palette: expanded to RGB
-    "PA": (3, np.uint8),
-    "RGB": (3, np.uint8),
-    "RGBA": (3, np.uint8),
-    "RGBa": (3, np.uint8),
-    "RGBX": (3, np.uint8),
-    "CMYK": (3, np.uint8),
-    "YCbCr": (3, np.uint8),
-    "LAB": (3, np.uint8),
-    "HSV": (3, np.uint8),
-    "I;16": (1, np.uint16),
-    "I;16L": (1, np.uint16),
-    "I;16B": (1, np.uint16),
-    "I;16N": (1, np.uint16),
-    "I": (1, np.uint16),  # 16-bit PNGs in some Pillow versions; range checked at decode
-    "F": (1, np.float32),
-}
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a file header says about one image: (Y, X), channels (alpha dropped), dtype."""
+    """What a file header says about one view: (Y, X), channels (alpha dropped), dtype."""
 
     path: Path
     shape: tuple[int, int]
@@ -58,100 +33,47 @@ class ImageInfo:
     dtype: np.dtype
 
 
-def _corrupt(path: Path, e: Exception, when: str) -> LightFieldError:
-    return LightFieldError(
-        f"Could not {when} the image {path}: {type(e).__name__}: {e}. The file looks corrupt or truncated "
-        "(or is not an image); re-export it, or remove it so that the view counts as missing."
-    )
+def _view_error(e: ImageFileError) -> ImageFileError:
+    return ImageFileError(f"{e} (A view file removed counts as a missing view.)")
 
 
 def probe_image(path: str | os.PathLike) -> ImageInfo:
-    """Read only the header of an image file (no pixel decoding)."""
+    """Read only the header of a view file (no pixel decoding); a view is one (Y, X[, C]) image."""
     path = Path(path)
-    try:
-        if path.suffix.lower() in _TIFF:
-            import tifffile
-
-            with tifffile.TiffFile(path) as tf:
-                s = tf.series[0]
-                shape, axes, dtype = tuple(s.shape), s.axes, np.dtype(s.dtype)
-            if axes == "YX":
-                y, x, c = shape[0], shape[1], 1
-            elif axes == "YXS":
-                y, x, c = shape
-            elif axes == "SYX":
-                c, y, x = shape
-            else:
-                raise LightFieldError(
-                    f"{path} holds {len(shape)}D data with axes {axes!r} {shape}; a view file must be one "
-                    "(Y, X) or (Y, X, C) image. A whole light field in one TIFF is read with format='array'."
-                )
-            c = {2: 1, 4: 3}.get(c, c)  # drop alpha
-            return ImageInfo(path, (int(y), int(x)), int(c), dtype)
-        from PIL import Image
-
-        with Image.open(path) as im:
-            mode, (w, h) = im.mode, im.size
-            n_frames = getattr(im, "n_frames", 1)
-        if mode not in _PIL_MODES:
-            raise LightFieldError(f"{path} has the pixel format {mode!r}, which this reader does not decode.")
-        if n_frames > 1:
-            raise LightFieldError(f"{path} is an animation of {n_frames} frames, not a single view.")
-        c, dt = _PIL_MODES[mode]
-        return ImageInfo(path, (int(h), int(w)), c, np.dtype(dt))
-    except LightFieldError:
-        raise
-    except Exception as e:  # Pillow/tifffile raise many types for bad headers
-        raise _corrupt(path, e, "read the header of") from e
+    h = image_header(path)
+    if h.axes not in ("yx", "yxc"):
+        raise LightFieldError(
+            f"{path} holds {len(h.shape)}D data with axes {h.axes!r} {h.shape}; a view file must be one "
+            "(Y, X) or (Y, X, C) image. A whole light field in one TIFF is read with format='array'."
+        )
+    if h.frames > 1:
+        raise LightFieldError(f"{path} is an animation of {h.frames} frames, not a single view.")
+    c = {2: 1, 4: 3}.get(h.channels, h.channels)  # drop alpha
+    return ImageInfo(path, h.size, c, h.dtype)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to its stored samples, (Y, X, C) with alpha dropped.
+def read_view_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to its stored samples, (Y, X, C) with alpha dropped (views, ESLF and raw lenslet
+    images are compared and refocused by colour only).
 
-    Raises LightFieldError for a corrupt or truncated file.
+    Raises ImageFileError (a LightFieldError) for a corrupt or truncated file.
     """
-    path = Path(path)
-    try:
-        if path.suffix.lower() in _TIFF:
-            import tifffile
-
-            with tifffile.TiffFile(path) as tf:
-                s = tf.series[0]
-                a = s.asarray()
-                if s.axes == "SYX":
-                    a = np.moveaxis(a, 0, -1)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                    im = im.convert("RGB")
-                elif im.mode in ("La",):
-                    im = im.convert("LA")
-                elif im.mode in ("RGBa",):
-                    im = im.convert("RGBA")
-                im.load()
-                a = np.asarray(im)
-            if a.dtype == np.int32:  # mode "I": 16-bit samples widened by Pillow
-                if a.size and (a.min() < 0 or a.max() > 65535):
-                    raise ValueError(f"32-bit integer samples outside the 16-bit range in {path}")
-                a = a.astype(np.uint16)
-    except LightFieldError:
-        raise
-    except Exception as e:
-        raise _corrupt(path, e, "decode") from e
+    a = read_image(path)
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3:
         raise LightFieldError(f"{path} decodes to shape {a.shape}, not a (Y, X[, C]) image.")
-    if a.shape[-1] in (2, 4):  # drop alpha: views are compared and refocused by colour only
+    if a.shape[-1] in (2, 4):  # drop alpha
         a = a[..., :-1]
     return a
 
 
 def decode_view(path: str | os.PathLike, shape: tuple[int, int] | None = None, channels: int | None = None):
     """Decode one view file to (Y, X, C) float32 in [0, 1], checking it against its header."""
-    a = read_image(path)
+    try:
+        a = read_view_image(path)
+    except ImageFileError as e:
+        raise _view_error(e) from e
     if shape is not None and tuple(a.shape[:2]) != tuple(shape):
         raise LightFieldError(f"{path} decodes to {a.shape[:2]} but its header said {tuple(shape)}.")
     if channels is not None and a.shape[2] != channels:
@@ -269,7 +191,10 @@ def open_view_grid(
     if outside:
         raise LightFieldError(f"View files outside the {V}x{U} grid: {outside[:4]}.")
     keys = sorted(files)
-    infos = [probe_image(files[k]) for k in keys]
+    try:
+        infos = [probe_image(files[k]) for k in keys]
+    except ImageFileError as e:
+        raise _view_error(e) from e
     if len({i.shape for i in infos}) > 1:
         raise LightFieldError(
             "The views have different sizes: "

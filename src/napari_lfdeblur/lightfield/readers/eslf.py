@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import LightFieldError
 from ..core import LightField
 from ._common import to_float01
-from ._views import probe_image, read_image
+from ._views import probe_image, read_view_image
 
 DEFAULT_VIEWS = 14
 
@@ -107,7 +107,7 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
         )
     if H // V < 2 or W // U < 2:
         raise LightFieldError(f"{path.name} ({H}x{W}) with {V}x{U} views leaves views under 2 pixels; check views=.")
-    img = read_image(path)
+    img = read_view_image(path)
     # make the stored samples contiguous first: copying uint8 is 4x cheaper than float32
     views_u8 = np.ascontiguousarray(eslf_to_lightfield_array(img, (V, U)))
     data = to_float01(views_u8, f"ESLF image {path}")
@@ -139,7 +139,7 @@ def write_eslf(lf: LightField, path: str | os.PathLike) -> Path:
     pathlib.Path
         ``path``.
     """
-    from ..._io import save_image
+    from ...io.write import save_image
 
     if not isinstance(lf, LightField):
         raise LightFieldError(f"write_eslf needs a LightField, got {type(lf).__name__}; use read_lightfield first.")

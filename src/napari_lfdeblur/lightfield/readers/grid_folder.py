@@ -29,8 +29,8 @@ import re
 from pathlib import Path
 
 from ...errors import LightFieldError
+from ...io.formats import IMAGE_SUFFIXES, image_files
 from ..core import LightField
-from ._common import IMAGE_SUFFIXES
 from ._views import open_view_grid
 
 BUILTIN_PATTERNS = {
@@ -84,12 +84,6 @@ def compile_pattern(pattern: str) -> re.Pattern:
     return re.compile("".join(parts), re.IGNORECASE)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
-
-
 def match_views(files: list[Path], pattern: str, vertical: str = "row") -> dict[tuple[int, int], Path]:
     """``{(row, col): path}`` (raw indices from the names) for the files matching ``pattern``."""
     if vertical not in _VERTICAL:
@@ -117,7 +111,7 @@ def detect_pattern(folder: Path) -> tuple[str, str, dict] | None:
 
     Returns (name, pattern, matches).
     """
-    files = _image_files(folder)
+    files = image_files(folder)
     best = None
     for name, pat in BUILTIN_PATTERNS.items():
         try:
@@ -166,7 +160,7 @@ def read_grid_folder(
     folder = Path(path)
     if not folder.is_dir():
         raise LightFieldError(f"{folder} is not a folder of views.")
-    files = _image_files(folder)
+    files = image_files(folder)
     if pattern is None:
         best = detect_pattern(folder)
         if best is None:

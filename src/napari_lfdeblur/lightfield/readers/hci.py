@@ -16,11 +16,13 @@ import re
 from pathlib import Path
 
 from ...errors import LightFieldError
+from ...io.formats import IMAGE_SUFFIXES
 from ..core import LightField
 from ._views import open_view_grid
 from .pfm import read_pfm
 
-CAM_RE = re.compile(r"^input_Cam(\d+)\.(png|jpe?g|tiff?|bmp)$", re.IGNORECASE)
+_EXT_RE = "|".join(re.escape(s[1:]) for s in IMAGE_SUFFIXES)
+CAM_RE = re.compile(rf"^input_Cam(\d+)\.({_EXT_RE})$", re.IGNORECASE)
 DISPARITY_FILES = ("gt_disp_lowres.pfm",)
 
 

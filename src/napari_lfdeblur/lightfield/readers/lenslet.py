@@ -34,7 +34,7 @@ import numpy as np
 from ...errors import LightFieldError
 from ..core import LightField
 from ._common import to_float01
-from ._views import read_image
+from ._views import read_view_image
 
 BAYER_PATTERNS = ("rggb", "bggr", "grbg", "gbrg")
 
@@ -285,7 +285,7 @@ def read_lenslet(
             "centers='image_cords.mat' (or a .npy/.csv table, or an array of shape (rows, cols, 2))."
         )
     table, centers_desc = load_centers(centers, one_based=one_based, key=centers_key)
-    raw = read_image(path)
+    raw = read_view_image(path)
     img = to_float01(raw, f"raw lenslet image {path}")
     if bayer is not None:
         if img.shape[2] != 1:

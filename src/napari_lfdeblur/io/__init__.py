@@ -1,0 +1,105 @@
+"""Image files: one home for reading, writing and the formats, like napari's ``napari_builtins/io``.
+
+- :mod:`.formats`: the one table of formats (suffixes, read and write
+  abilities), :func:`image_format`, :func:`output_format`, and
+  :func:`image_files`, the rule by which every folder of images is listed;
+- :mod:`.read`: :func:`read_image` (the one decoder), :func:`image_header`,
+  and :func:`open_image` / :func:`open_image_info` (numpy, or lazy dask for
+  big TIFFs and zarr);
+- :mod:`.write`: :func:`save_image`, :func:`save_image_streaming` (TIFF tile
+  by tile, OME-Zarr with a pyramid) and :func:`check_writable`;
+- :mod:`.atomic`: atomic file and folder writes with one permission rule, and
+  the writability checks raising :class:`~napari_lfdeblur.errors.OutputError`;
+- :mod:`.pixels`: conversions between stored samples and floats in [0, 1],
+  and the grey/RGB layout.
+
+Unreadable files and images a format cannot hold raise
+:class:`~napari_lfdeblur.errors.ImageFileError`.  Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+#: TIFFs larger than this (uncompressed bytes) open lazily in :func:`open_image` when ``lazy=None``; a setting
+#: of the package (``napari_lfdeblur.io.LAZY_BYTES = ...``), read at each call
+LAZY_BYTES = 256 * 2**20
+
+from ..errors import ImageFileError, OutputError
+from .atomic import (
+    atomic_dir,
+    atomic_path,
+    check_writable_file,
+    is_place_error,
+    link_or_copy,
+    output_error,
+    writable_folder,
+    writing_failed,
+)
+from .formats import (
+    FORMATS,
+    IMAGE_SUFFIXES,
+    NOT_WRITTEN_SUFFIXES,
+    WRITE_SUFFIXES,
+    ImageFormat,
+    describe_formats,
+    image_files,
+    image_format,
+    is_image_path,
+    output_format,
+    result_format,
+    stem,
+    suffix_of,
+)
+from .pixels import grey_or_rgb, to_float, to_rgb, to_uint8, to_uint16
+from .read import (
+    CHUNK,
+    ImageHeader,
+    ImageInfo,
+    image_header,
+    open_image,
+    open_image_info,
+    read_image,
+)
+from .write import TIFF_TILE, check_writable, save_image, save_image_streaming
+
+__all__ = [
+    "CHUNK",
+    "FORMATS",
+    "IMAGE_SUFFIXES",
+    "LAZY_BYTES",
+    "NOT_WRITTEN_SUFFIXES",
+    "TIFF_TILE",
+    "WRITE_SUFFIXES",
+    "ImageFileError",
+    "ImageFormat",
+    "ImageHeader",
+    "ImageInfo",
+    "OutputError",
+    "atomic_dir",
+    "atomic_path",
+    "check_writable",
+    "check_writable_file",
+    "describe_formats",
+    "grey_or_rgb",
+    "image_files",
+    "image_format",
+    "image_header",
+    "is_image_path",
+    "is_place_error",
+    "link_or_copy",
+    "open_image",
+    "open_image_info",
+    "output_error",
+    "output_format",
+    "read_image",
+    "result_format",
+    "save_image",
+    "save_image_streaming",
+    "stem",
+    "suffix_of",
+    "to_float",
+    "to_rgb",
+    "to_uint8",
+    "to_uint16",
+    "writable_folder",
+    "writing_failed",
+]

@@ -1,0 +1,430 @@
+"""Reading image files: one decoder for whole images, a header probe, and the lazy openers for big images.
+
+- :func:`read_image`: one image file decoded to its stored samples (uint8 or
+  uint16 from Pillow; TIFFs in the type they store), (H, W) or (H, W, C)
+  with alpha kept.  Pillow decodes PNG, JPEG, BMP, WebP, PPM/PGM and GIF
+  (the first frame), tifffile TIFF (the first series at full resolution;
+  planar ``(C, H, W)`` samples are moved last).  Pair folders, ``--photos``,
+  ``lfdeblur eval``'s outputs, light-field view files and ``deblur``'s small
+  images all go through it.
+- :func:`image_header`: the size, channels and sample type from the header
+  only (no pixel decoding), so that opening a grid of 225 views reads 225
+  headers, not 225 images.
+- :func:`open_image` / :func:`open_image_info`: an image for ``deblur``, as
+  numpy or lazily:
+
+  * TIFF: numpy when the image (first series, full resolution) holds at most
+    :data:`napari_lfdeblur.io.LAZY_BYTES`, else a lazy dask array reading through tifffile's
+    zarr store (``tifffile.imread(path, aszarr=True)``) one chunk at a time.
+    The dask graph holds the file *path*, not an open file, so it can be sent
+    to ``dask.distributed`` workers (tifffile's store itself cannot be
+    pickled);
+  * ``.zarr`` folders (zarr v2 or v3): a single array, or an OME-Zarr
+    multiscale group, of which the full-resolution level (the first dataset,
+    ``0``) is read; an OME channel axis of 1, 3 or 4 channels is moved last
+    (``(c, y, x)`` on disk -> ``(y, x, c)``, the layout ``deblur`` expects);
+  * every other format: :func:`read_image` (grey + alpha becomes RGBA so that
+    alpha passes through ``deblur``).
+
+Files that cannot be read raise :class:`~napari_lfdeblur.errors.ImageFileError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageFileError
+from .formats import describe_formats, image_format, stem
+
+__all__ = [
+    "CHUNK",
+    "ImageHeader",
+    "ImageInfo",
+    "image_header",
+    "open_image",
+    "open_image_info",
+    "read_image",
+]
+
+#: chunk size (Y and X) of lazily read images and of written OME-Zarr arrays
+CHUNK = 1024
+
+_TIFF = ("tif",)
+# Pillow mode -> the mode it is decoded in (None: as it is); every mode Pillow has
+_PIL_DECODE = {
+    "1": "L", "L": None, "LA": None, "La": "LA", "P": "RGB", "PA": "RGBA", "RGB": None, "RGBA": None,
+    "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB",
+    "I;16": None, "I;16L": None, "I;16B": None, "I;16N": None, "I": None, "F": None,
+}
+# decoded mode -> (channels, sample type)
+_PIL_SAMPLES = {"L": (1, np.uint8), "LA": (2, np.uint8), "RGB": (3, np.uint8), "RGBA": (4, np.uint8),
+                "I;16": (1, np.uint16), "I;16L": (1, np.uint16), "I;16B": (1, np.uint16), "I;16N": (1, np.uint16),
+                "I": (1, np.uint16), "F": (1, np.float32)}  # "I": 16-bit PNGs in some Pillow versions
+
+
+def _read_failed(path, e: Exception, when: str = "decode") -> ImageFileError:
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    if len(first) > 160:
+        first = first[:157] + "..."
+    return ImageFileError(
+        f"Could not {when} the image {path}: {type(e).__name__}{': ' + first if first else ''}. The file looks "
+        f"corrupt or truncated, or is not an image ({describe_formats()}); re-export it, or remove it."
+    )
+
+
+def _missing(path) -> ImageFileError:
+    return ImageFileError(f"{path} does not exist")
+
+
+def _pil_mode(im) -> str:
+    """The mode ``im`` is decoded in."""
+    if im.mode not in _PIL_DECODE:
+        raise ImageFileError(f"{im.filename or 'the image'} has the pixel format {im.mode!r}, which is not "
+                             "decoded here")
+    if im.mode == "P" and "transparency" in im.info:
+        return "RGBA"
+    return _PIL_DECODE[im.mode] or im.mode
+
+
+def _planar(shape, axes: str) -> bool:
+    """Whether a TIFF's samples are stored in planes ahead of Y and X: ``(C, H, W)``."""
+    return len(shape) == 3 and (axes.upper().endswith("SYX") or (shape[0] in (1, 3, 4)
+                                                                 and shape[-1] not in (1, 3, 4)))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to its stored samples: (H, W) or (H, W, C), alpha kept.
+
+    uint8 or uint16 (in native byte order) or float32 from Pillow; a TIFF's
+    own sample type; palette, CMYK, YCbCr and bilevel images become RGB(A)
+    or grey uint8.  Raises :class:`~napari_lfdeblur.errors.ImageFileError` for a
+    missing, damaged or unreadable file.
+    """
+    p = Path(path)
+    try:
+        if image_format(p) in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tf:
+                s = tf.series[0]
+                a, axes = s.asarray(), s.axes
+            return np.moveaxis(a, 0, -1) if _planar(a.shape, axes) else a
+        from PIL import Image
+
+        with Image.open(p) as im:
+            mode = _pil_mode(im)
+            if mode != im.mode:
+                im = im.convert(mode)
+            im.load()
+            a = np.asarray(im)
+        if mode == "I":  # 16-bit samples widened to int32 by Pillow
+            if a.size and (a.min() < 0 or a.max() > 65535):
+                raise ValueError("32-bit integer samples outside the 16-bit range")
+            a = a.astype(np.uint16)
+        elif a.dtype.kind == "u" and a.dtype.itemsize == 2:
+            a = a.astype(np.uint16, copy=False)  # I;16B: big-endian samples to native
+        return a
+    except ImageFileError:
+        raise
+    except FileNotFoundError as e:
+        raise _missing(p) from e
+    except Exception as e:  # Pillow and tifffile raise many types for damaged files
+        raise _read_failed(p, e) from e
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says: the shape :func:`read_image` returns, its layout, sample type."""
+
+    path: Path
+    shape: tuple[int, ...]  # (H, W) or (H, W, C), channels last as read_image gives them; other for stacks
+    axes: str  # "yx", "yxc", or a stack's axes (e.g. "zyx")
+    dtype: np.dtype
+    frames: int = 1  # frames of an animation (GIF, WebP); read_image decodes the first
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W)."""
+        i = self.axes.index("y")
+        return int(self.shape[i]), int(self.shape[i + 1])
+
+    @property
+    def channels(self) -> int:
+        """Samples per pixel, alpha included (1 for grey)."""
+        return int(self.shape[-1]) if self.axes.endswith("c") else 1
+
+
+def image_header(path: str | os.PathLike) -> ImageHeader:
+    """Read only the header of an image file (no pixel decoding).
+
+    Raises :class:`~napari_lfdeblur.errors.ImageFileError` for a missing or damaged file."""
+    p = Path(path)
+    try:
+        if image_format(p) in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tf:
+                s = tf.series[0]
+                shape, axes, dtype = tuple(int(n) for n in s.shape), s.axes.upper(), np.dtype(s.dtype)
+            ours = "".join("c" if a == "S" else a.lower() for a in axes)
+            if _planar(shape, axes):
+                shape, ours = shape[1:] + shape[:1], "yxc"
+            return ImageHeader(p, shape, ours, dtype)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            mode, (w, h) = _pil_mode(im), im.size
+            frames = int(getattr(im, "n_frames", 1))
+        c, dt = _PIL_SAMPLES[mode]
+        return ImageHeader(p, (h, w, c) if c > 1 else (h, w), "yxc" if c > 1 else "yx", np.dtype(dt), frames)
+    except ImageFileError:
+        raise
+    except FileNotFoundError as e:
+        raise _missing(p) from e
+    except Exception as e:
+        raise _read_failed(p, e, "read the header of") from e
+
+
+# ------------------------------------------------------------------ images for deblur, lazily when big
+@dataclass(frozen=True)
+class ImageInfo:
+    """What :func:`open_image_info` learnt about an image besides its pixels."""
+
+    path: Path
+    format: str  # png, jpg, tif, ..., ome.zarr (see napari_lfdeblur.io.formats)
+    rgb: bool | None  # whether the last axis holds colour channels (None: unknown, let deblur guess)
+    lazy: bool
+    axes: str | None = None  # e.g. "yxc", "zyx" (our layout: channels last), when the file says
+
+    @property
+    def stem(self) -> str:
+        return stem(self.path)
+
+
+def _guess_rgb(shape) -> bool:
+    from ..inference.normalize import channels_last
+
+    return channels_last(shape)
+
+
+class _TiffArray:
+    """An array-like over a TIFF file's first series (full resolution), read through tifffile's zarr store.
+
+    It pickles as its path (the open store stays behind), so dask graphs built
+    on it can run on ``dask.distributed`` workers that see the same file.
+    """
+
+    def __init__(self, path, shape, dtype):
+        import threading
+
+        self.path = str(path)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._z = None
+        self._lock = threading.Lock()
+
+    def _array(self):
+        with self._lock:
+            if self._z is None:
+                import tifffile
+                import zarr
+
+                store = tifffile.imread(self.path, aszarr=True, series=0, level=0)
+                self._z = zarr.open(store, mode="r")
+            return self._z
+
+    def __getitem__(self, key):
+        return np.asarray(self._array()[key])
+
+    def __getstate__(self):
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype.str}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], state["shape"], state["dtype"])
+
+
+def _from_array_lazily(a, name: str, chunks):
+    import dask.array as da
+
+    return da.from_array(a, chunks=chunks, name=name, lock=False, asarray=False,
+                         meta=np.empty((0,) * len(a.shape), dtype=a.dtype))
+
+
+def _open_tiff(path: Path, lazy):
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
+            nbytes = math.prod(shape) * dtype.itemsize
+            if lazy is None:
+                from . import LAZY_BYTES  # the package's setting, read now so that it can be changed
+
+                lazy = nbytes > LAZY_BYTES
+            arr = None if lazy else series.asarray()
+    except Exception as e:
+        raise _read_failed(path, e) from e
+    axes = axes.upper()
+    # samples per pixel, or a last axis too thin to be an image's width (tifffile calls a (Y, X, 2) array QYX)
+    rgb = axes.endswith("S") or _guess_rgb(shape)
+    separate = axes.endswith("SYX") and shape[-3] in (3, 4)  # planar RGB
+    our_axes = "".join("c" if a == "S" else a.lower() for a in axes)
+    if not lazy:
+        if separate:
+            arr, rgb = np.moveaxis(arr, -3, -1), True
+            our_axes = our_axes[:-3] + our_axes[-2:] + "c"
+        return arr, rgb, our_axes, False
+    import dask.array as da
+    from dask.base import tokenize
+
+    src = _TiffArray(path, shape, dtype)
+    try:
+        native = src._array().chunks
+    except Exception as e:
+        raise _read_failed(path, e) from e
+    chunks = native_multiple_chunks(shape, native, rgb or separate, separate)
+    st = path.stat()
+    arr = _from_array_lazily(src, "tiff-" + tokenize(str(path.resolve()), st.st_mtime_ns, st.st_size), chunks)
+    if separate:
+        arr, rgb = da.moveaxis(arr, -3, -1), True
+        our_axes = our_axes[:-3] + our_axes[-2:] + "c"
+    return arr, rgb, our_axes, True
+
+
+def native_multiple_chunks(shape, native, has_channels: bool, separate: bool = False, target: int = CHUNK):
+    """Dask chunks for an image of ``shape`` stored in ``native`` chunks (None: one): Y/X chunks of about
+    ``target`` made of whole native chunks; stack axes 1; channels whole."""
+    nd = len(shape)
+    if separate:
+        y_ax, c_ax = nd - 2, nd - 3
+    elif has_channels:
+        y_ax, c_ax = nd - 3, nd - 1
+    else:
+        y_ax, c_ax = nd - 2, None
+    out = []
+    for ax, size in enumerate(shape):
+        nat = native[ax] if native is not None else size
+        if ax == c_ax:
+            out.append(size)
+        elif ax in (y_ax, y_ax + 1):
+            nat = max(1, nat)
+            if nat >= size:  # one chunk (or strips) spanning the axis
+                out.append(min(size, target))
+            elif nat > target:  # big native tiles: one each
+                out.append(nat)
+            else:  # whole native tiles adding up to about target
+                out.append(min(size, max(1, round(target / nat)) * nat))
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def _ome_multiscales(attrs) -> list | None:
+    attrs = dict(attrs)
+    if "ome" in attrs and isinstance(attrs["ome"], dict):  # NGFF 0.5 (zarr v3)
+        attrs = attrs["ome"]
+    ms = attrs.get("multiscales")
+    return ms if isinstance(ms, list) and ms else None
+
+
+def _open_zarr(path: Path):
+    import dask.array as da
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as e:
+        raise _read_failed(path, e) from e
+    axes = None
+    if isinstance(node, zarr.Group):
+        ms = _ome_multiscales(node.attrs)
+        if ms is not None:
+            datasets = ms[0].get("datasets") or [{"path": "0"}]
+            key = str(datasets[0].get("path", "0"))
+            ax = ms[0].get("axes")
+            if ax:
+                axes = "".join((a["name"] if isinstance(a, dict) else str(a))[:1].lower() for a in ax)
+        else:
+            keys = sorted(node.array_keys())
+            if "0" in keys:
+                key = "0"
+            elif len(keys) == 1:
+                key = keys[0]
+            else:
+                raise ImageFileError(
+                    f"{path} is a zarr group with arrays {keys or 'none'} and no OME-Zarr 'multiscales' "
+                    "metadata: give the array's own folder (e.g. path/to/group.zarr/name)."
+                )
+        try:
+            node = node[key]
+        except KeyError as e:
+            raise ImageFileError(f"{path}: the OME-Zarr level {key!r} is missing") from e
+    if not isinstance(node, zarr.Array):
+        raise ImageFileError(f"{path} does not hold a zarr array")
+    arr = da.from_zarr(node)
+    if axes is not None and len(axes) != arr.ndim:
+        axes = None
+    rgb = None
+    if axes is not None and "c" in axes:
+        c = axes.index("c")
+        if arr.shape[c] in (1, 3, 4):
+            arr = da.moveaxis(arr, c, -1)
+            axes = axes[:c] + axes[c + 1:] + "c"
+            rgb = True
+        else:  # many channels: greyscale planes of a stack
+            rgb = False
+    elif axes is not None:
+        rgb = False
+    return arr, rgb, axes, True
+
+
+def _open_raster(path: Path):
+    arr = read_image(path)
+    if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha: make it RGBA so alpha passes through
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, axis=-1), arr[..., 1:]], axis=-1)
+    rgb = arr.ndim == 3
+    return arr, rgb, "yxc" if rgb else "yx", False
+
+
+def open_image_info(path, lazy: bool | None = None) -> tuple:
+    """Like :func:`open_image`, returning ``(array, ImageInfo)``."""
+    import dask.array as da
+
+    path = Path(path)
+    if not path.exists():
+        raise _missing(path)
+    fmt = image_format(path)
+    if fmt is None:
+        raise ImageFileError(f"{path.name}: not an image this reads ({describe_formats()} folder)")
+    if fmt == "ome.zarr":
+        arr, rgb, axes, is_lazy = _open_zarr(path)
+        if lazy is False:
+            arr, is_lazy = np.asarray(arr.compute()), False
+    elif fmt in _TIFF:
+        arr, rgb, axes, is_lazy = _open_tiff(path, lazy)
+    else:
+        arr, rgb, axes, is_lazy = _open_raster(path)
+        if lazy:
+            chunks = native_multiple_chunks(arr.shape, None, rgb)
+            arr, is_lazy = da.from_array(arr, chunks=chunks), True
+    if arr.ndim < 2 or arr.size == 0:
+        raise ImageFileError(f"{path.name}: image of shape {tuple(arr.shape)} has no pixels to deblur")
+    return arr, ImageInfo(path, fmt, rgb, is_lazy, axes)
+
+
+def open_image(path, lazy: bool | None = None):
+    """An image file as numpy (PNG, JPEG, small TIFF, ...) or a lazy dask array (big TIFF, zarr, OME-Zarr).
+
+    ``lazy``: None (default) decides by format and size (TIFFs above
+    :data:`napari_lfdeblur.io.LAZY_BYTES` and every zarr store are lazy), True always gives a
+    dask array, False always numpy.  Colour comes last: (..., Y, X[, C]).
+    Unreadable files raise :class:`~napari_lfdeblur.errors.ImageFileError`.
+    """
+    return open_image_info(path, lazy)[0]
