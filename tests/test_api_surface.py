@@ -18,6 +18,7 @@ SURFACE = {
     "DeblurInputError": None,
     "TrainingError": None,
     "OutOfMemoryError": None,
+    "ImageFileError": None,
     "Cancelled": None,
     "CancelToken": None,
     "LightField": ["data", "view_mask", "disparity", "metadata"],
@@ -79,5 +80,5 @@ def test_long_running_functions_take_cancel(name):
 
 def test_exceptions_share_the_project_base():
     for name in ("LightFieldError", "ModelError", "DeblurInputError", "TrainingError", "OutOfMemoryError",
-                 "Cancelled"):
+                 "ImageFileError", "Cancelled"):
         assert issubclass(getattr(lfd, name), lfd.LFDeblurError), name
