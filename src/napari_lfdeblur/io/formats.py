@@ -136,7 +136,7 @@ def stem(path: str | os.PathLike) -> str:
 
 
 def image_files(folder: str | os.PathLike, *, zarr: bool = False, broken: list | None = None) -> list[Path]:
-    """The image files of a folder (:data:`IMAGE_SUFFIXES`, any case), sorted by name.
+    """The image files of a folder (``IMAGE_SUFFIXES``, any case), sorted by name.
 
     Hidden files (macOS ``._name.png``) and sub-folders are skipped; ``zarr=True`` lists zarr stores (folders)
     too.  Symbolic links to nothing (broken, or loops) are skipped and, when ``broken`` is a list, appended to

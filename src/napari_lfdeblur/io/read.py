@@ -14,7 +14,7 @@
   numpy or lazily:
 
   * TIFF: numpy when the image (first series, full resolution) holds at most
-    :data:`napari_lfdeblur.io.LAZY_BYTES`, else a lazy dask array reading through tifffile's
+    ``napari_lfdeblur.io.LAZY_BYTES``, else a lazy dask array reading through tifffile's
     zarr store (``tifffile.imread(path, aszarr=True)``) one chunk at a time.
     The dask graph holds the file *path*, not an open file, so it can be sent
     to ``dask.distributed`` workers (tifffile's store itself cannot be
@@ -423,7 +423,7 @@ def open_image(path, lazy: bool | None = None):
     """An image file as numpy (PNG, JPEG, small TIFF, ...) or a lazy dask array (big TIFF, zarr, OME-Zarr).
 
     ``lazy``: None (default) decides by format and size (TIFFs above
-    :data:`napari_lfdeblur.io.LAZY_BYTES` and every zarr store are lazy), True always gives a
+    ``napari_lfdeblur.io.LAZY_BYTES`` and every zarr store are lazy), True always gives a
     dask array, False always numpy.  Colour comes last: (..., Y, X[, C]).
     Unreadable files raise :class:`~napari_lfdeblur.errors.ImageFileError`.
     """
