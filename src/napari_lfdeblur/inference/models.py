@@ -74,7 +74,9 @@ def _device_dtype(model):
 
     p = next(iter(model.parameters()), None)
     if p is None:
-        return torch.device(getattr(model, "device", "cpu")), torch.float32
+        from ..nn.record import record_of
+
+        return record_of(model).device, torch.float32
     return p.device, p.dtype
 
 
@@ -83,7 +85,9 @@ def _autocast_of(model, weights_dtype):
     bfloat16 on CPUs that have it) over float32 weights; None when the weights carry the precision."""
     import torch
 
-    compute = getattr(model, "compute_dtype", None)
+    from ..nn.record import record_of
+
+    compute = record_of(model).compute_dtype
     return compute if compute is not None and weights_dtype == torch.float32 else None
 
 
@@ -101,7 +105,9 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
     """
     import torch
 
-    convention = getattr(model, "input_convention", "rgb_minus1_1")
+    from ..nn.record import record_of
+
+    convention = record_of(model).input_convention
     if convention != "rgb_minus1_1":
         raise ModelError(f"this model expects inputs as {convention!r}; only 'rgb_minus1_1' is supported")
     single = rgb.ndim == 3

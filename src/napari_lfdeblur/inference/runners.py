@@ -127,14 +127,13 @@ def _picklable_class():
         """A network that pickles as ``(spec, device, dtype)`` and is loaded again (once per process)."""
 
         def __init__(self, spec, device, dtype):
+            from ..nn.record import record_of
             from .models import get_model
 
             super().__init__()
             self.spec, self.device_spec, self.dtype_spec = spec, device, dtype
             self.net = get_model(spec, device=device, dtype=dtype)
-            self.input_convention = getattr(self.net, "input_convention", "rgb_minus1_1")
-            self.device = getattr(self.net, "device", None)
-            self.compute_dtype = getattr(self.net, "compute_dtype", None)  # run_network autocasts by it
+            self.record = record_of(self.net)  # run_network reads the device, autocast type and convention
 
         def forward(self, x):
             return self.net(x)

@@ -35,6 +35,7 @@ from torch import nn
 from ..io.atomic import atomic_path
 from ..errors import ModelError
 from .devices import inference_autocast, resolve_device, resolve_dtype, use_channels_last
+from .record import ModelRecord, record_of
 from .drbnet import INPUT_CONVENTION, DRBNet
 
 __all__ = ["FORMAT", "default_model_path", "load_model", "read_checkpoint", "save_model"]
@@ -298,7 +299,10 @@ def _is_torch_file(p: Path) -> bool:
     return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
-def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False) -> nn.Module:
+def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False, training=None, source=None) -> nn.Module:
+    """``model`` on ``device`` in ``dtype``, in eval mode, with its :class:`~.record.ModelRecord` (``training``
+    and ``source`` replace what an earlier ``load_model`` recorded)."""
+    before = record_of(model)
     dev = resolve_device(device)
     if keep_dtype and dtype is None:
         model = model.to(device=dev)
@@ -307,16 +311,14 @@ def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False) -> nn.Mo
     if use_channels_last(dev):
         model = model.to(memory_format=torch.channels_last)
     model.eval()
-    # what deblurring computes in: bfloat16 autocast on CPUs that have it natively, by default
-    model.compute_dtype = inference_autocast(dtype, dev)
-    if not isinstance(model, DRBNet):
-        # generic modules get the attributes callers rely on (DRBNet has them as properties)
-        if not hasattr(model, "input_convention"):
-            model.input_convention = INPUT_CONVENTION
-        try:
-            model.device = dev
-        except (AttributeError, TypeError):
-            pass
+    model.record = ModelRecord(
+        device=dev,
+        # what deblurring computes in: bfloat16 autocast on CPUs that have it natively, by default
+        compute_dtype=inference_autocast(dtype, dev),
+        input_convention=before.input_convention,
+        training=before.training if training is None else training,
+        source=before.source if source is None else source,
+    )
     return model
 
 
@@ -334,8 +336,9 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
     (float32 weights; on a CPU with native bfloat16, deblurring runs under bfloat16
     autocast, about twice as fast), ``"float32"`` (no autocast), ``"float16"`` or
     ``"bfloat16"`` (weights converted on GPUs; on the CPU bfloat16 is autocast and
-    float16 falls back to float32 with a warning).  The result has ``.device``,
-    ``.input_convention`` and ``.compute_dtype`` (the autocast type, or None).
+    float16 falls back to float32 with a warning).  The result carries a
+    :class:`~napari_lfdeblur.nn.record.ModelRecord` as ``.record`` (device, the
+    autocast type or None, input convention, training summary, source).
     Every problem raises :class:`~napari_lfdeblur.errors.ModelError`.
     """
     if isinstance(name_or_path, nn.Module):
@@ -382,6 +385,5 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
     except TypeError as e:
         raise ModelError(f"{source}: invalid DRBNet config {config!r} ({e})") from e
     _load_strict(model, sd, source)
-    model.training_summary = meta.get("training") or {}
-    model.checkpoint_path = None if source == "the given dict" else source
-    return _prepare(model, device, dtype)
+    return _prepare(model, device, dtype, training=meta.get("training") or {},
+                    source=None if source == "the given dict" else source)

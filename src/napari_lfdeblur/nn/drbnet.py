@@ -287,6 +287,25 @@ class DRBNet(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
+    # what load_model recorded (``self.record``, a nn.record.ModelRecord), also readable as attributes
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """The autocast type deblurring computes in (None: the weights' own)."""
+        record = self.__dict__.get("record")
+        return record.compute_dtype if record is not None else None
+
+    @property
+    def training_summary(self) -> dict:
+        """The training summary stored in the checkpoint it was loaded from ({} for others)."""
+        record = self.__dict__.get("record")
+        return record.training if record is not None else {}
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        """The checkpoint it was loaded from (None: built in memory)."""
+        record = self.__dict__.get("record")
+        return record.source if record is not None else None
+
     @property
     def fac_impl(self) -> str:
         return self._fac_impl

@@ -72,6 +72,7 @@ from .._signals import sigterm_as_interrupt
 from ..cancel import cancel_check
 from ..errors import ModelError, OutOfMemoryError, TrainingError
 from . import ddp as _ddp
+from ..nn.record import record_of
 from .config import FINETUNE_PHASE, TrainConfig, with_config_keywords
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
 from .events import (
@@ -288,10 +289,10 @@ def _build_model(model, dist_ctx) -> tuple[nn.Module, dict]:
             net = load_model(model, device="cpu")
         except ModelError as e:
             raise TrainingError(f"cannot start from {model}: {e}") from e
-        previous = dict(getattr(net, "training_summary", {}) or {})
+        previous = dict(record_of(net).training)
     elif isinstance(model, nn.Module):
         net = _ddp.unwrap(model)
-        previous = dict(getattr(net, "training_summary", {}) or {})
+        previous = dict(record_of(net).training)
     else:
         raise TrainingError(
             f"model must be None (DRBNet base 32), a base width (int), a config dict, a checkpoint path or a "
