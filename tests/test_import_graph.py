@@ -67,3 +67,30 @@ def test_lightfield_code_does_not_import_the_network_package():
     reaching = {m: sorted(t for t in deps if t.startswith("napari_lfdeblur.nn")) for m, deps in GRAPH.items()
                 if m.startswith("napari_lfdeblur.lightfield")}
     assert not any(reaching.values()), {m: t for m, t in reaching.items() if t}
+
+
+def _private_imports_across_subpackages() -> list[str]:
+    def subpackage(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 2 else ""  # "" for the package's top-level modules
+
+    found = []
+    for path in SRC.rglob("*.py"):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                target = f"{base}.{node.module}" if node.module else base
+                private = [a.name for a in node.names
+                           if a.name.startswith("_") and not a.name.startswith("__")
+                           and f"{target}.{a.name}" not in GRAPH]  # a private module of one's own package is fine
+                if private and subpackage(target) != subpackage(name):
+                    found.append(f"{name} imports {private} from {target}")
+    return found
+
+
+def test_no_private_names_across_subpackages():
+    assert _private_imports_across_subpackages() == []

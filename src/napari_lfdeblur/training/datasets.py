@@ -782,10 +782,10 @@ class ProceduralPairs(PairDataset):
         super().__init__(patch=patch, crop=crop, augment=augment, seed=seed, signed=signed)
         self.length = int(length)
         if images is not None:
-            from ..lightfield.synthetic import _check_images
+            from ..lightfield.synthetic import check_images
 
             try:
-                images = _check_images(images)
+                images = check_images(images)
             except Exception as e:
                 raise TrainingError(f"ProceduralPairs: {e}") from e
         self.images = images
