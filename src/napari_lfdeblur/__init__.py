@@ -13,7 +13,7 @@ napari) does not import torch.
 
 from __future__ import annotations
 
-from importlib import import_module
+from ._lazy import lazy_names
 
 try:
     from importlib.metadata import PackageNotFoundError, version
@@ -75,13 +75,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
