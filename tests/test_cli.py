@@ -251,7 +251,7 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
 def test_any_other_os_error_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     import errno
 
-    from napari_lfdeblur import cli
+    from napari_lfdeblur.cli import lightfields as cli
 
     def denied(args):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x"))

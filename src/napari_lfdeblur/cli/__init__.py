@@ -1,0 +1,59 @@
+"""The ``lfdeblur`` command: thin over the public API.
+
+Each sub-command parses its arguments, calls the same function a script would
+call, and prints what happened.  Errors a user can cause are printed as one
+line (exit status 2) instead of a traceback.
+
+- :mod:`.parser`: :func:`build_parser`, the top-level parser; the argparse
+  types of the options are in :mod:`.argtypes`;
+- one module per group of sub-commands, each with its options and its
+  ``cmd_*`` functions: :mod:`.lightfields` (``info``, ``refocus``,
+  ``pairs``), :mod:`.deblurring` (``deblur``, ``eval``), :mod:`.training`
+  (``train``, ``finetune``), :mod:`.demo` (``demo``);
+- :mod:`.messages`: errors in the command line's own words (flags, not Python
+  arguments); :mod:`.progress`: the progress bars on stderr;
+- here, :func:`main`: how a command ends (its exit status).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import LFDeblurError
+from .messages import cli_words, os_error_line
+from .parser import build_parser
+from .training import read_photos
+
+# helpers the tests reach through this package, as when the command line was one module (cli.py, before #17)
+from .deblurring import _deblur_inputs
+
+_cli_words = cli_words
+
+__all__ = ["build_parser", "main", "read_photos"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lfdeblur`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit status: 0 done, 1 no
+    command given, 2 an error a user can cause (one line on stderr), 130 Ctrl-C, 143 SIGTERM."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    from .._signals import Terminated, sigterm_as_interrupt
+
+    try:
+        # SIGTERM (kill, a batch system's time limit) stops like Ctrl-C: train saves its last step, writers
+        # remove their half-written outputs
+        with sigterm_as_interrupt():
+            return int(args.func(args) or 0)
+    except LFDeblurError as e:
+        print(f"lfdeblur {args.command}: error: {cli_words(args.command, str(e))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"lfdeblur {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    except OSError as e:  # a read-only or full disk, a file in the way: one line, not a traceback
+        print(f"lfdeblur {args.command}: error: {os_error_line(e)}", file=sys.stderr)
+        return 2

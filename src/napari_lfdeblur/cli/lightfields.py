@@ -1,0 +1,156 @@
+"""``lfdeblur info``, ``refocus`` and ``pairs``: light fields read, refocused and made into training pairs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import LFDeblurError
+from .argtypes import apertures_type, positive_int, views_type
+from .progress import terminal_bar
+
+
+def _add_lightfield_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--format", choices=["hci", "grid", "eslf", "lenslet", "array"], help="override format detection")
+    p.add_argument("--pattern", help="file pattern of a grid folder, e.g. 'view_{row}_{col}.png'")
+    p.add_argument("--views", type=views_type, help="views per macro-pixel for eslf/lenslet, e.g. 14x14")
+    p.add_argument("--centers", help="microlens-centre table for raw lenslet images (.mat/.npy/.csv)")
+    p.add_argument("--axes", help="axis order of an array file, e.g. VUYXC")
+    p.add_argument("--key", help="dataset key inside .h5/.zarr files")
+
+
+def _lightfield_options(args) -> dict:
+    """The options of :func:`_add_lightfield_arguments` that were given, as read_lightfield's arguments."""
+    opts = {}
+    if getattr(args, "format", None):
+        opts["format"] = args.format
+    if getattr(args, "pattern", None):
+        opts["pattern"] = args.pattern
+    if getattr(args, "views", None):
+        opts["views"] = args.views  # (V, U), parsed by views_type
+    if getattr(args, "centers", None):
+        opts["centers"] = args.centers
+    if getattr(args, "axes", None):
+        opts["axes"] = args.axes
+    if getattr(args, "key", None):
+        opts["key"] = args.key
+    return opts
+
+
+def _progress_bar(total: int, desc: str):
+    return terminal_bar(total=total, desc=desc, unit="img")
+
+
+def add_commands(sub) -> None:
+    """Add ``info``, ``refocus`` and ``pairs`` to the sub-commands ``sub``."""
+    p = sub.add_parser("info", help="describe a light field: grid, present views, view size, dtype, disparity")
+    p.add_argument("path", help="light-field folder or file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_lightfield_arguments(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("refocus", help="synthetic-aperture refocusing of a light field")
+    p.add_argument("lightfield", help="light-field folder or file")
+    p.add_argument("--disparity", "-d", type=float, nargs="+", required=True,
+                   help="focus plane(s) in pixels per view step; several make several images")
+    p.add_argument("--aperture", "-a", type=float, default=1.0, help="fraction of the view grid's radius, (0, 1]")
+    p.add_argument("--shape", default="disk", choices=["disk", "square"], help="aperture shape")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps or auto")
+    p.add_argument("-o", "--out", required=True, help="output image (.png 8-bit, .tif 16-bit); '{d}' is replaced")
+    _add_lightfield_arguments(p)
+    p.set_defaults(func=cmd_refocus)
+
+    p = sub.add_parser("pairs", help="make (blurred, sharp) training pairs from light fields")
+    p.add_argument("lightfields", nargs="+", help="light-field folders/files (or, with --each, folders of them)")
+    p.add_argument("-o", "--out", required=True, help="data-set folder (blur/, sharp/, manifest); appended to")
+    p.add_argument("--apertures", type=apertures_type, default="0.33,0.66,1.0",
+                   help="comma-separated apertures in (0, 1] (default 3 sizes)")
+    p.add_argument("--focus", type=positive_int, default=5, help="focus planes per aperture (default 5, at most 256)")
+    p.add_argument("--crop", default="auto", help="border to crop: auto, none or pixels")
+    p.add_argument("--each", action="store_true", help="treat each entry of the given folders as a light field")
+    p.add_argument("--image-format", default="png", choices=["png", "tiff16"], help="8-bit PNG or 16-bit TIFF")
+    _add_lightfield_arguments(p)
+    p.set_defaults(func=cmd_pairs)
+
+
+def cmd_info(args) -> int:
+    from ..lightfield.readers import read_lightfield
+
+    lf = read_lightfield(args.path, **_lightfield_options(args))
+    summary = lf.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        width = max(len(k) for k in summary)
+        for k, v in summary.items():
+            print(f"{k:<{width}}  {v}")
+        if lf.n_views < lf.grid[0] * lf.grid[1]:
+            print("present views (v down, u across; # = present, . = missing):")
+            for row in lf.view_mask:
+                print("  " + "".join("#" if m else "." for m in row))
+    return 0
+
+
+def cmd_refocus(args) -> int:
+    import numpy as np
+
+    from ..io import check_writable_file, save_image
+    from ..lightfield.readers import read_lightfield
+    from ..lightfield.refocus import refocus
+
+    lf = read_lightfield(args.lightfield, **_lightfield_options(args)).compute()
+    disparities = args.disparity
+    out = args.out
+    if len(disparities) > 1 and "{" not in out:
+        from pathlib import Path
+
+        p = Path(out)
+        out = str(p.with_name(p.stem + "_d{d:+.2f}" + (p.suffix or ".png")))
+    for d in disparities:  # before any refocusing
+        check_writable_file(out.format(d=d) if "{" in out else out)
+    with _progress_bar(len(disparities), "refocus") as bar:
+        for d in disparities:
+            img = refocus(lf, d, aperture=args.aperture, aperture_shape=args.shape, device=args.device)
+            path = out.format(d=d) if "{" in out else out
+            save_image(path, img)
+            bar.update(1)
+            bar.write(f"d={d:+.3f} px/view, aperture {args.aperture}: {path}  (mean {float(np.mean(img)):.3f})")
+    return 0
+
+
+def cmd_pairs(args) -> int:
+    from pathlib import Path
+
+    from ..lightfield.pairs import make_pairs, write_pairs
+    from ..lightfield.readers import read_lightfield
+
+    sources: list[Path] = []
+    for item in args.lightfields:
+        p = Path(item)
+        if p.is_dir() and args.each:
+            sources.extend(sorted(q for q in p.iterdir() if not q.name.startswith(".")))
+        else:
+            sources.append(p)
+    from ..io import check_writable_file
+
+    check_writable_file(Path(args.out) / "manifest.csv", "the pair folder")  # before any refocusing
+    apertures = args.apertures  # a tuple, parsed by apertures_type
+    crop = None if args.crop.lower() == "none" else int(args.crop) if args.crop.isdigit() else args.crop
+    n_total = len(sources) * len(apertures) * args.focus
+    written = 0
+    with _progress_bar(n_total, "pairs") as bar:
+        for src in sources:
+            try:
+                lf = read_lightfield(src, **_lightfield_options(args))
+            except LFDeblurError as e:
+                if len(sources) == 1:
+                    raise
+                bar.write(f"skipping {src}: {e}")
+                bar.update(len(apertures) * args.focus)
+                continue
+            pairs = make_pairs(lf.compute(), apertures=apertures, focus=args.focus, crop=crop)
+            write_pairs(pairs, args.out, format=args.image_format)
+            written += len(pairs)
+            bar.update(len(apertures) * args.focus)
+    print(f"{written} pairs from {len(sources)} light field(s) in {args.out}")
+    return 0
