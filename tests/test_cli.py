@@ -275,7 +275,7 @@ def test_errors_name_the_command_line_flags_not_python_arguments(tmp_path, capsy
     assert main(["train", "synthetic", "-o", str(tmp_path / "run"), "--base", "4", "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "continue it with --resume" in err and "resume=" not in err
-    from napari_lfdeblur.cli import _cli_words
+    from napari_lfdeblur.cli.messages import cli_words as _cli_words
 
     assert _cli_words("train", "cannot write /data/out=1/x; give out=FOLDER") == \
         "cannot write /data/out=1/x; give -o FOLDER"  # paths are left alone

@@ -87,7 +87,7 @@ def _private_imports_across_subpackages() -> list[str]:
                 private = [a.name for a in node.names
                            if a.name.startswith("_") and not a.name.startswith("__")
                            and f"{target}.{a.name}" not in GRAPH]  # a private module of one's own package is fine
-                if private and subpackage(target) != subpackage(name):
+                if private and subpackage(target) != subpackage(f"{package}._"):  # an __init__ is inside
                     found.append(f"{name} imports {private} from {target}")
     return found
 

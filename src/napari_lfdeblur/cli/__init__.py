@@ -24,11 +24,6 @@ from .messages import cli_words, os_error_line
 from .parser import build_parser
 from .training import read_photos
 
-# helpers the tests reach through this package, as when the command line was one module (cli.py, before #17)
-from .deblurring import _deblur_inputs
-
-_cli_words = cli_words
-
 __all__ = ["build_parser", "main", "read_photos"]
 
 
