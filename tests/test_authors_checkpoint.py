@@ -30,7 +30,7 @@ from napari_lfdeblur.nn.drbnet import DRBNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()) / "src"
 
 
 def _torch_bytes(obj) -> bytes:

@@ -21,7 +21,7 @@ from napari_lfdeblur.nn.devices import (
 )
 from napari_lfdeblur.nn.drbnet import DRBNet
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "drbnet_official_state_dict.txt"
+SPEC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()).parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
 
 
 def spec_state_dict(seed: int = 0) -> dict:

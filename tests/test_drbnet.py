@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from napari_lfdeblur.errors import DeblurInputError, ModelError
 from napari_lfdeblur.nn.drbnet import DRBNet, pad_to_multiple
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "drbnet_official_state_dict.txt"
+SPEC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()).parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
 N_PARAMS_PAPER = 11_689_616
 
 

@@ -106,7 +106,7 @@ def test_declined_path_says_why(monkeypatch, tmp_path):
 
 def test_data_tests_skip_before_the_viewer_without_shared_data(tmp_path):
     """The README's test command on a machine without ../shared: skips, not teardown errors."""
-    tests = Path(__file__).parent
+    tests = next(p for p in Path(__file__).resolve().parents if p.name == "tests")
     env = {**os.environ, "LFDEBLUR_SHARED_DATA": str(tmp_path / "absent")}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",

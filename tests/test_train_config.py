@@ -28,7 +28,7 @@ from napari_lfdeblur.training.config import (
     amp_choice,
 )
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+SCRIPT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()) / "scripts" / "train_default.py"
 D = TrainConfig()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+SCRIPT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()) / "scripts" / "train_default.py"
 
 
 @pytest.fixture(scope="module")
