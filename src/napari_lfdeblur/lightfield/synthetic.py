@@ -38,7 +38,7 @@ from ..io.pixels import grey_or_rgb
 from ..errors import LightFieldError
 from .core import LightField
 
-__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "synthetic_lightfield"]
+__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "check_images", "synthetic_lightfield"]
 
 #: ``skimage.data`` images shipped inside scikit-image (no network needed)
 BUNDLED_TEXTURES = (
@@ -87,10 +87,10 @@ def _stretch(tex: np.ndarray, rng, lo_range=(0.05, 0.3), hi_range=(0.7, 0.95)) -
 
 
 class _Photos(tuple):
-    """Images that passed :func:`_check_images` (a dataset renders many scenes from them: check once)."""
+    """Images that passed :func:`check_images` (a dataset renders many scenes from them: check once)."""
 
 
-def _check_images(images) -> _Photos:
+def check_images(images) -> _Photos:
     """The ``images`` argument as (H, W) or (H, W, 3) arrays (uint8/uint16 or floats in [0, 1]); alpha and
     single-channel axes are dropped (grey stays 2-D until cropped: a third of the memory)."""
     if isinstance(images, _Photos):
@@ -319,7 +319,7 @@ def synthetic_lightfield(
             raise LightFieldError(f"unknown shape {s!r}; use names from {_SHAPES}.")
     if not textures or not shapes:
         raise LightFieldError("textures and shapes must not be empty.")
-    photos = _check_images(images) if images is not None else None
+    photos = check_images(images) if images is not None else None
 
     rng = np.random.default_rng(seed)
     vc, uc = (V - 1) / 2.0, (U - 1) / 2.0
