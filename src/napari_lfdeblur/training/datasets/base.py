@@ -116,7 +116,6 @@ def _tensor(a: np.ndarray, signed: bool) -> torch.Tensor:
     return t
 
 
-
 def _check_patch(patch, what="patch") -> int | None:
     if patch is None:
         return None
