@@ -13,8 +13,6 @@ napari) does not import torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-
 try:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -22,6 +20,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
+from ._lazy import lazy_names
 from .errors import (
     DeblurInputError,
     ImageFileError,
@@ -74,14 +73,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

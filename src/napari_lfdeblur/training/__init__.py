@@ -15,7 +15,7 @@ options, read by the command-line parser and the widgets) imports no torch; the 
 - :func:`psnr`, :func:`ssim`, :func:`evaluate` (:mod:`.metrics`).
 """
 
-from importlib import import_module
+from .._lazy import lazy_names
 
 # public name -> the submodule that defines it
 _LAZY = {
@@ -74,14 +74,4 @@ __all__ = [
     "train",
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
