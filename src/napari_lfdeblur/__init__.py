@@ -13,8 +13,6 @@ napari) does not import torch.
 
 from __future__ import annotations
 
-from ._lazy import lazy_names
-
 try:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -22,6 +20,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
+from ._lazy import lazy_names
 from .errors import (
     DeblurInputError,
     ImageFileError,
@@ -73,6 +72,5 @@ __all__ = [
     "OutOfMemoryError",
     *_LAZY,
 ]
-
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -1,16 +1,15 @@
-"""Public names that import their module on first use, so that importing a package stays cheap (no torch).
-
-A package lists ``name -> module`` and takes its ``__getattr__`` and ``__dir__`` from :func:`lazy_names`.
-"""
+"""Names of a package loaded when first used (PEP 562), so that importing the package imports no torch."""
 
 from __future__ import annotations
 
 from importlib import import_module
 
+__all__ = ["lazy_names"]
+
 
 def lazy_names(package: str, table: dict[str, str], namespace: dict):
-    """``(__getattr__, __dir__)`` for ``package``: ``table`` maps a public name to the module (relative to
-    ``package``) defining it; a name is imported once and then kept in ``namespace`` (the package's globals)."""
+    """``(__getattr__, __dir__)`` for the package ``package`` whose globals are ``namespace``: a name of
+    ``table`` (name -> module, relative to the package) is imported on first use and kept."""
 
     def __getattr__(name: str):
         if name in table:

@@ -38,7 +38,7 @@ from ..io.pixels import grey_or_rgb
 from ..errors import LightFieldError
 from .core import LightField
 
-__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "synthetic_lightfield"]
+__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "check_images", "synthetic_lightfield"]
 
 #: ``skimage.data`` images shipped inside scikit-image (no network needed)
 BUNDLED_TEXTURES = (

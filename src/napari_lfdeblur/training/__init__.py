@@ -8,7 +8,9 @@ options, read by the command-line parser and the widgets) imports no torch; the 
   (blurred, sharp) float32 tensors (3, H, W) in [0, 1];
 - :func:`make_loss` and the losses (:mod:`.losses`);
 - :func:`train`, :func:`finetune`, :class:`Trainer`, :class:`TrainResult`
-  (:mod:`.trainer`), multi-process runs under torchrun (:mod:`.ddp`);
+  (:mod:`.trainer`, the loop), and the parts of a run: preparing it (:mod:`.setup`), the learning
+  rate and batch of each step (:mod:`.schedule`, :func:`lr_at`), validation (:mod:`.validation`),
+  checkpoints and resume (:mod:`.checkpointing`); multi-process runs under torchrun (:mod:`.ddp`);
 - the progress events and :class:`CancelToken` (:mod:`.events`);
 - :func:`psnr`, :func:`ssim`, :func:`evaluate` (:mod:`.metrics`).
 """
@@ -24,7 +26,8 @@ _LAZY = {
     **dict.fromkeys(("CombinedLoss", "PixelLoss", "ShiftTolerantL1", "VGGLoss", "charbonnier", "make_loss"),
                     ".losses"),
     **dict.fromkeys(("evaluate", "psnr", "psnr_ssim", "ssim"), ".metrics"),
-    **dict.fromkeys(("Trainer", "TrainResult", "finetune", "lr_at", "train"), ".trainer"),
+    **dict.fromkeys(("Trainer", "TrainResult", "finetune", "train"), ".trainer"),
+    "lr_at": ".schedule",
     **dict.fromkeys(("VGG19_URL", "VGG19Features", "default_vgg19_path", "load_vgg19"), ".vgg"),
     "TrainConfig": ".config",
 }
@@ -70,6 +73,5 @@ __all__ = [
     "ssim",
     "train",
 ]
-
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

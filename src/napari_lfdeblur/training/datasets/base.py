@@ -1,0 +1,250 @@
+"""The base of every pair dataset: item keys and their randomness, crops, augmentation, subsets.
+
+Every dataset yields ``(blurred, sharp)``: two float32 torch tensors
+(3, H, W) with values in **[0, 1]** (``signed=True`` gives [-1, 1], the
+network's own input range, instead).  Greyscale images are repeated to RGB,
+an alpha channel is dropped; 8-bit and 16-bit files are scaled by their
+maximum.  The trainer works in [0, 1] and gives the network ``2 * x - 1``.
+
+Randomness.  An item is a function of its *key* only, never of hidden state:
+``dataset[i]`` (an int) always gives the same pair (deterministic crops:
+what validation wants), and the trainer asks for ``dataset[(i, seed,
+draw)]``, where ``draw`` counts the samples drawn so far; the crop position,
+flips/rotation, focus and aperture come from ``numpy.random.default_rng([seed,
+draw, i])``.  So a run is reproducible and resumable exactly, whatever the
+number of data-loader workers, and ranks of a multi-process run draw
+different samples by drawing different ``draw`` numbers.
+
+Crops and augmentation (``patch``, ``crop``, ``augment``): ``crop="random"``
+takes a random ``patch`` x ``patch`` window (reflect-padded when the image
+is smaller), ``"center"`` the central one, ``"full"`` the whole image.
+``augment=True`` applies one of the 8 flips/90-degree rotations (rotations
+only for square crops), identically to both images.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...errors import TrainingError
+from ...io.pixels import to_float, to_rgb
+
+__all__ = ["CROPS", "PairDataset"]
+
+CROPS = ("random", "center", "full")
+
+
+# --------------------------------------------------------------------------- helpers
+def _rng_for(key, default_seed: int, n: int) -> tuple[int, np.random.Generator, int]:
+    """(index, rng, draw) from an item key: ``i`` or ``(i, seed, draw)``."""
+    if isinstance(key, tuple):
+        if len(key) != 3:
+            raise TrainingError(f"a dataset key is an int or a tuple (index, seed, draw), got {key!r}")
+        index, seed, draw = (int(k) for k in key)
+    else:
+        index, seed, draw = int(key), int(default_seed), -1
+    if n == 0:
+        raise IndexError("the dataset is empty")
+    if index < 0:
+        index += n
+    if not 0 <= index < n:
+        raise IndexError(f"index {index} out of range for a dataset of {n} items")
+    # draw == -1 marks a plain int key: deterministic per index
+    rng = np.random.default_rng([seed & 0xFFFFFFFFFFFF, draw + 1, index])
+    return index, rng, draw
+
+
+def _crop_box(h: int, w: int, patch: int, mode: str, rng: np.random.Generator) -> tuple[int, int]:
+    if mode == "center":
+        return max(0, (h - patch) // 2), max(0, (w - patch) // 2)
+    y0 = int(rng.integers(0, max(h - patch, 0) + 1))
+    x0 = int(rng.integers(0, max(w - patch, 0) + 1))
+    return y0, x0
+
+
+# Single-scene validation bands (see split): the last ``fraction`` of an image's / a view's longer
+# side, at least 16 px wider than the refocus border (``margin``) on each side.
+def _band_axis(h: int, w: int) -> int:
+    return 1 if w >= h else 0
+
+
+def _band_width(size: int, fraction: float, margin: int = 0) -> int:
+    return max(2 * margin + 16, int(round(fraction * size)))
+
+
+def _cut_band(a: np.ndarray, side: str, fraction: float) -> np.ndarray:
+    """The validation band (the last ``fraction`` of the longer side) or the training rest."""
+    axis = _band_axis(*a.shape[:2])
+    cut = a.shape[axis] - _band_width(a.shape[axis], fraction)
+    part = slice(cut, None) if side == "val" else slice(0, cut)
+    return a[:, part] if axis else a[part]
+
+
+def _pad_to(a: np.ndarray, patch: int) -> np.ndarray:
+    ph, pw = max(0, patch - a.shape[0]), max(0, patch - a.shape[1])
+    if ph == 0 and pw == 0:
+        return a
+    pads = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)) + ((0, 0),) * (a.ndim - 2)
+    mode = "reflect" if (ph < a.shape[0] and pw < a.shape[1]) else "edge"
+    return np.pad(a, pads, mode=mode)
+
+
+def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """One of the 8 flips / 90-degree rotations (rotations only when square)."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    out = []
+    for a in arrays:
+        if a.shape[0] == a.shape[1] and k:
+            a = np.rot90(a, k, axes=(0, 1))
+        elif k in (2,):  # non-square: a 180-degree turn keeps the shape
+            a = a[::-1, ::-1]
+        if flip:
+            a = a[:, ::-1]
+        out.append(a)
+    return out
+
+
+def _tensor(a: np.ndarray, signed: bool) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
+    if signed:
+        t = t.mul_(2).sub_(1)
+    return t
+
+
+def _check_patch(patch, what="patch") -> int | None:
+    if patch is None:
+        return None
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 8:
+        raise TrainingError(f"{what} must be an int >= 8 (pixels) or None, got {patch!r}")
+    return int(patch)
+
+
+# --------------------------------------------------------------------------- base
+class PairDataset(torch.utils.data.Dataset):
+    """Base class: ``(blurred, sharp)`` float32 tensors (3, H, W) in [0, 1].
+
+    Subclasses implement ``_n_items()``, ``_load(j, rng, draw)`` (returning
+    two (H, W[, C]) arrays of any of uint8/uint16/float, possibly larger than
+    the patch), ``_names()`` and ``_groups()``; this class handles subsets,
+    crops, augmentation and conversion.
+    """
+
+    value_range = (0.0, 1.0)
+    #: ("train" | "val", fraction): every image cut to the part a single-scene split gives that side
+    #: (see split); a class default so that copies made by options()/subset() keep it
+    _band: tuple[str, float] | None = None
+
+    def __init__(self, *, patch=None, crop=None, augment=None, seed: int = 0, signed: bool = False):
+        self.patch = _check_patch(patch)
+        if crop is None:
+            crop = "random" if self.patch is not None else "full"
+        if crop not in CROPS:
+            raise TrainingError(f"crop must be one of {CROPS}, got {crop!r}")
+        if crop != "full" and self.patch is None:
+            raise TrainingError(f"crop={crop!r} needs a patch size; pass patch=... or crop='full'")
+        self.crop = crop
+        self.augment = (crop == "random") if augment is None else bool(augment)
+        self.seed = int(seed)
+        self.signed = bool(signed)
+        self._index: list[int] | None = None  # a subset: positions in the full item list
+        if signed:
+            self.value_range = (-1.0, 1.0)
+
+    # -- to implement
+    def _n_items(self) -> int:
+        raise NotImplementedError
+
+    def _load(self, j: int, rng: np.random.Generator, draw: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _names(self) -> list[str]:
+        return [self._name(j) for j in range(self._n_items())]
+
+    def _name(self, j: int) -> str:
+        return str(j)
+
+    def _groups(self) -> list[str]:
+        return self._names()
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} ({len(self)} items)"
+
+    # -- public
+    def __len__(self) -> int:
+        return self._n_items() if self._index is None else len(self._index)
+
+    @property
+    def names(self) -> list[str]:
+        """A name per item (file stem, or scene and number)."""
+        n = self._names()
+        return n if self._index is None else [n[j] for j in self._index]
+
+    @property
+    def groups(self) -> list[str]:
+        """The group (scene) of each item: :func:`split` keeps a group on one side."""
+        g = self._groups()
+        return g if self._index is None else [g[j] for j in self._index]
+
+    def options(self, **kw) -> PairDataset:
+        """A shallow copy with other ``patch``/``crop``/``augment``/``seed``/``signed``
+        (sharing caches and the underlying data).  ``patch=None`` alone means
+        full images; a new ``crop`` alone sets ``augment`` to ``crop == "random"``."""
+        allowed = {"patch", "crop", "augment", "seed", "signed"}
+        bad = set(kw) - allowed
+        if bad:
+            raise TrainingError(f"unknown dataset option(s) {sorted(bad)}; known: {sorted(allowed)}")
+        patch = kw.get("patch", self.patch)
+        crop = kw.get("crop")
+        if crop is None:
+            crop = "full" if patch is None else (self.crop if self.crop != "full" else "random")
+        aug = kw.get("augment")
+        if aug is None:
+            aug = self.augment if crop == self.crop else crop == "random"
+        new = copy.copy(self)
+        PairDataset.__init__(new, patch=patch, crop=crop, augment=aug, seed=kw.get("seed", self.seed),
+                             signed=kw.get("signed", self.signed))
+        new._index = None if self._index is None else list(self._index)
+        new._after_options()
+        return new
+
+    def _after_options(self) -> None:
+        """Hook for subclasses whose caches depend on the options."""
+
+    def subset(self, indices: Sequence[int]) -> PairDataset:
+        """The items at ``indices`` (positions in this dataset)."""
+        new = copy.copy(self)
+        base = list(range(self._n_items())) if self._index is None else self._index
+        new._index = [base[int(i)] for i in indices]
+        return new
+
+    def __getitem__(self, key):
+        index, rng, draw = _rng_for(key, self.seed, len(self))
+        j = index if self._index is None else self._index[index]
+        blur, sharp = self._load(j, rng, draw)
+        name = self._name(j)
+        blur, sharp = to_rgb(np.asarray(blur), f"{name} (blurred)"), to_rgb(np.asarray(sharp), f"{name} (sharp)")
+        if blur.shape[:2] != sharp.shape[:2]:
+            raise TrainingError(
+                f"pair {name!r}: the blurred image is {blur.shape[1]}x{blur.shape[0]} and the sharp one "
+                f"{sharp.shape[1]}x{sharp.shape[0]}; both images of a pair must have the same size"
+            )
+        if self._band is not None:
+            blur, sharp = _cut_band(blur, *self._band), _cut_band(sharp, *self._band)
+        if self.crop != "full":
+            p = self.patch
+            h, w = blur.shape[:2]
+            y0, x0 = _crop_box(h, w, p, self.crop, rng)
+            blur, sharp = blur[y0 : y0 + p, x0 : x0 + p], sharp[y0 : y0 + p, x0 : x0 + p]
+            blur, sharp = _pad_to(blur, p), _pad_to(sharp, p)
+        if self.augment:
+            blur, sharp = _augment([blur, sharp], rng)
+        return _tensor(to_float(blur), self.signed), _tensor(to_float(sharp), self.signed)
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}; patch={self.patch}, crop={self.crop!r}, augment={self.augment}>"
+
