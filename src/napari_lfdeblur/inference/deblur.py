@@ -40,7 +40,7 @@ MIN_TILE = 128
 # the cross-fade between neighbours.  The network works at 1/8 scale with a
 # bottleneck of 3x3 convolutions, so features near a tile edge depend on
 # pixels far away; 48 px of context keeps tiled output within 1/255 of the
-# whole-image output (tests/test_deblur.py, benchmarks/bench_deblur.py).
+# whole-image output (tests/inference/test_deblur_whole.py, benchmarks/bench_deblur.py).
 DEFAULT_MARGIN = 48
 BLEND = 16
 

@@ -110,8 +110,8 @@ def test_data_tests_skip_before_the_viewer_without_shared_data(tmp_path):
     env = {**os.environ, "LFDEBLUR_SHARED_DATA": str(tmp_path / "absent")}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-         f"{tests / 'test_napari_gui.py'}::test_open_hci_folder_through_plugin",
-         f"{tests / 'test_napari_gui.py'}::test_lightfield_widget_loads_folder"],
+         f"{tests / '_napari' / 'test_gui.py'}::test_open_hci_folder_through_plugin",
+         f"{tests / '_napari' / 'test_gui.py'}::test_lightfield_widget_loads_folder"],
         capture_output=True, text=True, env=env, cwd=tests.parent, timeout=600,
     )
     out = run.stdout + run.stderr
