@@ -35,6 +35,7 @@ appends to one data set.  (One process per folder at a time.)
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 import re
 import time
@@ -280,22 +281,7 @@ def _generate(
                 yield pair
 
 
-def make_pairs(
-    lf: LightField,
-    apertures: Sequence[float] = DEFAULT_APERTURES,
-    focus=5,
-    *,
-    aperture_shape: Any = "disk",
-    crop: int | str | None = "auto",
-    skip_duplicates: bool = True,
-    duplicate_psnr: float = 40.0,
-    duplicate_ratio: float = 0.05,
-    scene: str | None = None,
-    device=None,
-    progress: Callable[[int, int], Any] | None = None,
-    cancel=None,
-    should_stop=None,
-) -> list[Pair]:
+def make_pairs(lf: LightField, *args, **kwargs) -> list[Pair]:
     """(blurred, sharp) pairs from one light field.
 
     Parameters
@@ -339,22 +325,13 @@ def make_pairs(
     aperture_index) stays the same when duplicates are skipped, so names made
     from it are stable across runs.
     """
-    return list(
-        iter_pairs(
-            lf,
-            apertures,
-            focus,
-            aperture_shape=aperture_shape,
-            crop=crop,
-            skip_duplicates=skip_duplicates,
-            duplicate_psnr=duplicate_psnr,
-            duplicate_ratio=duplicate_ratio,
-            scene=scene,
-            device=device,
-            progress=progress,
-            cancel=cancel_check(cancel, should_stop, where="make_pairs"),
-        )
-    )
+    if "should_stop" in kwargs:  # the deprecation warning names this function
+        kwargs["cancel"] = cancel_check(kwargs.get("cancel"), kwargs.pop("should_stop"), where="make_pairs")
+    return list(iter_pairs(lf, *args, **kwargs))
+
+
+# the parameters are iter_pairs' (written once, there); help() and the API reference show them here too
+make_pairs.__signature__ = inspect.signature(iter_pairs).replace(return_annotation="list[Pair]")
 
 
 # --------------------------------------------------------------------------
