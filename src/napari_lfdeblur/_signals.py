@@ -32,18 +32,25 @@ def sigterm_as_interrupt():
     Only in the main thread (signal handlers live there) and only while SIGTERM
     has its default action: a handler someone else installed is left alone.
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        yield
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            yield
-            return
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except (ValueError, OSError):  # pragma: no cover - an interpreter that refuses
-        yield
-        return
+    previous = _install()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _install():
+    """Install the handler where allowed; the handler it replaced, or None when it installed nothing.
+
+    (Kept out of the generator above: an exception raised in the ``with`` block must never meet an
+    ``except`` clause around its ``yield``, a ValueError from the work would be taken for one from
+    ``signal.signal``.)"""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return None
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return None
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):  # pragma: no cover - an interpreter that refuses
+        return None

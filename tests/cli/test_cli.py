@@ -353,3 +353,16 @@ def test_eval_and_train_show_progress_on_a_terminal(tmp_path):
     text = _on_a_terminal(["train", str(tmp_path / "pairs"), "-o", str(tmp_path / "run"), "--base", "4",
                            "--steps", "3", "--batch", "1", "--patch", "32", "--device", "cpu", "--threads", "1"])
     assert "3/3" in text and "loss=" in text
+
+
+def test_a_project_error_is_one_line_when_sigterm_already_has_a_handler(tmp_path, capsys):
+    """An error raised inside the command, with SIGTERM handled by someone else (a test runner, an app), was
+    caught by the SIGTERM guard's own except clause: 'generator didn't stop after throw()' instead of exit 2."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        assert main(["info", str(tmp_path / "missing")]) == 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "error" in capsys.readouterr().err

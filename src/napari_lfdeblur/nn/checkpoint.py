@@ -23,6 +23,7 @@ checkpoint cannot run code.  :func:`load_model` also reads
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -319,6 +320,12 @@ def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False, training
         training=before.training if training is None else training,
         source=before.source if source is None else source,
     )
+    if not isinstance(model, DRBNet):
+        # scripts written before the record read these off any loaded module (DRBNet has them as properties);
+        # the package itself reads model.record
+        model.input_convention = model.record.input_convention
+        with contextlib.suppress(AttributeError, TypeError):
+            model.device = dev
     return model
 
 
