@@ -221,9 +221,9 @@ def main(argv=None) -> int:
     from napari_lfdeblur.training import (
         CancelToken,
         ConcatPairs,
-        evaluate,
         finetune,
         open_pairs,
+        score_model,
         split,
         train,
     )
@@ -316,13 +316,13 @@ def main(argv=None) -> int:
         final_val = dpdd.options(patch=None).subset([i for i, n in enumerate(dpdd.names) if n in set(held)])
         final_desc = f"the {len(final_val)} held-out DPDD pairs at full size (1024x1024)"
     print(f"final evaluation on {final_desc} ...", flush=True)
-    ev_dpdd = evaluate(model, final_val, device=model.device, cancel=token)
+    ev_dpdd = score_model(model, final_val, device=model.device, cancel=token)
     if ev_dpdd["stopped"] or token.cancelled:
         # a part of the held-out pairs would make a card with wrong figures: write nothing
         print("stopped during the final evaluation: the model and its card were not written; run the same "
               "command again to evaluate and write them (the trained phases are kept)", flush=True)
         return 3
-    ev_proc = evaluate(model, val1, device=model.device)
+    ev_proc = score_model(model, val1, device=model.device)
     s2s = [r.summary for r in stages]
     s1, s2 = r1.summary, s2s[-1]
     total_seconds = float(s1.get("seconds", 0)) + sum(float(s.get("seconds", 0)) for s in s2s)

@@ -78,14 +78,14 @@ def test_train_and_evaluate_with_a_token(tmp_path, one_torch_thread):
     result = lfd.train("synthetic", model={"base": 4}, steps=3, batch=1, patch=32, device="cpu", amp=False,
                        cancel=_cancelled())
     assert result.cancelled and result.steps == 0
-    from napari_lfdeblur.training.metrics import evaluate
+    from napari_lfdeblur.training.metrics import score_model
 
     rng = np.random.default_rng(1)
     folder = tmp_path / "pairs"
     pairs = [lfd.Pair(rng.random((32, 32, 3)).astype(np.float32), rng.random((32, 32, 3)).astype(np.float32),
                       {"scene": "s", "index": i}) for i in range(2)]
     lfd.write_pairs(pairs, folder)
-    scores = evaluate(result.model, str(folder), cancel=_cancelled())
+    scores = score_model(result.model, str(folder), cancel=_cancelled())
     assert scores["stopped"] and scores["n"] == 0
     ev = lfd.evaluate(str(folder), model=result.model, cancel=_cancelled())
     assert ev.cancelled

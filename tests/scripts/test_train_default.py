@@ -83,12 +83,12 @@ def test_stopped_during_the_final_evaluation_writes_no_model(script, dpdd_pairs,
     # a signal during the last evaluation used to ship a card scored on part of the held-out pairs
     import napari_lfdeblur.training as training
 
-    real_evaluate = training.evaluate
+    real_evaluate = training.score_model
 
     def evaluate_then_stop(model, data, **kw):  # what a stop after the first held-out pair returns
         return {**real_evaluate(model, data.subset([0]), **kw), "stopped": True}
 
-    monkeypatch.setattr(training, "evaluate", evaluate_then_stop)  # the script's own final evaluation
+    monkeypatch.setattr(training, "score_model", evaluate_then_stop)  # the script's own final evaluation
     out = tmp_path / "weights" / "default.pt"
     code = script.main(["--quick", "--work", str(tmp_path / "run"), "--weights-out", str(out), "--threads", "1",
                         "--data", str(dpdd_pairs.parents[1])])

@@ -12,7 +12,7 @@ options, read by the command-line parser and the widgets) imports no torch; the 
   rate and batch of each step (:mod:`.schedule`, :func:`lr_at`), validation (:mod:`.validation`),
   checkpoints and resume (:mod:`.checkpointing`); multi-process runs under torchrun (:mod:`.ddp`);
 - the progress events and :class:`CancelToken` (:mod:`.events`);
-- :func:`psnr`, :func:`ssim`, :func:`evaluate` (:mod:`.metrics`).
+- :func:`psnr`, :func:`ssim`, :func:`score_model` (a network over a pair dataset; :mod:`.metrics`).
 """
 
 from .._lazy import lazy_names
@@ -25,7 +25,7 @@ _LAZY = {
                      "TrainingEvent", "Validation"), ".events"),
     **dict.fromkeys(("CombinedLoss", "PixelLoss", "ShiftTolerantL1", "VGGLoss", "charbonnier", "make_loss"),
                     ".losses"),
-    **dict.fromkeys(("evaluate", "psnr", "psnr_ssim", "ssim"), ".metrics"),
+    **dict.fromkeys(("psnr", "psnr_ssim", "score_model", "ssim"), ".metrics"),
     **dict.fromkeys(("Trainer", "TrainResult", "finetune", "train"), ".trainer"),
     "lr_at": ".schedule",
     **dict.fromkeys(("VGG19_URL", "VGG19Features", "default_vgg19_path", "load_vgg19"), ".vgg"),
@@ -60,7 +60,6 @@ __all__ = [
     "charbonnier",
     "default_vgg19_path",
     "detect_layout",
-    "evaluate",
     "finetune",
     "image_files",
     "load_vgg19",
@@ -69,6 +68,7 @@ __all__ = [
     "open_pairs",
     "psnr",
     "psnr_ssim",
+    "score_model",
     "split",
     "ssim",
     "train",

@@ -9,7 +9,7 @@
   ``skimage.metrics.structural_similarity(a, b, data_range=1,
   channel_axis=-1, gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False)``, the setting most deblurring papers use.
-- :func:`evaluate`: run a network over a pair dataset and score it against
+- :func:`score_model`: run a network over a pair dataset and score it against
   the sharp images, together with the blurry input itself.
 
 Inputs are images in [0, 1] (``data_range=1``): torch tensors (N, C, H, W)
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..cancel import cancel_check
 
-__all__ = ["evaluate", "psnr", "psnr_ssim", "ssim"]
+__all__ = ["psnr", "psnr_ssim", "score_model", "ssim"]
 
 _WIN = 11
 _SIGMA = 1.5
@@ -134,7 +134,7 @@ def finite_mean(vals) -> float:
     return float(np.mean(finite)) if finite else float(vals[0])
 
 
-def evaluate(
+def score_model(
     model,
     data,
     *,
@@ -161,7 +161,7 @@ def evaluate(
     ``stopped`` (True when ``cancel``, a :class:`~napari_lfdeblur.CancelToken` or a function
     returning True, interrupted it; ``should_stop`` is its deprecated name).
     """
-    stop = cancel_check(cancel, should_stop, where="evaluate")
+    stop = cancel_check(cancel, should_stop, where="score_model")
     import torch
 
     from .datasets import PairDataset, open_pairs

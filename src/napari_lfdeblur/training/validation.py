@@ -17,7 +17,7 @@ import torch
 from ..errors import TrainingError
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
 from .events import Validation
-from .metrics import evaluate
+from .metrics import score_model
 
 __all__ = ["RunValidation", "validation_data"]
 
@@ -60,7 +60,7 @@ class RunValidation:
             net.clip_output = True
             try:
                 first = self.input_scores is None
-                r = evaluate(net, self.val, device=self.device, batch=self.val_batch, input_scores=first,
+                r = score_model(net, self.val, device=self.device, batch=self.val_batch, input_scores=first,
                              samples=self.val_samples, cancel=self.should_stop)
             finally:
                 net.clip_output = clip
