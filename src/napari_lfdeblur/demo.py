@@ -184,7 +184,7 @@ def _resolve_model(model):
 
 
 def _deblur_step(demo: Demo, model) -> None:
-    from .inference.models import get_model, precision_of
+    from .inference.models import cached_model, precision_of
     from .training.metrics import psnr_ssim
 
     demo.model, description = _resolve_model(model)
@@ -195,7 +195,7 @@ def _deblur_step(demo: Demo, model) -> None:
         return
     from .inference.deblur import deblur
 
-    net = get_model(demo.model, device="auto")
+    net = cached_model(demo.model, device="auto")
     cfg = getattr(net, "config", {}) or {}
     print(f"Deblurring with {description}: DRBNet base {cfg.get('base', '?')} on {getattr(net, 'device', '?')} "
           f"({precision_of(net)})")

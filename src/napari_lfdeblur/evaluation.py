@@ -320,9 +320,9 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
         files = _find_outputs(outputs, names)
         source = f"outputs in {Path(outputs).expanduser()}"
     else:
-        from .inference.models import get_model
+        from .inference.models import cached_model
 
-        net = get_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
+        net = cached_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
         source = f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
     cancel = cancel_check(cancel, where="evaluate")
 

@@ -143,8 +143,8 @@ def test_model_by_path_is_cached(tmp_path, net):
     p = save_model(net, tmp_path / "m.pt")
     deblur_mod.clear_model_cache()
     a = deblur(rgb(16, 16), model=str(p), device="cpu")
-    m1 = deblur_mod.get_model(p, device="cpu")
-    m2 = deblur_mod.get_model(str(p), device="cpu")
+    m1 = deblur_mod.cached_model(p, device="cpu")
+    m2 = deblur_mod.cached_model(str(p), device="cpu")
     assert m1 is m2
     np.testing.assert_allclose(a, deblur(rgb(16, 16), model=net, device="cpu"), atol=1e-6)
     deblur_mod.clear_model_cache()

@@ -303,13 +303,13 @@ def test_confirm_page_only_followed_to_its_host_or_google():
 def test_deblur_with_authors_loads_once(server, cache, monkeypatch):
     import numpy as np
 
-    from napari_lfdeblur.inference.models import _model_cache, clear_model_cache, get_model
+    from napari_lfdeblur.inference.models import _model_cache, clear_model_cache, cached_model
 
     monkeypatch.setenv(authors.URL_ENV, server.url + "/ckpts.zip")
     clear_model_cache()
     try:
-        a = get_model("authors", device="cpu", dtype="float32")
-        assert get_model("authors", device="cpu", dtype="float32") is a and len(_model_cache) == 1
+        a = cached_model("authors", device="cpu", dtype="float32")
+        assert cached_model("authors", device="cpu", dtype="float32") is a and len(_model_cache) == 1
         from napari_lfdeblur import deblur
 
         out = deblur(np.zeros((16, 16, 3), np.uint8), model="authors", device="cpu", dtype="float32")

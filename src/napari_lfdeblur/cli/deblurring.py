@@ -236,7 +236,7 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
 
 
 def cmd_deblur(args) -> int:
-    from ..inference.models import get_model
+    from ..inference.models import cached_model
     from ..inference.runners import picklable_model
     from ..io import check_writable_file
 
@@ -249,7 +249,7 @@ def cmd_deblur(args) -> int:
         # load the network once, now: a wrong --model fails before any work; on a cluster it
         # travels to the workers as its checkpoint path
         model = (picklable_model(args.model, args.device, args.dtype) if client is not None
-                 else get_model(args.model, args.device, args.dtype))
+                 else cached_model(args.model, args.device, args.dtype))
         # a read-only or full disk, or a file where the output folder should be: said now, not after the work
         for dst in dict.fromkeys(outputs):
             check_writable_file(dst, folder_ok=True)

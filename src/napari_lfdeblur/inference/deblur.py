@@ -26,11 +26,11 @@ import numpy as np
 from ..cancel import Cancelled, cancel_check
 from ..errors import DeblurInputError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
-from .models import clear_model_cache, get_model, run_network
+from .models import cached_model, clear_model_cache, run_network
 from .normalize import Normalization, channels_last, merge_channels, split_channels
 from .tiling import ALIGN, plan_tiles, run_tiled
 
-__all__ = ["deblur", "deblur_pyramid", "DeblurCancelled", "get_model", "clear_model_cache", "default_overlap"]
+__all__ = ["deblur", "deblur_pyramid", "DeblurCancelled", "cached_model", "clear_model_cache", "default_overlap"]
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
     alpha = rgb and shape[-1] == 4
     norm = Normalization.for_image(image, normalize, alpha=alpha)
-    net = get_model(model, device=device, dtype=dtype)
+    net = cached_model(model, device=device, dtype=dtype)
     if batch is None:
         batch = 4 if getattr(net, "device", None) is not None and str(net.device).startswith("cuda") else 1
 

@@ -1,6 +1,6 @@
 """The network side of deblurring: models loaded once, and one call of the network on RGB arrays.
 
-- :func:`get_model`: a ready network from a name, path or module, cached per
+- :func:`cached_model`: :func:`~napari_lfdeblur.load_model`, loaded once per name, path or module and cached per
   (checkpoint file, device, dtype) so that repeated calls do not reload it;
 - :func:`run_network`: float RGB in [0, 1], (H, W, 3) or a batch
   (N, H, W, 3), through the network and back, as float32 numpy.
@@ -19,14 +19,14 @@ import numpy as np
 
 from ..errors import DeblurInputError, ModelError, OutOfMemoryError
 
-__all__ = ["get_model", "run_network", "clear_model_cache", "precision_of"]
+__all__ = ["cached_model", "run_network", "clear_model_cache", "precision_of"]
 
 _CACHE_SIZE = 2
 _model_cache: OrderedDict[tuple, object] = OrderedDict()
 
 
 def clear_model_cache() -> None:
-    """Forget the networks :func:`get_model` keeps (frees their memory)."""
+    """Forget the networks :func:`cached_model` keeps (frees their memory)."""
     _model_cache.clear()
 
 
@@ -51,7 +51,7 @@ def _cache_key(model, device, dtype):
     return (str(path.resolve()), st.st_mtime_ns, st.st_size, str(resolve_device(device)), str(dtype))
 
 
-def get_model(model="default", device="auto", dtype=None):
+def cached_model(model="default", device="auto", dtype=None):
     """A network ready for inference (see ``load_model``); checkpoint files are loaded once and cached."""
     from ..nn.checkpoint import load_model
 

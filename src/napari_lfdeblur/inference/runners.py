@@ -128,11 +128,11 @@ def _picklable_class():
 
         def __init__(self, spec, device, dtype):
             from ..nn.record import record_of
-            from .models import get_model
+            from .models import cached_model
 
             super().__init__()
             self.spec, self.device_spec, self.dtype_spec = spec, device, dtype
-            self.net = get_model(spec, device=device, dtype=dtype)
+            self.net = cached_model(spec, device=device, dtype=dtype)
             self.record = record_of(self.net)  # run_network reads the device, autocast type and convention
 
         def forward(self, x):
@@ -151,7 +151,7 @@ def picklable_model(spec="default", device="auto", dtype=None):
     ``deblur`` puts the network into every dask task; sent to
     ``dask.distributed`` workers, a full DRBNet (47 MB of weights) would
     travel with each one.  This wrapper travels as ``(path, device, dtype)``
-    instead and is loaded once per worker process (``get_model`` caches it
+    instead and is loaded once per worker process (``cached_model`` caches it
     there).  Workers must be able to read the checkpoint at the same path.
     """
     if isinstance(spec, (str, os.PathLike)) and str(spec).strip().lower() != "default":
