@@ -27,11 +27,7 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     import dask.array as da
 
     from napari_lfdeblur import synthetic_lightfield
-    from napari_lfdeblur._napari._widget_deblur import DeblurWidget
-    from napari_lfdeblur._napari._widget_lightfield import LightFieldWidget
-    from napari_lfdeblur._napari._widget_refocus import RefocusWidget
-    from napari_lfdeblur._napari._widget_train import TrainWidget
-    from napari_lfdeblur.lightfield.pairs import psnr
+    from napari_lfdeblur.training.metrics import psnr
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -43,9 +39,9 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
         _assert_screenshot(path)
         return path
 
-    def dock(widget, name: str):
-        viewer.window.add_dock_widget(widget, name=name, area="right", tabify=len(viewer.window.dock_widgets) > 0)
-        return widget
+    def dock(name: str):  # Plugins › Light-field deblurring › name
+        tabify = len(viewer.window.dock_widgets) > 0
+        return viewer.window.add_plugin_dock_widget("napari-lfdeblur", name, tabify=tabify)[1]
 
     # a small procedural light field on disk: exact all-in-focus centre view
     lf_true = synthetic_lightfield(seed=11, views=5, size=96, disparity_range=(-1.0, 1.0))
@@ -55,7 +51,7 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     viewer.window._qt_window.resize(1280, 800)
 
     # 1. Light field: load the file in a worker; the layer browses views with v/u sliders
-    lfw = dock(LightFieldWidget(viewer), "Light field")
+    lfw = dock("Light field")
     lfw.is_file.value = True
     lfw.path.value = str(tmp_path / "scene.npy")
     lfw.load()
@@ -68,7 +64,7 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     screenshot("01_lightfield")
 
     # 2. Refocus & pairs: the live preview follows the disparity slider
-    rfw = dock(RefocusWidget(viewer), "Refocus & pairs")
+    rfw = dock("Refocus & pairs")
     rfw.layer.value = lf_layer
     rfw.disparity.value = 0.5
     qtbot.waitUntil(lambda: "scene refocused" in viewer.layers, timeout=30_000)
@@ -96,7 +92,7 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     screenshot("03_pairs")
 
     # 4. Train: a few steps of a 4-wide network on the pair folder just written
-    tw = dock(TrainWidget(viewer), "Train")
+    tw = dock("Train")
     tw.source.value = "pair folder"
     tw.folder.value = str(tmp_path / "pairs")
     tw.net_width.value = 4
@@ -117,14 +113,14 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     screenshot("04_train")
 
     # 5. Deblur lazily with the model just trained: a dask layer napari computes as it draws
-    dw = dock(DeblurWidget(viewer), "Deblur")
+    dw = dock("Deblur")
     assert trained in dw.model.choices
     dw.model.value = trained
     dw.device.value = "cpu"
     dw.layer.value = blurred_layer
     dw.lazy.value = True
     result = dw.run()
-    assert result is viewer.layers["pairs: blurred deblurred"]
+    assert result == viewer.layers["pairs: blurred deblurred"]  # (the widget holds napari's proxy of the viewer)
     assert isinstance(result.data, da.Array)
     assert result.data.shape == blurred_layer.data.shape and result.data.dtype == np.float32
     assert result.metadata["deblurred_from"] == "pairs: blurred"

@@ -13,7 +13,8 @@ from PIL import Image
 import napari_lfdeblur as lfd
 from napari_lfdeblur import LightFieldError
 from napari_lfdeblur.lightfield.core import LightField
-from napari_lfdeblur.lightfield.pairs import Pair, iter_pairs, psnr, read_manifest
+from napari_lfdeblur.lightfield.pairs import Pair, iter_pairs, read_manifest
+from napari_lfdeblur.training.metrics import psnr
 
 
 @functools.lru_cache(maxsize=4)

@@ -54,7 +54,7 @@ from ..io.write import save_image
 from .core import LightField, check_lightfield
 from .refocus import Refocuser, check_disparity_reach
 
-__all__ = ["Pair", "iter_pairs", "make_pairs", "psnr", "read_manifest", "write_pairs"]
+__all__ = ["Pair", "iter_pairs", "make_pairs", "read_manifest", "write_pairs"]
 
 DEFAULT_APERTURES = (1 / 3, 2 / 3, 1.0)
 MANIFEST = "manifest.csv"
@@ -97,12 +97,6 @@ class Pair:
             f"Pair({i.get('scene', '?')} #{i.get('index', '?')}, aperture={i.get('aperture', float('nan')):.2f}, "
             f"focus={i.get('focus', float('nan')):+.2f}, {self.blurred.shape})"
         )
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two images in [0, 1] (inf when identical)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:

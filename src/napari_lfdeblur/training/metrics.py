@@ -50,6 +50,8 @@ def _as_nchw(x):
     if a.dtype.kind in "ui":
         raise TypeError("metrics expect float images in [0, 1]; divide integer images by their maximum first")
     a = a.astype(np.float64, copy=False)
+    while a.ndim > 4 and a.shape[0] == 1:  # a plane of a stack layer, its length-1 axes still on
+        a = a[0]
     if a.ndim == 2:
         a = a[None, ..., None]
     elif a.ndim == 3:
