@@ -60,7 +60,7 @@ def _net(name: str):
     to measure the reading, tiling and writing around it on images too big for a network on this CPU."""
     import torch
 
-    from napari_lfdeblur.nn.drbnet import DRBNet
+    from napari_lfdeblur.network.drbnet import DRBNet
 
     if name == "identity":
         class Identity(torch.nn.Module):

@@ -68,8 +68,8 @@ def child(config: str, side: int, args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    from napari_lfdeblur.nn.devices import resolve_device, resolve_dtype, use_channels_last
-    from napari_lfdeblur.nn.drbnet import DRBNet
+    from napari_lfdeblur.network.devices import resolve_device, resolve_dtype, use_channels_last
+    from napari_lfdeblur.network.drbnet import DRBNet
 
     dev = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, dev)

@@ -65,7 +65,7 @@ def run_mode(mode: str, pans: int, timeout: float) -> dict:
     from qtpy.QtWidgets import QApplication
 
     from napari_lfdeblur._napari._widget_deblur import DeblurWidget
-    from napari_lfdeblur.nn.drbnet import DRBNet
+    from napari_lfdeblur.network.drbnet import DRBNet
 
     torch.set_num_threads(1)
     get_settings().experimental.async_ = mode == "async"

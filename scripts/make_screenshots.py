@@ -103,7 +103,7 @@ def _deblur_shot(viewer, out: Path, model):
     """A refocused (defocused) image of the plants and its lazy deblurred result, side by side."""
     from napari_lfdeblur import refocus, sample_lightfield
     from napari_lfdeblur._napari._models import DEFAULT, FROM_FILE
-    from napari_lfdeblur.nn.checkpoint import default_model_path
+    from napari_lfdeblur.network.checkpoint import default_model_path
 
     if model is None and not default_model_path().exists():
         print(f"skipping screenshot_deblur.png: no default model ({default_model_path()}); pass --model CKPT")
@@ -141,7 +141,7 @@ def _train_shot(viewer, out: Path, steps: int, sample_layer, model=None):
     the sample prediction it shows looks like a deblurred image; else a new 8-wide network.
     """
     from napari_lfdeblur._napari._models import DEFAULT, FROM_FILE
-    from napari_lfdeblur.nn.checkpoint import default_model_path
+    from napari_lfdeblur.network.checkpoint import default_model_path
 
     for lyr in list(viewer.layers):
         if lyr.metadata.get("deblurred_from") or lyr.name == "plants refocused":

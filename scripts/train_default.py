@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     import torch
 
     from napari_lfdeblur.lightfield.readers import read_lightfield
-    from napari_lfdeblur.nn.checkpoint import load_model, save_model
+    from napari_lfdeblur.network.checkpoint import load_model, save_model
     from napari_lfdeblur.training import (
         CancelToken,
         ConcatPairs,

@@ -25,7 +25,7 @@ def tiny_checkpoint(tmp_path_factory):
 def demo_with_model(tmp_path_factory, tiny_checkpoint, one_torch_thread):
     """The demo run once with the tiny network in the default model's place (as if it were installed)."""
     from napari_lfdeblur.demo import run_demo
-    from napari_lfdeblur.nn import checkpoint
+    from napari_lfdeblur.network import checkpoint
 
     out = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as mp:
@@ -40,7 +40,7 @@ def _imread(path):
 
 
 def test_demo_without_a_model_says_how_to_get_one(tmp_path, monkeypatch, capsys, one_torch_thread):
-    from napari_lfdeblur.nn import checkpoint
+    from napari_lfdeblur.network import checkpoint
 
     monkeypatch.setattr(checkpoint, "default_model_path", lambda: tmp_path / "weights" / "default.pt")
     out = tmp_path / "demo"
@@ -100,7 +100,7 @@ def test_demo_cli_model_option_prints_the_table(tmp_path, tiny_checkpoint, capsy
     assert main(["demo", "--out", str(out), "--model", str(tiny_checkpoint)]) == 0
     printed = capsys.readouterr().out
     assert f"Deblurring with the model {tiny_checkpoint}" in printed
-    from napari_lfdeblur.nn.devices import cpu_has_native_bf16
+    from napari_lfdeblur.network.devices import cpu_has_native_bf16
 
     assert f"on cpu ({'bfloat16' if cpu_has_native_bf16() else 'float32'})" in printed  # the precision it ran in
     assert "PSNR blurry -> deblurred" in printed and "SSIM blurry -> deblurred" in printed

@@ -64,7 +64,7 @@ def test_no_import_cycle(module):
 
 
 def test_lightfield_code_does_not_import_the_network_package():
-    reaching = {m: sorted(t for t in deps if t.startswith("napari_lfdeblur.nn")) for m, deps in GRAPH.items()
+    reaching = {m: sorted(t for t in deps if t.startswith("napari_lfdeblur.network")) for m, deps in GRAPH.items()
                 if m.startswith("napari_lfdeblur.lightfield")}
     assert not any(reaching.values()), {m: t for m, t in reaching.items() if t}
 

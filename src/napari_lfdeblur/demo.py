@@ -171,7 +171,7 @@ def _make_pairs(demo: Demo, name: str, lf, scene: str):
 
 def _resolve_model(model):
     """(what to pass to deblur, a description) or (None, the reason) when there is none."""
-    from .nn.checkpoint import default_model_path
+    from .network.checkpoint import default_model_path
 
     if model is None or (isinstance(model, str) and model.strip().lower() == "default"):
         path = default_model_path()

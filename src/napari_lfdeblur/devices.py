@@ -1,4 +1,4 @@
-"""Choosing the device torch work runs on: networks (:mod:`.nn`, :mod:`.inference`, :mod:`.training`) and
+"""Choosing the device torch work runs on: networks (:mod:`.network`, :mod:`.inference`, :mod:`.training`) and
 light-field refocusing (:mod:`.lightfield`) alike, so neither imports the other for it.
 
 - :func:`resolve_device` turns ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
@@ -9,7 +9,7 @@ light-field refocusing (:mod:`.lightfield`) alike, so neither imports the other 
 - :func:`available_devices` lists device strings for a device picker;
   :func:`device_label` describes one (``"cuda:0 (NVIDIA H100, 80 GB)"``).
 
-The floating-point type on a device is :mod:`napari_lfdeblur.nn.devices`'s concern.
+The floating-point type on a device is :mod:`napari_lfdeblur.network.devices`'s concern.
 """
 
 from __future__ import annotations

@@ -312,7 +312,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
         if not use_lpips and lpips != "auto":
             raise LFDeblurError(f"LPIPS asked for but not available: {note}")
     if use_lpips:
-        from .nn.devices import resolve_device
+        from .network.devices import resolve_device
 
         lpips_score = _lpips_scorer(resolve_device(device))
 

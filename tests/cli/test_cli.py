@@ -83,7 +83,7 @@ def test_mixed_precision_option(tmp_path, capsys, monkeypatch):
     import torch
 
     from napari_lfdeblur import load_model
-    from napari_lfdeblur.nn import devices
+    from napari_lfdeblur.network import devices
 
     torch.set_num_threads(1)
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)

@@ -16,9 +16,9 @@ from napari_lfdeblur.cli import main
 from napari_lfdeblur.inference import deblur as deblur_mod
 from napari_lfdeblur import io as lfio
 from napari_lfdeblur.inference.deblur import deblur
-from napari_lfdeblur.nn.checkpoint import save_model
-from napari_lfdeblur.nn.devices import cpu_has_native_bf16
-from napari_lfdeblur.nn.drbnet import DRBNet
+from napari_lfdeblur.network.checkpoint import save_model
+from napari_lfdeblur.network.devices import cpu_has_native_bf16
+from napari_lfdeblur.network.drbnet import DRBNet
 
 iio = pytest.importorskip("imageio.v3")
 

@@ -17,7 +17,7 @@ import torch
 from napari_lfdeblur.errors import DeblurInputError
 from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN, DeblurCancelled, deblur
 from napari_lfdeblur.inference.tiling import plan_tiles, tile_spans
-from napari_lfdeblur.nn.drbnet import DRBNet
+from napari_lfdeblur.network.drbnet import DRBNet
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,7 +8,7 @@ import torch
 
 from napari_lfdeblur.errors import OutOfMemoryError
 from napari_lfdeblur.inference import deblur as deblur_module
-from napari_lfdeblur.nn.drbnet import DRBNet
+from napari_lfdeblur.network.drbnet import DRBNet
 
 
 def test_out_of_memory_retries_with_smaller_tiles(monkeypatch):

@@ -14,8 +14,8 @@ from napari_lfdeblur.errors import DeblurInputError, ModelError
 from napari_lfdeblur.inference import models as deblur_mod
 from napari_lfdeblur.inference.deblur import deblur
 from napari_lfdeblur.inference.models import run_network as _deblur_array
-from napari_lfdeblur.nn.checkpoint import save_model
-from napari_lfdeblur.nn.drbnet import DRBNet
+from napari_lfdeblur.network.checkpoint import save_model
+from napari_lfdeblur.network.drbnet import DRBNet
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -51,7 +51,7 @@ def test_matches_the_network(net):
 def test_cpu_default_precision_is_bfloat16_where_native_and_stays_within_a_level(monkeypatch, native):
     from skimage.data import astronaut
 
-    from napari_lfdeblur.nn import devices
+    from napari_lfdeblur.network import devices
 
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     deblur_mod.clear_model_cache()
@@ -151,7 +151,7 @@ def test_model_by_path_is_cached(tmp_path, net):
 
 
 def test_default_model_message(monkeypatch, tmp_path):
-    from napari_lfdeblur.nn import checkpoint
+    from napari_lfdeblur.network import checkpoint
 
     monkeypatch.setattr(checkpoint, "default_model_path", lambda: tmp_path / "default.pt")
     monkeypatch.setattr(deblur_mod, "_model_cache", type(deblur_mod._model_cache)())

@@ -162,8 +162,8 @@ def test_deblur_photos_and_evaluate_accept_the_same_files(tmp_path, one_torch_th
     from napari_lfdeblur import cli
     from napari_lfdeblur.cli.deblurring import _deblur_inputs
     from napari_lfdeblur.evaluation import evaluate
-    from napari_lfdeblur.nn.checkpoint import save_model
-    from napari_lfdeblur.nn.drbnet import DRBNet
+    from napari_lfdeblur.network.checkpoint import save_model
+    from napari_lfdeblur.network.drbnet import DRBNet
 
     _one_of_each(tmp_path / "photos")
     photos = cli.read_photos(tmp_path / "photos")

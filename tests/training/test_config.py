@@ -211,7 +211,7 @@ def test_unknown_options_name_the_close_one():
 
 # ---------------------------------------------------------------- recorded and made again
 def test_a_config_round_trips_through_its_dict_and_json(tmp_path):
-    from napari_lfdeblur.nn.checkpoint import _check_plain
+    from napari_lfdeblur.network.checkpoint import _check_plain
 
     cfg = TrainConfig(phase="feature", loss="vgg+0.1*shift_l1", steps=np.int64(300), patch=192, lr=3e-5,
                       schedule="step", milestones=[0.3, 0.9], grad_clip=None, amp="bfloat16", threads=2,
@@ -243,7 +243,7 @@ def pairs(tmp_path):
 
 
 def test_the_run_summary_records_the_config(pairs, tmp_path, one_torch_thread):
-    from napari_lfdeblur.nn.checkpoint import load_model
+    from napari_lfdeblur.network.checkpoint import load_model
     from napari_lfdeblur.training import finetune, train
 
     cfg = TrainConfig(steps=5, batch=1, patch=32, device="cpu", seed=1, out=tmp_path / "p1", lr=1e-4)

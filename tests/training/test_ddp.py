@@ -64,7 +64,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert "finished" in ranks[0]["events"] and ranks[1]["events"] == []  # callback on rank 0 only
     assert (out / "last.pt").is_file() and (out / "resume.pt").is_file() and (out / "log.csv").is_file()
 
-    from napari_lfdeblur.nn.checkpoint import load_model
+    from napari_lfdeblur.network.checkpoint import load_model
 
     m = load_model(out / "last.pt", device="cpu")
     assert m.training_summary["world_size"] == 2 and m.training_summary["steps"] == 3

@@ -59,7 +59,7 @@ def pairs(tmp_path):
 
 
 def test_train_events_files_and_checkpoints(pairs, tmp_path):
-    from napari_lfdeblur.nn.checkpoint import load_model
+    from napari_lfdeblur.network.checkpoint import load_model
 
     events = []
     out = tmp_path / "run"
@@ -108,7 +108,7 @@ def test_resume_continues_exactly(pairs, tmp_path):
     first = train(pairs, steps=6, out=tmp_path / "b", cancel=token, callback=cb, **TINY)
     assert first.cancelled and first.steps == 3 and isinstance(events[-1], Cancelled)
     assert events[-1].checkpoint == str(tmp_path / "b" / "last.pt")
-    from napari_lfdeblur.nn.checkpoint import load_model
+    from napari_lfdeblur.network.checkpoint import load_model
 
     assert load_model(tmp_path / "b" / "last.pt").training_summary["steps"] == 3
 
@@ -120,8 +120,8 @@ def test_resume_continues_exactly(pairs, tmp_path):
 
 
 def test_cpu_bfloat16_mixed_precision(pairs, tmp_path, monkeypatch):
-    from napari_lfdeblur.nn import devices
-    from napari_lfdeblur.nn.checkpoint import load_model
+    from napari_lfdeblur.network import devices
+    from napari_lfdeblur.network.checkpoint import load_model
 
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)  # so no "emulated" warning
     full = train(pairs, steps=3, amp=False, out=tmp_path / "fp32", **TINY)

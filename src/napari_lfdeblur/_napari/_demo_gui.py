@@ -74,7 +74,7 @@ def populate_viewer(viewer, demo) -> dict:
     if demo.cases:
         deblur.layer.value = viewer.layers[f"{demo.cases[-1].name}: blurry"]
     if isinstance(demo.model, str):
-        from ..nn.checkpoint import default_model_path
+        from ..network.checkpoint import default_model_path
 
         if Path(demo.model).resolve() == default_model_path().resolve():
             deblur.model.value = DEFAULT

@@ -39,7 +39,7 @@ FROM_FILE = "checkpoint file (ours or the authors' .pth)"
 def device_choices(_widget=None) -> list[str]:
     """Choices of a device picker: auto first, then what torch can use here."""
     try:
-        from ..nn.devices import available_devices
+        from ..network.devices import available_devices
 
         return ["auto", *available_devices()]
     except Exception:  # torch missing or broken: still show the widget
@@ -57,7 +57,7 @@ def deblur_model_choices(_widget=None) -> list[str]:
 
 def authors_downloaded() -> bool:
     """Whether the authors' checkpoint is in the per-user cache already (nothing is downloaded)."""
-    from ..nn.authors import is_downloaded
+    from ..network.authors import is_downloaded
 
     return is_downloaded()
 
@@ -69,7 +69,7 @@ def confirm_authors_download(parent=None) -> bool:
     """
     from qtpy.QtWidgets import QMessageBox
 
-    from ..nn.authors import LICENCE, PAGE_URL, SOURCE, authors_checkpoint_path, size_text
+    from ..network.authors import LICENCE, PAGE_URL, SOURCE, authors_checkpoint_path, size_text
 
     text = (
         f"Download the checkpoint published by the DRBNet authors (Ruan et al., CVPR 2022)?\n\n"

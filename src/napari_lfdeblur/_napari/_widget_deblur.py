@@ -449,7 +449,7 @@ class DeblurWidget(DockWidget):
             return None
         from superqt.utils import ensure_main_thread
 
-        from ..nn.authors import APPROX_SIZE, DownloadCancelled, fetch_authors_checkpoint, size_text
+        from ..network.authors import APPROX_SIZE, DownloadCancelled, fetch_authors_checkpoint, size_text
 
         token = self._cancel = CancelToken()
         report = ensure_main_thread(self._on_progress)

@@ -31,13 +31,13 @@ def clear_model_cache() -> None:
 
 
 def _cache_key(model, device, dtype):
-    from ..nn.checkpoint import default_model_path
-    from ..nn.devices import resolve_device
+    from ..network.checkpoint import default_model_path
+    from ..network.devices import resolve_device
 
     if isinstance(model, str) and model.strip().lower() == "default":
         path = default_model_path()
     elif isinstance(model, str) and model.strip().lower() == "authors":
-        from ..nn.authors import authors_checkpoint_path
+        from ..network.authors import authors_checkpoint_path
 
         path = authors_checkpoint_path()  # absent: no key, and load_model fetches it
     elif isinstance(model, (str, os.PathLike)):
@@ -53,7 +53,7 @@ def _cache_key(model, device, dtype):
 
 def cached_model(model="default", device="auto", dtype=None):
     """A network ready for inference (see ``load_model``); checkpoint files are loaded once and cached."""
-    from ..nn.checkpoint import load_model
+    from ..network.checkpoint import load_model
 
     key = _cache_key(model, device, dtype)
     if key is not None and key in _model_cache:
@@ -74,7 +74,7 @@ def _device_dtype(model):
 
     p = next(iter(model.parameters()), None)
     if p is None:
-        from ..nn.record import record_of
+        from ..network.record import record_of
 
         return record_of(model).device, torch.float32
     return p.device, p.dtype
@@ -85,7 +85,7 @@ def _autocast_of(model, weights_dtype):
     bfloat16 on CPUs that have it) over float32 weights; None when the weights carry the precision."""
     import torch
 
-    from ..nn.record import record_of
+    from ..network.record import record_of
 
     compute = record_of(model).compute_dtype
     return compute if compute is not None and weights_dtype == torch.float32 else None
@@ -105,7 +105,7 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
     """
     import torch
 
-    from ..nn.record import record_of
+    from ..network.record import record_of
 
     convention = record_of(model).input_convention
     if convention != "rgb_minus1_1":

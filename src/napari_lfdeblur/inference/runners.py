@@ -127,7 +127,7 @@ def _picklable_class():
         """A network that pickles as ``(spec, device, dtype)`` and is loaded again (once per process)."""
 
         def __init__(self, spec, device, dtype):
-            from ..nn.record import record_of
+            from ..network.record import record_of
             from .models import cached_model
 
             super().__init__()

@@ -4,7 +4,7 @@ What a run with ``out=FOLDER`` writes (atomically: a crash never leaves a
 half-written file under these names):
 
 - ``last.pt``: the network after the last completed step, in the project's
-  checkpoint format (:func:`~napari_lfdeblur.nn.checkpoint.save_model`) with
+  checkpoint format (:func:`~napari_lfdeblur.network.checkpoint.save_model`) with
   a ``training`` summary (phase, loss, steps, data, validation PSNR/SSIM of
   the network and of the blurry input, time, ...); load it with
   ``load_model``.
@@ -236,7 +236,7 @@ class RunFiles:
 
     # ---------------------------------------------------------------- writing
     def _save_models(self, which=("last",)) -> list[Path]:
-        from ..nn.checkpoint import save_model
+        from ..network.checkpoint import save_model
 
         paths = []
         if self.out is None or not self.ctx.main:

@@ -1,7 +1,7 @@
 """Everything a run needs before its first step: device and processes, the network, the data, the loss,
 the optimizer, the arithmetic, the data loader.
 
-Mixed precision (``amp=True``, see :func:`~..nn.devices.autocast_dtype`):
+Mixed precision (``amp=True``, see :func:`~..network.devices.autocast_dtype`):
 ``torch.autocast`` in float16 with a ``GradScaler`` on CUDA; bfloat16 (no
 scaler) on a CPU with native bfloat16 (AVX512-BF16 or AMX), where a step
 is 1.2x (width 8) to 1.7x (width 32) faster than float32; float32
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, TrainingError
-from ..nn.record import record_of
+from ..network.record import record_of
 from . import ddp as _ddp
 from .checkpointing import load_resume, resolve_resume, seed_everything
 from .datasets import PairDataset, open_pairs
@@ -31,8 +31,8 @@ __all__ = ["RunSetup", "build_model", "training_data"]
 
 def build_model(model) -> tuple[nn.Module, dict]:
     """(DRBNet, summary of its previous training) from what the caller gave."""
-    from ..nn.checkpoint import load_model
-    from ..nn.drbnet import DRBNet
+    from ..network.checkpoint import load_model
+    from ..network.drbnet import DRBNet
 
     previous: dict = {}
     if model is None:
@@ -87,7 +87,7 @@ class RunSetup:
     (:meth:`~.checkpointing.RunFiles._restore`)."""
 
     def _setup(self):
-        from ..nn.devices import autocast_dtype, resolve_device
+        from ..network.devices import autocast_dtype, resolve_device
 
         if self.threads:
             torch.set_num_threads(int(self.threads))

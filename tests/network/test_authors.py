@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from napari_lfdeblur.errors import ModelError
-from napari_lfdeblur.nn import authors
-from napari_lfdeblur.nn.checkpoint import load_model
-from napari_lfdeblur.nn.drbnet import DRBNet
+from napari_lfdeblur.network import authors
+from napari_lfdeblur.network.checkpoint import load_model
+from napari_lfdeblur.network.drbnet import DRBNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -325,7 +325,7 @@ def test_nothing_downloads_at_import(server, tmp_path):
     code = (
         "import sys, napari_lfdeblur\n"
         "assert 'torch' not in sys.modules\n"
-        "import napari_lfdeblur.nn.authors, napari_lfdeblur._napari._models as m\n"
+        "import napari_lfdeblur.network.authors, napari_lfdeblur._napari._models as m\n"
         "assert m.AUTHORS in m.deblur_model_choices() and m.AUTHORS not in m.model_choices()\n"
         "assert not m.authors_downloaded()\n"
     )

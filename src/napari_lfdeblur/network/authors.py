@@ -330,7 +330,7 @@ def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None 
 
     ``progress(done_bytes, total_bytes or None)`` is called as bytes arrive;
     ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops the download
-    with :class:`~napari_lfdeblur.nn.authors.DownloadCancelled`.  Network failures raise a ModelError that
+    with :class:`~napari_lfdeblur.network.authors.DownloadCancelled`.  Network failures raise a ModelError that
     says how to install the file by hand.
     """
     final = authors_checkpoint_path()

@@ -287,7 +287,7 @@ class DRBNet(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    # what load_model recorded (``self.record``, a nn.record.ModelRecord), also readable as attributes
+    # what load_model recorded (``self.record``, a network.record.ModelRecord), also readable as attributes
     @property
     def compute_dtype(self) -> torch.dtype | None:
         """The autocast type deblurring computes in (None: the weights' own)."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_lfdeblur.errors import DeblurInputError, ModelError
-from napari_lfdeblur.nn.drbnet import DRBNet, pad_to_multiple
+from napari_lfdeblur.network.drbnet import DRBNet, pad_to_multiple
 
 SPEC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()).parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
 N_PARAMS_PAPER = 11_689_616
@@ -217,7 +217,7 @@ def test_channels_last_gives_the_same_output():
 
 
 def test_pointwise_nchw_matches_conv():
-    from napari_lfdeblur.nn.drbnet import _pointwise_nchw
+    from napari_lfdeblur.network.drbnet import _pointwise_nchw
 
     conv = torch.nn.Conv2d(16, 49, 1)
     x = torch.randn(2, 16, 7, 9)

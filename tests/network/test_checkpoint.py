@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from napari_lfdeblur.errors import ModelError
-from napari_lfdeblur.nn import checkpoint as ckpt
-from napari_lfdeblur.nn.checkpoint import FORMAT, load_model, save_model
-from napari_lfdeblur.nn import devices
-from napari_lfdeblur.nn.devices import (
+from napari_lfdeblur.network import checkpoint as ckpt
+from napari_lfdeblur.network.checkpoint import FORMAT, load_model, save_model
+from napari_lfdeblur.network import devices
+from napari_lfdeblur.network.devices import (
     autocast_dtype,
     available_devices,
     inference_autocast,
     resolve_device,
     resolve_dtype,
 )
-from napari_lfdeblur.nn.drbnet import DRBNet
+from napari_lfdeblur.network.drbnet import DRBNet
 
 SPEC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()).parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
 

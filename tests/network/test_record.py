@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from napari_lfdeblur import DRBNet, load_model, save_model
-from napari_lfdeblur.nn.record import ModelRecord, record_of
+from napari_lfdeblur.network.record import ModelRecord, record_of
 
 
 def test_load_model_attaches_one_record(tmp_path, one_torch_thread):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_lfdeblur.nn.fac import fac, fac_unfold
+from napari_lfdeblur.network.fac import fac, fac_unfold
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

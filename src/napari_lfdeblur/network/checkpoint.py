@@ -339,12 +339,12 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
     (napari-lfdeblur format, the authors' bare state dict, or a wrapped state
     dict), a state dict already in memory, or an ``nn.Module`` (returned
     as is, moved to the device; its dtype is kept unless ``dtype`` is given).  ``device``: see
-    :func:`~napari_lfdeblur.nn.devices.resolve_device`; ``dtype``: ``None``/``"auto"``
+    :func:`~napari_lfdeblur.network.devices.resolve_device`; ``dtype``: ``None``/``"auto"``
     (float32 weights; on a CPU with native bfloat16, deblurring runs under bfloat16
     autocast, about twice as fast), ``"float32"`` (no autocast), ``"float16"`` or
     ``"bfloat16"`` (weights converted on GPUs; on the CPU bfloat16 is autocast and
     float16 falls back to float32 with a warning).  The result carries a
-    :class:`~napari_lfdeblur.nn.record.ModelRecord` as ``.record`` (device, the
+    :class:`~napari_lfdeblur.network.record.ModelRecord` as ``.record`` (device, the
     autocast type or None, input convention, training summary, source).
     Every problem raises :class:`~napari_lfdeblur.errors.ModelError`.
     """
