@@ -59,6 +59,35 @@ lytro_raw_lenslet = _data_fixture("lytro_raw_lenslet")
 dpdd_pairs = _data_fixture("dpdd_pairs")
 
 
+@pytest.fixture
+def tiny_pair_folder(tmp_path) -> Path:
+    """A blur/ + sharp/ folder of four 40x40 RGB pairs (the blurred shot a dimmer copy): enough for a few steps."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "pairs"
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True)
+    for i in range(4):
+        sharp = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        Image.fromarray(sharp).save(root / "sharp" / f"p{i}.png")
+        Image.fromarray((sharp // 2 + 64).astype(np.uint8)).save(root / "blur" / f"p{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def train_default_script():
+    """scripts/train_default.py, imported as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+    spec = importlib.util.spec_from_file_location("train_default_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny tensors: one torch thread is as fast, and immune to other processes on a shared CPU."""

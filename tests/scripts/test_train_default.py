@@ -1,20 +1,13 @@
 """scripts/train_default.py: the phase-2 stage options and the light-field mix of a stage."""
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()) / "scripts" / "train_default.py"
 
-
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("train_default_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture
+def script(train_default_script):
+    return train_default_script
 
 
 def test_stage_spec_parses_every_key(script):

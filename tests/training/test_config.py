@@ -6,12 +6,10 @@ build it; a run's summary records it and gives it back.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +26,6 @@ from napari_lfdeblur.training.config import (
     amp_choice,
 )
 
-SCRIPT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()) / "scripts" / "train_default.py"
 D = TrainConfig()
 
 
@@ -130,12 +127,9 @@ def test_the_train_widgets_starting_values_are_the_configs(make_napari_viewer, m
     assert started["model"] == {"base": NEW_NETWORK_BASE, "input_detail": True}
 
 
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("train_default_script_config", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture
+def script(train_default_script):
+    return train_default_script
 
 
 def test_the_default_model_script_builds_its_phases_from_the_config(script, tmp_path):
@@ -228,18 +222,8 @@ def test_a_config_round_trips_through_its_dict_and_json(tmp_path):
 
 
 @pytest.fixture
-def pairs(tmp_path):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    root = tmp_path / "pairs"
-    for sub in ("blur", "sharp"):
-        (root / sub).mkdir(parents=True)
-    for i in range(4):
-        sharp = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
-        Image.fromarray(sharp).save(root / "sharp" / f"p{i}.png")
-        Image.fromarray((sharp // 2 + 64).astype(np.uint8)).save(root / "blur" / f"p{i}.png")
-    return root
+def pairs(tiny_pair_folder):
+    return tiny_pair_folder
 
 
 def test_the_run_summary_records_the_config(pairs, tmp_path, one_torch_thread):

@@ -10,9 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 SCRIPT = textwrap.dedent(
     """
@@ -37,15 +35,8 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_gloo(tmp_path):
-    rng = np.random.default_rng(0)
-    data = tmp_path / "pairs"
-    for sub in ("blur", "sharp"):
-        (data / sub).mkdir(parents=True)
-    for i in range(4):
-        s = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
-        Image.fromarray(s).save(data / "sharp" / f"p{i}.png")
-        Image.fromarray((s // 2 + 64).astype(np.uint8)).save(data / "blur" / f"p{i}.png")
+def test_torchrun_two_processes_gloo(tmp_path, tiny_pair_folder):
+    data = tiny_pair_folder
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     out = tmp_path / "run"
