@@ -274,7 +274,6 @@ class RefocusWidget(DockWidget):
                     list(pairs)
             return made, out
 
-        self._pairs_total = total
         return self._start(job, total, "generating pairs", self._show_pairs)
 
     def _on_progress(self, step):
