@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# The suite builds many small random-weight networks: with OpenVINO installed (the testing extra),
+# backend="auto" would trace each one for OpenVINO (seconds apiece).  Tests run PyTorch unless they ask
+# for OpenVINO (tests/inference/test_backends.py, which also checks what "auto" picks).
+os.environ.setdefault("LFDEBLUR_BACKEND", "torch")
+
 # ../shared/data beside the project checkout; LFDEBLUR_SHARED_DATA overrides.
 SHARED_DATA = Path(
     os.environ.get("LFDEBLUR_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")

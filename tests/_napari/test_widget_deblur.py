@@ -119,12 +119,12 @@ def test_bad_layer_reports_error(widget, qtbot):
 def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, qtbot, monkeypatch):
     import dask.array as da
 
-    from napari_lfdeblur.inference import deblur as deblur_module
+    from napari_lfdeblur.inference import backends
 
     viewer, w = widget
     calls = []
-    real = deblur_module.run_network
-    monkeypatch.setattr(deblur_module, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    real = backends.run_network
+    monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
     big = da.random.RandomState(0).randint(0, 255, (6000, 6000, 3), chunks=(1024, 1024, 3)).astype(np.uint8)
     layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False)
     w.layer.value = layer

@@ -13,7 +13,7 @@ import tifffile
 import torch
 
 from napari_lfdeblur.cli import main
-from napari_lfdeblur.inference import deblur as deblur_mod
+from napari_lfdeblur.inference import backends
 from napari_lfdeblur import io as lfio
 from napari_lfdeblur.inference.deblur import deblur
 from napari_lfdeblur.network.checkpoint import save_model
@@ -136,7 +136,7 @@ def test_big_tiled_tiff_to_ome_zarr(tmp_path, ckpt, monkeypatch, capsys):
 
 
 def _interrupt_after(monkeypatch, n: int):
-    real = deblur_mod.run_network
+    real = backends.run_network
     calls = []
 
     def network(tiles, net):
@@ -145,7 +145,7 @@ def _interrupt_after(monkeypatch, n: int):
             raise KeyboardInterrupt
         return real(tiles, net)
 
-    monkeypatch.setattr(deblur_mod, "run_network", network)
+    monkeypatch.setattr(backends, "run_network", network)
     return calls
 
 
@@ -380,9 +380,9 @@ import os, signal, sys
 import torch
 torch.set_num_threads(1)
 from napari_lfdeblur.cli import main
-from napari_lfdeblur.inference import deblur as deblur_mod
+from napari_lfdeblur.inference import backends
 
-real, calls = deblur_mod.run_network, []
+real, calls = backends.run_network, []
 
 def network(tiles, net):  # terminated (kill, a batch system's time limit) in the middle of the work
     calls.append(1)
@@ -390,7 +390,7 @@ def network(tiles, net):  # terminated (kill, a batch system's time limit) in th
         os.kill(os.getpid(), signal.SIGTERM)
     return real(tiles, net)
 
-deblur_mod.run_network = network
+backends.run_network = network
 sys.exit(main(["deblur", {str(tmp_path / "a.png")!r}, "-o", {str(out_dir)!r}, "--format", "ome.zarr", "--lazy",
                "--chunk", "128", "--tile", "128", "--model", {ckpt!r}, "--device", "cpu"]))
 """

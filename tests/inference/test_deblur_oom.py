@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from napari_lfdeblur.errors import OutOfMemoryError
+from napari_lfdeblur.inference import backends
 from napari_lfdeblur.inference import deblur as deblur_module
 from napari_lfdeblur.network.drbnet import DRBNet
 
@@ -14,7 +15,7 @@ from napari_lfdeblur.network.drbnet import DRBNet
 def test_out_of_memory_retries_with_smaller_tiles(monkeypatch):
     torch.manual_seed(0)
     net = DRBNet(base=4).eval()
-    real = deblur_module.run_network
+    real = backends.run_network
     sizes = []
 
     def small_device(tiles, model):
@@ -23,9 +24,9 @@ def test_out_of_memory_retries_with_smaller_tiles(monkeypatch):
             raise OutOfMemoryError("CUDA out of memory (simulated)")
         return real(tiles, model)
 
-    monkeypatch.setattr(deblur_module, "run_network", small_device)
+    monkeypatch.setattr(backends, "run_network", small_device)
     img = np.random.default_rng(0).random((300, 300, 3)).astype(np.float32)
-    with pytest.warns(RuntimeWarning, match="retrying with 128-pixel tiles"):
+    with pytest.warns(RuntimeWarning, match="retrying with 128x128-pixel tiles"):
         out = deblur_module.deblur(img, model=net, device="cpu", tile=512, overlap=16)
     assert out.shape == img.shape and np.isfinite(out).all()
     assert max(sizes[0]) == 300 and max(sizes[-1]) <= 200
@@ -37,7 +38,7 @@ def test_out_of_memory_at_the_smallest_tile_is_raised(monkeypatch):
     def no_memory(tiles, model):
         raise OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(deblur_module, "run_network", no_memory)
+    monkeypatch.setattr(backends, "run_network", no_memory)
     with pytest.raises(OutOfMemoryError):
         with pytest.warns(RuntimeWarning):
             deblur_module.deblur(np.zeros((300, 300, 3), np.float32), model=net, device="cpu", overlap=16)

@@ -43,7 +43,12 @@ def add_commands(sub) -> None:
                    help="'default', 'authors' (the authors' published weights, AGPL-3.0, downloaded once) "
                         "or a checkpoint path (.pt/.pth)")
     _add_device_options(p)
-    p.add_argument("--tile", type=positive_int, default=None, help="tile size in pixels (default 512)")
+    p.add_argument("--tile", type=positive_int, default=None,
+                   help="tile size in pixels (default: on the CPU the largest tiles that fit "
+                        "$LFDEBLUR_TILE_MEMORY_MB, 512 MiB, the whole image when it fits; 512 on a GPU)")
+    p.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto",
+                   help="what runs the network: auto (OpenVINO on the CPU when installed, else PyTorch), "
+                        "torch or openvino (default auto)")
     p.add_argument("--overlap", type=non_negative_int, default=None,
                    help="context pixels around each tile (default 48)")
     p.add_argument("--batch", type=positive_int, default=None,
@@ -74,7 +79,7 @@ def add_commands(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="write the scores per image and their mean to this CSV file")
     _add_device_options(p)
     p.add_argument("--tile", type=positive_int, default=None,
-                   help="tile size in pixels when deblurring (default 512)")
+                   help="tile size in pixels when deblurring (default: as in lfdeblur deblur)")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="score only the first N pairs")
     p.add_argument("--lpips", choices=["auto", "on", "off"], default="auto",
                    help="LPIPS: when available (auto, default), required (on) or never (off)")
@@ -218,7 +223,7 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
     arr, info = open_image_info(src, lazy=True if (client is not None or args.lazy) else None)
     check_writable(arr.shape, arr.dtype, dst, rgb=info.rgb)
     opts = dict(model=model, tile=args.tile, overlap=args.overlap, batch=args.batch, device=args.device,
-                dtype=args.dtype, normalize=normalize, rgb=info.rgb)
+                dtype=args.dtype, normalize=normalize, rgb=info.rgb, backend=args.backend)
     if info.lazy:
         out = deblur(arr, chunk=args.chunk, **opts)
         bar, progress = _deblur_bar(src.name, "chunk")

@@ -26,8 +26,10 @@ import numpy as np
 from ..cancel import Cancelled, cancel_check
 from ..errors import DeblurInputError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
-from .models import cached_model, clear_model_cache, run_network
+from .backends import network_function
+from .models import cached_model, clear_model_cache, precision_of
 from .normalize import Normalization, channels_last, merge_channels, split_channels
+from .tile_plan import bytes_per_pixel, memory_budget, plan_tile
 from .tiling import ALIGN, plan_tiles, run_tiled
 
 __all__ = ["deblur", "deblur_pyramid", "DeblurCancelled", "cached_model", "clear_model_cache", "default_overlap"]
@@ -94,14 +96,17 @@ def _check_shape(shape, dtype, rgb: bool):
         raise DeblurInputError(f"Unsupported dtype {dtype}: give uint8, uint16 or float images.")
 
 
-def _plane_runner(net, norm: Normalization, rgb: bool, tile: int, margin: int, batch: int,
+def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: int,
                   progress=None, cancel=None) -> Callable[[np.ndarray], np.ndarray]:
-    """A function deblurring one (Y, X[, C]) plane in the input's dtype and range."""
+    """A function deblurring one (Y, X[, C]) plane in the input's dtype and range; ``fn`` runs the network.
+
+    ``tile``: a side, (height, width), or a function of the plane's (Y, X) giving one (the memory plan).
+    """
 
     def network(tiles: np.ndarray) -> np.ndarray:
         if cancel is not None and cancel():
             raise DeblurCancelled("Deblurring was cancelled.")
-        return run_network(tiles, net)
+        return fn(tiles)
 
     def run(plane: np.ndarray) -> np.ndarray:
         plane = np.asarray(plane)
@@ -109,17 +114,19 @@ def _plane_runner(net, norm: Normalization, rgb: bool, tile: int, margin: int, b
             raise DeblurInputError("The image contains NaN or infinite values; replace them (np.nan_to_num) first.")
         unit = norm.to_unit(plane)
         rgb3, _, kind = split_channels(unit, rgb)
-        size = tile
+        size = tile(rgb3.shape[:2]) if callable(tile) else tile
+        size = (size, size) if np.isscalar(size) else tuple(size)
         while True:
             try:
                 out = run_tiled(rgb3, network, tile=size, margin=margin, blend=BLEND, batch=batch, progress=progress)
                 break
             except OutOfMemoryError:
-                if size <= MIN_TILE:
+                if max(size) <= MIN_TILE:
                     raise
-                size = max(MIN_TILE, size // 2)
-                warnings.warn(f"out of memory: retrying with {size}-pixel tiles", RuntimeWarning, stacklevel=2)
-                log.warning("out of memory: retrying with %d-pixel tiles", size)
+                size = tuple(max(MIN_TILE, min(s, max(size) // 2)) for s in size)
+                warnings.warn(f"out of memory: retrying with {size[0]}x{size[1]}-pixel tiles", RuntimeWarning,
+                              stacklevel=2)
+                log.warning("out of memory: retrying with %dx%d-pixel tiles", *size)
         result = norm.from_unit(merge_channels(out, None, kind if kind != "rgba" else "rgb"))
         if kind == "rgba":  # alpha untouched, in the input's own values
             result = np.concatenate([result, plane[..., 3:]], axis=-1)
@@ -128,8 +135,19 @@ def _plane_runner(net, norm: Normalization, rgb: bool, tile: int, margin: int, b
     return run
 
 
+def _memory_plan(net, fn, margin: int):
+    """The CPU's tile plan: a function of the plane's (Y, X) giving the tile (whole image when it fits)."""
+    from .openvino_backend import _torch_module
+
+    base = getattr(_torch_module(net), "base", 32)
+    precision = precision_of(net) if getattr(fn, "backend", "torch") == "torch" else fn.openvino.precision
+    per_px = bytes_per_pixel(base, getattr(fn, "backend", "torch"), precision)
+    budget = memory_budget()
+    return lambda shape: plan_tile(shape, per_px, budget, 2 * margin + BLEND)
+
+
 def deblur(image, model="default", tile=None, overlap=None, batch=None, device="auto", *, dtype=None,
-           normalize="auto", rgb=None, chunk=None, progress=None, cancel=None):
+           normalize="auto", rgb=None, chunk=None, backend="auto", progress=None, cancel=None):
     """Remove defocus blur from an image or a stack of images.
 
     Parameters
@@ -176,6 +194,11 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     chunk
         Lazy inputs: chunk size in Y and X of the output (default: the
         input's when between 256 and 4096, else 1024).
+    backend
+        What runs the network: ``"auto"`` (OpenVINO on a CPU when the
+        ``openvino`` package is installed, ``pip install
+        'napari-lfdeblur[openvino]'``, else PyTorch), ``"torch"`` or
+        ``"openvino"``.  Same precision, outputs within 2/255 of each other.
     progress, cancel
         numpy inputs: ``progress(done, total)`` after each batch of tiles;
         ``cancel`` (a :class:`~napari_lfdeblur.CancelToken`, a ``threading.Event`` or a function
@@ -191,7 +214,8 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     rgb = _guess_rgb(shape, file_rgb if rgb is None else rgb)
     if rgb and len(shape) >= 3 and shape[-1] not in (1, 3, 4):
         return _deblur_channels(image, model=model, tile=tile, overlap=overlap, batch=batch, device=device,
-                                dtype=dtype, normalize=normalize, chunk=chunk, progress=progress, cancel=cancel)
+                                dtype=dtype, normalize=normalize, chunk=chunk, backend=backend,
+                                progress=progress, cancel=cancel)
     _check_shape(shape, in_dtype, rgb)
     if tile is not None and int(tile) < 16:
         raise DeblurInputError(f"tile={tile} is too small; use at least {MIN_TILE} (default {DEFAULT_TILE}).")
@@ -199,23 +223,32 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     if margin < 0:
         raise DeblurInputError(f"overlap must be >= 0, got {overlap}.")
     margin = -(-margin // ALIGN) * ALIGN  # whole steps of the network's 1/8 grid
-    tile_given = tile
-    tile = int(tile or DEFAULT_TILE)
-    if tile <= 2 * margin + BLEND:
-        raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
+    if tile is not None:
+        tile = int(tile)
+        if tile <= 2 * margin + BLEND:
+            raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
     alpha = rgb and shape[-1] == 4
     norm = Normalization.for_image(image, normalize, alpha=alpha)
     net = cached_model(model, device=device, dtype=dtype)
+    fn = network_function(net, backend)
+    from ..network.record import record_of
+
+    kind_of_device = record_of(net).device.type
+    on_cpu = kind_of_device == "cpu"
     if batch is None:
-        batch = 4 if getattr(net, "device", None) is not None and str(net.device).startswith("cuda") else 1
+        batch = 4 if kind_of_device == "cuda" else 1
+    if tile is None:
+        # the CPU: tiles as large as the memory budget allows (whole image when it fits);
+        # a GPU: 512-pixel tiles in batches (lazy: one chunk and its halo per call)
+        tile = _memory_plan(net, fn, margin) if on_cpu else None
 
     if _is_lazy(image):
         import dask.array as da
 
         arr = image if isinstance(image, da.Array) else da.from_array(image, chunks="auto")
-        if tile_given is None:  # one network call per chunk: chunk + halo on both sides
+        if tile is None:  # one network call per chunk: chunk + halo on both sides
             tile = (chunk or DEFAULT_CHUNK) + 2 * (margin + BLEND)
-        plane = _plane_runner(net, norm, rgb, tile, margin, int(batch))
+        plane = _plane_runner(fn, norm, rgb, tile, margin, int(batch))
         return lazy_map_planes(arr, plane, rgb=rgb, depth=margin + BLEND, out_dtype=in_dtype, chunk=chunk)
 
     image = np.asarray(image)
@@ -223,13 +256,14 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     stack_shape = shape[: len(shape) - n_plane]
     planes = image.reshape((-1,) + shape[len(shape) - n_plane:])
     H, W = planes.shape[1:3]
+    tile = DEFAULT_TILE if tile is None else tile((H, W)) if callable(tile) else tile
     per_plane = len(list(plan_tiles((H, W), tile, margin, BLEND)))
     total = per_plane * len(planes)
 
     out = np.empty_like(planes)
     for i, p in enumerate(planes):
         report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
-        out[i] = _plane_runner(net, norm, rgb, tile, margin, int(batch), report, stop)(p)
+        out[i] = _plane_runner(fn, norm, rgb, tile, margin, int(batch), report, stop)(p)
     return out.reshape(stack_shape + out.shape[1:])
 
 

@@ -58,12 +58,16 @@ def axis_weight(length: int, first: bool, last: bool, margin: int, blend: int) -
     return w
 
 
-def plan_tiles(shape: tuple[int, int], tile: int, margin: int, blend: int) -> Iterator[tuple[slice, slice, np.ndarray]]:
-    """Yield (row slice, column slice, 2D weight) for every tile of an image of ``shape``."""
+def plan_tiles(shape: tuple[int, int], tile, margin: int, blend: int) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """Yield (row slice, column slice, 2D weight) for every tile of an image of ``shape``.
+
+    ``tile``: the side of square tiles, or (height, width).
+    """
     overlap = 2 * margin + blend
     H, W = shape
-    ys = tile_spans(H, tile, overlap)
-    xs = tile_spans(W, tile, overlap)
+    th_, tw_ = (tile, tile) if np.isscalar(tile) else tile
+    ys = tile_spans(H, int(th_), overlap)
+    xs = tile_spans(W, int(tw_), overlap)
     for iy, (y0, th) in enumerate(ys):
         wy = axis_weight(th, iy == 0, iy == len(ys) - 1, margin, blend)
         for ix, (x0, tw) in enumerate(xs):
@@ -87,13 +91,15 @@ def _batches(tiles: list, batch: int) -> Iterator[list]:
 def run_tiled(
     image: np.ndarray,
     fn: Callable[[np.ndarray], np.ndarray],
-    tile: int,
+    tile,
     margin: int,
     blend: int,
     batch: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Apply ``fn`` (a batch (N, h, w, C) -> (N, h, w, C') float function) tile by tile to (H, W, C).
+
+    ``tile``: the side of square tiles, or (height, width).
 
     Returns the blended (H, W, C') float32 result.  ``progress(done, total)``
     is called after each batch.

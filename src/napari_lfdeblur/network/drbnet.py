@@ -52,6 +52,12 @@ N_IMG = 3
 _FAC_IMPLS = {"shift": fac, "unfold": fac_unfold}
 
 
+def _in_place() -> bool:
+    """Whether writes into preallocated outputs (``out=``) may be used: not while tracing, because
+    OpenVINO's TorchScript import drops them (its converted network gave wrong outputs)."""
+    return not torch.jit.is_tracing()
+
+
 def _act() -> nn.Module:
     return nn.LeakyReLU(NEG_SLOPE, inplace=True)
 
@@ -117,7 +123,8 @@ def _pointwise_nchw(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     channels_last memory), written straight into a (K, HW) block: no
     transposing copy, no temporary beyond the output.
     """
-    if not (x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+    if not (x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)) \
+            or not _in_place():  # traced: out= writes do not survive OpenVINO's import
         return conv(x).contiguous()
     n, c, h, w = x.shape
     cout = conv.out_channels

@@ -1,0 +1,126 @@
+"""Which runtime runs the network: PyTorch, or OpenVINO on a CPU when it is installed.
+
+``backend="auto"`` (the default of ``deblur``) picks OpenVINO when all hold:
+the network is on the CPU, the ``openvino`` package is installed (the
+``[openvino]`` extra), the network is a DRBNet, and
+``$LFDEBLUR_BACKEND`` does not say ``torch``.  On the 2-core CPUs measured
+(``benchmarks/bench_network.py``) it was faster than PyTorch in both
+precisions, with outputs within 2/255 of PyTorch's float32 ones.  Anything
+that goes wrong preparing it (an OpenVINO version that cannot import this
+torch's graphs, a read-only cache...) falls back to PyTorch with a warning,
+once per network.  ``"torch"`` and ``"openvino"`` force one (the latter
+raises where it cannot run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError
+from .models import precision_of, run_network
+from .openvino_backend import OpenVINONetwork, _torch_module, openvino_available
+
+__all__ = ["BACKENDS", "resolve_backend", "network_function"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "openvino")
+
+
+def _is_drbnet(net) -> bool:
+    from ..network.drbnet import DRBNet
+
+    return isinstance(_torch_module(net), DRBNet)
+
+
+def resolve_backend(net, backend: str | None = "auto") -> str:
+    """``"torch"`` or ``"openvino"``: what ``backend`` means for this network on this machine."""
+    from ..network.record import record_of
+
+    choice = str(backend or "auto").strip().lower()
+    if choice not in BACKENDS:
+        raise ModelError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    on_cpu = record_of(net).device.type == "cpu"
+    if choice == "openvino":
+        if not on_cpu:
+            raise ModelError("the OpenVINO backend runs on the CPU; use device='cpu' or backend='torch'")
+        if not openvino_available():
+            raise ModelError("backend='openvino' needs the openvino package: pip install 'napari-lfdeblur[openvino]'")
+        if not _is_drbnet(net):
+            raise ModelError("the OpenVINO backend runs DRBNet networks; use backend='torch' for other modules")
+        return "openvino"
+    if choice == "auto":
+        if os.environ.get("LFDEBLUR_BACKEND", "").strip().lower() == "torch":
+            return "torch"
+        if on_cpu and _is_drbnet(net) and openvino_available():
+            return "openvino"
+    return "torch"
+
+
+class _WithFallback:
+    """OpenVINO, and PyTorch for good once preparing OpenVINO failed (warned once)."""
+
+    def __init__(self, net, precision: str, required: bool):
+        self.net = net
+        self.openvino = OpenVINONetwork(net, precision)
+        self.required = required
+        self.failed = False
+        self._lock = threading.Lock()
+
+    def __reduce__(self):
+        return (_WithFallback, (self.net, self.openvino.precision, self.required))
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.failed else "openvino"
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        if not self.failed:
+            try:
+                return self.openvino(rgb)
+            except MemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure of the optional runtime: fall back to torch
+                if self.required:
+                    raise ModelError(f"OpenVINO could not run the network: {e}") from e
+                with self._lock:
+                    if not self.failed:
+                        self.failed = True
+                        msg = f"OpenVINO could not run the network ({type(e).__name__}: {e}); using PyTorch"
+                        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                        log.warning(msg)
+        return run_network(rgb, self.net)
+
+
+def network_function(net, backend: str | None = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    """A function running ``net`` on float RGB in [0, 1], (N, H, W, 3) or (H, W, 3), in the chosen runtime.
+
+    Picklable (dask workers rebuild it from the network), and the precision is
+    the one PyTorch would use for this network (``precision_of``).
+    """
+    chosen = resolve_backend(net, backend)
+    if chosen == "torch":
+        return _TorchFunction(net)
+    precision = precision_of(net)
+    if precision not in ("bfloat16", "float32"):
+        precision = "float32"
+    return _WithFallback(net, precision, required=str(backend).lower() == "openvino")
+
+
+class _TorchFunction:
+    """``run_network`` bound to a network (a class rather than a closure, so that dask can pickle it)."""
+
+    backend = "torch"
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        return run_network(rgb, self.net)
+

@@ -1,0 +1,220 @@
+"""The network through OpenVINO: a runtime made for CPU inference, optional (``pip install napari-lfdeblur[openvino]``).
+
+On a CPU, OpenVINO fuses each convolution with its activation and additions,
+plans the activations' memory once per input shape and computes in bfloat16
+where the CPU has it, which PyTorch's eager mode does not.  The flow:
+
+1. the torch network is traced into an OpenVINO model with free height and
+   width, once per set of weights, and kept on disk (``<cache>/openvino``,
+   keyed by a hash of the weights and both libraries' versions), so later
+   sessions skip the tracing (about 13 s for the full DRBNet);
+2. per input shape the model is fixed to that shape and compiled; OpenVINO's
+   own ``CACHE_DIR`` keeps the compiled graph on disk, and this process keeps
+   the last few in memory (tiles of an image share one or two shapes);
+3. each batch goes in as NHWC float in [0, 1] (the [-1, 1] scaling and the
+   layout change run inside the compiled graph) and comes back the same way.
+
+Inputs are padded to multiples of 8 here, as DRBNet does itself, because the
+traced graph holds only the no-padding branch.  :class:`OpenVINONetwork`
+pickles as its torch network, so dask workers rebuild (and recompile) it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+
+__all__ = ["OpenVINONetwork", "openvino_available", "openvino_cache_dir"]
+
+log = logging.getLogger(__name__)
+
+_MULTIPLE = 8
+# part of the cache key: raise it when the tracing changes, so that models traced before are not reused
+_TRACE_FORMAT = 1
+_SHAPES_KEPT = 4  # compiled shapes kept per network: tiles of one image need one to three
+_convert_lock = threading.Lock()
+
+
+def openvino_available() -> bool:
+    """Whether the ``openvino`` package can be imported (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def openvino_cache_dir() -> Path:
+    """Where traced models and compiled graphs are kept: ``$LFDEBLUR_CACHE/openvino`` or the user cache."""
+    root = os.environ.get("LFDEBLUR_CACHE")
+    if root:
+        return Path(root).expanduser() / "openvino"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("napari-lfdeblur")) / "openvino"
+
+
+def _torch_module(net):
+    """The DRBNet inside ``net`` (``picklable_model`` wraps one in ``.net``)."""
+    inner = getattr(net, "net", None)
+    return inner if inner is not None and hasattr(inner, "state_dict") else net
+
+
+def _weights_key(module) -> str:
+    """A hash of the weights, the module's class and configuration, and both libraries' versions."""
+    import openvino
+    import torch
+
+    h = hashlib.sha256()
+    h.update(f"{type(module).__module__}.{type(module).__qualname__}|{openvino.__version__}|{torch.__version__}"
+             f"|{_TRACE_FORMAT}".encode())
+    for name in ("base", "res_blocks", "input_detail", "clip_output", "fac_impl"):
+        h.update(f"|{name}={getattr(module, name, None)!r}".encode())
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def _traced_model(module):
+    """The OpenVINO model of ``module`` with free N, H, W: read from the disk cache, or traced and saved there."""
+    import openvino as ov
+    import torch
+
+    folder = openvino_cache_dir()
+    xml = folder / f"{_weights_key(module)}.xml"
+    core = ov.Core()
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        try:
+            return core.read_model(str(xml))
+        except Exception as e:  # a damaged cache entry: trace again
+            log.warning("could not read the cached OpenVINO model %s (%s); tracing again", xml, e)
+    log.info("tracing the network for OpenVINO (once per set of weights; kept in %s)", folder)
+    import copy
+
+    traced = module
+    if any(p.dtype != torch.float32 for p in module.parameters()) or any(p.device.type != "cpu" for p in module.parameters()):
+        traced = copy.deepcopy(module).to("cpu", torch.float32)
+    traced = traced.eval()
+    with torch.no_grad(), _quiet_tracer():
+        model = ov.convert_model(traced, example_input=torch.zeros(1, 3, 64, 64),
+                                 input=[ov.PartialShape([-1, 3, -1, -1])])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # written under a temporary name and renamed: a crash leaves no half-written pair
+        tmp = folder / f".{xml.stem}.{os.getpid()}.{threading.get_ident()}.xml"
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp, xml)
+    except OSError as e:  # a read-only cache costs time, not results
+        log.warning("could not keep the OpenVINO model in %s (%s); it will be traced again next time", folder, e)
+    return model
+
+
+class _quiet_tracer:
+    """Silence torch.jit's TracerWarnings (shape checks in DRBNet's forward that tracing fixes to constants)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        import torch
+
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+class OpenVINONetwork:
+    """A DRBNet run by OpenVINO on the CPU: call it on (N, H, W, 3) float RGB in [0, 1], get the same back.
+
+    ``precision``: ``"bfloat16"`` or ``"float32"`` (what OpenVINO computes in);
+    ``threads``: OpenVINO's threads per call (default: torch's, so that
+    dask's one-block-per-``threads`` accounting holds).
+    """
+
+    def __init__(self, net, precision: str = "float32", threads: int | None = None):
+        if precision not in ("bfloat16", "float32"):
+            raise ModelError(f"OpenVINO runs in 'bfloat16' or 'float32', not {precision!r}")
+        self.net = net
+        self.precision = precision
+        self.threads = threads
+        self._model = None  # the traced model with free shape, made on first call
+        self._compiled: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __reduce__(self):
+        return (OpenVINONetwork, (self.net, self.precision, self.threads))
+
+    def _threads(self) -> int:
+        if self.threads:
+            return int(self.threads)
+        import torch
+
+        return max(1, torch.get_num_threads())
+
+    def compiled(self, shape: tuple[int, int, int, int]):
+        """The graph compiled for NHWC ``shape`` (H and W multiples of 8), made once per shape."""
+        with self._lock:
+            hit = self._compiled.get(shape)
+            if hit is not None:
+                self._compiled.move_to_end(shape)
+                return hit
+            import openvino as ov
+            from openvino.preprocess import PrePostProcessor
+
+            if self._model is None:
+                with _convert_lock:
+                    self._model = _traced_model(_torch_module(self.net))
+            model = self._model.clone()
+            n, h, w, _ = shape
+            model.reshape([n, 3, h, w])
+            ppp = PrePostProcessor(model)
+            # NHWC in [0, 1] from the caller; the network wants NCHW in [-1, 1]: (x - 0.5) / 0.5
+            ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+            ppp.input().model().set_layout(ov.Layout("NCHW"))
+            ppp.input().preprocess().mean(0.5).scale(0.5)
+            ppp.output().tensor().set_layout(ov.Layout("NHWC"))
+            ppp.output().model().set_layout(ov.Layout("NCHW"))
+            model = ppp.build()
+            folder = openvino_cache_dir() / "compiled"
+            config = {
+                "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bfloat16" else "f32",
+                "INFERENCE_NUM_THREADS": self._threads(),
+                "PERFORMANCE_HINT": "LATENCY",
+            }
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                config["CACHE_DIR"] = str(folder)
+            except OSError:
+                pass
+            compiled = ov.Core().compile_model(model, "CPU", config)
+            self._compiled[shape] = compiled
+            while len(self._compiled) > _SHAPES_KEPT:
+                self._compiled.popitem(last=False)
+            return compiled
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        single = rgb.ndim == 3
+        batch = np.ascontiguousarray(rgb[None] if single else rgb, dtype=np.float32)
+        n, h, w, _ = batch.shape
+        ph, pw = (-h) % _MULTIPLE, (-w) % _MULTIPLE
+        if ph or pw:  # as DRBNet pads: reflect where the side allows it, else replicate
+            mode = "reflect" if (ph < h and pw < w) else "edge"
+            batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+        compiled = self.compiled(tuple(batch.shape))
+        request = compiled.create_infer_request()  # one per call: dask threads call at once
+        request.infer({0: batch})
+        y = request.get_output_tensor(0).data[:, :h, :w]
+        out = np.clip((y + 1.0) * 0.5, 0.0, 1.0, dtype=np.float32)
+        return out[0] if single else out
