@@ -164,3 +164,13 @@ def test_deblur_lazy_and_in_memory_agree_through_openvino(net):
 def test_deblur_rejects_an_unknown_backend(net):
     with pytest.raises(ModelError, match="backend must be one of"):
         deblur(np.zeros((32, 32, 3), np.uint8), model=net, backend="onnx")
+
+
+def test_compiled_graphs_on_disk_are_kept_under_a_size(net, cache, monkeypatch):
+    folder = cache / "openvino" / "compiled"
+    monkeypatch.setattr(openvino_backend, "_COMPILED_CACHE_BYTES", 1)  # keep only the newest
+    ov = OpenVINONetwork(net, "float32")
+    for side in (40, 48, 56):
+        ov(_image(side, side))
+    blobs = list(folder.glob("*.blob"))
+    assert len(blobs) == 1

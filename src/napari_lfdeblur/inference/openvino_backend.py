@@ -40,6 +40,9 @@ _MULTIPLE = 8
 # part of the cache key: raise it when the tracing changes, so that models traced before are not reused
 _TRACE_FORMAT = 1
 _SHAPES_KEPT = 4  # compiled shapes kept per network: tiles of one image need one to three
+# compiled graphs hold the weights (12 MB per shape for the shipped model, 47 MB for the full one):
+# the oldest are deleted beyond this
+_COMPILED_CACHE_BYTES = 512 * 2**20
 _convert_lock = threading.Lock()
 
 
@@ -135,6 +138,24 @@ class _quiet_tracer:
         return self._ctx.__exit__(*exc)
 
 
+def _prune(folder: Path, max_bytes: int) -> None:
+    """Delete the least recently written compiled graphs until ``folder`` holds at most ``max_bytes``
+    (the newest, just written, always stays)."""
+    try:
+        blobs = sorted((p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.blob"))
+    except OSError:
+        return
+    total = sum(size for _, size, _ in blobs)
+    for _, size, path in blobs[:-1]:
+        if total <= max_bytes:
+            break
+        try:
+            path.unlink()
+            total -= size
+        except OSError:
+            pass
+
+
 class OpenVINONetwork:
     """A DRBNet run by OpenVINO on the CPU: call it on (N, H, W, 3) float RGB in [0, 1], get the same back.
 
@@ -199,6 +220,8 @@ class OpenVINONetwork:
             except OSError:
                 pass
             compiled = ov.Core().compile_model(model, "CPU", config)
+            if "CACHE_DIR" in config:
+                _prune(folder, _COMPILED_CACHE_BYTES)
             self._compiled[shape] = compiled
             while len(self._compiled) > _SHAPES_KEPT:
                 self._compiled.popitem(last=False)
