@@ -172,8 +172,7 @@ def main(argv=None) -> int:
                     ratio = f"  x{net['seconds_per_step'] / r['seconds_per_step']:.2f} of the network alone"
                 print(f"    {PIPE_LABELS[pipe]:24s} {r['seconds_per_step']:7.3f} s/step (min {r['min']:.3f}, max "
                       f"{r['max']:.3f})  {r['patches_per_s']:8.2f} patches/s{ratio}", flush=True)
-            rows[name, amp] = res[args.pipeline[0]]
-            rows[name, amp]["pipelines"] = res
+            rows[name, amp] = {**res[args.pipeline[0]], "pipelines": res}
     if "full" in args.configs and len(args.configs) > 1:
         ratios(f"speed relative to full (base 32), same precision ({args.pipeline[0]}):",
                lambda name, amp: ("full", amp))
