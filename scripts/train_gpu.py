@@ -240,7 +240,10 @@ def phase_data(args, dpdd_dir: Path | None, td):
 
     views = 5 if args.tiny else 11
     plants = sample_lightfield("lytro_plants")
-    proc = ProceduralPairs(patch=args.patch, length=9000, seed=args.seed, views=views)
+    # a pool of 32 scenes on the GPU (0.7 GB) so that a batch of 32 draws from many scenes; a new scene every
+    # 32 draws, as ProceduralPairs' defaults
+    pool = 8 if args.tiny else 32
+    proc = ProceduralPairs(patch=args.patch, length=9000, seed=args.seed, views=views, pool=pool, refresh=32 * pool)
     data1 = ConcatPairs([proc, LightFieldPairs([plants], names=[td.PLANTS], patch=args.patch, length=1000)])
     val1 = proc.heldout(2 if args.tiny else 8, patch=args.patch, crop="center", augment=False)
     words1 = f"{data1.describe()} (procedural 90 %, {td.PLANTS} 10 % of draws), made on the device"

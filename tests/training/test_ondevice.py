@@ -108,6 +108,41 @@ def test_photos_texture_the_layers_at_their_native_scale():
     assert found
 
 
+def test_pooled_pairs_are_refocused_from_the_pools_light_fields():
+    from napari_lfdeblur.lightfield.core import LightField
+    from napari_lfdeblur.lightfield.refocus import refocus
+
+    src = ProceduralSource(patch=16, views=5, size=40, focus=(0.7, 0.7), apertures=(1.0, 1.0), pool=2, refresh=64,
+                           augment=False)
+    src.at_step(0, 4, seed=0)
+    blur, sharp = src.batch(4, _gen())
+    S = src.view_side
+    fields = [src._slots[k].to(torch.float32).div(255).permute(0, 2, 3, 1).reshape(5, 5, S, S, 3).numpy()
+              for k in range(2)]
+    for b, s in zip(blur, sharp):
+        s = s.permute(1, 2, 0).numpy()
+        hits = [(k, y, x) for k, lf in enumerate(fields) for y in range(S - 15) for x in range(S - 15)
+                if np.abs(lf[2, 2, y : y + 16, x : x + 16] - s).max() < 1e-6]
+        assert hits, "the sharp image is a window of a pooled scene's centre view"
+        k, y, x = hits[0]
+        ref = np.asarray(refocus(LightField(fields[k]), 0.7, aperture=1.0))[y : y + 16, x : x + 16]
+        assert np.abs(ref - b.permute(1, 2, 0).numpy()).max() < 1e-4
+
+
+def test_the_pool_is_a_function_of_the_step():
+    a = ProceduralSource(patch=16, views=3, size=32, pool=3, refresh=8)
+    for step in range(6):  # scenes replaced on the way
+        a.at_step(step, 2, seed=4)
+    b = ProceduralSource(patch=16, views=3, size=32, pool=3, refresh=8)
+    b.at_step(5, 2, seed=4)  # straight to step 5, as a resumed run
+    assert a._generation == b._generation and max(a._generation) >= 1
+    assert torch.equal(a._slots, b._slots)
+    assert all(torch.equal(x, y) for x, y in zip(a.batch(3, _gen(5)), b.batch(3, _gen(5))))
+    c = ProceduralSource(patch=16, views=3, size=32, pool=3, refresh=8)
+    c.at_step(5, 2, seed=5)
+    assert not torch.equal(c._slots, b._slots)
+
+
 def test_procedural_source_options_are_checked():
     with pytest.raises(TrainingError, match="odd"):
         ProceduralSource(patch=32, views=4)

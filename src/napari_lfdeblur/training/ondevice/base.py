@@ -29,6 +29,10 @@ class DeviceSource:
     def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def at_step(self, step: int, batch: int, seed: int) -> None:
+        """Prepare what the batches of step ``step`` draw from (a pool of scenes, say); called before each
+        step's batch.  A function of its arguments only: a resumed run gets the same state."""
+
     def to(self, device) -> DeviceSource:
         """This source with its tensors on ``device`` (moved once; batches are then made there)."""
         raise NotImplementedError

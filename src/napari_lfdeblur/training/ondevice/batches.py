@@ -47,7 +47,8 @@ def device_source(data, *, patch: int, device, max_mb: float = 4096) -> DeviceSo
         return ProceduralSource(patch=patch, views=data.views, size=max(data.size, patch),
                                 disparity_range=data.disparity_range, layers=data.layers, apertures=data.apertures,
                                 aperture_shape=data.aperture_shape, focus_margin=data.focus_margin, noise=data.noise,
-                                images=data.images, device=device)
+                                images=data.images, pool=data.pool, refresh=data.refresh, augment=data.augment,
+                                device=device)
     if isinstance(data, LightFieldPairs):
         return LightFieldSource(data, patch=patch, augment=data.augment, device=device)
     if isinstance(data, FolderPairs):
@@ -65,6 +66,7 @@ class DeviceBatches:
 
     def batch_of(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
+            self.source.at_step(step, self.batch, self.seed)
             return self.source.batch(self.batch, step_generator(self.seed, step, self.rank, self.source.device))
 
     def __iter__(self):

@@ -33,6 +33,10 @@ class MixSource(DeviceSource):
         self._p = self.p.to(self.device)
         return self
 
+    def at_step(self, step: int, batch: int, seed: int) -> None:
+        for s in self.sources:
+            s.at_step(step, batch, seed)
+
     def describe(self) -> str:
         return " + ".join(f"{100 * float(p):.0f} % {s.describe()}" for s, p in zip(self.sources, self.p))
 

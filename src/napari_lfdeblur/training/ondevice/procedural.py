@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import TrainingError
-from .base import DeviceSource, aperture_weights, ceil_px, check_patch, effective_views, pixel_grid, uniform, \
+from .base import DeviceSource, aperture_weights, augment, ceil_px, check_patch, effective_views, pixel_grid, uniform, \
     view_offsets
 
 __all__ = ["ProceduralSource", "Scene"]
@@ -66,7 +66,7 @@ class Scene:
     weights: torch.Tensor
 
 
-def _bank(images, side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _texture_bank(images, side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Texture images as one uint8 tensor (K, 3, H, W) and a (K,) "grey" flag.  ``side``: each image is
     centre-cropped square and resized to it (the bundled images); None: kept at native scale (yours), all cut to
     the smallest height and width among them."""
@@ -116,11 +116,21 @@ class ProceduralSource(DeviceSource):
     deviation ``noise`` in every view (so less in the blurred image, an average of views), ``images`` to
     texture the layers with instead of the bundled textures.  ``view_chunk_mb`` bounds the memory of one chunk
     of views being rendered.
+
+    ``pool=0`` renders a new scene for every pair.  With ``pool`` > 0 (as
+    :class:`~..datasets.ProceduralPairs` does), the source keeps ``pool`` scenes rendered as light fields
+    (every view of a ``size``-px scene plus the refocus border, uint8, on the device) and cuts each pair from
+    one of them: a random slot, window, focus and aperture, refocused from the stored views (one
+    ``grid_sample`` per view instead of one per layer and view), with one of the 8 flips/turns
+    (``augment``).  A slot gets a new scene every ``refresh`` draws, staggered between the slots, so a scene
+    is rendered every ``refresh / pool`` draws; :meth:`at_step` brings the pool to a step's state, so the
+    pairs remain a function of (seed, step, rank).
     """
 
     def __init__(self, *, patch: int = 128, views: int = 11, size: int | None = None, disparity_range=(-1.0, 1.0),
                  layers=(3, 7), apertures=(0.3, 1.0), aperture_shape: str = "disk", focus_margin: float = 0.1,
-                 focus=None, noise: float = 0.0, images=None, device="cpu", view_chunk_mb: float | None = None):
+                 focus=None, noise: float = 0.0, images=None, pool: int = 0, refresh: int = 256, augment: bool = True,
+                 device="cpu", view_chunk_mb: float | None = None, _bank=None):
         from ..datasets.lightfields import _check_apertures
 
         self.patch = check_patch(patch)
@@ -158,7 +168,9 @@ class ProceduralSource(DeviceSource):
         self.margin = ceil_px(reach) + 2
         self.canvas = self.patch + 2 * self.margin
         self.photos = images is not None
-        if images is None:
+        if _bank is not None:  # the pool's renderer shares its owner's textures
+            self.bank, self.grey = _bank
+        elif images is None:
             from ...lightfield.synthetic import BUNDLED_TEXTURES, _bundled
 
             images = [_bundled(name) for name in BUNDLED_TEXTURES]
@@ -167,10 +179,28 @@ class ProceduralSource(DeviceSource):
             side = ceil_px(self.size / 0.7) + 2
         else:
             side = None
-        self.bank, self.grey = _bank(images, side)
+        if _bank is None:
+            self.bank, self.grey = _texture_bank(images, side)
         if self.photos and min(self.bank.shape[-2:]) < self.canvas:
             raise TrainingError(f"images must be at least {self.canvas} px on each side (the patch plus the blur's "
                                 f"border), got {tuple(self.bank.shape[-2:])}")
+        self.pool, self.refresh, self.augment = max(0, int(pool)), max(1, int(refresh)), bool(augment)
+        self._scenes = None
+        if self.pool:
+            # the pool's light fields: views of the size-px scene plus the refocus border, rendered (in focus at
+            # disparity 0) by a source of the same scenes whose "patch" is that view
+            fmax = max(abs(f) for f in self.focus)
+            self.border = ceil_px(fmax * vc) + 1
+            side = self.size + 2 * self.border
+            side += -side % 8
+            self._scenes = ProceduralSource(
+                patch=side, views=self.views, size=side, disparity_range=disparity_range, layers=layers,
+                apertures=(1.0, 1.0), focus=(0.0, 0.0), images=images, device="cpu", view_chunk_mb=view_chunk_mb,
+                _bank=(self.bank, self.grey))
+            self.view_side = side
+            self._slots = torch.zeros((self.pool, self.views**2, 3, side, side), dtype=torch.uint8)
+            self._generation = [-1] * self.pool
+            self._seed = None
         self.device = torch.device("cpu")
         self._derived()
         self.to(device)
@@ -189,6 +219,10 @@ class ProceduralSource(DeviceSource):
             self.bank = self.bank.to(device)
             self.grey = self.grey.to(device)
             self._derived()
+            if self._scenes is not None:
+                self._scenes.to(device)
+                self._scenes.bank, self._scenes.grey = self.bank, self.grey
+                self._slots = self._slots.to(device)
         return self
 
     def describe(self) -> str:
@@ -198,8 +232,82 @@ class ProceduralSource(DeviceSource):
                 f"{self.size} px, disparity {lo:+.2f}..{hi:+.2f}, apertures {self.apertures[0]:.2f}-"
                 f"{self.apertures[1]:.2f}{tex})")
 
+    # ---------------------------------------------------------------- the pool of scenes
+    def at_step(self, step: int, batch: int, seed: int) -> None:
+        """Bring the pool to what step ``step`` (of batches of ``batch``) uses: slot ``k`` holds scene number
+        ``(draw + k * refresh // pool) // refresh`` of its own stream, ``draw = step * batch`` (as
+        :class:`~..datasets.ProceduralPairs` staggers its pool), so the pool too is a function of the step."""
+        if not self.pool:
+            return
+        if seed != self._seed:
+            self._seed, self._generation = seed, [-1] * self.pool
+        draw = int(step) * int(batch)
+        for k in range(self.pool):
+            g = (draw + k * self.refresh // self.pool) // self.refresh
+            if g != self._generation[k]:
+                self._slots[k] = self.render_lightfield(self._scene_generator(seed, k, g))
+                self._generation[k] = g
+
+    def _scene_generator(self, seed: int, slot: int, generation: int) -> torch.Generator:
+        s = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5CE7E, slot, generation]).generate_state(1)[0])
+        g = torch.Generator(device=self.device)
+        g.manual_seed(s)
+        return g
+
+    def render_lightfield(self, gen: torch.Generator) -> torch.Tensor:
+        """One scene's views (views * views, 3, side, side) as uint8 (the view side: ``size`` plus the refocus
+        border), row by row from the top-left view: a light field to cut pairs from."""
+        src = self._scenes
+        scene = src.draw(1, gen)
+        n_views = self.views**2
+        out = torch.empty((n_views, 3, src.patch, src.patch), dtype=torch.uint8, device=self.device)
+        for views, img in src._views(scene, torch.arange(n_views, device=self.device)):
+            out[views] = torch.round(img[0].clamp(0, 1) * 255).to(torch.uint8).transpose(0, 1)
+        return out
+
+    def _from_pool(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairs cut from the pool's light fields: a random slot, window, focus and aperture each."""
+        if self._seed is None:
+            raise TrainingError("the pool of scenes is empty: call at_step() first (DeviceBatches does)")
+        dev, P, B = self.device, self.patch, self.border
+        Q = P + 2 * B  # the window plus the refocus border
+        slot = torch.randint(0, self.pool, (n,), generator=gen, device=dev)
+        y0, x0 = torch.randint(0, self.view_side - Q + 1, (2, n), generator=gen, device=dev)
+        focus = uniform((n,), *self.focus, gen, dev)
+        w = aperture_weights(self.offsets, uniform((n,), *self.apertures, gen, dev), self.aperture_shape)
+        centre = self.views**2 // 2
+        ar = torch.arange(Q, device=dev)
+        rows = (y0[:, None] + ar)[:, None, None, :, None]
+        cols = (x0[:, None] + ar)[:, None, None, None, :]
+        ch = torch.arange(3, device=dev)[None, None, :, None, None]
+        sharp = self._slots[slot[:, None, None, None], centre, ch[:, 0], rows[:, 0, :, B : B + P],
+                            cols[:, 0, :, :, B : B + P]].to(torch.float32) / 255
+        blur = torch.zeros((n, 3, P, P), device=dev)
+        used = (w > 0).any(0).nonzero().squeeze(1)
+        per_view = n * 4 * (3 * Q * Q + 3 * P * P + 2 * P * P)
+        chunk = max(1, int((self.view_chunk_mb or (1024 if dev.type == "cuda" else 128)) * 2**20 // per_view))
+        g = pixel_grid(P, Q, dev)  # the window's pixels, centred in the bordered window
+        for i in range(0, used.numel(), chunk):
+            views = used[i : i + chunk]
+            V = views.numel()
+            win = self._slots[slot[:, None, None, None, None], views[None, :, None, None, None], ch, rows, cols]
+            # refocused: out(y) = view(y - focus * offset)
+            s = -focus[:, None, None] * self.offsets[views].flip(-1)[None] * (2.0 / Q)  # (n, V, 2) as (x, y)
+            grid = (g[None, None] + s[:, :, None, None, :]).view(n * V, P, P, 2)
+            smp = F.grid_sample(win.view(n * V, 3, Q, Q).to(torch.float32) / 255, grid, mode="bilinear",
+                                padding_mode="border", align_corners=False).view(n, V, 3, P, P)
+            blur += torch.einsum("nvchw,nv->nchw", smp, w[:, views])
+        if self.noise > 0:
+            sharp = sharp + self.noise * torch.randn(sharp.shape, generator=gen, device=dev)
+            blur = blur + self.noise / effective_views(w).sqrt()[:, None, None, None] * torch.randn(
+                blur.shape, generator=gen, device=dev)
+        blur, sharp = blur.clamp_(0, 1), sharp.clamp_(0, 1)
+        return augment(blur, sharp, gen) if self.augment else (blur, sharp)
+
     # ---------------------------------------------------------------- drawing the scenes
     def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pool:
+            return self._from_pool(n, gen)
         return self.render(self.draw(n, gen), gen)
 
     def draw(self, n: int, gen: torch.Generator) -> Scene:
@@ -345,12 +453,25 @@ class ProceduralSource(DeviceSource):
     # ---------------------------------------------------------------- rendering
     def render(self, scene: Scene, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(blurred, sharp) of ``scene``: (n, 3, patch, patch) float32 in [0, 1]; noise is drawn from ``gen``."""
-        rgba, disp, focus, w = scene.rgba, scene.disparity, scene.focus, scene.weights
-        n, L = disp.shape
-        P, H, M = self.patch, self.canvas, self.margin
-        sharp = self._over(rgba[..., M : M + P, M : M + P])
+        w = scene.weights
+        P, M = self.patch, self.margin
+        sharp = self._over(scene.rgba[..., M : M + P, M : M + P])
         blurred = torch.zeros_like(sharp)
         used = (w > 0).any(0).nonzero().squeeze(1)  # views outside every aperture are not rendered
+        for views, img in self._views(scene, used):
+            blurred += torch.einsum("ncvhw,nv->nchw", img, w[:, views])
+        if self.noise > 0 and gen is not None:
+            sharp = sharp + self.noise * torch.randn(sharp.shape, generator=gen, device=sharp.device)
+            per = self.noise / effective_views(w).sqrt()[:, None, None, None]
+            blurred = blurred + per * torch.randn(blurred.shape, generator=gen, device=blurred.device)
+        return blurred.clamp_(0, 1), sharp.clamp_(0, 1)
+
+    def _views(self, scene: Scene, used: torch.Tensor):
+        """``(views, img)`` in chunks of the views ``used``: img (n, 3, len(views), patch, patch), each view of
+        the scene refocused at its ``focus`` (the layers composited "over" in the view)."""
+        rgba, disp, focus = scene.rgba, scene.disparity, scene.focus
+        n = disp.shape[0]
+        P, H = self.patch, self.canvas
         per_view = n * P * P * 4 * (3 + 4 + 2)  # bytes: the views' colour, one sampled layer, its grid
         budget = self.view_chunk_mb or (1024 if self.device.type == "cuda" else 128)
         chunk = max(1, int(budget * 2**20 // per_view))
@@ -371,12 +492,7 @@ class ProceduralSource(DeviceSource):
                     img = smp[:, :3].contiguous()
                 else:  # "over": img * (1 - alpha) + premultiplied colour, in place
                     img.addcmul_(img, smp[:, 3:], value=-1).add_(smp[:, :3])
-            blurred += torch.einsum("ncvhw,nv->nchw", img, w[:, views])
-        if self.noise > 0 and gen is not None:
-            sharp = sharp + self.noise * torch.randn(sharp.shape, generator=gen, device=sharp.device)
-            per = self.noise / effective_views(w).sqrt()[:, None, None, None]
-            blurred = blurred + per * torch.randn(blurred.shape, generator=gen, device=blurred.device)
-        return blurred.clamp_(0, 1), sharp.clamp_(0, 1)
+            yield views, img
 
     @staticmethod
     def _over(rgba: torch.Tensor) -> torch.Tensor:
