@@ -25,7 +25,7 @@ a CPU in 2 hours), with the pairs made on the GPU (``data_on_device``, see
    ``src/napari_lfdeblur/weights/default.pt`` are written only with
    ``--ship``.
 
-Sizing.  The run first times a few steps of each phase (about 20 s), then
+Sizing.  The run first times a few steps of each phase (well under a minute), then
 gives phase 1 and phase 2 the numbers of steps that fill ``--minutes``
 (default 8) with room for setup, validation and the evaluation; the plan is
 kept in ``<work>/plan.json``.  ``--steps1``/``--steps2`` fix them instead.
@@ -36,9 +36,9 @@ uninterrupted one); SIGTERM / Ctrl-C stop it cleanly after the current step.
 
 What the run reads: the project, and of the shared data only the DPDD
 pairs it uses (``--train-pairs`` training pairs and the 10 held-out ones;
-36 + 10 pairs: 37 MB).  ``--pack DIR`` copies exactly those files to
+36 + 10 pairs: 36.5 MB).  ``--pack DIR`` copies exactly those files to
 ``DIR/pairs/dpdd_canon_train60/`` and prints the total with the tracked
-project (about 57 MB), so that the run can travel to a GPU machine with
+project (56.7 MB when written), so that the run can travel to a GPU machine with
 less than 60 MB: ``python scripts/train_gpu.py --data DIR`` there.
 
 ``--tiny`` runs the whole recipe at a tiny size on the CPU (a width-4
