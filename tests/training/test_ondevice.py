@@ -95,6 +95,25 @@ def test_noise_is_averaged_down_in_the_blurred_image():
     assert abs(float(blur.std()) - 0.05 / 5) < 0.002  # 25 views average the noise down 5 times
 
 
+def test_photos_texture_the_pools_scenes_too():
+    photo = np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    src = ProceduralSource(patch=16, views=3, size=40, layers=(1, 1), disparity_range=(0.0, 0.0), pool=1,
+                           images=[photo])
+    assert src._scenes.photos
+    src.at_step(0, 1, seed=0)
+    centre = src._slots[0, 4].permute(1, 2, 0).numpy()
+    side = centre.shape[0]
+
+    def window_of_photo(w):
+        ys, xs = np.nonzero((photo == w[0, 0]).all(-1))
+        return any((photo[y : y + side, x : x + side] == w).all() for y, x in zip(ys, xs))
+
+    # one plane at disparity 0: the centre view is a window of the photo at its native scale (flipped or not)
+    assert window_of_photo(centre) or window_of_photo(centre[:, ::-1])
+    with pytest.raises(TrainingError, match="at least"):
+        ProceduralSource(patch=16, views=3, size=40, pool=1, images=[photo[:50, :50]])
+
+
 def test_photos_texture_the_layers_at_their_native_scale():
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)
@@ -114,6 +133,7 @@ def test_pooled_pairs_are_refocused_from_the_pools_light_fields():
 
     src = ProceduralSource(patch=16, views=5, size=40, focus=(0.7, 0.7), apertures=(1.0, 1.0), pool=2, refresh=64,
                            augment=False)
+    assert not src._scenes.photos  # the pool's scenes wear the bundled textures, rescaled and tinted
     src.at_step(0, 4, seed=0)
     blur, sharp = src.batch(4, _gen())
     S = src.view_side

@@ -132,8 +132,8 @@ class TrainConfig:
         with torch (see :mod:`.ondevice`: procedural light fields rendered
         there, light fields refocused there, pair folders preloaded there)
         instead of in data-loader processes: True, False, or ``"auto"`` (the
-        default: on a GPU when the data allows it, never on the CPU, where the
-        data loader is as fast and the run stays as it was).
+        default: on a CUDA GPU when the data allows it; elsewhere the data
+        loader, which is faster on a CPU, and the run stays as it was).
         ``channels_last``: the network's weights and inputs in channels-last
         memory order (faster convolutions on tensor-core GPUs).  ``compile``:
         ``torch.compile`` the training step's network: True (inductor, which

@@ -168,7 +168,7 @@ class RunSetup:
     def _device_source(self):
         """The run's on-device pair source (``data_on_device``), or None for the data loader."""
         mode = self.config.data_on_device
-        if mode is False or (mode == "auto" and self.device.type == "cpu"):
+        if mode is False or (mode == "auto" and self.device.type != "cuda"):
             return None
         try:
             return device_source(self.data, patch=self.patch, device=self.device)

@@ -271,7 +271,7 @@ class Trainer(RunSetup, RunFiles, RunValidation):
         self._emit(Started(self.step, total=self.steps, phase=self.phase, loss=str(self.loss_fn),
                            device=str(self.device), model=dict(self.net.config), n_train=len(self.data),
                            n_val=len(self.val) if self.val is not None else 0,
-                           data=self.description or self._describe(self.data),
+                           data=self.description or self._describe(self.source or self.data),
                            out=str(self.out) if self.out else None, resumed_from=self.resumed_from,
                            world_size=self.ctx.world, amp=self._amp_now()))
         if self.out is not None and self.ctx.main:

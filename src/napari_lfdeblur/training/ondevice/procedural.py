@@ -173,14 +173,12 @@ class ProceduralSource(DeviceSource):
         elif images is None:
             from ...lightfield.synthetic import BUNDLED_TEXTURES, _bundled
 
-            images = [_bundled(name) for name in BUNDLED_TEXTURES]
             # bundled images are crops of 45-100 % of the bank side mapped onto the scene: a side of
             # size / 0.7 samples them at about their own scale on average
-            side = ceil_px(self.size / 0.7) + 2
+            self.bank, self.grey = _texture_bank([_bundled(name) for name in BUNDLED_TEXTURES],
+                                                 ceil_px(self.size / 0.7) + 2)
         else:
-            side = None
-        if _bank is None:
-            self.bank, self.grey = _texture_bank(images, side)
+            self.bank, self.grey = _texture_bank(images, None)
         if self.photos and min(self.bank.shape[-2:]) < self.canvas:
             raise TrainingError(f"images must be at least {self.canvas} px on each side (the patch plus the blur's "
                                 f"border), got {tuple(self.bank.shape[-2:])}")
@@ -198,6 +196,10 @@ class ProceduralSource(DeviceSource):
                 apertures=(1.0, 1.0), focus=(0.0, 0.0), images=images, device="cpu", view_chunk_mb=view_chunk_mb,
                 _bank=(self.bank, self.grey))
             self.view_side = side
+            if self.photos and min(self.bank.shape[-2:]) < self._scenes.canvas:
+                raise TrainingError(f"images must be at least {self._scenes.canvas} px on each side (a scene of "
+                                    f"{self.size} px plus the borders of its views), got "
+                                    f"{tuple(self.bank.shape[-2:])}")
             self._slots = torch.zeros((self.pool, self.views**2, 3, side, side), dtype=torch.uint8)
             self._generation = [-1] * self.pool
             self._seed = None
@@ -228,9 +230,10 @@ class ProceduralSource(DeviceSource):
     def describe(self) -> str:
         lo, hi = self.disparity_range
         tex = f", textured with {self.bank.shape[0]} of your images" if self.photos else ""
+        pool = f", a pool of {self.pool} scenes renewed every {self.refresh} draws" if self.pool else ""
         return (f"procedural light fields made on {self.device} ({self.views}x{self.views} views, scenes of "
                 f"{self.size} px, disparity {lo:+.2f}..{hi:+.2f}, apertures {self.apertures[0]:.2f}-"
-                f"{self.apertures[1]:.2f}{tex})")
+                f"{self.apertures[1]:.2f}{tex}{pool})")
 
     # ---------------------------------------------------------------- the pool of scenes
     def at_step(self, step: int, batch: int, seed: int) -> None:
@@ -353,11 +356,13 @@ class ProceduralSource(DeviceSource):
         return (torch.gather(inside, 0, kind.expand(1, *inside.shape[1:]))[0] + 0.5).clamp_(0, 1)
 
     def _textures(self, m: int, gen) -> torch.Tensor:
-        """(m, 3, H, W) textures in [0, 1]: image crops 4 times in 5 (as 12 bundled images among 15 kinds
-        are), else noise, stripes or checkers."""
+        """(m, 3, H, W) textures in [0, 1]: crops of your images, or of the bundled ones 4 times in 5 (as 12
+        bundled images among 15 kinds are) and else noise, stripes or checkers."""
         dev = self.device
         kind = torch.where(torch.rand(m, generator=gen, device=dev) < 0.8, _IMAGE,
                            torch.randint(1, 4, (m,), generator=gen, device=dev))
+        if self.photos:  # as synthetic_lightfield(images=...): every layer wears one of them
+            kind.fill_(_IMAGE)
         out = torch.empty((m, 3, self.canvas, self.canvas), device=dev)
         # every kind is drawn for every texture (the draws then do not depend on the kinds) and made for its own
         c0 = uniform((m, 3, 1, 1), 0.05, 0.95, gen, dev)
