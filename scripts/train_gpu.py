@@ -104,7 +104,8 @@ def parse(argv=None):
                          f"keeps the project and the data read under {MAX_TRAVEL_MB} MB)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", default=None, help="mixed precision (default: bfloat16 on a GPU, auto on a CPU)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the network (minutes of compiling)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the network (each phase compiles first, for minutes outside the budget)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", dest="resume", action="store_true", default=True,
                     help="continue a stopped run from its checkpoints (the default)")
@@ -291,7 +292,7 @@ def main(argv=None) -> int:
                   "made with --pack)", file=sys.stderr)
             return 2
         dpdd_dir = None
-    elif not all(pair_files(dpdd_dir, [n]) for n in HELDOUT):
+    elif not all(len(pair_files(dpdd_dir, [n])) == 2 for n in HELDOUT):
         print(f"error: {dpdd_dir} lacks some of the held-out pairs {', '.join(HELDOUT)}", file=sys.stderr)
         return 2
 
