@@ -5,7 +5,7 @@ operations on the tensors' device: ``source.batch(n, generator)`` returns
 two float32 tensors ``(n, 3, patch, patch)`` in [0, 1] on
 ``source.device``.  Everything random comes from the ``torch.Generator``
 it is given, so a batch is a function of that generator's seed (see
-:func:`step_generator`): a run is reproducible and resumes exactly.
+:func:`~napari_lfdeblur.training.ondevice.step_generator`): a run is reproducible and resumes exactly.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def aperture_weights(offsets: torch.Tensor, radius: torch.Tensor, shape: str, ma
     """(n, views) weights of synthetic apertures, each summing to 1.
 
     ``offsets`` (views, 2): each view's (dv, du) from the grid centre; ``radius`` (n,): the aperture in (0, 1]
-    as in :func:`~napari_lfdeblur.lightfield.refocus.aperture_weights` (``"disk"``: views within ``radius``
+    as in ``lightfield.refocus.aperture_weights`` (``"disk"``: views within ``radius``
     times the distance to a corner view; ``"square"``: within ``radius`` of the half-grid on each axis);
     ``mask`` (views,) bool: the views present.  The centre view is always kept.
     """

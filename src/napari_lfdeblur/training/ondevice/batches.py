@@ -1,16 +1,16 @@
 """A run's training data as an on-device source, and the batch of each step.
 
-:func:`device_source` turns what :func:`~..trainer.train` was given into a
-:class:`~.base.DeviceSource`: procedural pairs (``"synthetic"``,
-:class:`~..datasets.ProceduralPairs`) are rendered on the device, light
-fields in memory (:class:`~..datasets.LightFieldPairs`) refocused there,
-pair folders (:class:`~..datasets.FolderPairs`) preloaded there, and a
-:class:`~..datasets.ConcatPairs` of these mixed in the proportions of their
-lengths.  Anything else raises :class:`~napari_lfdeblur.errors.TrainingError`
+:func:`device_source` turns what :func:`~napari_lfdeblur.train` was given into a
+:class:`~napari_lfdeblur.training.ondevice.DeviceSource`: procedural pairs (``"synthetic"``,
+:class:`~napari_lfdeblur.training.ProceduralPairs`) are rendered on the device, light
+fields in memory (:class:`~napari_lfdeblur.training.LightFieldPairs`) refocused there,
+pair folders (:class:`~napari_lfdeblur.training.FolderPairs`) preloaded there, and a
+:class:`~napari_lfdeblur.training.ConcatPairs` of these mixed in the proportions of their
+lengths.  Anything else raises :class:`~napari_lfdeblur.TrainingError`
 saying why.
 
 :class:`DeviceBatches` is what the trainer iterates over instead of a data
-loader: step ``s``'s batch is made from :func:`~.base.step_generator` of
+loader: step ``s``'s batch is made from :func:`~napari_lfdeblur.training.ondevice.step_generator` of
 (seed, s, rank), so resuming needs no state.
 """
 

@@ -1,12 +1,12 @@
 """Pairs refocused on the training device from light fields held there (real captures, e.g. the Lytro plants).
 
 Each light field's views (its largest odd sub-grid centred on the centre
-view, as :func:`~napari_lfdeblur.lightfield.pairs.make_pairs` uses) are
+view, as :func:`~napari_lfdeblur.make_pairs` uses) are
 kept on the device as uint8.  A pair is a random window, focus disparity
 and aperture: the blurred image is the aperture's average of the views
-shifted by ``focus * (v - vc, u - uc)`` (:mod:`~napari_lfdeblur.lightfield.refocus`'s
+shifted by ``focus * (v - vc, u - uc)`` (:func:`~napari_lfdeblur.refocus`'s
 convention), the sharp one the centre view; the focus range and the
-window's border are those of :class:`~..datasets.LightFieldPairs`.  All
+window's border are those of :class:`~napari_lfdeblur.training.LightFieldPairs`.  All
 the pairs of a batch drawn from one light field are one ``grid_sample``
 per chunk of views.
 """
@@ -56,7 +56,7 @@ class _Field:
 
 
 class LightFieldSource(DeviceSource):
-    """Pairs refocused on ``device`` from the light fields of a :class:`~..datasets.LightFieldPairs` (its
+    """Pairs refocused on ``device`` from the light fields of a :class:`~napari_lfdeblur.training.LightFieldPairs` (its
     focus ranges, apertures and aperture shape), each light field drawn equally often."""
 
     def __init__(self, dataset, *, patch: int, augment: bool = True, device="cpu", view_chunk_mb: float | None = None):

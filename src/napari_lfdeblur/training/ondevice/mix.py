@@ -11,7 +11,7 @@ __all__ = ["MixSource"]
 
 
 class MixSource(DeviceSource):
-    """Pairs from ``sources`` in proportions ``weights`` (as :class:`~..datasets.ConcatPairs` of datasets whose
+    """Pairs from ``sources`` in proportions ``weights`` (as :class:`~napari_lfdeblur.training.ConcatPairs` of datasets whose
     lengths are the weights draws them)."""
 
     def __init__(self, sources, weights):

@@ -1,7 +1,7 @@
 """Real (blurred, sharp) pairs preloaded once onto the training device, cropped and flipped there.
 
-A pair folder (:class:`~..datasets.FolderPairs`, or a subset of one such as
-:func:`~..datasets.split` makes) is decoded once, with the dataset's own
+A pair folder (:class:`~napari_lfdeblur.training.FolderPairs`, or a subset of one such as
+:func:`~napari_lfdeblur.training.split` makes) is decoded once, with the dataset's own
 options (exposure matching, a held-out band), and kept on the device as
 uint8: 60 DPDD pairs of 1024x1024 take 360 MB.  A batch is then one gather
 of random ``patch`` x ``patch`` windows and one of the 8 flips/turns per

@@ -1,7 +1,7 @@
 """Procedural light-field pairs made on the training device, a whole batch at a time.
 
-The physics of :func:`~napari_lfdeblur.lightfield.synthetic.synthetic_lightfield`
-and :mod:`~napari_lfdeblur.lightfield.refocus`, in batched torch operations:
+The physics of :func:`~napari_lfdeblur.synthetic_lightfield`
+and :func:`~napari_lfdeblur.refocus`, in batched torch operations:
 
 - a scene is a textured background plane and up to ``layers[1] - 1``
   textured objects (discs, rotated rectangles, wobbly blobs) in front, each
@@ -20,7 +20,7 @@ and :mod:`~napari_lfdeblur.lightfield.refocus`, in batched torch operations:
 Each pair is its own scene, rendered at the patch size plus the border its
 largest shift needs: the "random crop" is drawn as the scene's offset in a
 virtual ``size`` x ``size`` view, which sets the objects' scale as in
-:class:`~..datasets.ProceduralPairs`.  A view is one ``grid_sample`` per
+:class:`~napari_lfdeblur.training.ProceduralPairs`.  A view is one ``grid_sample`` per
 layer for the whole batch (views stacked along the height), in chunks of
 views that bound the memory.  Textures: crops of images bundled with
 scikit-image (rescaled, tinted when grey), multi-scale noise, stripes and
@@ -109,7 +109,7 @@ def _texture_bank(images, side: int | None) -> tuple[torch.Tensor, torch.Tensor]
 class ProceduralSource(DeviceSource):
     """Batches of procedural light-field pairs rendered on ``device`` (see the module docstring).
 
-    The options mean what they mean for :class:`~..datasets.ProceduralPairs`: ``views`` (odd) x ``views``
+    The options mean what they mean for :class:`~napari_lfdeblur.training.ProceduralPairs`: ``views`` (odd) x ``views``
     grids, scenes of ``size`` px (default: patch + 96) of ``layers`` (min, max) layers at disparities in
     ``disparity_range``, focus drawn from that range widened by ``focus_margin`` of its width on each side
     (or from ``focus``, a (lo, hi) pair, when given), apertures in ``apertures``, Gaussian noise of standard
@@ -118,7 +118,7 @@ class ProceduralSource(DeviceSource):
     of views being rendered.
 
     ``pool=0`` renders a new scene for every pair.  With ``pool`` > 0 (as
-    :class:`~..datasets.ProceduralPairs` does), the source keeps ``pool`` scenes rendered as light fields
+    :class:`~napari_lfdeblur.training.ProceduralPairs` does), the source keeps ``pool`` scenes rendered as light fields
     (every view of a ``size``-px scene plus the refocus border, uint8, on the device) and cuts each pair from
     one of them: a random slot, window, focus and aperture, refocused from the stored views (one
     ``grid_sample`` per view instead of one per layer and view), with one of the 8 flips/turns
@@ -239,7 +239,7 @@ class ProceduralSource(DeviceSource):
     def at_step(self, step: int, batch: int, seed: int) -> None:
         """Bring the pool to what step ``step`` (of batches of ``batch``) uses: slot ``k`` holds scene number
         ``(draw + k * refresh // pool) // refresh`` of its own stream, ``draw = step * batch`` (as
-        :class:`~..datasets.ProceduralPairs` staggers its pool), so the pool too is a function of the step."""
+        :class:`~napari_lfdeblur.training.ProceduralPairs` staggers its pool), so the pool too is a function of the step."""
         if not self.pool:
             return
         if seed != self._seed:
@@ -314,6 +314,7 @@ class ProceduralSource(DeviceSource):
         return self.render(self.draw(n, gen), gen)
 
     def draw(self, n: int, gen: torch.Generator) -> Scene:
+        """``n`` scenes drawn from ``gen``, ready for :meth:`render` (a test may change their focus first)."""
         dev, L = self.device, self.layers[1]
         lo, hi = self.disparity_range
         count = torch.randint(self.layers[0], L + 1, (n, 1), generator=gen, device=dev)
