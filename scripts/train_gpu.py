@@ -202,8 +202,8 @@ def seconds_per_step(data, config, arch, token) -> float:
 
     r = train(data, model=arch, config=config.replace(steps=12, out=None, resume=None, val_every=None),
               cancel=token)
-    times = [h["seconds"] for h in r.history[4:]]
-    return sorted(times)[len(times) // 2]
+    times = sorted(h["seconds"] for h in r.history[4:])
+    return times[len(times) // 2] if times else math.nan  # nan: stopped during the timing
 
 
 def plan_steps(args, work: Path, data1, data2, arch, token) -> dict:
@@ -221,6 +221,8 @@ def plan_steps(args, work: Path, data1, data2, arch, token) -> dict:
         t1 = seconds_per_step(data1, phase1_config(args, 12), arch, token)
         t2 = seconds_per_step(data2, phase2_config(args, 12), arch, token)
         spent = time.perf_counter() - t0
+        if token.cancelled or not (math.isfinite(t1) and math.isfinite(t2)):
+            return plan  # stopped: nothing planned, nothing written
         # training gets 80 % of what is left: setup, validation, checkpoints and the evaluation take the rest
         budget = max(60.0, 0.8 * (60 * args.minutes - spent))
         plan.update(steps1=args.steps1 or max(50, int(0.6 * budget / t1)),

@@ -11,8 +11,8 @@ __all__ = ["MixSource"]
 
 
 class MixSource(DeviceSource):
-    """Pairs from ``sources`` in proportions ``weights`` (as :class:`~napari_lfdeblur.training.ConcatPairs` of datasets whose
-    lengths are the weights draws them)."""
+    """Pairs from ``sources`` in proportions ``weights`` (as a
+    :class:`~napari_lfdeblur.training.ConcatPairs` of datasets whose lengths are the weights draws them)."""
 
     def __init__(self, sources, weights):
         self.sources = list(sources)

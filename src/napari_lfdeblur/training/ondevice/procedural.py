@@ -239,7 +239,8 @@ class ProceduralSource(DeviceSource):
     def at_step(self, step: int, batch: int, seed: int) -> None:
         """Bring the pool to what step ``step`` (of batches of ``batch``) uses: slot ``k`` holds scene number
         ``(draw + k * refresh // pool) // refresh`` of its own stream, ``draw = step * batch`` (as
-        :class:`~napari_lfdeblur.training.ProceduralPairs` staggers its pool), so the pool too is a function of the step."""
+        :class:`~napari_lfdeblur.training.ProceduralPairs` staggers its pool), so the pool too is a function of
+        the step."""
         if not self.pool:
             return
         if seed != self._seed:
