@@ -184,7 +184,8 @@ class RunFiles:
         return {"phase": self.phase, "loss": str(self.loss_fn), "total": self.steps, "batch": self.batch,
                 "patch": self.patch, "lr": self.lr, "schedule": self.schedule, "warmup": self.warmup,
                 "min_lr": self.min_lr, "seed": self.seed, "grad_clip": self.grad_clip,
-                "amp": self._amp_record(), "world_size": self.ctx.world}
+                "amp": self._amp_record(), "world_size": self.ctx.world,
+                "data_on_device": getattr(self, "source", None) is not None}
 
     def _amp_now(self) -> str:
         return str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
@@ -212,7 +213,7 @@ class RunFiles:
         s = {
             **self._settings(),
             "steps": int(last_val["step"]) if at_best and last_val else self.step,
-            "data": self.description or self._describe(self.data),
+            "data": self.description or self._describe(getattr(self, "source", None) or self.data),
             "n_train": len(self.data),
             "val_data": self._describe(self.val),
             "n_val": len(self.val) if self.val is not None else 0,

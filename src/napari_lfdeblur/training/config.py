@@ -128,6 +128,16 @@ class TrainConfig:
         (0: the data is prepared in the training process); ``threads``: torch
         CPU threads (None: torch's choice); ``distributed``: ``"auto"`` runs
         DDP under torchrun (see :mod:`.ddp`), False never.
+        ``data_on_device``: make the training pairs on the training device
+        with torch (see :mod:`.ondevice`: procedural light fields rendered
+        there, light fields refocused there, pair folders preloaded there)
+        instead of in data-loader processes: True, False, or ``"auto"`` (the
+        default: on a CUDA GPU when the data allows it; elsewhere the data
+        loader, which is faster on a CPU, and the run stays as it was).
+        ``channels_last``: the network's weights and inputs in channels-last
+        memory order (faster convolutions on tensor-core GPUs).  ``compile``:
+        ``torch.compile`` the training step's network: True (inductor, which
+        needs a C++ compiler on the CPU) or a backend name; False off.
 
     Validation
         ``val_every``: steps between validations (None: a tenth of the run,
@@ -174,6 +184,9 @@ class TrainConfig:
     num_workers: int = 0
     threads: int | None = None
     distributed: bool | str = "auto"
+    data_on_device: bool | str = "auto"
+    channels_last: bool = False
+    compile: bool | str = False
     # validation
     val_every: int | None = None
     val_patch: int | None = 256
@@ -213,6 +226,13 @@ class TrainConfig:
                                 f"data-loader processes, got {self.num_workers!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
             raise TrainingError(f"threads must be a positive number of torch CPU threads, got {self.threads!r}")
+        if self.data_on_device not in (True, False, "auto"):
+            raise TrainingError(f"data_on_device must be True, False or 'auto', got {self.data_on_device!r}")
+        if not isinstance(self.channels_last, bool):
+            raise TrainingError(f"channels_last must be True or False, got {self.channels_last!r}")
+        if not (isinstance(self.compile, bool) or (isinstance(self.compile, str) and self.compile)):
+            raise TrainingError(f"compile must be True (torch.compile with inductor), False, or the name of a "
+                                f"torch.compile backend such as 'aot_eager', got {self.compile!r}")
         # one type per option, so that a config equals the one its dict makes
         set_ = object.__setattr__
         for name in ("steps", "batch", "patch", "warmup", "seed", "val_batch", "val_samples", "val_seed",

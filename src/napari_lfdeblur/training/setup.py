@@ -8,11 +8,18 @@ is 1.2x (width 8) to 1.7x (width 32) faster than float32; float32
 elsewhere (MPS, older CPUs).
 ``amp="bfloat16"`` asks for bfloat16 on CUDA or any CPU, ``amp=False`` for
 float32.  Validation always runs in float32.
+
+Data: a ``torch.utils.data.DataLoader`` over the dataset (``num_workers``
+processes), or, with ``data_on_device`` (on a GPU by default), the pairs made
+on the training device step by step (:mod:`.ondevice`).  ``channels_last``
+and ``compile`` (``torch.compile``) apply to the network of the training
+steps; validation and checkpoints use the plain network.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -23,10 +30,11 @@ from . import ddp as _ddp
 from .checkpointing import load_resume, resolve_resume, seed_everything
 from .datasets import PairDataset, open_pairs
 from .losses import make_loss
+from .ondevice import DeviceBatches, device_source
 from .schedule import StepBatches, collate
 from .validation import validation_data
 
-__all__ = ["RunSetup", "build_model", "training_data"]
+__all__ = ["RunSetup", "build_model", "compile_model", "training_data"]
 
 
 def build_model(model) -> tuple[nn.Module, dict]:
@@ -83,7 +91,8 @@ class RunSetup:
     """The part of :class:`~.trainer.Trainer` that prepares a run from its options (``_setup``): it sets
     ``ctx``, ``device``, ``resume_state``, ``resumed_from``, ``net``, ``previous``, ``data``, ``val``,
     ``loss_fn``, ``opt``, ``amp_dtype``, ``scaler``, ``val_every``, ``ckpt_every``, ``model`` (the network,
-    wrapped for multi-process runs), ``sampler`` and ``loader``, and restores a resumed run's progress
+    wrapped for multi-process runs and compiled with ``compile``), ``source`` (the on-device pair source, or None),
+    ``sampler`` and ``loader``, and restores a resumed run's progress
     (:meth:`~.checkpointing.RunFiles._restore`)."""
 
     def _setup(self):
@@ -115,6 +124,8 @@ class RunSetup:
             self.net.load_state_dict(self.resume_state["model"])
             self.previous = dict(self.resume_state.get("previous") or self.previous)
         self.net.to(self.device)
+        if self.config.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         self.net.train()
 
         self.data, self.val = validation_data(training_data(self._data_arg, self.patch), self._val_arg,
@@ -139,6 +150,13 @@ class RunSetup:
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if self.config.compile:
+            self.model = compile_model(self.model, self.config.compile)
+        self.source = self._device_source()
+        if self.source is not None:  # the pairs are made on the device, step by step: no data loader
+            self.sampler = None
+            self.loader = DeviceBatches(self.source, self.batch, self.seed, self.step, self.steps, self.ctx.rank)
+            return
         keyed = isinstance(self.data, PairDataset)
         self.sampler = StepBatches(n, self.batch, self.seed, self.step, self.steps, self.ctx.rank, self.ctx.world,
                                    keyed=keyed)
@@ -146,3 +164,24 @@ class RunSetup:
             self.data, batch_sampler=self.sampler, num_workers=self.num_workers, collate_fn=collate,
             pin_memory=self.device.type == "cuda",
         )
+
+    def _device_source(self):
+        """The run's on-device pair source (``data_on_device``), or None for the data loader."""
+        mode = self.config.data_on_device
+        if mode is False or (mode == "auto" and self.device.type != "cuda"):
+            return None
+        try:
+            return device_source(self.data, patch=self.patch, device=self.device)
+        except TrainingError as e:
+            if mode is True:
+                raise
+            warnings.warn(f"the training pairs are prepared by the data loader, not on {self.device}: {e}",
+                          stacklevel=2)
+            return None
+
+
+def compile_model(model: nn.Module, how) -> nn.Module:
+    """``torch.compile(model)``: ``how`` True for the default backend (inductor), or a backend's name."""
+    if not hasattr(torch, "compile"):
+        raise TrainingError("compile needs torch.compile (torch 2.0 or later); train with compile=False")
+    return torch.compile(model, backend="inductor" if how is True else str(how))

@@ -210,11 +210,20 @@ class Trainer(RunSetup, RunFiles, RunValidation):
             g["lr"] = lr
         blur = blur.to(self.device, non_blocking=True)
         sharp = sharp.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            blur = blur.contiguous(memory_format=torch.channels_last)
         self.opt.zero_grad(set_to_none=True)
         ctx = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
                else contextlib.nullcontext())
         with ctx:
-            out, inter = self.model(blur * 2 - 1, return_intermediate=True)
+            try:
+                out, inter = self.model(blur * 2 - 1, return_intermediate=True)
+            except Exception as e:
+                if self.config.compile and type(e).__module__.startswith("torch._dynamo"):
+                    raise TrainingError(f"torch.compile ({self.config.compile!r}) failed: {e}. Train with "
+                                        "compile=False, or install what it needs (a C++ compiler for inductor on "
+                                        "the CPU, triton on a GPU)") from e
+                raise
         pred = (out.float() + 1) * 0.5
         inter = [(e.float() + 1) * 0.5 for e in inter]
         loss = self.loss_fn(pred, sharp, inter)
@@ -262,7 +271,7 @@ class Trainer(RunSetup, RunFiles, RunValidation):
         self._emit(Started(self.step, total=self.steps, phase=self.phase, loss=str(self.loss_fn),
                            device=str(self.device), model=dict(self.net.config), n_train=len(self.data),
                            n_val=len(self.val) if self.val is not None else 0,
-                           data=self.description or self._describe(self.data),
+                           data=self.description or self._describe(self.source or self.data),
                            out=str(self.out) if self.out else None, resumed_from=self.resumed_from,
                            world_size=self.ctx.world, amp=self._amp_now()))
         if self.out is not None and self.ctx.main:
