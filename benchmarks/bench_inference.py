@@ -10,6 +10,9 @@ Cases, each in a fresh process (so that memory peaks do not mix):
 ``torch-full`` / ``openvino-full``
     ``lfd.deblur`` of the same network (same weights: random, seed 0) with
     ``backend="torch"`` / ``"openvino"``, default precision and tile plan;
+``torch512-full``
+    the same through PyTorch in 512-pixel tiles, the tiling ``deblur`` used
+    before tiles were planned from memory (1.5 times the pixels at 1 MP);
 ``torch-shipped`` / ``openvino-shipped``
     the same with the shipped default model (width 16);
 ``reference-shipped``
@@ -46,7 +49,8 @@ import time
 
 from _memory import peak_kib  # benchmarks/_memory.py (this folder is on sys.path)
 
-CASES = ["authors", "torch-full", "openvino-full", "reference-shipped", "torch-shipped", "openvino-shipped"]
+CASES = ["authors", "torch512-full", "torch-full", "openvino-full", "reference-shipped", "torch-shipped",
+         "openvino-shipped"]
 REFERENCE = {"full": "authors", "shipped": "reference-shipped"}
 
 
@@ -97,6 +101,8 @@ def child(case: str, args) -> dict:
         from napari_lfdeblur.inference.models import precision_of
 
         backend, which = case.split("-")
+        tile = 512 if backend == "torch512" else None
+        backend = "torch" if backend == "torch512" else backend
         if which == "full":
             torch.manual_seed(0)
             net = load_model(DRBNet(base=32), device="cpu")
@@ -119,7 +125,7 @@ def child(case: str, args) -> dict:
             out.update(plan="whole image")
         else:
             def run():
-                return deblur_module.deblur(img, model=net, backend=backend)
+                return deblur_module.deblur(img, model=net, backend=backend, tile=tile)
         out.update(precision=precision_of(net), base=getattr(net, "base", 32))
     t0 = time.perf_counter()
     y = run()

@@ -38,7 +38,7 @@ from ..io.pixels import grey_or_rgb
 from ..errors import LightFieldError
 from .core import LightField
 
-__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "check_images", "synthetic_lightfield"]
+__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "bundled_texture", "check_images", "synthetic_lightfield"]
 
 #: ``skimage.data`` images shipped inside scikit-image (no network needed)
 BUNDLED_TEXTURES = (
@@ -60,7 +60,7 @@ _SHAPES = ("disc", "rectangle", "blob")
 
 
 @cache
-def _bundled(name: str) -> np.ndarray:
+def bundled_texture(name: str) -> np.ndarray:
     """A bundled image as float32 (H, W, 3) in [0, 1] (grey images replicated)."""
     import skimage.data
 
@@ -146,7 +146,7 @@ def _texture(kind: str, shape: tuple[int, int], rng) -> np.ndarray:
     if kind in BUNDLED_TEXTURES:
         from skimage.transform import resize
 
-        img = _bundled(kind)
+        img = bundled_texture(kind)
         h, w = img.shape[:2]
         # a random crop with the target aspect ratio, 45-100 % of the largest that fits
         f = rng.uniform(0.45, 1.0)

@@ -171,11 +171,11 @@ class ProceduralSource(DeviceSource):
         if _bank is not None:  # the pool's renderer shares its owner's textures
             self.bank, self.grey = _bank
         elif images is None:
-            from ...lightfield.synthetic import BUNDLED_TEXTURES, _bundled
+            from ...lightfield.synthetic import BUNDLED_TEXTURES, bundled_texture
 
             # bundled images are crops of 45-100 % of the bank side mapped onto the scene: a side of
             # size / 0.7 samples them at about their own scale on average
-            self.bank, self.grey = _texture_bank([_bundled(name) for name in BUNDLED_TEXTURES],
+            self.bank, self.grey = _texture_bank([bundled_texture(name) for name in BUNDLED_TEXTURES],
                                                  ceil_px(self.size / 0.7) + 2)
         else:
             self.bank, self.grey = _texture_bank(images, None)
