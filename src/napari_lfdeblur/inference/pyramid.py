@@ -1,0 +1,101 @@
+"""Lazy multiscale deblurring for viewers: a first picture from a cheap overview, full resolution tile by tile.
+
+napari draws a multiscale layer from the one level that matches the zoom and
+computes the chunks of that level on screen (whole chunks: it widens the
+view to chunk borders).  So what a first picture costs is set by the levels:
+
+- level k is ``deblur`` of the input downsampled 2**k times (the same network
+  on a smaller image), level 0 is ``deblur(image)`` itself;
+- every level is cut into chunks of ``chunk`` pixels (default 512), each
+  deblurred in one network call with its halo: the level napari draws for
+  the whole-image view (about 1-3 input pixels per screen pixel) costs a
+  few network megapixels, a zoomed-in view only the chunks it touches;
+- levels go down to ``min_size`` (default 256): napari reads the coarsest
+  level whole, for the layer's thumbnail, before it draws anything;
+- a multiscale input (an OME-Zarr pyramid, napari's own levels) gives its
+  levels as they are; otherwise each level is the 2x2 mean of the one above,
+  and :func:`hold_small_levels` computes the small ones in one pass over the
+  input, so that no coarse chunk re-reads the full resolution under it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .deblur import _guess_rgb, deblur
+from .normalize import Normalization
+
+__all__ = ["deblur_pyramid", "input_levels", "hold_small_levels", "LEVEL_CHUNK", "MIN_SIZE"]
+
+LEVEL_CHUNK = 512  # px: chunk of every level; one network call of 640 x 640 with the halo
+MIN_SIZE = 256  # px: the coarsest level's longer side is at most this
+HOLD_BYTES = 64 * 2**20  # what hold_small_levels keeps in memory at most
+
+
+def _plane_axes(arr, rgb: bool) -> int:
+    return arr.ndim - (3 if rgb else 2)
+
+
+def input_levels(image, *, rgb: bool, min_size: int = MIN_SIZE) -> list:
+    """Lazy inputs, finest first: ``image``'s own levels when it is a list (a multiscale image), then 2x2 means
+    of the coarsest until its longer side is at most ``min_size``.  Nothing is computed."""
+    import dask.array as da
+
+    levels = [da.asarray(a) for a in (image if isinstance(image, (list, tuple)) else [image])]
+    y_ax = _plane_axes(levels[0], rgb)
+    dtype = levels[0].dtype
+    while max(levels[-1].shape[y_ax:y_ax + 2]) > min_size and min(levels[-1].shape[y_ax:y_ax + 2]) >= 4:
+        factors = {ax: 1 for ax in range(levels[-1].ndim)}
+        factors[y_ax] = factors[y_ax + 1] = 2
+        levels.append(da.coarsen(np.mean, levels[-1], factors, trim_excess=True).astype(dtype))
+    return levels
+
+
+def hold_small_levels(levels: list, max_bytes: int = HOLD_BYTES) -> list:
+    """The coarsest levels that fit in ``max_bytes`` together, computed now in one pass and kept in memory.
+
+    A 2x2-mean level of a lazy image reads the full resolution under every
+    chunk it is asked for; computing the small levels together reads each
+    input chunk once (dask shares the graph), after which napari's overview
+    and thumbnail cost only the network.  Level 0 always stays lazy.
+    """
+    import dask
+    import dask.array as da
+
+    held, total = [], 0
+    for k in range(len(levels) - 1, 0, -1):
+        size = int(np.prod(levels[k].shape)) * levels[k].dtype.itemsize
+        if total + size > max_bytes:
+            break
+        total += size
+        held.append(k)
+    if not held:
+        return list(levels)
+    arrays = dask.compute(*[levels[k] for k in held])
+    out = list(levels)
+    for k, a in zip(held, arrays):
+        out[k] = da.from_array(a, chunks=levels[k].chunks)
+    return out
+
+
+def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None, chunk: int | None = None,
+                   **options) -> list:
+    """Lazy multiscale deblurring: level k is :func:`deblur` of the image downsampled 2**k times.
+
+    ``image``: a (lazy or numpy) array, or a list of levels finest first (a
+    multiscale image, each level half the one before).  Levels are added down
+    to ``min_size`` pixels; each is cut into chunks of ``chunk`` pixels
+    (default 512) that go through the network one chunk (plus halo) per call
+    unless ``tile`` is given.  One intensity normalisation, that of level 0,
+    serves every level, so levels match in brightness.  ``options`` go to
+    :func:`deblur`.  Nothing is deblurred here: returns lazy dask arrays,
+    finest first.
+    """
+    first = image[0] if isinstance(image, (list, tuple)) else image
+    rgb = _guess_rgb(first.shape, rgb)
+    levels = input_levels(image, rgb=rgb, min_size=min_size)
+    options.setdefault("normalize", "auto")
+    if options["normalize"] in ("auto", "percentile") and np.dtype(first.dtype) != np.uint8:
+        norm = Normalization.for_image(levels[0], options["normalize"], alpha=rgb and first.shape[-1] == 4)
+        options["normalize"] = (norm.lo, norm.hi)
+    return [deblur(level, model, rgb=rgb, chunk=chunk or LEVEL_CHUNK, **options) for level in levels]

@@ -1,0 +1,116 @@
+"""``deblur_pyramid``: a lazy multiscale result whose overview is cheap (network calls and input reads counted)."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+
+from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN, deblur
+from napari_lfdeblur.inference.pyramid import LEVEL_CHUNK, MIN_SIZE, deblur_pyramid, hold_small_levels, input_levels
+from napari_lfdeblur.network.drbnet import DRBNet
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+HALO = DEFAULT_MARGIN + BLEND
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return DRBNet(base=4).eval()
+
+
+@pytest.fixture
+def network_pixels(net):
+    """Pixels through the network (halos included), counted by a forward hook."""
+    seen = []
+    handle = net.register_forward_hook(lambda m, inp, out: seen.append(int(np.prod(inp[0].shape[-2:]))))
+    yield seen
+    handle.remove()
+
+
+def _source(side: int, chunk: int = 1024, reads: list | None = None):
+    """A lazy (side, side, 3) uint8 image made chunk by chunk; every chunk made is recorded in ``reads``."""
+
+    def block(block_info=None):
+        (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
+        if reads is not None:
+            reads.append((y0, x0))
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        rgb = np.stack([(yy * 3 + xx) % 251, (xx * 7) % 253, (yy ^ xx) % 255], axis=-1)
+        return rgb.astype(np.uint8)
+
+    chunks = tuple(tuple(min(chunk, side - s) for s in range(0, side, chunk)) for _ in range(2)) + ((3,),)
+    return da.map_blocks(block, chunks=chunks, dtype=np.uint8)
+
+
+def test_creating_the_pyramid_computes_nothing(net, network_pixels):
+    reads = []
+    levels = deblur_pyramid(_source(20000, reads=reads), model=net, device="cpu")
+    assert [lvl.shape[0] for lvl in levels] == [20000, 10000, 5000, 2500, 1250, 625, 312, 156]
+    assert all(isinstance(lvl, da.Array) for lvl in levels)
+    assert network_pixels == [] and reads == []
+
+
+def test_level_chunks_are_bounded(net):
+    """napari computes whole chunks of the level it draws: no level has a chunk much larger than 512 px."""
+    levels = deblur_pyramid(_source(20000), model=net, device="cpu")
+    for lvl in levels:
+        assert max(max(c) for c in lvl.chunks[:2]) <= LEVEL_CHUNK + HALO, lvl.chunks[:2]
+    assert max(levels[-1].shape[:2]) <= MIN_SIZE  # the thumbnail napari reads whole
+
+
+def test_overview_level_costs_its_own_pixels_only(net, network_pixels):
+    """The level napari draws for a whole-image view goes through the network chunk by chunk: its own pixels
+    plus halos, not the full resolution's."""
+    src = _source(4096)
+    levels = hold_small_levels(input_levels(src, rgb=True))
+    out = deblur_pyramid(levels, model=net, device="cpu")
+    level = out[3]  # 512 x 512: about one data pixel per screen pixel of a laptop's canvas
+    assert level.shape[:2] == (512, 512)
+    level.compute()
+    assert network_pixels == [512 * 512]  # one chunk, the image border all round: no halo
+    network_pixels.clear()
+    out[2].compute()  # 1024 x 1024 in four chunks, each with a halo on its two inner sides
+    assert network_pixels == [(512 + HALO) ** 2] * 4
+
+
+def test_small_levels_are_read_in_one_pass(net, network_pixels):
+    """Held small levels: each input chunk is read once for all of them, then never again for the overview."""
+    reads = []
+    src = _source(4096, chunk=512, reads=reads)
+    levels = hold_small_levels(input_levels(src, rgb=True))
+    assert sorted(reads) == sorted({(y, x) for y in range(0, 4096, 512) for x in range(0, 4096, 512)})
+    reads.clear()
+    out = deblur_pyramid(levels, model=net, device="cpu")
+    for lvl in out[1:]:
+        lvl.compute()
+    assert reads == []  # the coarse levels come from memory
+    # level 0 stays lazy: one of its chunks reads its input chunk and the neighbours' halos only
+    out[0].blocks[2, 3].compute()
+    assert 1 <= len(set(reads)) <= 9
+
+
+def test_full_resolution_level_is_deblur_of_the_image(net):
+    img = np.asarray(_source(600, chunk=600))
+    levels = deblur_pyramid(da.from_array(img, chunks=(300, 300, 3)), model=net, device="cpu", min_size=128,
+                            chunk=256, dtype="float32")
+    assert [lvl.shape[:2] for lvl in levels] == [(600, 600), (300, 300), (150, 150), (75, 75)]
+    lazy = deblur(da.from_array(img, chunks=(300, 300, 3)), model=net, device="cpu", chunk=256, dtype="float32")
+    np.testing.assert_array_equal(levels[0].compute(), lazy.compute())
+    whole = deblur(img, model=net, device="cpu", dtype="float32")
+    assert np.abs(levels[0].compute().astype(int) - whole).max() <= 2
+    # a coarser level is the same network on the 2x2-mean image
+    half = img.reshape(300, 2, 300, 2, 3).mean(axis=(1, 3)).astype(np.uint8)
+    assert np.abs(levels[1].compute().astype(int) - deblur(half, model=net, device="cpu", dtype="float32")).max() <= 2
+
+
+def test_multiscale_input_keeps_its_levels(net, network_pixels):
+    """A multiscale image's own levels are deblurred as they are; coarser ones are added down to min_size."""
+    own = [_source(2048), _source(1024), _source(512)]
+    levels = deblur_pyramid(own, model=net, device="cpu")
+    assert [lvl.shape[0] for lvl in levels] == [2048, 1024, 512, 256]
+    assert network_pixels == []
+    np.testing.assert_array_equal(levels[2].compute(), deblur(np.asarray(own[2]), model=net, device="cpu"))
