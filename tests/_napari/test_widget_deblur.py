@@ -120,28 +120,36 @@ def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, 
     import dask.array as da
 
     from napari_lfdeblur.inference import backends
+    from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN
 
     viewer, w = widget
     calls = []
     real = backends.run_network
     monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
     big = da.random.RandomState(0).randint(0, 255, (6000, 6000, 3), chunks=(1024, 1024, 3)).astype(np.uint8)
-    layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False)
+    layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False, visible=False)
     w.layer.value = layer
     w.lazy.value = True
-    w.tile.value = 1024
+    at_show = []  # the network calls made when the result is handed to napari
+    show = type(w)._show_lazy
+    monkeypatch.setattr(type(w), "_show_lazy", lambda *a: (at_show.append(list(calls)), show(*a))[1])
     worker = w.run()  # the overview is computed in a worker: the viewer stays usable meanwhile
     assert "big deblurred" not in viewer.layers
     qtbot.waitUntil(lambda: "big deblurred" in viewer.layers, timeout=120000)
     assert worker is not None
     result = viewer.layers["big deblurred"]
-    assert result.multiscale and len(result.data) >= 3
-    assert [lvl.shape[0] for lvl in result.data][:3] == [6000, 3000, 1500]
-    smallest = result.data[-1].shape[0]
-    layer.visible = False
-    qtbot.wait(500)  # napari draws the overview level
-    # zoomed out, only the small overview level was deblurred: no full-resolution tile
-    assert calls and all(max(s[1:3]) <= smallest for s in calls), calls
+    assert result.multiscale and [lvl.shape[0] for lvl in result.data] == [6000, 3000, 1500, 750, 375, 187]
+    # before the layer was added, only the coarsest level (napari's thumbnail) went through the network
+    halo = DEFAULT_MARGIN + BLEND
+    assert at_show == [[(1, 187, 187, 3)]]
+    qtbot.waitUntil(lambda: result.loaded and len(calls) > 1, timeout=120000)  # napari draws the whole-image view
+    drawn = result.data_level
+    assert drawn >= 2  # a coarse level, about the canvas's size
+    # zoomed out, only chunks of that level were deblurred: one 512-px chunk (plus halo) per network call,
+    # nothing from the finer levels
+    side = result.data[drawn].shape[0]
+    assert all(max(s[1:3]) <= min(side, 512 + 2 * halo) for s in calls[1:]), calls
+    assert sum(s[1] * s[2] for s in calls[1:]) <= (side + 4 * halo) ** 2
 
 
 # ---------------------------------------------------------------- scores against a sharp reference
