@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN, deblur
-from napari_lfdeblur.inference.pyramid import LEVEL_CHUNK, MIN_SIZE, deblur_pyramid, hold_small_levels, input_levels
+from napari_lfdeblur.inference.pyramid import (
+    LEVEL_CHUNK, MIN_SIZE, deblur_pyramid, hold_small_levels, input_levels, level_chunk,
+)
 from napari_lfdeblur.network.drbnet import DRBNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,11 +56,20 @@ def test_creating_the_pyramid_computes_nothing(net, network_pixels):
     assert network_pixels == [] and reads == []
 
 
+def test_level_chunk_cuts_a_side_into_equal_parts():
+    assert [level_chunk((n, n)) for n in (20000, 1250, 1024, 625, 156)] == [520, 632, 512, 625, 156]
+    for n in range(700, 5000, 37):  # several chunks: on the network's 8-px grid, within 0.75-1.5 x 512
+        c = level_chunk((n,))
+        assert c >= n or (c % 8 == 0 and 384 <= c <= 768), (n, c)
+
+
 def test_level_chunks_are_bounded(net):
     """napari computes whole chunks of the level it draws: no level has a chunk much larger than 512 px."""
     levels = deblur_pyramid(_source(20000), model=net, device="cpu")
     for lvl in levels:
-        assert max(max(c) for c in lvl.chunks[:2]) <= LEVEL_CHUNK + HALO, lvl.chunks[:2]
+        assert max(max(c) for c in lvl.chunks[:2]) <= 1.5 * LEVEL_CHUNK, lvl.chunks[:2]
+    # the 1250-px level (napari's whole-image view on a laptop) in 2 x 2 equal chunks, not 512 + 512 + 226
+    assert levels[4].chunks[:2] == ((632, 618),) * 2
     assert max(levels[-1].shape[:2]) <= MIN_SIZE  # the thumbnail napari reads whole
 
 
@@ -98,7 +109,8 @@ def test_full_resolution_level_is_deblur_of_the_image(net):
     levels = deblur_pyramid(da.from_array(img, chunks=(300, 300, 3)), model=net, device="cpu", min_size=128,
                             chunk=256, dtype="float32")
     assert [lvl.shape[:2] for lvl in levels] == [(600, 600), (300, 300), (150, 150), (75, 75)]
-    lazy = deblur(da.from_array(img, chunks=(300, 300, 3)), model=net, device="cpu", chunk=256, dtype="float32")
+    lazy = deblur(da.from_array(img, chunks=(300, 300, 3)), model=net, device="cpu", chunk=level_chunk((600,), 256),
+                  dtype="float32")
     np.testing.assert_array_equal(levels[0].compute(), lazy.compute())
     whole = deblur(img, model=net, device="cpu", dtype="float32")
     assert np.abs(levels[0].compute().astype(int) - whole).max() <= 2
