@@ -368,7 +368,9 @@ class DeblurWidget(DockWidget):
             data[-1] = da.from_array(data[-1].compute(), chunks=data[-1].chunks)
             return data
 
-        self.status.value = "computing the overview in the background ..."
+        self.status.value = ("computing the overview in the background ..." if multiscale else
+                             "computing the overview in the background (a single-scale image is read once, whole; "
+                             "a multiscale one, such as an OME-Zarr pyramid, shows sooner) ...")
         return self.start_job(overview, returned=lambda data: self._show_lazy(layer, data, name),
                               errored=self._notify_error)
 

@@ -8,7 +8,7 @@ view to chunk borders).  So what a first picture costs is set by the levels:
   on a smaller image), level 0 is ``deblur(image)`` itself;
 - every level is cut into chunks of about ``chunk`` pixels (default 512), each
   deblurred in one network call with its halo: the level napari draws for
-  the whole-image view (about 1-3 input pixels per screen pixel) costs a
+  the whole-image view (1-2 of its pixels per screen pixel along each axis) costs a
   few network megapixels, a zoomed-in view only the chunks it touches;
 - levels go down to ``min_size`` (default 256): napari reads the coarsest
   level whole, for the layer's thumbnail, before it draws anything;
@@ -85,7 +85,7 @@ def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None
 
     ``image``: a (lazy or numpy) array, or a list of levels finest first (a
     multiscale image, each level half the one before).  Levels are added down
-    to ``min_size`` pixels; each is cut into chunks of ``chunk`` pixels
+    to ``min_size`` pixels; each is cut into equal chunks near ``chunk`` pixels
     (default 512) that go through the network one chunk (plus halo) per call
     unless ``tile`` is given.  One intensity normalisation, that of level 0,
     serves every level, so levels match in brightness.  ``options`` go to
