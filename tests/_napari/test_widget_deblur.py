@@ -152,6 +152,31 @@ def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, 
     assert sum(s[1] * s[2] for s in calls[1:]) <= (side + 4 * halo) ** 2
 
 
+def test_multiscale_input_keeps_its_levels_and_only_the_thumbnail_is_deblurred_up_front(widget, qtbot, monkeypatch):
+    """A multiscale layer (an OME-Zarr pyramid): its own levels are deblurred as they are, none read whole."""
+    import dask.array as da
+
+    from napari_lfdeblur.inference import deblur as deblur_module
+
+    viewer, w = widget
+    calls = []
+    real = deblur_module.run_network
+    monkeypatch.setattr(deblur_module, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    rng = da.random.RandomState(1)
+    own = [rng.randint(0, 255, (n, n), chunks=512).astype(np.uint8) for n in (2048, 1024, 512)]
+    layer = viewer.add_image(own, name="pyr", contrast_limits=(0, 255), multiscale=True, visible=False)
+    w.layer.value = layer
+    w.lazy.value = True
+    at_show = []
+    show = type(w)._show_lazy
+    monkeypatch.setattr(type(w), "_show_lazy", lambda *a: (at_show.append(list(calls)), show(*a))[1])
+    w.run()
+    qtbot.waitUntil(lambda: "pyr deblurred" in viewer.layers, timeout=60000)
+    result = viewer.layers["pyr deblurred"]
+    assert [lvl.shape for lvl in result.data] == [(2048, 2048), (1024, 1024), (512, 512), (256, 256)]
+    assert at_show == [[(1, 256, 256, 3)]]  # greyscale goes through the network as RGB
+
+
 # ---------------------------------------------------------------- scores against a sharp reference
 def _blurred_photo(img):
     from scipy.ndimage import uniform_filter
