@@ -77,7 +77,7 @@ def test_overview_level_costs_its_own_pixels_only(net, network_pixels):
     """The level napari draws for a whole-image view goes through the network chunk by chunk: its own pixels
     plus halos, not the full resolution's."""
     src = _source(4096)
-    levels = hold_small_levels(input_levels(src, rgb=True))
+    levels = hold_small_levels(input_levels(src, rgb=True), rgb=True, half_steps=False)
     out = deblur_pyramid(levels, model=net, device="cpu")
     level = out[3]  # 512 x 512: about one data pixel per screen pixel of a laptop's canvas
     assert level.shape[:2] == (512, 512)
@@ -92,7 +92,7 @@ def test_small_levels_are_read_in_one_pass(net, network_pixels):
     """Held small levels: each input chunk is read once for all of them, then never again for the overview."""
     reads = []
     src = _source(4096, chunk=512, reads=reads)
-    levels = hold_small_levels(input_levels(src, rgb=True))
+    levels = hold_small_levels(input_levels(src, rgb=True), rgb=True, half_steps=False)
     assert sorted(reads) == sorted({(y, x) for y in range(0, 4096, 512) for x in range(0, 4096, 512)})
     reads.clear()
     out = deblur_pyramid(levels, model=net, device="cpu")
@@ -102,6 +102,28 @@ def test_small_levels_are_read_in_one_pass(net, network_pixels):
     # level 0 stays lazy: one of its chunks reads its input chunk and the neighbours' halos only
     out[0].blocks[2, 3].compute()
     assert 1 <= len(set(reads)) <= 9
+
+
+def test_half_steps_halve_the_whole_image_view(net, network_pixels):
+    """Levels sqrt(2) apart among the held ones: the level napari picks for a whole-image view on a 700-px
+    canvas has at most twice the canvas's pixels (with levels 2x apart: up to four times)."""
+    layer_utils = pytest.importorskip("napari.layers.utils.layer_utils")
+    src = _source(4096)
+    plain = hold_small_levels(input_levels(src, rgb=True), rgb=True, half_steps=False)
+    halves = hold_small_levels(input_levels(src, rgb=True), rgb=True)
+    assert [lvl.shape[0] for lvl in plain] == [4096, 2048, 1024, 512, 256]
+    assert [lvl.shape[0] for lvl in halves] == [4096, 2048, 1448, 1024, 724, 512, 362, 256]
+    costs = []
+    for levels in (plain, halves):
+        factors = np.array([[4096 / lvl.shape[0]] * 2 for lvl in levels])
+        k = layer_utils.compute_multiscale_level(np.array([4096, 4096]), np.array([700, 700]), factors)
+        network_pixels.clear()
+        deblur_pyramid(levels, model=net, device="cpu")[k].compute()
+        costs.append(sum(network_pixels))
+    assert costs[0] == 4 * (512 + HALO) ** 2  # the 1024-px level in four chunks
+    assert costs[1] == 724 * 724 <= 2 * 700 * 700  # the 724-px level, one chunk
+    # the half step is the held level resized, in its dtype
+    assert halves[2].dtype == np.uint8 and halves[2].shape == (1448, 1448, 3)
 
 
 def test_full_resolution_level_is_deblur_of_the_image(net):

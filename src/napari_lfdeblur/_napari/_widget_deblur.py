@@ -353,17 +353,16 @@ class DeblurWidget(DockWidget):
                 return self._notify_error(e)
             return self._show_lazy(layer, [data], name)
 
-        from ..inference.pyramid import deblur_pyramid, hold_small_levels, input_levels
+        from ..inference.pyramid import HOLD_BYTES, HOLD_STORED_BYTES, deblur_pyramid, hold_small_levels, input_levels
 
         source = list(layer.data) if multiscale else layer.data
 
         def overview():
-            # off the GUI thread.  A single-scale input: its small 2x2-mean levels in one pass over it (each of
-            # their chunks would re-read the full resolution under it whenever napari asks); a multiscale one
-            # keeps its levels lazy (stored levels are cheap to read).  Then the coarsest level, napari's thumbnail.
-            levels = input_levels(source, rgb=rgb)
-            if not multiscale:
-                levels = hold_small_levels(levels)
+            # off the GUI thread: the small input levels in one pass (a 2x2-mean level of a single-scale image
+            # would re-read the full resolution under each chunk napari asks for), with levels sqrt(2) apart
+            # among them (a cheaper whole-image view); then the coarsest level, napari's thumbnail
+            levels = hold_small_levels(input_levels(source, rgb=rgb), rgb=rgb,
+                                       max_bytes=HOLD_STORED_BYTES if multiscale else HOLD_BYTES)
             data = deblur_pyramid(levels, rgb=rgb, **kwargs)
             data[-1] = da.from_array(data[-1].compute(), chunks=data[-1].chunks)
             return data

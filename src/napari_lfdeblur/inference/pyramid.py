@@ -4,8 +4,8 @@ napari draws a multiscale layer from the one level that matches the zoom and
 computes the chunks of that level on screen (whole chunks: it widens the
 view to chunk borders).  So what a first picture costs is set by the levels:
 
-- level k is ``deblur`` of the input downsampled 2**k times (the same network
-  on a smaller image), level 0 is ``deblur(image)`` itself;
+- each level is ``deblur`` of the input downsampled (the same network on a
+  smaller image), level 0 is ``deblur(image)`` itself;
 - every level is cut into chunks of about ``chunk`` pixels (default 512), each
   deblurred in one network call with its halo: the level napari draws for
   the whole-image view (1-2 of its pixels per screen pixel along each axis) costs a
@@ -13,9 +13,12 @@ view to chunk borders).  So what a first picture costs is set by the levels:
 - levels go down to ``min_size`` (default 256): napari reads the coarsest
   level whole, for the layer's thumbnail, before it draws anything;
 - a multiscale input (an OME-Zarr pyramid, napari's own levels) gives its
-  levels as they are; otherwise each level is the 2x2 mean of the one above,
-  and :func:`hold_small_levels` computes the small ones in one pass over the
-  input, so that no coarse chunk re-reads the full resolution under it.
+  levels as they are; otherwise each level is the 2x2 mean of the one above;
+- :func:`hold_small_levels` computes the small levels in one pass over the
+  input, so that no coarse chunk re-reads the full resolution under it, and
+  puts a level between each two of them, sqrt(2) apart: the level napari
+  picks for a view then has at most twice the canvas's pixels, not four
+  times.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ __all__ = ["deblur_pyramid", "input_levels", "hold_small_levels", "level_chunk",
 LEVEL_CHUNK = 512  # px: chunk of every level; one network call of 640 x 640 with the halo
 MIN_SIZE = 256  # px: the coarsest level's longer side is at most this
 HOLD_BYTES = 64 * 2**20  # what hold_small_levels keeps in memory at most
+# A multiscale input's levels are read, not made from the full resolution: holding them only buys the
+# half steps, so hold what a whole-image view uses (levels up to about 2000 x 2000 RGB) and read no more.
+HOLD_STORED_BYTES = 16 * 2**20
 
 
 def _plane_axes(arr, rgb: bool) -> int:
@@ -52,13 +58,19 @@ def input_levels(image, *, rgb: bool, min_size: int = MIN_SIZE) -> list:
     return levels
 
 
-def hold_small_levels(levels: list, max_bytes: int = HOLD_BYTES) -> list:
+def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, half_steps: bool = True) -> list:
     """The coarsest levels that fit in ``max_bytes`` together, computed now in one pass and kept in memory.
 
     A 2x2-mean level of a lazy image reads the full resolution under every
     chunk it is asked for; computing the small levels together reads each
     input chunk once (dask shares the graph), after which napari's overview
     and thumbnail cost only the network.  Level 0 always stays lazy.
+
+    ``half_steps``: between two held levels, one more at 1/sqrt(2) of the finer
+    (resized in memory).  napari draws the coarsest level with at least one
+    pixel per screen pixel; with levels a factor 2 apart that level has up
+    to 4 times the canvas's pixels, with sqrt(2) up to 2 times: the
+    whole-image view costs about half the network time.
     """
     import dask
     import dask.array as da
@@ -72,19 +84,38 @@ def hold_small_levels(levels: list, max_bytes: int = HOLD_BYTES) -> list:
         held.append(k)
     if not held:
         return list(levels)
-    arrays = dask.compute(*[levels[k] for k in held])
-    out = list(levels)
-    for k, a in zip(held, arrays):
-        out[k] = da.from_array(a, chunks=levels[k].chunks)
+    arrays = dict(zip(held, dask.compute(*[levels[k] for k in held])))
+    out = []
+    for k, level in enumerate(levels):
+        if k not in arrays:
+            out.append(level)
+            continue
+        out.append(da.from_array(arrays[k], chunks=level.chunks))
+        if half_steps and k + 1 in arrays:
+            out.append(da.from_array(_half_step(arrays[k], rgb)))
     return out
+
+
+def _half_step(image: np.ndarray, rgb: bool) -> np.ndarray:
+    """``image`` resized to 1/sqrt(2) in Y and X (linear, anti-aliased), in its dtype."""
+    from skimage.transform import resize
+
+    y_ax = _plane_axes(image, rgb)
+    shape = list(image.shape)
+    for ax in (y_ax, y_ax + 1):
+        shape[ax] = max(1, round(shape[ax] / 2 ** 0.5))
+    out = resize(image, shape, order=1, anti_aliasing=True, preserve_range=True)
+    if np.dtype(image.dtype).kind in "ui":
+        out = np.rint(out)
+    return out.astype(image.dtype)
 
 
 def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None, chunk: int | None = None,
                    **options) -> list:
-    """Lazy multiscale deblurring: level k is :func:`deblur` of the image downsampled 2**k times.
+    """Lazy multiscale deblurring: level k is :func:`deblur` of the image's level k (downsampled 2**k times).
 
     ``image``: a (lazy or numpy) array, or a list of levels finest first (a
-    multiscale image, each level half the one before).  Levels are added down
+    multiscale image, or :func:`hold_small_levels`' output).  Levels are added down
     to ``min_size`` pixels; each is cut into equal chunks near ``chunk`` pixels
     (default 512) that go through the network one chunk (plus halo) per call
     unless ``tile`` is given.  One intensity normalisation, that of level 0,
