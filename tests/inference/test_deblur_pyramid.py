@@ -148,3 +148,25 @@ def test_multiscale_input_keeps_its_levels(net, network_pixels):
     assert [lvl.shape[0] for lvl in levels] == [2048, 1024, 512, 256]
     assert network_pixels == []
     np.testing.assert_array_equal(levels[2].compute(), deblur(np.asarray(own[2]), model=net, device="cpu"))
+
+
+class _PickleCounter(torch.nn.Module):
+    """Returns its input and counts how often it is pickled."""
+
+    pickled = 0
+
+    def forward(self, x):
+        return x
+
+    def __reduce_ex__(self, protocol):
+        type(self).pickled += 1
+        return super().__reduce_ex__(protocol)
+
+
+def test_building_the_levels_never_pickles_the_network():
+    """dask names a task graph by hashing its function, by pickling a closure: with the network inside, seconds
+    for a pyramid's levels before napari could draw anything.  The results are named without that."""
+    _PickleCounter.pickled = 0
+    levels = deblur_pyramid(_source(8192), model=_PickleCounter(), device="cpu")
+    assert len(levels) == 6 and _PickleCounter.pickled == 0
+    assert len({lvl.name for lvl in levels}) == 6
