@@ -23,8 +23,9 @@ shipped default model, and *Deblur layer* is pressed.  Printed:
   view of the result (the level it picks for the canvas, no slice pending);
 - ``fill s``: after zooming in on a 1024-pixel-high region at full
   resolution (napari widens it to whole chunks), seconds until napari has drawn it; ``MP/s`` the visible
-  pixels over that time, next to the same process's baseline (``deblur`` of a
-  numpy crop of the same size, the same model and settings);
+  pixels over that time, next to the same process's baselines: ``deblur`` of a
+  numpy crop of the same size (the same model and settings) and the network
+  alone on that crop in one call;
 - network megapixels behind each (halo and chunk edges included).
 
 Screenshots of both views go to ``--shots`` (look at them: the picture must be
@@ -87,7 +88,6 @@ def make_source(kind: str):
 
 
 def run(kind: str, shots: str | None, timeout: float) -> dict:
-    import dask.array as da
     import napari
     import numpy as np
     from qtpy.QtWidgets import QApplication
