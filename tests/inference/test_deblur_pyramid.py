@@ -170,3 +170,16 @@ def test_building_the_levels_never_pickles_the_network():
     levels = deblur_pyramid(_source(8192), model=_PickleCounter(), device="cpu")
     assert len(levels) == 6 and _PickleCounter.pickled == 0
     assert len({lvl.name for lvl in levels}) == 6
+
+
+def test_greyscale_uint16_non_square_pyramid(net):
+    """Other shapes and dtypes: half steps keep the dtype, one normalisation serves every level."""
+    rng = np.random.default_rng(3)
+    img = da.from_array((1000 + rng.random((1200, 700)) * 3000).astype(np.uint16), chunks=400)
+    levels = hold_small_levels(input_levels(img, rgb=False), rgb=False)
+    assert [lvl.shape for lvl in levels] == [(1200, 700), (600, 350), (424, 247), (300, 175), (212, 124),
+                                             (150, 87)]
+    out = deblur_pyramid(levels, model=net, device="cpu", rgb=False)
+    coarse = out[-1].compute()
+    assert coarse.dtype == np.uint16 and coarse.shape == (150, 87)
+    assert 900 <= coarse.min() and coarse.max() <= 4100  # back in the image's range
