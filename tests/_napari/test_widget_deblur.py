@@ -62,6 +62,22 @@ def test_lazy_layer_is_dask_and_matches_eager(widget, qtbot):
     assert np.abs(np.asarray(result.data).astype(int) - expected.astype(int)).max() <= 2
 
 
+def test_lazy_layer_runs_pytorch(widget, monkeypatch):
+    """Lazy chunks come in many shapes; OpenVINO compiles a graph per shape (about a second each): lazy
+    results run PyTorch whatever "auto" would pick."""
+    from napari_lfdeblur.inference import deblur as deblur_module
+
+    viewer, w = widget
+    asked = []
+    real = deblur_module.network_function
+    monkeypatch.setattr(deblur_module, "network_function", lambda net, backend="auto": (asked.append(backend),
+                                                                                        real(net, backend))[1])
+    w.layer.value = viewer.add_image(_photo(), name="photo")
+    w.lazy.value = True
+    w.run()
+    assert asked == ["torch"]
+
+
 def test_eager_run_progress_and_toggle(widget, qtbot):
     viewer, w = widget
     layer = viewer.add_image(_photo(), name="photo")
@@ -158,12 +174,12 @@ def test_multiscale_input_keeps_its_levels_and_only_the_thumbnail_is_deblurred_u
     """A multiscale layer (an OME-Zarr pyramid): its own levels are deblurred as they are, none read whole."""
     import dask.array as da
 
-    from napari_lfdeblur.inference import deblur as deblur_module
+    from napari_lfdeblur.inference import backends
 
     viewer, w = widget
     calls = []
-    real = deblur_module.run_network
-    monkeypatch.setattr(deblur_module, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    real = backends.run_network
+    monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
     rng = da.random.RandomState(1)
     own = [rng.randint(0, 255, (n, n), chunks=512).astype(np.uint8) for n in (2048, 1024, 512)]
     layer = viewer.add_image(own, name="pyr", contrast_limits=(0, 255), multiscale=True, visible=False)

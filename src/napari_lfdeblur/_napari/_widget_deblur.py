@@ -344,7 +344,11 @@ class DeblurWidget(DockWidget):
         from ..inference.deblur import deblur
 
         rgb = bool(layer.rgb)
-        kwargs = dict(kwargs, chunk=kwargs["tile"], tile=None)
+        # PyTorch, not OpenVINO: OpenVINO compiles a graph per input shape (about a second each, a few kept),
+        # and a lazy layer's chunks come in a dozen shapes over its levels (edges, halos, level sizes), which
+        # costs more than its faster calls save: a 20000² layer's first picture took 7.4 s with OpenVINO,
+        # 2.9 s with PyTorch (benchmarks/bench_viewer_first_picture.py)
+        kwargs = dict(kwargs, chunk=kwargs["tile"], tile=None, backend="torch")
         multiscale = bool(getattr(layer, "multiscale", False))
         if not multiscale and max(layer.data.shape[-3:-1] if rgb else layer.data.shape[-2:]) <= PYRAMID_ABOVE:
             try:
