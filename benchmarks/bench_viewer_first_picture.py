@@ -237,12 +237,12 @@ def main(argv=None) -> int:
             print(f"{kind}: failed\n{out.stderr[-3000:]}")
             continue
         r = json.loads(lines[-1])
-        print(f"{kind} ({r['backend']}): first picture {r['first_s']} s (layer added after {r['added_s']} s; level {r['level']} "
+        print(f"{kind}: first picture {r['first_s']} s (layer added after {r['added_s']} s; level {r['level']} "
               f"{r['level_shape']} in chunks of {r['level_chunks']}; {r['network_mp']} MP through the network)")
         print(f"{kind}: zoomed to full resolution, {r['visible_mp']} MP visible filled in {r['fill_s']} s = "
               f"{r['fill_mp_s']} MP/s (level {r['fill_level']}, {r['fill_network_mp']} MP through the network); "
-              f"baseline deblur of a numpy crop that size: {r['baseline_mp_s']} MP/s ({r['baseline_s']} s), "
-              f"the network alone on it: {r['network_mp_s']} MP/s")
+              f"baselines ({r['backend']}): deblur of a numpy crop that size {r['baseline_mp_s']} MP/s "
+              f"({r['baseline_s']} s), the network alone on it {r['network_mp_s']} MP/s")
     return 0
 
 
