@@ -62,6 +62,22 @@ def test_lazy_layer_is_dask_and_matches_eager(widget, qtbot):
     assert np.abs(np.asarray(result.data).astype(int) - expected.astype(int)).max() <= 2
 
 
+def test_lazy_layer_runs_pytorch(widget, monkeypatch):
+    """Lazy chunks come in many shapes; OpenVINO compiles a graph per shape (about a second each): lazy
+    results run PyTorch whatever "auto" would pick."""
+    from napari_lfdeblur.inference import deblur as deblur_module
+
+    viewer, w = widget
+    asked = []
+    real = deblur_module.network_function
+    monkeypatch.setattr(deblur_module, "network_function", lambda net, backend="auto": (asked.append(backend),
+                                                                                        real(net, backend))[1])
+    w.layer.value = viewer.add_image(_photo(), name="photo")
+    w.lazy.value = True
+    w.run()
+    assert asked == ["torch"]
+
+
 def test_eager_run_progress_and_toggle(widget, qtbot):
     viewer, w = widget
     layer = viewer.add_image(_photo(), name="photo")
@@ -120,28 +136,63 @@ def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, 
     import dask.array as da
 
     from napari_lfdeblur.inference import backends
+    from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN
 
     viewer, w = widget
     calls = []
     real = backends.run_network
     monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
     big = da.random.RandomState(0).randint(0, 255, (6000, 6000, 3), chunks=(1024, 1024, 3)).astype(np.uint8)
-    layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False)
+    layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False, visible=False)
     w.layer.value = layer
     w.lazy.value = True
-    w.tile.value = 1024
+    at_show = []  # the network calls made when the result is handed to napari
+    show = type(w)._show_lazy
+    monkeypatch.setattr(type(w), "_show_lazy", lambda *a: (at_show.append(list(calls)), show(*a))[1])
     worker = w.run()  # the overview is computed in a worker: the viewer stays usable meanwhile
     assert "big deblurred" not in viewer.layers
     qtbot.waitUntil(lambda: "big deblurred" in viewer.layers, timeout=120000)
     assert worker is not None
     result = viewer.layers["big deblurred"]
-    assert result.multiscale and len(result.data) >= 3
-    assert [lvl.shape[0] for lvl in result.data][:3] == [6000, 3000, 1500]
-    smallest = result.data[-1].shape[0]
-    layer.visible = False
-    qtbot.wait(500)  # napari draws the overview level
-    # zoomed out, only the small overview level was deblurred: no full-resolution tile
-    assert calls and all(max(s[1:3]) <= smallest for s in calls), calls
+    # 2x2 means, and levels sqrt(2) apart among the small ones held in memory
+    assert result.multiscale
+    assert [lvl.shape[0] for lvl in result.data] == [6000, 3000, 2121, 1500, 1061, 750, 530, 375, 265, 187]
+    # before the layer was added, only the coarsest level (napari's thumbnail) went through the network
+    halo = DEFAULT_MARGIN + BLEND
+    assert at_show == [[(1, 187, 187, 3)]]
+    qtbot.waitUntil(lambda: result.loaded and len(calls) > 1, timeout=120000)  # napari draws the whole-image view
+    drawn = result.data_level
+    assert drawn >= 2  # a coarse level, about the canvas's size
+    # zoomed out, only chunks of that level were deblurred: one 512-px chunk (plus halo) per network call,
+    # nothing from the finer levels
+    side = result.data[drawn].shape[0]
+    assert all(max(s[1:3]) <= min(side, 512 + 2 * halo) for s in calls[1:]), calls
+    assert sum(s[1] * s[2] for s in calls[1:]) <= (side + 4 * halo) ** 2
+
+
+def test_multiscale_input_keeps_its_levels_and_only_the_thumbnail_is_deblurred_up_front(widget, qtbot, monkeypatch):
+    """A multiscale layer (an OME-Zarr pyramid): its own levels are deblurred as they are, none read whole."""
+    import dask.array as da
+
+    from napari_lfdeblur.inference import backends
+
+    viewer, w = widget
+    calls = []
+    real = backends.run_network
+    monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    rng = da.random.RandomState(1)
+    own = [rng.randint(0, 255, (n, n), chunks=512).astype(np.uint8) for n in (2048, 1024, 512)]
+    layer = viewer.add_image(own, name="pyr", contrast_limits=(0, 255), multiscale=True, visible=False)
+    w.layer.value = layer
+    w.lazy.value = True
+    at_show = []
+    show = type(w)._show_lazy
+    monkeypatch.setattr(type(w), "_show_lazy", lambda *a: (at_show.append(list(calls)), show(*a))[1])
+    w.run()
+    qtbot.waitUntil(lambda: "pyr deblurred" in viewer.layers, timeout=60000)
+    result = viewer.layers["pyr deblurred"]
+    assert [lvl.shape[0] for lvl in result.data] == [2048, 1024, 724, 512, 362, 256]
+    assert at_show == [[(1, 256, 256, 3)]]  # greyscale goes through the network as RGB
 
 
 # ---------------------------------------------------------------- scores against a sharp reference

@@ -10,6 +10,7 @@ A chunk napari computes again (after its cache let it go) is counted once.
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Callable
 
 
@@ -43,7 +44,9 @@ class TileProgress:
                 self._report(count)
             return block
 
-        return arr.map_blocks(counted, dtype=arr.dtype, meta=getattr(arr, "_meta", None))
+        # named here: dask would otherwise name it by pickling ``counted``, and with it this object and every level
+        return arr.map_blocks(counted, dtype=arr.dtype, meta=getattr(arr, "_meta", None),
+                              name=f"tiles-{level}-{uuid.uuid4().hex}")
 
     def _show(self, count: int):  # GUI thread
         from napari.utils import progress

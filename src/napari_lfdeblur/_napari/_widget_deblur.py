@@ -112,7 +112,8 @@ class DeblurWidget(DockWidget):
                     "float32), float32 elsewhere; float16/bfloat16 also on GPUs",
         )
         self.tile = SpinBox(label="tile", min=64, max=8192, step=64, value=512,
-                            tooltip="Tile size in pixels; smaller needs less memory")
+                            tooltip="Tile size in pixels; smaller needs less memory.  Lazy results: the chunk "
+                                    "napari computes at a time, one network call each (with a 64-px halo)")
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
         self.background = CheckBox(
             label="background rendering", value=True,
@@ -331,64 +332,79 @@ class DeblurWidget(DockWidget):
     def _add_lazy(self, layer, kwargs: dict, name: str):
         """A lazily computed result layer: napari computes the chunks it draws.
 
-        Large images become a multiscale layer (deblurred downsampled levels)
-        so that napari draws only the tiles on screen at the zoom in use.
+        The tile box sets the chunk: each chunk goes through the network in one
+        call with its halo.  Large or multiscale images become a multiscale
+        layer (``inference/pyramid.py``): nothing is deblurred before it is
+        shown but its coarsest level (a thumbnail of at most 256 px, which napari
+        reads whole on the GUI thread), and the whole-image view costs a level
+        of about the canvas's size, so a first picture comes in seconds.
         """
         import dask.array as da
 
-        from ..inference.deblur import deblur, deblur_pyramid
+        from ..inference.deblur import deblur
 
         rgb = bool(layer.rgb)
-        try:
-            if getattr(layer, "multiscale", False):
-                data = [deblur(da.asarray(level), rgb=rgb, **kwargs) for level in layer.data]
-            elif max(layer.data.shape[-3:-1] if rgb else layer.data.shape[-2:]) > PYRAMID_ABOVE:
-                data = deblur_pyramid(da.asarray(layer.data), rgb=rgb, **kwargs)
-            else:
+        # PyTorch, not OpenVINO: OpenVINO compiles a graph per input shape (about a second each, a few kept),
+        # and a lazy layer's chunks come in a dozen shapes over its levels (edges, halos, level sizes), which
+        # costs more than its faster calls save: a 20000² layer's first picture took 7.4 s with OpenVINO,
+        # 2.9 s with PyTorch (benchmarks/bench_viewer_first_picture.py)
+        kwargs = dict(kwargs, chunk=kwargs["tile"], tile=None, backend="torch")
+        multiscale = bool(getattr(layer, "multiscale", False))
+        if not multiscale and max(layer.data.shape[-3:-1] if rgb else layer.data.shape[-2:]) <= PYRAMID_ABOVE:
+            try:
                 data = deblur(da.asarray(layer.data), rgb=rgb, **kwargs)
-        except LFDeblurError as e:
-            return self._notify_error(e)
-        if self._tiles is not None:
-            self._tiles.close()
-        self._tiles = TileProgress(data if isinstance(data, list) else [data], f"deblurring {layer.name}",
-                                   lambda done, total: self._on_tiles(name, done, total))
-        data = self._tiles.levels if isinstance(data, list) else self._tiles.levels[0]
-        if self.background.value:
-            # napari computes lazy tiles on the GUI thread unless asked otherwise: a 1024-px tile of the
-            # full network takes ~30 s on a CPU, a frozen viewer (benchmarks/bench_viewer_pan.py)
-            enable_for_session()
-        kw = self._result_kwargs(layer, name)
-        kw["contrast_limits"] = tuple(layer.contrast_limits)  # never let napari scan a lazy array
-        kw["multiscale"] = isinstance(data, list)
-        levels = len(data) if isinstance(data, list) else 1
-        message = (
-            f"lazy result added ({levels} level{'s' if levels > 1 else ''}): napari computes the tiles you look at"
-            + ("" if async_rendering() else "; tiles are computed on the GUI thread: tick 'background rendering' "
-               "to keep the viewer responsive meanwhile")
-        )
+            except LFDeblurError as e:
+                return self._notify_error(e)
+            return self._show_lazy(layer, [data], name)
 
-        def add(data):
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
-            self.status.value = message
-            added = self._viewer.add_image(data, **kw)
-            if self.reference.value is not None and not getattr(layer, "multiscale", False):
-                index = visible_region(layer, self._viewer)[0]
-                full = data[0] if isinstance(data, list) else data
-                self._score(layer, layer.data[index], full[index], index, "visible region")
-            return added
+        from ..inference.pyramid import HOLD_BYTES, HOLD_STORED_BYTES, deblur_pyramid, hold_small_levels, input_levels
 
-        if levels == 1:
-            return add(data)
+        source = list(layer.data) if multiscale else layer.data
 
         def overview():
-            # napari draws the coarsest level at once (and its thumbnail); it needs the whole input,
-            # so compute it here, off the GUI thread, and hand napari a level already in memory
+            # off the GUI thread: the small input levels in one pass (a 2x2-mean level of a single-scale image
+            # would re-read the full resolution under each chunk napari asks for), with levels sqrt(2) apart
+            # among them (a cheaper whole-image view); then the coarsest level, napari's thumbnail
+            levels = hold_small_levels(input_levels(source, rgb=rgb), rgb=rgb,
+                                       max_bytes=HOLD_STORED_BYTES if multiscale else HOLD_BYTES)
+            data = deblur_pyramid(levels, rgb=rgb, **kwargs)
             data[-1] = da.from_array(data[-1].compute(), chunks=data[-1].chunks)
             return data
 
-        self.status.value = f"computing the {levels}-level overview in the background ..."
-        return self.start_job(overview, returned=add, errored=self._notify_error)
+        self.status.value = ("computing the overview in the background ..." if multiscale else
+                             "computing the overview in the background (a single-scale image is read once, whole; "
+                             "a multiscale one, such as an OME-Zarr pyramid, shows sooner) ...")
+        return self.start_job(overview, returned=lambda data: self._show_lazy(layer, data, name),
+                              errored=self._notify_error)
+
+    def _show_lazy(self, layer, levels: list, name: str):
+        """Add the lazy levels (finest first; one: a plain layer), their tiles counted as napari computes them."""
+        if self._tiles is not None:
+            self._tiles.close()
+        self._tiles = TileProgress(levels, f"deblurring {layer.name}",
+                                   lambda done, total: self._on_tiles(name, done, total))
+        data = self._tiles.levels if len(levels) > 1 else self._tiles.levels[0]
+        if self.background.value:
+            # napari computes lazy tiles on the GUI thread unless asked otherwise: a frozen viewer
+            # while a chunk goes through the network (benchmarks/bench_viewer_pan.py)
+            enable_for_session()
+        kw = self._result_kwargs(layer, name)
+        kw["contrast_limits"] = tuple(layer.contrast_limits)  # never let napari scan a lazy array
+        kw["multiscale"] = len(levels) > 1
+        n = len(levels)
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        self.status.value = (
+            f"lazy result added ({n} level{'s' if n > 1 else ''}): napari computes the tiles you look at"
+            + ("" if async_rendering() else "; tiles are computed on the GUI thread: tick 'background rendering' "
+               "to keep the viewer responsive meanwhile")
+        )
+        added = self._viewer.add_image(data, **kw)
+        if self.reference.value is not None and not getattr(layer, "multiscale", False):
+            index = visible_region(layer, self._viewer)[0]
+            full = data[0] if isinstance(data, list) else data
+            self._score(layer, layer.data[index], full[index], index, "visible region")
+        return added
 
     def _on_tiles(self, name: str, done: int, total: int):
         self.status.value = (f"{name}: {done} of {total} tiles deblurred"

@@ -11,7 +11,8 @@ numpy in -> numpy out, computed now (with ``progress`` and ``cancel``);
 dask, zarr or other array-likes in -> a lazy dask array out: each chunk is
 deblurred from itself plus a halo of its neighbours when (and only when) it
 is computed (lazy.py), which is what napari does for the tiles it draws.
-Stacks (..., Y, X[, C]) go plane by plane.
+Stacks (..., Y, X[, C]) go plane by plane.  Multiscale results for viewers:
+pyramid.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .normalize import Normalization, channels_last, merge_channels, split_chann
 from .tile_plan import bytes_per_pixel, memory_budget, plan_tile
 from .tiling import ALIGN, plan_tiles, run_tiled
 
-__all__ = ["deblur", "deblur_pyramid", "DeblurCancelled", "cached_model", "clear_model_cache", "default_overlap"]
+__all__ = ["deblur", "DeblurCancelled", "cached_model", "clear_model_cache", "default_overlap"]
 
 log = logging.getLogger(__name__)
 
@@ -281,34 +282,3 @@ def _deblur_channels(image, progress=None, **options):
         report = None if progress is None else (lambda d, t, c=c: progress(c * t + d, n * t))
         outs.append(deblur(image[..., c], rgb=False, progress=report, **options))
     return da.stack(outs, axis=-1) if lazy else np.stack(outs, axis=-1)
-
-
-def deblur_pyramid(image, model="default", *, min_size: int = 1024, rgb=None, **options) -> list:
-    """Lazy multiscale deblurring for viewers: level k is ``deblur`` of the image downsampled 2**k times.
-
-    napari draws a multiscale layer from the level that matches the zoom and
-    computes only the chunks on screen, so a 20000 x 20000 image shows its
-    overview (a deblurred downsampled copy) at once and full-resolution tiles
-    only where the user zooms in.  Levels stop once the longer side is at most
-    ``min_size``.  ``options`` go to :func:`deblur` (``tile``, ``device``, ...).
-    Returns a list of lazy dask arrays, finest first.
-    """
-    import dask.array as da
-
-    arr = image if isinstance(image, da.Array) else da.asarray(image)
-    rgb = _guess_rgb(arr.shape, rgb)
-    n_plane = 3 if rgb else 2
-    y_ax = arr.ndim - n_plane
-    # one normalisation for every level, taken from the full image, so levels match in brightness
-    options.setdefault("normalize", "auto")
-    if options["normalize"] in ("auto", "percentile") and np.dtype(arr.dtype) != np.uint8:
-        norm = Normalization.for_image(arr, options["normalize"], alpha=rgb and arr.shape[-1] == 4)
-        options["normalize"] = (norm.lo, norm.hi)
-    levels = [deblur(arr, model, rgb=rgb, **options)]
-    level = arr
-    while max(level.shape[y_ax], level.shape[y_ax + 1]) > min_size:
-        factors = {ax: 1 for ax in range(level.ndim)}
-        factors[y_ax] = factors[y_ax + 1] = 2
-        level = da.coarsen(np.mean, level, factors, trim_excess=True).astype(arr.dtype)
-        levels.append(deblur(level, model, rgb=rgb, **options))
-    return levels

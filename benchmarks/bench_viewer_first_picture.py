@@ -1,0 +1,250 @@
+"""How soon does a huge lazy deblurred layer show something?  A real viewer, the Deblur dock, the shipped model.
+
+A napari viewer of 1366 x 768 (run under ``xvfb-run -a`` without a display)
+shows a 20000 x 20000 RGB uint8 procedural image, made chunk by chunk and
+never whole in memory.  ``--source``:
+
+``pyramid`` (default)
+    a lazy multiscale image whose every level is made directly at its own
+    scale, as an OME-Zarr pyramid on disk is read: a coarse level is cheap.
+``coarsen``
+    levels 1.. are 2x2 means of the level above (``dask.array.coarsen``), as
+    in ``bench_viewer_pan.py``: any coarse pixel costs reading the full
+    resolution under it.
+``single``
+    one 20000 x 20000 level (added hidden: napari itself would load all of it
+    to draw it zoomed out).
+
+The Deblur dock is opened through the Plugins menu door
+(``add_plugin_dock_widget``), lazy mode and background rendering on, the
+shipped default model, and *Deblur layer* is pressed.  Printed:
+
+- ``first s``: seconds from the click until napari has drawn the whole-image
+  view of the result (the level it picks for the canvas, no slice pending);
+- ``fill s``: after zooming in on a 1024-pixel-high region at full
+  resolution (napari widens it to whole chunks), seconds until napari has drawn it; ``MP/s`` the visible
+  pixels over that time, next to the same process's baselines: ``deblur`` of a
+  numpy crop of the same size (the same model and settings) and the network
+  alone on that crop in one call;
+- network megapixels behind each (halo and chunk edges included).
+
+Screenshots of both views go to ``--shots`` (look at them: the picture must be
+there).  Example::
+
+    xvfb-run -a python benchmarks/bench_viewer_first_picture.py --shots /tmp/shots
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SIDE = 20000
+CHUNK = 1024
+WINDOW = (1366, 768)
+
+
+def _texture(level: int):
+    """A chunk function for level ``level`` (2**level downsampled) of a photo-like procedural texture."""
+
+    def block(block_info=None):
+        import numpy as np
+
+        (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
+        f = 2.0 ** level
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) * f  # full-resolution coordinates
+        rng = np.random.default_rng((level, y0, x0))
+        base = (0.5 + 0.2 * np.sin(xx / 37.0) * np.cos(yy / 53.0) + 0.2 * np.sin(xx / 1500.0 + yy / 2300.0)
+                + 0.1 / f * rng.standard_normal(yy.shape, dtype=np.float32))
+        rgb = np.stack([base, 0.8 * base + 0.1 * np.cos(yy / 3100.0), 1.0 - 0.6 * base], axis=-1)
+        return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+    return block
+
+
+def make_source(kind: str):
+    """The input: a list of lazy levels (finest first) or one lazy array."""
+    import dask.array as da
+    import numpy as np
+
+    def level(k: int):
+        n = -(-SIDE // 2 ** k)
+        chunks = tuple(tuple(min(CHUNK, n - s) for s in range(0, n, CHUNK)) for _ in range(2)) + ((3,),)
+        return da.map_blocks(_texture(k), chunks=chunks, dtype=np.uint8)
+
+    if kind == "single":
+        return level(0)
+    levels = [level(0)]
+    while max(levels[-1].shape[:2]) > CHUNK:
+        if kind == "pyramid":
+            levels.append(level(len(levels)))
+        else:
+            levels.append(da.coarsen(np.mean, levels[-1], {0: 2, 1: 2, 2: 1}, trim_excess=True).astype(np.uint8))
+    return levels
+
+
+def run(kind: str, shots: str | None, timeout: float) -> dict:
+    import napari
+    import numpy as np
+    from qtpy.QtWidgets import QApplication
+
+    from napari_lfdeblur.inference import deblur as deblur_module
+
+    pixels = [0]  # network pixels: every call of the network (PyTorch or OpenVINO), with its halo
+    real_function = deblur_module.network_function
+
+    class Counted:
+        """The backend's network function, counting the pixels it is given."""
+
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __getattr__(self, name):  # deblur reads the backend and its precision from it
+            return getattr(self.fn, name)
+
+        def __call__(self, tiles):
+            pixels[0] += int(np.prod(tiles.shape[:-1]))
+            return self.fn(tiles)
+
+    deblur_module.network_function = lambda net, backend="auto": Counted(real_function(net, backend))
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(*WINDOW)
+    app = QApplication.instance()
+    source = make_source(kind)
+    multiscale = isinstance(source, list)
+    src = viewer.add_image(source, name="huge", rgb=True, contrast_limits=(0, 255), multiscale=multiscale,
+                           visible=multiscale)
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Deblur")
+    widget.layer.value = src
+    widget.lazy.value = True
+    widget.background.value = True
+    kwargs = widget._kwargs()
+    assert kwargs["model"] == "default", kwargs
+
+    def wait(cond, limit):
+        t0 = time.perf_counter()
+        while not cond() and time.perf_counter() - t0 < limit:
+            app.processEvents()
+            time.sleep(0.005)
+        return cond()
+
+    def settled(layer, quiet=1.0):
+        """Wait until ``layer`` is loaded and stays so for ``quiet`` s; the time it last became loaded."""
+        t_loaded = None
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            app.processEvents()
+            now = time.perf_counter()
+            if layer.loaded:
+                t_loaded = t_loaded or now
+                if now - t_loaded >= quiet:
+                    return t_loaded
+            else:
+                t_loaded = None
+            time.sleep(0.005)
+        return None
+
+    wait(lambda: False, 1.0)  # the window settles at its size
+    name = "huge deblurred"
+    pixels[0] = 0
+    t0 = time.perf_counter()
+    widget.run()
+    if not wait(lambda: name in viewer.layers, timeout):
+        raise SystemExit(f"no result layer within {timeout} s: {widget.status.value}")
+    added_s = time.perf_counter() - t0
+    layer = viewer.layers[name]
+    src.visible = False
+    t_first = settled(layer)
+    if t_first is None:
+        raise SystemExit(f"the whole-image view was not drawn within {timeout} s")
+    first = {"first_s": round(t_first - t0, 2), "added_s": round(added_s, 2), "level": int(layer.data_level),
+             "level_shape": list(layer.data[layer.data_level].shape[:2]),
+             "level_chunks": [max(c) for c in layer.data[layer.data_level].chunks[:2]],
+             "network_mp": round(pixels[0] / 1e6, 2), "canvas": list(viewer.canvas.size)}
+    if shots:
+        os.makedirs(shots, exist_ok=True)
+        viewer.screenshot(os.path.join(shots, f"{kind}_1_overview.png"), canvas_only=False)
+
+    # zoom in on a 1024-pixel-high region at full resolution, on no chunk grid in particular (as a user's view)
+    camera = getattr(viewer, "scene", viewer).camera  # napari >= 0.9: viewer.scene.camera
+    h, w = viewer.canvas.size
+    y0, x0 = 9300, 7300
+    camera.zoom = h / CHUNK
+    camera.center = (y0 + CHUNK / 2, x0 + w / camera.zoom / 2)
+    pixels[0] = 0
+    t_pan = time.perf_counter()
+    wait(lambda: False, 0.3)  # napari slices after the camera events
+    t_fill = settled(layer)
+    fill_s = (t_fill - t_pan) if t_fill is not None else float("nan")
+    corners = np.asarray(layer.corner_pixels)[:, :2]
+    visible = (h / camera.zoom) * (w / camera.zoom)
+    fill = {"fill_s": round(fill_s, 2), "fill_level": int(layer.data_level),
+            "visible_mp": round(visible / 1e6, 2), "computed_region": corners.tolist(),
+            "fill_network_mp": round(pixels[0] / 1e6, 2), "fill_mp_s": round(visible / 1e6 / fill_s, 3)}
+    if shots:
+        viewer.screenshot(os.path.join(shots, f"{kind}_2_zoomed.png"), canvas_only=False)
+
+    # baseline in this process: deblur of a numpy crop the size of the visible region, the dock's settings
+    crop_h, crop_w = CHUNK, int(round(w / camera.zoom)) // 8 * 8
+    crop = (source[0] if multiscale else source)[y0:y0 + crop_h, x0:x0 + crop_w].compute()
+    t = time.perf_counter()
+    deblur_module.deblur(crop, **kwargs)
+    base_s = time.perf_counter() - t
+    fill["baseline_s"] = round(base_s, 2)
+    fill["baseline_mp_s"] = round(crop_h * crop_w / 1e6 / base_s, 3)
+    # and the network alone on that crop, one call: what no tiling, halo or viewer adds
+    net = deblur_module.cached_model(kwargs["model"], device=kwargs["device"], dtype=kwargs["dtype"])
+    fn = real_function(net, "auto")
+    unit = crop.astype(np.float32)[None] / 255
+    fn(unit[:, :64, :64])  # a backend may compile per shape: not part of the figure
+    fn(unit)
+    t = time.perf_counter()
+    fn(unit)
+    fill["network_mp_s"] = round(crop_h * crop_w / 1e6 / (time.perf_counter() - t), 3)
+    fill["backend"] = getattr(fn, "backend", "torch")
+    status = widget.status.value
+    viewer.close()
+    return {"source": kind, **first, **fill, "status": status}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--source", nargs="+", default=["pyramid"], choices=["pyramid", "coarsen", "single"])
+    ap.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for one picture")
+    ap.add_argument("--shots", help="folder for screenshots")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(run(args.child, args.shots, args.timeout)), flush=True)
+        return 0
+    if not os.environ.get("DISPLAY"):
+        print("needs a display: run under xvfb-run -a", file=sys.stderr)
+        return 2
+    print(f"== first picture of a {SIDE}x{SIDE} lazy deblurred layer, window {WINDOW[0]}x{WINDOW[1]}, "
+          "shipped default model, a fresh process per source")
+    for kind in args.source:
+        cmd = [sys.executable, __file__, "--child", kind, "--timeout", str(args.timeout)]
+        if args.shots:
+            cmd += ["--shots", args.shots]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if out.returncode or not lines:
+            print(f"{kind}: failed\n{out.stderr[-3000:]}")
+            continue
+        r = json.loads(lines[-1])
+        print(f"{kind}: first picture {r['first_s']} s (layer added after {r['added_s']} s; level {r['level']} "
+              f"{r['level_shape']} in chunks of {r['level_chunks']}; {r['network_mp']} MP through the network)")
+        print(f"{kind}: zoomed to full resolution, {r['visible_mp']} MP visible filled in {r['fill_s']} s = "
+              f"{r['fill_mp_s']} MP/s (level {r['fill_level']}, {r['fill_network_mp']} MP through the network); "
+              f"baselines ({r['backend']}): deblur of a numpy crop that size {r['baseline_mp_s']} MP/s "
+              f"({r['baseline_s']} s), the network alone on it {r['network_mp_s']} MP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
