@@ -43,17 +43,25 @@ def _image(h=75, w=101, seed=0):
     return rgb + np.random.default_rng(seed).normal(0, 0.01, rgb.shape).astype(np.float32).clip(-rgb, 1 - rgb)
 
 
-def test_auto_picks_openvino_on_the_cpu_and_the_environment_can_say_torch(net, monkeypatch):
+def test_auto_picks_openvino_where_it_was_measured_faster(net, monkeypatch):
+    from napari_lfdeblur.network import devices
+
     monkeypatch.delenv("LFDEBLUR_BACKEND", raising=False)
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)  # an Intel Xeon with AMX
     assert resolve_backend(net, "auto") == "openvino"
     assert network_function(net).backend == "openvino"
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)  # AVX512-BF16 without AMX: PyTorch was faster
+    assert resolve_backend(net, "auto") == "torch"
+    monkeypatch.setenv("LFDEBLUR_BACKEND", "openvino")
+    assert resolve_backend(net, "auto") == "openvino"
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
     monkeypatch.setenv("LFDEBLUR_BACKEND", "torch")
     assert resolve_backend(net, "auto") == "torch"
     assert resolve_backend(net, "openvino") == "openvino"  # asked for by name: the environment does not overrule
 
 
 def test_auto_keeps_torch_without_openvino_and_for_other_modules(net, monkeypatch):
-    monkeypatch.delenv("LFDEBLUR_BACKEND", raising=False)
+    monkeypatch.setenv("LFDEBLUR_BACKEND", "openvino")
     other = torch.nn.Conv2d(3, 3, 3, padding=1)
     assert resolve_backend(other, "auto") == "torch"
     with pytest.raises(ModelError, match="DRBNet"):
@@ -118,7 +126,7 @@ def test_other_weights_get_their_own_cache_entry(net, cache):
 
 
 def test_a_failing_openvino_falls_back_to_torch_with_one_warning(net, monkeypatch):
-    monkeypatch.delenv("LFDEBLUR_BACKEND", raising=False)
+    monkeypatch.setenv("LFDEBLUR_BACKEND", "openvino")
 
     def broken(self, shape):
         raise RuntimeError("simulated: cannot compile")

@@ -111,9 +111,11 @@ class DeblurWidget(DockWidget):
             tooltip="auto: bfloat16 on CPUs that compute it natively (about twice as fast, within a level or two of "
                     "float32), float32 elsewhere; float16/bfloat16 also on GPUs",
         )
-        self.tile = SpinBox(label="tile", min=64, max=8192, step=64, value=512,
-                            tooltip="Tile size in pixels; smaller needs less memory.  Lazy results: the chunk "
-                                    "napari computes at a time, one network call each (with a 64-px halo)")
+        self.tile = SpinBox(label="tile", min=0, max=8192, step=64, value=0,
+                            tooltip="Tile size in pixels (lazy: the chunk size).  auto: on the CPU the largest tiles "
+                                    "that fit 512 MiB of working memory (the whole image when it fits), 512 on a GPU; "
+                                    "lazy chunks of 512 (multiscale) or 1024.  Smaller needs less memory")
+        self.tile.native.setSpecialValueText("auto")  # shown at the minimum, 0
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
         self.background = CheckBox(
             label="background rendering", value=True,
@@ -173,7 +175,7 @@ class DeblurWidget(DockWidget):
             "model": resolve_choice(self.model.value, self.model_path.value),
             "device": self.device.value,
             "dtype": self.precision.value,
-            "tile": int(self.tile.value),
+            "tile": int(self.tile.value) or None,  # 0 shows "auto"
         }
 
     def _source(self, lazy: bool = False):

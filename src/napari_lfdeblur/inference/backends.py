@@ -1,15 +1,18 @@
-"""Which runtime runs the network: PyTorch, or OpenVINO on a CPU when it is installed.
+"""Which runtime runs the network: PyTorch, or OpenVINO on a CPU where it is installed and faster.
 
 ``backend="auto"`` (the default of ``deblur``) picks OpenVINO when all hold:
-the network is on the CPU, the ``openvino`` package is installed (the
-``[openvino]`` extra), the network is a DRBNet, and
-``$LFDEBLUR_BACKEND`` does not say ``torch``.  On the 2-core CPUs measured
-(``benchmarks/bench_network.py``) it was faster than PyTorch in both
-precisions, with outputs within 2/255 of PyTorch's float32 ones.  Anything
-that goes wrong preparing it (an OpenVINO version that cannot import this
-torch's graphs, a read-only cache...) falls back to PyTorch with a warning,
-once per network.  ``"torch"`` and ``"openvino"`` force one (the latter
-raises where it cannot run).
+the network is a DRBNet on the CPU, the ``openvino`` package is installed
+(the ``[openvino]`` extra), the CPU has AMX, and ``$LFDEBLUR_BACKEND`` does
+not say ``torch``.  Measured (``benchmarks/bench_inference.py``, 1 MP):
+on a 2-core Intel Xeon with AMX, OpenVINO ran the full network in 3.7 s
+against 6.9 s for PyTorch in bfloat16; on a 2-core AMD EPYC with
+AVX512-BF16 but no AMX PyTorch was the faster (4.2 s against 4.6 s, and
+1.4 s against 2.1 s for the shipped model), so there ``auto`` keeps PyTorch.
+``$LFDEBLUR_BACKEND=openvino`` makes ``auto`` pick OpenVINO wherever it can
+run.  Anything that goes wrong preparing it (an OpenVINO version that cannot
+import this torch's graphs, a read-only cache...) falls back to PyTorch with
+a warning, once per network.  ``"torch"`` and ``"openvino"`` force one (the
+latter raises where it cannot run).
 """
 
 from __future__ import annotations
@@ -56,9 +59,12 @@ def resolve_backend(net, backend: str | None = "auto") -> str:
             raise ModelError("the OpenVINO backend runs DRBNet networks; use backend='torch' for other modules")
         return "openvino"
     if choice == "auto":
-        if os.environ.get("LFDEBLUR_BACKEND", "").strip().lower() == "torch":
+        preference = os.environ.get("LFDEBLUR_BACKEND", "").strip().lower()
+        if preference == "torch" or not (on_cpu and _is_drbnet(net) and openvino_available()):
             return "torch"
-        if on_cpu and _is_drbnet(net) and openvino_available():
+        from ..network.devices import cpu_has_amx
+
+        if preference == "openvino" or cpu_has_amx():
             return "openvino"
     return "torch"
 

@@ -196,10 +196,11 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         Lazy inputs: chunk size in Y and X of the output (default: the
         input's when between 256 and 4096, else 1024).
     backend
-        What runs the network: ``"auto"`` (OpenVINO on a CPU when the
-        ``openvino`` package is installed, ``pip install
-        'napari-lfdeblur[openvino]'``, else PyTorch), ``"torch"`` or
-        ``"openvino"``.  Same precision, outputs within 2/255 of each other.
+        What runs the network: ``"auto"`` (OpenVINO on a CPU with AMX when
+        the ``openvino`` package is installed, ``pip install
+        'napari-lfdeblur[openvino]'``, where it was measured faster; PyTorch
+        elsewhere; ``$LFDEBLUR_BACKEND`` = ``torch`` or ``openvino``
+        overrides), ``"torch"`` or ``"openvino"``.  Same precision.
     progress, cancel
         numpy inputs: ``progress(done, total)`` after each batch of tiles;
         ``cancel`` (a :class:`~napari_lfdeblur.CancelToken`, a ``threading.Event`` or a function

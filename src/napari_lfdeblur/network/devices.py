@@ -97,6 +97,16 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids): matrix units that OpenVINO's
+    bfloat16 convolutions use and PyTorch's eager ones gain less from."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(getattr(cpu, "_is_amx_tile_supported")())
+    except Exception:  # a torch build without the probe
+        return False
+
+
 def _cpu_bfloat16(asked: bool, what: str = "", off: str = "") -> torch.dtype | None:
     """bfloat16 on the CPU, for training (:func:`autocast_dtype`) and deblurring (:func:`inference_autocast`)
     alike: by default only where it is native; asked for by name, anywhere, with a warning where emulated."""
