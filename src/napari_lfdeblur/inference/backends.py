@@ -5,7 +5,7 @@ the network is a DRBNet on the CPU, the ``openvino`` package is installed
 (the ``[openvino]`` extra), the CPU has AMX, and ``$LFDEBLUR_BACKEND`` does
 not say ``torch``.  Measured (``benchmarks/bench_inference.py``, 1 MP):
 on a 2-core Intel Xeon with AMX, OpenVINO ran the full network in 3.7 s
-against 6.9 s for PyTorch in bfloat16; on a 2-core AMD EPYC with
+against 6.9 s for PyTorch in bfloat16 (an earlier probe); on a 2-core AMD EPYC with
 AVX512-BF16 but no AMX PyTorch was the faster (4.2 s against 4.6 s, and
 1.4 s against 2.1 s for the shipped model), so there ``auto`` keeps PyTorch.
 ``$LFDEBLUR_BACKEND=openvino`` makes ``auto`` pick OpenVINO wherever it can
