@@ -288,3 +288,27 @@ def test_reference_of_another_size_is_explained(widget, qtbot):
     w.run()
     qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
     assert "same size" in w.scores.value
+
+
+def test_tile_auto_from_the_plugins_menu_deblurs_a_fitting_photo_whole(make_napari_viewer, checkpoint, qtbot,
+                                                                       monkeypatch):
+    """The dock's tile defaults to auto: on the CPU the memory plan, one network call for a photo that fits
+    (the old default of 512-px squares made 2 x 2 calls for this 600 x 840 photo)."""
+    from napari_lfdeblur._napari._models import FROM_FILE
+    from napari_lfdeblur.inference import backends
+
+    torch.set_num_threads(1)
+    viewer = make_napari_viewer(show=True)
+    _, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Deblur")
+    assert w.tile.value == 0 and w.tile.native.currentText() == "auto"
+    w.model.value = FROM_FILE
+    w.model_path.value = str(checkpoint)
+    w.device.value = "cpu"
+    w.lazy.value = False
+    shapes = []
+    real = backends.run_network
+    monkeypatch.setattr(backends, "run_network", lambda t, m: (shapes.append(t.shape[1:3]), real(t, m))[1])
+    w.layer.value = viewer.add_image(_photo(600, 840), name="photo")
+    w.run()
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
+    assert shapes == [(600, 840)]

@@ -22,7 +22,6 @@ from magicgui.widgets import (
     Label,
     ProgressBar,
     PushButton,
-    SpinBox,
     create_widget,
 )
 
@@ -111,11 +110,13 @@ class DeblurWidget(DockWidget):
             tooltip="auto: bfloat16 on CPUs that compute it natively (about twice as fast, within a level or two of "
                     "float32), float32 elsewhere; float16/bfloat16 also on GPUs",
         )
-        self.tile = SpinBox(label="tile", min=0, max=8192, step=64, value=0,
-                            tooltip="Tile size in pixels (lazy: the chunk size).  auto: on the CPU the largest tiles "
-                                    "that fit 512 MiB of working memory (the whole image when it fits), 512 on a GPU; "
-                                    "lazy chunks of 512 (multiscale) or 1024.  Smaller needs less memory")
-        self.tile.native.setSpecialValueText("auto")  # shown at the minimum, 0
+        self.tile = ComboBox(
+            label="tile", value=0,
+            choices=[("auto", 0)] + [(str(n), n) for n in (256, 512, 1024, 2048, 4096)],
+            tooltip="Tile size in pixels (lazy: the chunk size); smaller needs less memory.  auto: on the CPU the "
+                    "largest tiles that fit 512 MiB of working memory (the whole image when it fits), 512 on a GPU; "
+                    "lazy chunks of 512 (multiscale) or 1024",
+        )
         self.lazy = CheckBox(label="lazy (fill as you pan)", value=True)
         self.background = CheckBox(
             label="background rendering", value=True,
