@@ -185,3 +185,18 @@ def test_compiled_graphs_on_disk_are_kept_under_a_size(net, cache, monkeypatch):
         ov(_image(side, side))
     blobs = list(folder.glob("*.blob"))
     assert len(blobs) == 1
+
+
+def test_the_command_line_runs_openvino_and_says_so(net, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from napari_lfdeblur import save_model
+    from napari_lfdeblur.cli import main
+
+    ckpt = save_model(net, tmp_path / "net.pt")
+    iio.imwrite(tmp_path / "a.png", (_image(64, 80) * 255).astype(np.uint8))
+    assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--backend", "openvino",
+                 "--model", str(ckpt), "--device", "cpu", "--dtype", "float32"]) == 0
+    assert "through OpenVINO" in capsys.readouterr().out
+    ref = deblur(iio.imread(tmp_path / "a.png"), model=net, backend="torch", dtype="float32")
+    assert np.abs(iio.imread(tmp_path / "b.png").astype(int) - ref).max() <= 1

@@ -236,7 +236,10 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
         save_image_streaming(out, dst, rgb=info.rgb, axes=info.axes)
     shape = "x".join(str(n) for n in arr.shape)
     how = "chunk by chunk" + (" on the cluster" if client is not None else "") if info.lazy else "in memory"
-    return (f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, network in {precision_of(model)}, "
+    from ..inference.backends import resolve_backend
+
+    runtime = " through OpenVINO" if resolve_backend(model, args.backend) == "openvino" else ""
+    return (f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, network in {precision_of(model)}{runtime}, "
             f"{time.perf_counter() - t0:.1f} s)")
 
 
