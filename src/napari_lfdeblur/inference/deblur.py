@@ -141,8 +141,8 @@ def _memory_plan(net, fn, margin: int):
     from .openvino_backend import _torch_module
 
     base = getattr(_torch_module(net), "base", 32)
-    precision = precision_of(net) if getattr(fn, "backend", "torch") == "torch" else fn.openvino.precision
-    per_px = bytes_per_pixel(base, getattr(fn, "backend", "torch"), precision)
+    # OpenVINO runs in the precision PyTorch would (network_function), so one lookup serves both
+    per_px = bytes_per_pixel(base, getattr(fn, "backend", "torch"), precision_of(net))
     budget = memory_budget()
     return lambda shape: plan_tile(shape, per_px, budget, 2 * margin + BLEND)
 

@@ -54,13 +54,11 @@ def openvino_available() -> bool:
 
 
 def openvino_cache_dir() -> Path:
-    """Where traced models and compiled graphs are kept: ``$LFDEBLUR_CACHE/openvino`` or the user cache."""
-    root = os.environ.get("LFDEBLUR_CACHE")
-    if root:
-        return Path(root).expanduser() / "openvino"
-    import platformdirs
+    """Where traced models and compiled graphs are kept: ``openvino/`` in the per-user cache
+    (``$LFDEBLUR_CACHE``, else platformdirs'), beside the authors' weights."""
+    from ..network.authors import cache_dir
 
-    return Path(platformdirs.user_cache_dir("napari-lfdeblur")) / "openvino"
+    return cache_dir() / "openvino"
 
 
 def _torch_module(net):
@@ -106,7 +104,11 @@ def _traced_model(module):
     if any(p.dtype != torch.float32 for p in module.parameters()) or any(p.device.type != "cpu" for p in module.parameters()):
         traced = copy.deepcopy(module).to("cpu", torch.float32)
     traced = traced.eval()
-    with torch.no_grad(), _quiet_tracer():
+    import warnings
+
+    # DRBNet's forward checks shapes; tracing fixes them to constants and says so for each
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         model = ov.convert_model(traced, example_input=torch.zeros(1, 3, 64, 64),
                                  input=[ov.PartialShape([-1, 3, -1, -1])])
     try:
@@ -119,23 +121,6 @@ def _traced_model(module):
     except OSError as e:  # a read-only cache costs time, not results
         log.warning("could not keep the OpenVINO model in %s (%s); it will be traced again next time", folder, e)
     return model
-
-
-class _quiet_tracer:
-    """Silence torch.jit's TracerWarnings (shape checks in DRBNet's forward that tracing fixes to constants)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        import torch
-
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return self
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 def _prune(folder: Path, max_bytes: int) -> None:
