@@ -14,6 +14,11 @@ never whole in memory.  ``--source``:
 ``single``
     one 20000 x 20000 level (added hidden: napari itself would load all of it
     to draw it zoomed out).
+``file``
+    the same picture as a 20000 x 20000 RGB TIFF on disk (``--file``; written
+    once, 1.2 GB), opened through File > Open (``viewer.open(path)``, no
+    plugin named): napari's own reader holds it in memory as numpy, the
+    single-scale image a user has.  ``open s`` is how long that took.
 
 The Deblur dock is opened through the Plugins menu door
 (``add_plugin_dock_widget``), lazy mode and background rendering on, the
@@ -41,6 +46,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 SIDE = 20000
@@ -87,7 +93,32 @@ def make_source(kind: str):
     return levels
 
 
-def run(kind: str, shots: str | None, timeout: float) -> dict:
+def write_file(path: str) -> None:
+    """The ``single`` picture as an uncompressed tiled TIFF at ``path`` (written atomically, once)."""
+    import numpy as np
+    import tifffile
+
+    if os.path.exists(path):
+        return
+    level = make_source("single")
+    tmp = path + ".part"
+    tiles = ((level.blocks[i, j].compute() for j in range(level.numblocks[1])) for i in range(level.numblocks[0]))
+
+    def chunks():  # 512-px TIFF tiles from the 1024-px chunks, row by row
+        for row in tiles:
+            strip = np.concatenate(list(row), axis=1)
+            for y in range(0, strip.shape[0], 512):
+                for x in range(0, strip.shape[1], 512):
+                    tile = np.zeros((512, 512, 3), np.uint8)
+                    part = strip[y:y + 512, x:x + 512]
+                    tile[:part.shape[0], :part.shape[1]] = part
+                    yield tile
+
+    tifffile.imwrite(tmp, chunks(), shape=level.shape, dtype=np.uint8, tile=(512, 512), photometric="rgb")
+    os.replace(tmp, path)
+
+
+def run(kind: str, shots: str | None, timeout: float, path: str | None = None) -> dict:
     import napari
     import numpy as np
     from qtpy.QtWidgets import QApplication
@@ -115,10 +146,19 @@ def run(kind: str, shots: str | None, timeout: float) -> dict:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(*WINDOW)
     app = QApplication.instance()
-    source = make_source(kind)
-    multiscale = isinstance(source, list)
-    src = viewer.add_image(source, name="huge", rgb=True, contrast_limits=(0, 255), multiscale=multiscale,
-                           visible=multiscale)
+    opened = {}
+    if kind == "file":  # File > Open: napari picks the reader (its own, for a plain TIFF)
+        t = time.perf_counter()
+        src = viewer.open(path)[0]
+        opened["open_s"] = round(time.perf_counter() - t, 2)
+        src.name = "huge"
+        source, multiscale = src.data, False
+        assert isinstance(source, np.ndarray) and source.shape == (SIDE, SIDE, 3), (type(source), source.shape)
+    else:
+        source = make_source(kind)
+        multiscale = isinstance(source, list)
+        src = viewer.add_image(source, name="huge", rgb=True, contrast_limits=(0, 255), multiscale=multiscale,
+                               visible=multiscale)
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Deblur")
     widget.layer.value = src
     widget.lazy.value = True
@@ -191,7 +231,7 @@ def run(kind: str, shots: str | None, timeout: float) -> dict:
 
     # baseline in this process: deblur of a numpy crop the size of the visible region, the dock's settings
     crop_h, crop_w = CHUNK, int(round(w / camera.zoom)) // 8 * 8
-    crop = (source[0] if multiscale else source)[y0:y0 + crop_h, x0:x0 + crop_w].compute()
+    crop = np.asarray((source[0] if multiscale else source)[y0:y0 + crop_h, x0:x0 + crop_w])
     t = time.perf_counter()
     deblur_module.deblur(crop, **kwargs)
     base_s = time.perf_counter() - t
@@ -209,18 +249,20 @@ def run(kind: str, shots: str | None, timeout: float) -> dict:
     fill["backend"] = getattr(fn, "backend", "torch")
     status = widget.status.value
     viewer.close()
-    return {"source": kind, **first, **fill, "status": status}
+    return {"source": kind, **opened, **first, **fill, "status": status}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", nargs="+", default=["pyramid"], choices=["pyramid", "coarsen", "single"])
+    ap.add_argument("--source", nargs="+", default=["pyramid"], choices=["pyramid", "coarsen", "single", "file"])
+    ap.add_argument("--file", default=os.path.join(tempfile.gettempdir(), f"lfdeblur-bench-{SIDE}.tif"),
+                    help="the TIFF for --source file (written if missing, 1.2 GB)")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for one picture")
     ap.add_argument("--shots", help="folder for screenshots")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(run(args.child, args.shots, args.timeout)), flush=True)
+        print(json.dumps(run(args.child, args.shots, args.timeout, args.file)), flush=True)
         return 0
     if not os.environ.get("DISPLAY"):
         print("needs a display: run under xvfb-run -a", file=sys.stderr)
@@ -228,7 +270,10 @@ def main(argv=None) -> int:
     print(f"== first picture of a {SIDE}x{SIDE} lazy deblurred layer, window {WINDOW[0]}x{WINDOW[1]}, "
           "shipped default model, a fresh process per source")
     for kind in args.source:
-        cmd = [sys.executable, __file__, "--child", kind, "--timeout", str(args.timeout)]
+        if kind == "file" and not os.path.exists(args.file):
+            print(f"writing {args.file} ...", flush=True)
+            write_file(args.file)
+        cmd = [sys.executable, __file__, "--child", kind, "--timeout", str(args.timeout), "--file", args.file]
         if args.shots:
             cmd += ["--shots", args.shots]
         out = subprocess.run(cmd, capture_output=True, text=True)
@@ -237,6 +282,8 @@ def main(argv=None) -> int:
             print(f"{kind}: failed\n{out.stderr[-3000:]}")
             continue
         r = json.loads(lines[-1])
+        if "open_s" in r:
+            print(f"{kind}: File > Open took {r['open_s']} s (napari's reader, numpy in memory)")
         print(f"{kind}: first picture {r['first_s']} s (layer added after {r['added_s']} s; level {r['level']} "
               f"{r['level_shape']} in chunks of {r['level_chunks']}; {r['network_mp']} MP through the network)")
         print(f"{kind}: zoomed to full resolution, {r['visible_mp']} MP visible filled in {r['fill_s']} s = "

@@ -345,6 +345,7 @@ class DeblurWidget(DockWidget):
         import dask.array as da
 
         from ..inference.deblur import deblur
+        from ..inference.lazy import as_dask
 
         rgb = bool(layer.rgb)
         # PyTorch, not OpenVINO: OpenVINO compiles a graph per input shape (about a second each, a few kept),
@@ -355,7 +356,7 @@ class DeblurWidget(DockWidget):
         multiscale = bool(getattr(layer, "multiscale", False))
         if not multiscale and max(layer.data.shape[-3:-1] if rgb else layer.data.shape[-2:]) <= PYRAMID_ABOVE:
             try:
-                data = deblur(da.asarray(layer.data), rgb=rgb, **kwargs)
+                data = deblur(as_dask(layer.data), rgb=rgb, **kwargs)
             except LFDeblurError as e:
                 return self._notify_error(e)
             return self._show_lazy(layer, [data], name)
@@ -368,7 +369,7 @@ class DeblurWidget(DockWidget):
             # off the GUI thread: the small input levels in one pass (a 2x2-mean level of a single-scale image
             # would re-read the full resolution under each chunk napari asks for), with levels sqrt(2) apart
             # among them (a cheaper whole-image view); then the coarsest level, napari's thumbnail
-            levels = hold_small_levels(input_levels(source, rgb=rgb), rgb=rgb,
+            levels = hold_small_levels(input_levels(source, rgb=rgb), rgb=rgb, stored=len(source) if multiscale else 1,
                                        max_bytes=HOLD_STORED_BYTES if multiscale else HOLD_BYTES)
             data = deblur_pyramid(levels, rgb=rgb, **kwargs)
             data[-1] = da.from_array(data[-1].compute(), chunks=data[-1].chunks)

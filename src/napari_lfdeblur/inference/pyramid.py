@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .deblur import _guess_rgb, deblur
+from .lazy import as_dask
 from .normalize import Normalization
 from .tiling import ALIGN
 
@@ -44,27 +45,70 @@ def _plane_axes(arr, rgb: bool) -> int:
 
 
 def input_levels(image, *, rgb: bool, min_size: int = MIN_SIZE) -> list:
-    """Lazy inputs, finest first: ``image``'s own levels when it is a list (a multiscale image), then 2x2 means
-    of the coarsest until its longer side is at most ``min_size``.  Nothing is computed."""
+    """Lazy inputs, finest first: ``image``'s own levels when it is a list (a multiscale image), then block means
+    of the coarsest until the longer side is at most ``min_size``.  Nothing is computed.
+
+    Each added level is the 2**k x 2**k mean of the coarsest given level, taken in one step (a chain of 2x2
+    means in float64 cost about 20 times more per pixel), rounded, in the image's dtype.  A numpy image is
+    wrapped without hashing it (dask's default name hashes every byte: 4.6 s for 20000 x 20000 RGB).
+    """
     import dask.array as da
 
-    levels = [da.asarray(a) for a in (image if isinstance(image, (list, tuple)) else [image])]
-    y_ax = _plane_axes(levels[0], rgb)
-    dtype = levels[0].dtype
-    while max(levels[-1].shape[y_ax:y_ax + 2]) > min_size and min(levels[-1].shape[y_ax:y_ax + 2]) >= 4:
-        factors = {ax: 1 for ax in range(levels[-1].ndim)}
-        factors[y_ax] = factors[y_ax + 1] = 2
-        levels.append(da.coarsen(np.mean, levels[-1], factors, trim_excess=True).astype(dtype))
+    stored = [as_dask(a) for a in (image if isinstance(image, (list, tuple)) else [image])]
+    base = stored[-1]
+    y_ax = _plane_axes(base, rgb)
+    levels, factor = list(stored), 1
+    shape = base.shape[y_ax:y_ax + 2]
+    while max(s // factor for s in shape) > min_size and min(s // factor for s in shape) >= 4:
+        factor *= 2
+        levels.append(da.coarsen(_mean_of_blocks, base, {y_ax: factor, y_ax + 1: factor}, trim_excess=True))
     return levels
 
 
-def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, half_steps: bool = True) -> list:
+def _mean_of_blocks(blocks: np.ndarray, axis=None) -> np.ndarray:
+    """The mean over the block axes ``axis`` (which are removed), in ``blocks``' dtype, integers rounded.
+
+    Also ``dask.array.coarsen``'s reduction (its reshaped chunk, every odd axis a block axis; no ``axis``:
+    its probe for the result's type).  Sums one axis
+    at a time, rows first (long contiguous additions), in the narrowest accumulator that cannot overflow:
+    20 times faster than ``np.mean`` for uint8.
+    """
+    dtype = blocks.dtype
+    axis = tuple(range(blocks.ndim)) if axis is None else tuple(sorted(int(a) for a in axis))
+    out, n = blocks, 1
+    for a in axis:
+        if blocks.shape[a] > 1:
+            n *= blocks.shape[a]
+            out = out.sum(axis=a, keepdims=True, dtype=_accumulator(dtype, n))
+    out = out.reshape([s for i, s in enumerate(blocks.shape) if i not in axis])
+    if n == 1:
+        return out.astype(dtype, copy=False)
+    if dtype.kind in "ui":
+        return np.floor_divide(out + n // 2, n).astype(dtype)
+    return (out / n).astype(dtype)
+
+
+def _accumulator(dtype: np.dtype, n: int):
+    """A type that holds the sum of ``n`` values of ``dtype`` exactly (floats: float64)."""
+    if dtype.kind == "u":
+        top = int(np.iinfo(dtype).max) * n
+        return next(t for t in (np.uint16, np.uint32, np.uint64) if top <= np.iinfo(t).max)
+    if dtype.kind == "i":
+        return np.int64
+    return np.float64
+
+
+def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, half_steps: bool = True,
+                      stored: int = 1) -> list:
     """The coarsest levels that fit in ``max_bytes`` together, computed now in one pass and kept in memory.
 
-    A 2x2-mean level of a lazy image reads the full resolution under every
-    chunk it is asked for; computing the small levels together reads each
-    input chunk once (dask shares the graph), after which napari's overview
-    and thumbnail cost only the network.  Level 0 always stays lazy.
+    A block-mean level of a lazy image reads the full resolution under every
+    chunk it is asked for; computing the small levels now reads each input
+    chunk once, after which napari's overview and thumbnail cost only the
+    network.  ``stored``: how many of ``levels`` are the image's own (the
+    rest come from :func:`input_levels`): the finest held added level is
+    computed from the input, each coarser one from it in memory (2x2 means),
+    stored levels are read as they are.  Level 0 always stays lazy.
 
     ``half_steps``: between two held levels, one more at 1/sqrt(2) of the finer
     (resized in memory).  napari draws the coarsest level with at least one
@@ -84,30 +128,52 @@ def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, h
         held.append(k)
     if not held:
         return list(levels)
-    arrays = dict(zip(held, dask.compute(*[levels[k] for k in held])))
+    held.sort()
+    y_ax = _plane_axes(levels[0], rgb)
+    from_input = [k for k in held if k < stored or k == held[0] or k - 1 not in held]
+    arrays = dict(zip(from_input, dask.compute(*[levels[k] for k in from_input])))
+    for k in held:
+        if k not in arrays:  # 2x2 means of the held level above: the same shape as its lazy definition
+            arrays[k] = _halve(arrays[k - 1], y_ax)
     out = []
     for k, level in enumerate(levels):
         if k not in arrays:
             out.append(level)
             continue
-        out.append(da.from_array(arrays[k], chunks=level.chunks))
+        out.append(da.from_array(arrays[k], chunks=level.chunks, name=False))
         if half_steps and k + 1 in arrays:
-            out.append(da.from_array(_half_step(arrays[k], rgb)))
+            out.append(da.from_array(_half_step(arrays[k], rgb), name=False))
     return out
 
 
+def _halve(image: np.ndarray, y_ax: int) -> np.ndarray:
+    """2x2 block means over axes ``y_ax`` and ``y_ax + 1`` (an odd last row or column dropped)."""
+    h, w = image.shape[y_ax] // 2, image.shape[y_ax + 1] // 2
+    image = image[(slice(None),) * y_ax + (slice(0, 2 * h), slice(0, 2 * w))]
+    blocks = image.reshape(image.shape[:y_ax] + (h, 2, w, 2) + image.shape[y_ax + 2:])
+    return _mean_of_blocks(blocks, (y_ax + 1, y_ax + 3))
+
+
 def _half_step(image: np.ndarray, rgb: bool) -> np.ndarray:
-    """``image`` resized to 1/sqrt(2) in Y and X (linear, anti-aliased), in its dtype."""
-    from skimage.transform import resize
+    """``image`` resized to 1/sqrt(2) in Y and X (linear, anti-aliased), in its dtype.
+
+    Through PyTorch's anti-aliased bilinear resize: 0.1 s for 2500 x 2500 RGB, where scikit-image's took 1.9 s.
+    """
+    import torch
+    import torch.nn.functional as F
 
     y_ax = _plane_axes(image, rgb)
-    shape = list(image.shape)
-    for ax in (y_ax, y_ax + 1):
-        shape[ax] = max(1, round(shape[ax] / 2 ** 0.5))
-    out = resize(image, shape, order=1, anti_aliasing=True, preserve_range=True)
-    if np.dtype(image.dtype).kind in "ui":
-        out = np.rint(out)
-    return out.astype(image.dtype)
+    planes = np.moveaxis(image, (y_ax, y_ax + 1), (-2, -1)) if rgb else image
+    lead = planes.shape[:-2]
+    size = tuple(max(1, round(n / 2 ** 0.5)) for n in planes.shape[-2:])
+    x = torch.from_numpy(np.ascontiguousarray(planes)).reshape(-1, 1, *planes.shape[-2:])
+    with torch.inference_mode():
+        y = F.interpolate(x.to(torch.float32), size=size, mode="bilinear", antialias=True, align_corners=False)
+        if np.dtype(image.dtype).kind in "ui":
+            info = np.iinfo(image.dtype)
+            y = y.round_().clamp_(float(info.min), float(info.max))
+        out = y.reshape(*lead, *size).numpy().astype(image.dtype)
+    return np.moveaxis(out, (-2, -1), (y_ax, y_ax + 1)) if rgb else out
 
 
 def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None, chunk: int | None = None,
