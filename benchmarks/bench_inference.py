@@ -76,6 +76,25 @@ def _flops_per_pixel(base: int) -> float:
     return counter.get_total_flops() / (256 * 256)
 
 
+def conv_peak(threads: int) -> float:
+    """The best GFLOP/s of one large 3x3 convolution in bfloat16, channels_last (oneDNN's best case here): what
+    no change to the network's code can beat, only fewer FLOPs can."""
+    import torch
+
+    torch.set_num_threads(threads)
+    best = 0.0
+    for c, side in ((128, 256), (256, 128)):
+        conv = torch.nn.Conv2d(c, c, 3, padding=1).to(torch.bfloat16, memory_format=torch.channels_last).eval()
+        x = torch.randn(1, c, side, side).to(torch.bfloat16, memory_format=torch.channels_last)
+        with torch.inference_mode():
+            conv(x)
+            for _ in range(3):
+                t0 = time.perf_counter()
+                conv(x)
+                best = max(best, 2 * c * c * 9 * side * side / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def child(case: str, args) -> dict:
     import numpy as np
     import torch
@@ -208,6 +227,12 @@ def main(argv=None) -> int:
             if case != "authors" and "error" not in r:
                 print(f"  {case:<18} {base['time'] / r['time']:5.2f}x faster, {base['cpu'] / r['cpu']:5.2f}x less CPU, "
                       f"{r['peak_gb']:.2f} / {base['peak_gb']:.2f} GB")
+        peak = conv_peak(args.threads)
+        floor = flops[32] * args.side**2 / peak / 1e9
+        results["ceiling"] = {"conv_peak_gflops": peak, "full_network_s": floor, "vs_authors": base["time"] / floor}
+        print(f"\nceiling on this CPU: one large bfloat16 3x3 convolution runs at {peak:.0f} GFLOP/s; the width-32 "
+              f"network's FLOPs at that rate take {floor:.2f} s, {base['time'] / floor:.2f}x the authors' time: "
+              "the most any runtime reaches here without computing fewer FLOPs")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -129,3 +129,21 @@ def test_a_long_layer_name_does_not_widen_the_docks_past_the_screen(make_napari_
         # the window (layer list, canvas, dock) must still fit a 1366-px laptop screen
         assert viewer.window._qt_window.minimumSizeHint().width() <= 1366, name
         viewer.window.remove_dock_widget("all")
+
+
+@pytest.mark.parametrize("name", WIDGETS)
+def test_dock_rows_are_not_cut_off_on_a_laptop(make_napari_viewer, qtbot, name):
+    """At 1366 x 768 every row of a dock fits its width, a long status message included: the scroll area has no
+    horizontal bar, so a body wider than the dock hid the combo boxes' arrows and the end of each message."""
+    from qtpy.QtWidgets import QLabel
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    messages = [label for label in widget.native.findChildren(QLabel) if label.wordWrap()]
+    assert messages, "the dock has a status line"
+    for label in messages:
+        label.setText("huge deblurred: 5 of 2068 tiles deblurred; napari computes the ones you look at")
+    qtbot.wait(100)
+    scroll = widget.native
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width(), name

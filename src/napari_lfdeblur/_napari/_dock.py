@@ -16,17 +16,34 @@ import logging
 import threading
 from typing import Callable
 
-from magicgui.widgets import Container
+from magicgui.widgets import Container, Label
 from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QComboBox
+from qtpy.QtWidgets import QComboBox, QSizePolicy
 
 from ._workers import start_worker
 
 log = logging.getLogger(__name__)
 
 MIN_COMBO_CHARACTERS = 12
+MIN_MESSAGE_WIDTH = 60  # px
 # how long closing the viewer waits for a running job to stop (a training step, a tile)
 STOP_WAIT_S = 60.0
+
+
+def message_label(**kwargs) -> Label:
+    """A status line whose long messages wrap to the dock's width.
+
+    A word-wrapped QLabel still asks the layout for about 280 px: with the
+    label column that made the Deblur dock's body 407 px wide inside a 311-px
+    dock on a 1366-px screen, and the scroll area (no horizontal bar) cut off
+    the right of every row.
+    """
+    label = Label(**kwargs)
+    label.native.setWordWrap(True)
+    label.native.setMinimumWidth(MIN_MESSAGE_WIDTH)
+    # and takes the row's width (with the default policy it shared it with its empty name beside it)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    return label
 
 
 class _ParentWatcher(QObject):

@@ -19,7 +19,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     FileEdit,
-    Label,
     ProgressBar,
     PushButton,
     create_widget,
@@ -28,7 +27,7 @@ from magicgui.widgets import (
 from ..cancel import Cancelled, CancelToken
 from ..errors import LFDeblurError
 from . import _models
-from ._dock import DockWidget
+from ._dock import DockWidget, message_label
 from ._models import (
     AUTHORS,
     DEFAULT,
@@ -132,10 +131,8 @@ class DeblurWidget(DockWidget):
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.show_result = CheckBox(label="show deblurred", value=True)
         self.side_by_side = CheckBox(label="side by side", value=False)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
-        self.scores = Label(value="", label="scores")
-        self.scores.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.status = message_label(value="")
+        self.scores = message_label(value="", label="scores")
         self.extend([
             self.layer, self.reference, self.model, self.model_path, self.device, self.precision, self.tile, self.lazy,
             self.background, self.preview_button, self.run_button, self.save_button, self.cancel_button,

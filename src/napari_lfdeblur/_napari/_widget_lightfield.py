@@ -14,7 +14,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     FileEdit,
-    Label,
     LineEdit,
     PushButton,
     SpinBox,
@@ -23,7 +22,7 @@ from magicgui.widgets import (
 
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
-from ._dock import DockWidget
+from ._dock import DockWidget, message_label
 from ._layers import lightfield_layers, lightfield_name
 from ._workers import show_error_in
 
@@ -81,8 +80,7 @@ class LightFieldWidget(DockWidget):
         self.epi_row = SpinBox(label="EPI row", min=0, max=100000, value=0)
         self.epi_button = PushButton(text="Show EPIs at row")
         self._epi_for = None
-        self.summary = Label(value="")
-        self.summary.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.summary = message_label(value="")
 
         self.extend(
             [

@@ -17,7 +17,6 @@ from magicgui.widgets import (
     ComboBox,
     FileEdit,
     FloatSlider,
-    Label,
     LineEdit,
     ProgressBar,
     PushButton,
@@ -28,7 +27,7 @@ from magicgui.widgets import (
 from ..cancel import CancelToken
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
-from ._dock import DockWidget
+from ._dock import DockWidget, message_label
 from ._layers import lightfield_name, set_or_add_stack
 from ._widget_lightfield import lightfield_of_layer
 from ._workers import LatestOnly, show_error_in
@@ -80,8 +79,7 @@ class RefocusWidget(DockWidget):
         self.pairs_button = PushButton(text="Generate pairs")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
-        self.status = Label(value="Pick a light-field layer.")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.status = message_label(value="Pick a light-field layer.")
         self.extend([
             self.layer, self.disparity, self.aperture, self.live, self.n_slices, self.stack_button,
             self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in, self.folder_out,

@@ -20,7 +20,6 @@ from magicgui.widgets import (
     ComboBox,
     FileEdit,
     FloatSpinBox,
-    Label,
     ProgressBar,
     PushButton,
     SpinBox,
@@ -37,7 +36,7 @@ from ..training.config import (
     SUGGESTED_VAL_FRACTION,
     TrainConfig,
 )
-from ._dock import DockWidget
+from ._dock import DockWidget, message_label
 from ._models import (
     DEFAULT,
     FROM_FILE,
@@ -182,8 +181,7 @@ class TrainWidget(DockWidget):
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.status = message_label(value="")
         self.extend([
             self.source, self.texture_layer, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss,
             self.start_from, self.start_path, self.net_width, self.paper_arch, self.device,
