@@ -42,7 +42,7 @@ def message_label(**kwargs) -> Label:
     label.native.setWordWrap(True)
     label.native.setMinimumWidth(MIN_MESSAGE_WIDTH)
     # and takes the row's width (with the default policy it shared it with its empty name beside it)
-    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
     return label
 
 

@@ -39,6 +39,7 @@ from ._models import (
 )
 from ._rendering import async_rendering, enable_for_session, restore
 from ._tile_progress import TileProgress
+from ._view import screen_region, visible_region
 from ._workers import show_error_in
 
 
@@ -57,33 +58,6 @@ def ask_save_path(parent, suggested: str) -> str:
     path, _ = QFileDialog.getSaveFileName(parent, "Save the deblurred layer", suggested,
                                           "OME-Zarr (*.ome.zarr);;TIFF (*.tif *.tiff)")
     return path
-
-
-def visible_region(layer, viewer) -> tuple[tuple[slice, ...], tuple[float, ...]]:
-    """Index into ``layer.data`` for what is on screen, and the data offset of that crop.
-
-    Non-displayed axes take the current slider position; displayed axes the
-    layer's visible corner pixels (napari keeps them up to date on pan/zoom).
-    """
-    corners = np.asarray(layer.corner_pixels)  # (2, layer ndim), data coordinates
-    step = viewer.dims.current_step
-    offset = len(step) - layer.ndim
-    displayed = set(viewer.dims.displayed)
-    index: list = []
-    origin: list[float] = []
-    for ax in range(layer.ndim):
-        world_ax = ax + offset
-        if world_ax in displayed:
-            lo, hi = int(corners[0, ax]), int(corners[1, ax]) + 1
-            lo = max(lo, 0) // 8 * 8  # on the network's 1/8 grid, like the full result's tiles
-            hi = min(max(hi, lo + 1), layer.data.shape[ax])
-            index.append(slice(lo, hi))
-            origin.append(float(lo))
-        else:
-            pos = int(np.clip(round(layer.world_to_data(viewer.dims.point)[ax]), 0, layer.data.shape[ax] - 1))
-            index.append(slice(pos, pos + 1))
-            origin.append(float(pos))
-    return tuple(index), tuple(origin)
 
 
 class DeblurWidget(DockWidget):
@@ -258,32 +232,45 @@ class DeblurWidget(DockWidget):
 
     # -- actions --------------------------------------------------------------
     def preview(self, *_):
-        """Deblur only what is on screen (current slice, visible corner) and add it in place."""
+        """Deblur what is on screen (current slice, visible region, at about the screen's resolution) and add
+        it in place.  The region is read and deblurred in a worker: the viewer stays responsive."""
         from ..inference.deblur import deblur
+        from ..inference.pyramid import block_mean
 
         try:
-            layer = self._source()
+            layer = self._source(lazy=True)  # a multiscale layer too: the preview reads the level on screen
             kwargs = self._kwargs()
         except LFDeblurError as e:
             return self._notify_error(e)
-        index, origin = visible_region(layer, self._viewer)
-        crop = layer.data[index]
-        crop = np.asarray(crop.compute() if hasattr(crop, "compute") else crop)
+        region = screen_region(layer, self._viewer)
+        crop = region.crop(layer)  # a view or a lazy slice: nothing is read here
         name = f"{layer.name} deblurred (preview)"
+        y_ax = layer.ndim - 2
 
-        def done(result):
+        def job():
+            image = np.asarray(crop.compute() if hasattr(crop, "compute") else crop)
+            image = block_mean(image, region.factor, y_ax)
+            return image, deblur(image, **kwargs)
+
+        def done(out):
+            image, result = out
             kw = self._result_kwargs(layer, name)
-            kw["translate"] = tuple(
-                t + o * s for t, o, s in zip(layer.translate, origin[: layer.ndim], layer.scale)
-            )
+            kw["scale"], kw["translate"] = region.placement(layer)
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
             self._viewer.add_image(result, **kw)
-            self.status.value = f"preview of {crop.shape[-3 if layer.rgb else -2]}x{crop.shape[-2 if layer.rgb else -1]} px"
-            self._score(layer, crop, result, index, "preview")
+            size = "x".join(map(str, result.shape[y_ax:y_ax + 2]))
+            if region.full_resolution:
+                self.status.value = f"preview of {size} px"
+                self._score(layer, image, result, region.index, "preview")
+            else:
+                self.status.value = (f"preview at 1/{region.downsampling:.3g} resolution, as on screen ({size} px); "
+                                     "zoom in for full resolution")
+                if self.reference.value is not None:
+                    self.scores.value = "scores need a full-resolution preview: zoom in"
 
         self.status.value = "deblurring the visible region ..."
-        return self.start_job(deblur, crop, **kwargs, returned=done, errored=self._notify_error)
+        return self.start_job(job, returned=done, errored=self._notify_error)
 
     def run(self, *_):
         """Deblur the whole layer: lazily (dask, napari computes visible tiles) or eagerly with progress."""

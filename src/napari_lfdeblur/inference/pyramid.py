@@ -30,7 +30,8 @@ from .lazy import as_dask
 from .normalize import Normalization
 from .tiling import ALIGN
 
-__all__ = ["deblur_pyramid", "input_levels", "hold_small_levels", "level_chunk", "LEVEL_CHUNK", "MIN_SIZE"]
+__all__ = ["block_mean", "deblur_pyramid", "input_levels", "hold_small_levels", "level_chunk", "LEVEL_CHUNK",
+           "MIN_SIZE"]
 
 LEVEL_CHUNK = 512  # px: chunk of every level; one network call of 640 x 640 with the halo
 MIN_SIZE = 256  # px: the coarsest level's longer side is at most this
@@ -133,7 +134,7 @@ def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, h
     arrays = dict(zip(from_input, dask.compute(*[levels[k] for k in from_input])))
     for k in held:
         if k not in arrays:  # 2x2 means of the held level above: the same shape as its lazy definition
-            arrays[k] = _halve(arrays[k - 1], y_ax)
+            arrays[k] = block_mean(arrays[k - 1], 2, y_ax)
     out = []
     for k, level in enumerate(levels):
         if k not in arrays:
@@ -145,11 +146,15 @@ def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, h
     return out
 
 
-def _halve(image: np.ndarray, y_ax: int) -> np.ndarray:
-    """2x2 block means over axes ``y_ax`` and ``y_ax + 1`` (an odd last row or column dropped)."""
-    h, w = image.shape[y_ax] // 2, image.shape[y_ax + 1] // 2
-    image = image[(slice(None),) * y_ax + (slice(0, 2 * h), slice(0, 2 * w))]
-    blocks = image.reshape(image.shape[:y_ax] + (h, 2, w, 2) + image.shape[y_ax + 2:])
+def block_mean(image: np.ndarray, factor: int, y_ax: int) -> np.ndarray:
+    """``factor`` x ``factor`` block means over axes ``y_ax`` and ``y_ax + 1`` (rows and columns that do not
+    fill a block dropped), in ``image``'s dtype, integers rounded."""
+    factor = int(factor)
+    if factor <= 1:
+        return image
+    h, w = image.shape[y_ax] // factor, image.shape[y_ax + 1] // factor
+    image = image[(slice(None),) * y_ax + (slice(0, factor * h), slice(0, factor * w))]
+    blocks = image.reshape(image.shape[:y_ax] + (h, factor, w, factor) + image.shape[y_ax + 2:])
     return _mean_of_blocks(blocks, (y_ax + 1, y_ax + 3))
 
 
