@@ -41,7 +41,8 @@ def message_label(**kwargs) -> Label:
     label = Label(**kwargs)
     label.native.setWordWrap(True)
     label.native.setMinimumWidth(MIN_MESSAGE_WIDTH)
-    # and takes the row's width (with the default policy it shared it with its empty name beside it)
+    # it takes the row's width (with the default policy it shared it with its empty name beside it) and the
+    # dock's spare height (else the rows took it, and a four-line message was cut off at top and bottom)
     label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
     return label
 
