@@ -17,7 +17,7 @@ import threading
 from typing import Callable
 
 from magicgui.widgets import Container, Label
-from qtpy.QtCore import QEvent, QObject
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QComboBox, QSizePolicy
 
 from ._workers import start_worker
@@ -44,6 +44,7 @@ def message_label(**kwargs) -> Label:
     # it takes the row's width (with the default policy it shared it with its empty name beside it) and the
     # dock's spare height (else the rows took it, and a four-line message was cut off at top and bottom)
     label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+    label.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)  # under the buttons
     return label
 
 
