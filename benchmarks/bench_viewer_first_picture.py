@@ -31,7 +31,10 @@ shipped default model, and *Deblur layer* is pressed.  Printed:
   pixels over that time, next to the same process's baselines: ``deblur`` of a
   numpy crop of the same size (the same model and settings) and the network
   alone on that crop in one call;
-- network megapixels behind each (halo and chunk edges included).
+- network megapixels behind each (halo and chunk edges included);
+- ``preview``: on the same zoomed-in view, seconds from the *Preview visible
+  region* click until its layer is there (one network call on what is on
+  screen, at about the screen's resolution).
 
 Screenshots of both views go to ``--shots`` (look at them: the picture must be
 there).  Example::
@@ -247,6 +250,22 @@ def run(kind: str, shots: str | None, timeout: float, path: str | None = None) -
     fn(unit)
     fill["network_mp_s"] = round(crop_h * crop_w / 1e6 / (time.perf_counter() - t), 3)
     fill["backend"] = getattr(fn, "backend", "torch")
+
+    # Preview visible region on the same zoomed-in view: one network call on what is on screen
+    preview_name = "huge deblurred (preview)"
+    pixels[0] = 0
+    t = time.perf_counter()
+    widget.preview()
+    if wait(lambda: preview_name in viewer.layers, timeout):
+        prev = viewer.layers[preview_name]
+        fill["preview_s"] = round(time.perf_counter() - t, 2)
+        fill["preview_shape"] = list(prev.data.shape[:2])
+        fill["preview_scale"] = float(prev.scale[0])
+        fill["preview_network_mp"] = round(pixels[0] / 1e6, 2)
+        if shots:
+            viewer.layers[name].visible = False
+            wait(lambda: False, 0.5)
+            viewer.screenshot(os.path.join(shots, f"{kind}_3_preview.png"), canvas_only=False)
     status = widget.status.value
     viewer.close()
     return {"source": kind, **opened, **first, **fill, "status": status}
@@ -290,6 +309,9 @@ def main(argv=None) -> int:
               f"{r['fill_mp_s']} MP/s (level {r['fill_level']}, {r['fill_network_mp']} MP through the network); "
               f"baselines ({r['backend']}): deblur of a numpy crop that size {r['baseline_mp_s']} MP/s "
               f"({r['baseline_s']} s), the network alone on it {r['network_mp_s']} MP/s")
+        if "preview_s" in r:
+            print(f"{kind}: Preview visible region on that view: {r['preview_s']} s for {r['preview_shape']} px "
+                  f"at 1/{r['preview_scale']:g} ({r['preview_network_mp']} MP through the network)")
     return 0
 
 

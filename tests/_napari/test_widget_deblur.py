@@ -385,6 +385,16 @@ def test_preview_of_a_multiscale_layer_reads_the_level_on_screen(make_napari_vie
     assert 2048 - prev.scale[0] < prev.data.shape[0] * prev.scale[0] <= 2048  # the whole image is on screen
     assert sum(h * w_ for h, w_ in shapes) == prev.data.shape[0] * prev.data.shape[1]
     assert "resolution" in w.status.value
+    # zoomed in on a hidden pyramid (the deblurred layer shown over it): the level follows the view
+    viewer.layers.remove(prev)
+    layer.visible = False
+    _camera(viewer).zoom = 4.0
+    _camera(viewer).center = (1000, 1000)
+    qtbot.wait(300)
+    w.preview()
+    qtbot.waitUntil(lambda: "pyramid deblurred (preview)" in viewer.layers, timeout=60000)
+    prev = viewer.layers["pyramid deblurred (preview)"]
+    assert tuple(prev.scale) == (1, 1) and max(prev.data.shape[:2]) < 1024
 
 
 def test_preview_zoomed_in_is_full_resolution(make_napari_viewer, checkpoint, qtbot):
@@ -407,3 +417,31 @@ def test_preview_zoomed_in_is_full_resolution(make_napari_viewer, checkpoint, qt
     assert h < 300 and w.status.value == f"preview of {h}x{w_} px"
     expected = deblur(img[y0:y0 + h, x0:x0 + w_], model=str(w.model_path.value), device="cpu")
     np.testing.assert_array_equal(prev.data, expected)
+
+
+def test_preview_covers_the_view_not_napari_s_chunk_widened_corners(make_napari_viewer, checkpoint, qtbot):
+    """napari widens a lazy layer's corner pixels to whole chunks: a 1024-px view of a pyramid in 1024-px
+    chunks read as 2048 px, and was previewed from level 1 at half the screen's resolution."""
+    import dask.array as da
+
+    from napari_lfdeblur._napari._view import canvas_size
+
+    viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
+    full = np.tile(_photo(512, 512), (8, 8, 1))  # 4096 x 4096
+    levels = [da.from_array(full[::f, ::f], chunks=(1024, 1024, 3)) for f in (1, 2, 4, 8)]
+    layer = viewer.add_image(levels, name="pyramid", multiscale=True, rgb=True, contrast_limits=(0, 255))
+    w.layer.value = layer
+    qtbot.wait(300)  # the window and the dock settle: the canvas's size
+    height, width = canvas_size(viewer)
+    camera = _camera(viewer)
+    camera.zoom = height / 1024  # 1024 image rows on screen, a bit more than one per screen row
+    camera.center = (1500, 1500)  # not on the chunk grid
+    qtbot.wait(300)
+    w.preview()
+    qtbot.waitUntil(lambda: "pyramid deblurred (preview)" in viewer.layers, timeout=60000)
+    prev = viewer.layers["pyramid deblurred (preview)"]
+    assert tuple(prev.scale) == (1, 1)  # full resolution: the view has about one image pixel per screen pixel
+    rows, cols = prev.data.shape[:2]
+    assert canvas_size(viewer) == (height, width)
+    assert 1024 <= rows <= 1024 + 16 and abs(cols - 1024 * width / height) <= 16
+    assert abs(prev.translate[0] - (1500 - 512)) <= 8

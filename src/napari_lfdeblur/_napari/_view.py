@@ -27,27 +27,70 @@ def _level(layer) -> int:
     return int(layer.data_level) if getattr(layer, "multiscale", False) else 0
 
 
-def visible_region(layer, viewer) -> tuple[tuple[slice, ...], tuple[float, ...]]:
-    """Index into ``layer.data`` (into the level napari draws, for a multiscale layer) for what is on screen,
-    and the offset of that crop in the level's pixels.
+def _viewbox_size(viewer) -> np.ndarray:
+    """(height, width) of the canvas, or of one cell of it in grid mode (side by side)."""
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is not None and hasattr(canvas, "viewbox_size"):
+        return np.asarray(canvas.viewbox_size(viewer.layers), dtype=float)
+    return np.asarray(canvas_size(viewer), dtype=float)
 
-    Non-displayed axes take the current slider position; displayed axes the
-    layer's visible corner pixels (napari keeps them up to date on pan/zoom,
-    in the coordinates of the level it draws).
+
+def _visible_extent(layer, viewer) -> np.ndarray:
+    """What is on screen in full-resolution pixels, (2, layer ndim): first pixel, one past the last.
+
+    From the camera (2D views): napari's ``corner_pixels`` are widened to whole
+    chunks of a lazy layer, up to a chunk more on each side than the screen
+    shows (a 1024-px view of a pyramid in 1024-px chunks read as 2048 px).
+    In 3D, the corner pixels.
     """
-    level = _level(layer)
-    shape = layer.data[level].shape if getattr(layer, "multiscale", False) else layer.data.shape
-    corners = np.asarray(layer.corner_pixels)  # (2, layer ndim)
+    factors = _level_factors(layer, _level(layer))
+    corners = np.asarray(layer.corner_pixels, dtype=float)
+    extent = np.stack([corners[0] * factors, (corners[1] + 1) * factors])
+    if viewer.dims.ndisplay != 2:
+        return extent
+    camera = getattr(viewer, "scene", viewer).camera  # napari >= 0.9: viewer.scene.camera
+    half = _viewbox_size(viewer) / float(camera.zoom) / 2
+    centre = np.asarray(camera.center, dtype=float)[-2:]
+    displayed = list(viewer.dims.displayed)[-2:]
+    world = []
+    for dy in (-1, 1):
+        for dx in (-1, 1):
+            point = np.asarray(viewer.dims.point, dtype=float)
+            point[displayed] = centre + half * (dy, dx)
+            world.append(layer.world_to_data(point))
+    data = np.asarray(world)  # the screen's corners in data coordinates (pixel centres at integers)
+    full = layer.data[0].shape if getattr(layer, "multiscale", False) else layer.data.shape
+    offset = len(viewer.dims.point) - layer.ndim
+    for world_ax in displayed:
+        ax = world_ax - offset
+        if 0 <= ax < layer.ndim:
+            extent[0, ax] = np.clip(np.floor(data[:, ax].min() + 0.5), 0, full[ax] - 1)
+            extent[1, ax] = np.clip(np.ceil(data[:, ax].max() + 0.5), extent[0, ax] + 1, full[ax])
+    return extent
+
+
+def visible_region(layer, viewer, level: int | None = None) -> tuple[tuple[slice, ...], tuple[float, ...]]:
+    """Index into level ``level`` of ``layer.data`` (default: the level napari draws; the data itself for a
+    single-scale layer) for what is on screen, and the offset of that crop in the level's pixels.
+
+    Non-displayed axes take the current slider position; displayed axes what
+    the camera shows of the layer.
+    """
+    multiscale = getattr(layer, "multiscale", False)
+    level = _level(layer) if level is None else int(level)
+    shape = layer.data[level].shape if multiscale else layer.data.shape
+    extent = _visible_extent(layer, viewer)
+    factors = _level_factors(layer, level)
     step = viewer.dims.current_step
     offset = len(step) - layer.ndim
     displayed = set(viewer.dims.displayed)
-    factors = _level_factors(layer, level)
     index: list = []
     origin: list[float] = []
     for ax in range(layer.ndim):
         world_ax = ax + offset
         if world_ax in displayed:
-            lo, hi = int(corners[0, ax]), int(corners[1, ax]) + 1
+            lo = int(np.floor(extent[0, ax] / factors[ax]))
+            hi = int(np.ceil(extent[1, ax] / factors[ax]))
             lo = max(lo, 0) // 8 * 8  # on the network's 1/8 grid, like the full result's tiles
             hi = min(max(hi, lo + 1), shape[ax])
             index.append(slice(lo, hi))
@@ -103,15 +146,27 @@ class ScreenRegion:
 
 
 def screen_region(layer, viewer) -> ScreenRegion:
-    """What the canvas shows of ``layer``, with the block factor that leaves about one pixel per screen pixel
-    (at least one along both axes, as napari picks a level)."""
-    index, origin = visible_region(layer, viewer)
-    factor = 1
+    """What the canvas shows of ``layer`` at about one pixel per screen pixel (at least one along both axes,
+    napari's rule for picking a level): the coarsest level that has that many, then block means on top.
+
+    The level is chosen here from the camera, not read from napari, whose choice follows its chunk-widened
+    corners: a 1024-px view of a pyramid in 1024-px chunks was previewed at half the screen's resolution.
+    """
     offset = len(viewer.dims.current_step) - layer.ndim
     y_ax = layer.ndim - 2
-    if {y_ax + offset, y_ax + 1 + offset} <= set(viewer.dims.displayed):
+    on_screen = {y_ax + offset, y_ax + 1 + offset} <= set(viewer.dims.displayed)
+    height, width = (max(n, 1.0) for n in _viewbox_size(viewer))
+    level = 0
+    if on_screen and getattr(layer, "multiscale", False):
+        extent = _visible_extent(layer, viewer)
+        rows, cols = extent[1, y_ax] - extent[0, y_ax], extent[1, y_ax + 1] - extent[0, y_ax + 1]
+        for k in range(len(layer.data)):
+            fy, fx = _level_factors(layer, k)[[y_ax, y_ax + 1]]
+            if rows / fy >= height and cols / fx >= width:
+                level = k
+    index, origin = visible_region(layer, viewer, level)
+    factor = 1
+    if on_screen:
         rows, cols = (index[ax].stop - index[ax].start for ax in (y_ax, y_ax + 1))
-        height, width = canvas_size(viewer)
-        factor = max(1, int(min(rows / max(height, 1), cols / max(width, 1))))
-    level = _level(layer)
+        factor = max(1, int(min(rows / height, cols / width)))
     return ScreenRegion(level, index, origin, factor, float(_level_factors(layer, level)[y_ax]))
