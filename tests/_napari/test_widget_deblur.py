@@ -328,6 +328,19 @@ def _plugins_menu_deblur(make_napari_viewer, checkpoint):
     return viewer, w
 
 
+def _preview(viewer, w, qtbot, name: str, zoom: float | None = None, center=None):
+    """Zoom (None: the whole image), press Preview visible region, and return the preview layer."""
+    if zoom is None:
+        viewer.reset_view()
+    else:
+        _camera(viewer).zoom = zoom
+        _camera(viewer).center = center
+    qtbot.wait(300)  # the canvas redraws
+    w.preview()
+    qtbot.waitUntil(lambda: f"{name} deblurred (preview)" in viewer.layers, timeout=60000)
+    return viewer.layers[f"{name} deblurred (preview)"]
+
+
 def _network_calls(monkeypatch):
     from napari_lfdeblur.inference import backends
 
@@ -347,13 +360,8 @@ def test_preview_of_a_zoomed_out_image_runs_at_screen_resolution(make_napari_vie
     viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
     shapes = _network_calls(monkeypatch)
     big = np.tile(_photo(512, 512), (4, 4, 1))  # 2048 x 2048
-    layer = viewer.add_image(big, name="big")
-    w.layer.value = layer
-    viewer.reset_view()
-    qtbot.wait(200)
-    w.preview()
-    qtbot.waitUntil(lambda: "big deblurred (preview)" in viewer.layers, timeout=60000)
-    prev = viewer.layers["big deblurred (preview)"]
+    w.layer.value = viewer.add_image(big, name="big")
+    prev = _preview(viewer, w, qtbot, "big")
     f = int(prev.scale[0])
     height, width = canvas_size(viewer)
     assert f >= 2 and prev.scale[1] == f  # several data pixels per screen pixel: averaged in f x f blocks
@@ -373,13 +381,9 @@ def test_preview_of_a_multiscale_layer_reads_the_level_on_screen(make_napari_vie
     levels = [full, full[::2, ::2], full[::4, ::4], full[::8, ::8]]
     layer = viewer.add_image(levels, name="pyramid", multiscale=True, rgb=True)
     w.layer.value = layer
-    viewer.reset_view()
-    qtbot.wait(200)
+    prev = _preview(viewer, w, qtbot, "pyramid")
     level = layer.data_level
     assert level > 0  # zoomed out: napari draws a coarse level
-    w.preview()
-    qtbot.waitUntil(lambda: "pyramid deblurred (preview)" in viewer.layers, timeout=60000)
-    prev = viewer.layers["pyramid deblurred (preview)"]
     blocks = prev.scale[0] / 2 ** level  # the level's pixels, averaged in blocks if still finer than the screen
     assert blocks == int(blocks) >= 1 and prev.scale[1] == prev.scale[0]
     assert 2048 - prev.scale[0] < prev.data.shape[0] * prev.scale[0] <= 2048  # the whole image is on screen
@@ -388,12 +392,7 @@ def test_preview_of_a_multiscale_layer_reads_the_level_on_screen(make_napari_vie
     # zoomed in on a hidden pyramid (the deblurred layer shown over it): the level follows the view
     viewer.layers.remove(prev)
     layer.visible = False
-    _camera(viewer).zoom = 4.0
-    _camera(viewer).center = (1000, 1000)
-    qtbot.wait(300)
-    w.preview()
-    qtbot.waitUntil(lambda: "pyramid deblurred (preview)" in viewer.layers, timeout=60000)
-    prev = viewer.layers["pyramid deblurred (preview)"]
+    prev = _preview(viewer, w, qtbot, "pyramid", zoom=4.0, center=(1000, 1000))
     assert tuple(prev.scale) == (1, 1) and max(prev.data.shape[:2]) < 1024
 
 
@@ -403,14 +402,8 @@ def test_preview_zoomed_in_is_full_resolution(make_napari_viewer, checkpoint, qt
 
     viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
     img = _photo()
-    layer = viewer.add_image(img, name="photo")
-    w.layer.value = layer
-    _camera(viewer).zoom = 4.0
-    _camera(viewer).center = (150, 200)
-    qtbot.wait(200)
-    w.preview()
-    qtbot.waitUntil(lambda: "photo deblurred (preview)" in viewer.layers, timeout=60000)
-    prev = viewer.layers["photo deblurred (preview)"]
+    w.layer.value = viewer.add_image(img, name="photo")
+    prev = _preview(viewer, w, qtbot, "photo", zoom=4.0, center=(150, 200))
     assert tuple(prev.scale) == (1, 1)
     y0, x0 = (int(t) for t in prev.translate)
     h, w_ = prev.data.shape[:2]
@@ -433,13 +426,8 @@ def test_preview_covers_the_view_not_napari_s_chunk_widened_corners(make_napari_
     w.layer.value = layer
     qtbot.wait(300)  # the window and the dock settle: the canvas's size
     height, width = canvas_size(viewer)
-    camera = _camera(viewer)
-    camera.zoom = height / 1024  # 1024 image rows on screen, a bit more than one per screen row
-    camera.center = (1500, 1500)  # not on the chunk grid
-    qtbot.wait(300)
-    w.preview()
-    qtbot.waitUntil(lambda: "pyramid deblurred (preview)" in viewer.layers, timeout=60000)
-    prev = viewer.layers["pyramid deblurred (preview)"]
+    # 1024 image rows on screen (a bit more than one per screen row), not on the chunk grid
+    prev = _preview(viewer, w, qtbot, "pyramid", zoom=height / 1024, center=(1500, 1500))
     assert tuple(prev.scale) == (1, 1)  # full resolution: the view has about one image pixel per screen pixel
     rows, cols = prev.data.shape[:2]
     assert canvas_size(viewer) == (height, width)
