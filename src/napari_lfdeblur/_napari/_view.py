@@ -4,9 +4,11 @@ A preview deblurs what the user sees.  Zoomed out on a big image, the
 canvas shows many data pixels per screen pixel: deblurring all of them at
 full resolution took 43 s for a 4096² photo on two CPU cores, and would take
 minutes for a 20000² one, to show a picture the screen then shrinks.  So the
-region is read from the level napari draws (multiscale layers) and averaged
-down in blocks until it has about one pixel per screen pixel, as napari
-itself picks a level: the network sees at most a few canvases of pixels.
+region is read from the coarsest level that still has a pixel per screen
+pixel (napari's rule for picking a level; multiscale layers) and averaged
+down in blocks until it has about one pixel per screen pixel: the network
+sees at most a few canvases of pixels.  The region itself comes from the
+camera.
 """
 
 from __future__ import annotations
