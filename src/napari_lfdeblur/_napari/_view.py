@@ -45,11 +45,11 @@ def _visible_extent(layer, viewer) -> np.ndarray:
     shows (a 1024-px view of a pyramid in 1024-px chunks read as 2048 px).
     In 3D, the corner pixels.
     """
-    factors = _level_factors(layer, _level(layer))
-    corners = np.asarray(layer.corner_pixels, dtype=float)
-    extent = np.stack([corners[0] * factors, (corners[1] + 1) * factors])
     if viewer.dims.ndisplay != 2:
-        return extent
+        factors = _level_factors(layer, _level(layer))
+        corners = np.asarray(layer.corner_pixels, dtype=float)
+        return np.stack([corners[0] * factors, (corners[1] + 1) * factors])
+    extent = np.zeros((2, layer.ndim))  # rows of axes not on screen stay unused: they take the sliders
     camera = getattr(viewer, "scene", viewer).camera  # napari >= 0.9: viewer.scene.camera
     half = _viewbox_size(viewer) / float(camera.zoom) / 2
     centre = np.asarray(camera.center, dtype=float)[-2:]

@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelError
-from .models import precision_of, run_network
-from .openvino_backend import OpenVINONetwork, _torch_module, openvino_available
+from .models import precision_of, run_network, torch_module
+from .openvino_backend import OpenVINONetwork, openvino_available
 
 __all__ = ["BACKENDS", "resolve_backend", "network_function"]
 
@@ -39,7 +39,7 @@ BACKENDS = ("auto", "torch", "openvino")
 def _is_drbnet(net) -> bool:
     from ..network.drbnet import DRBNet
 
-    return isinstance(_torch_module(net), DRBNet)
+    return isinstance(torch_module(net), DRBNet)
 
 
 def resolve_backend(net, backend: str | None = "auto") -> str:

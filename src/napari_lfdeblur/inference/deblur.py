@@ -28,10 +28,10 @@ from ..cancel import Cancelled, cancel_check
 from ..errors import DeblurInputError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .backends import network_function
-from .models import cached_model, clear_model_cache, precision_of
+from .models import cached_model, clear_model_cache, precision_of, torch_module
 from .normalize import Normalization, channels_last, merge_channels, split_channels
 from .tile_plan import bytes_per_pixel, memory_budget, plan_tile
-from .tiling import ALIGN, plan_tiles, run_tiled
+from .tiling import ALIGN, plan_tiles, run_tiled, tile_shape
 
 __all__ = ["deblur", "DeblurCancelled", "cached_model", "clear_model_cache", "default_overlap"]
 
@@ -115,8 +115,7 @@ def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: 
             raise DeblurInputError("The image contains NaN or infinite values; replace them (np.nan_to_num) first.")
         unit = norm.to_unit(plane)
         rgb3, _, kind = split_channels(unit, rgb)
-        size = tile(rgb3.shape[:2]) if callable(tile) else tile
-        size = (size, size) if np.isscalar(size) else tuple(size)
+        size = tile_shape(tile(rgb3.shape[:2]) if callable(tile) else tile)
         while True:
             try:
                 out = run_tiled(rgb3, network, tile=size, margin=margin, blend=BLEND, batch=batch, progress=progress)
@@ -138,9 +137,7 @@ def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: 
 
 def _memory_plan(net, fn, margin: int):
     """The CPU's tile plan: a function of the plane's (Y, X) giving the tile (whole image when it fits)."""
-    from .openvino_backend import _torch_module
-
-    base = getattr(_torch_module(net), "base", 32)
+    base = getattr(torch_module(net), "base", 32)
     # OpenVINO runs in the precision PyTorch would (network_function), so one lookup serves both
     per_px = bytes_per_pixel(base, getattr(fn, "backend", "torch"), precision_of(net))
     budget = memory_budget()

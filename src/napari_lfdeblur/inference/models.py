@@ -19,10 +19,16 @@ import numpy as np
 
 from ..errors import DeblurInputError, ModelError, OutOfMemoryError
 
-__all__ = ["cached_model", "run_network", "clear_model_cache", "precision_of"]
+__all__ = ["cached_model", "run_network", "clear_model_cache", "precision_of", "torch_module"]
 
 _CACHE_SIZE = 2
 _model_cache: OrderedDict[tuple, object] = OrderedDict()
+
+
+def torch_module(net):
+    """The network inside ``net`` (``picklable_model`` wraps one in ``.net``), else ``net`` itself."""
+    inner = getattr(net, "net", None)
+    return inner if inner is not None and hasattr(inner, "state_dict") else net
 
 
 def clear_model_cache() -> None:

@@ -21,16 +21,19 @@ pickles as its torch network, so dask workers rebuild (and recompile) it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from .models import torch_module
 
 __all__ = ["OpenVINONetwork", "openvino_available", "openvino_cache_dir"]
 
@@ -59,12 +62,6 @@ def openvino_cache_dir() -> Path:
     from ..network.authors import cache_dir
 
     return cache_dir() / "openvino"
-
-
-def _torch_module(net):
-    """The DRBNet inside ``net`` (``picklable_model`` wraps one in ``.net``)."""
-    inner = getattr(net, "net", None)
-    return inner if inner is not None and hasattr(inner, "state_dict") else net
 
 
 def _weights_key(module) -> str:
@@ -98,14 +95,10 @@ def _traced_model(module):
         except Exception as e:  # a damaged cache entry: trace again
             log.warning("could not read the cached OpenVINO model %s (%s); tracing again", xml, e)
     log.info("tracing the network for OpenVINO (once per set of weights; kept in %s)", folder)
-    import copy
-
     traced = module
     if any(p.dtype != torch.float32 for p in module.parameters()) or any(p.device.type != "cpu" for p in module.parameters()):
         traced = copy.deepcopy(module).to("cpu", torch.float32)
     traced = traced.eval()
-    import warnings
-
     # DRBNet's forward checks shapes; tracing fixes them to constants and says so for each
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -181,7 +174,7 @@ class OpenVINONetwork:
 
             if self._model is None:
                 with _convert_lock:
-                    self._model = _traced_model(_torch_module(self.net))
+                    self._model = _traced_model(torch_module(self.net))
             model = self._model.clone()
             n, h, w, _ = shape
             model.reshape([n, 3, h, w])

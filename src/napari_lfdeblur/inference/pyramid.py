@@ -130,7 +130,7 @@ def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, h
         return list(levels)
     held.sort()
     y_ax = _plane_axes(levels[0], rgb)
-    from_input = [k for k in held if k < stored or k == held[0] or k - 1 not in held]
+    from_input = [k for k in held if k < stored or k - 1 not in held]
     arrays = dict(zip(from_input, dask.compute(*[levels[k] for k in from_input])))
     for k in held:
         if k not in arrays:  # 2x2 means of the held level above: the same shape as its lazy definition

@@ -58,6 +58,11 @@ def axis_weight(length: int, first: bool, last: bool, margin: int, blend: int) -
     return w
 
 
+def tile_shape(tile) -> tuple[int, int]:
+    """``tile`` as (height, width): the side of square tiles, or already (height, width)."""
+    return (int(tile), int(tile)) if np.isscalar(tile) else (int(tile[0]), int(tile[1]))
+
+
 def plan_tiles(shape: tuple[int, int], tile, margin: int, blend: int) -> Iterator[tuple[slice, slice, np.ndarray]]:
     """Yield (row slice, column slice, 2D weight) for every tile of an image of ``shape``.
 
@@ -65,9 +70,9 @@ def plan_tiles(shape: tuple[int, int], tile, margin: int, blend: int) -> Iterato
     """
     overlap = 2 * margin + blend
     H, W = shape
-    th_, tw_ = (tile, tile) if np.isscalar(tile) else tile
-    ys = tile_spans(H, int(th_), overlap)
-    xs = tile_spans(W, int(tw_), overlap)
+    tile_h, tile_w = tile_shape(tile)
+    ys = tile_spans(H, tile_h, overlap)
+    xs = tile_spans(W, tile_w, overlap)
     for iy, (y0, th) in enumerate(ys):
         wy = axis_weight(th, iy == 0, iy == len(ys) - 1, margin, blend)
         for ix, (x0, tw) in enumerate(xs):
