@@ -45,12 +45,15 @@ there).  Example::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+
+from _viewer import wait_until  # benchmarks/_viewer.py (this folder is on sys.path)
 
 SIDE = 20000
 CHUNK = 1024
@@ -169,12 +172,7 @@ def run(kind: str, shots: str | None, timeout: float, path: str | None = None) -
     kwargs = widget._kwargs()
     assert kwargs["model"] == "default", kwargs
 
-    def wait(cond, limit):
-        t0 = time.perf_counter()
-        while not cond() and time.perf_counter() - t0 < limit:
-            app.processEvents()
-            time.sleep(0.005)
-        return cond()
+    wait = functools.partial(wait_until, app)
 
     def settled(layer, quiet=1.0):
         """Wait until ``layer`` is loaded and stays so for ``quiet`` s; the time it last became loaded."""

@@ -27,6 +27,7 @@ be about equal (the same work, elsewhere).  Example::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ import sys
 import time
 
 from _memory import peak_kib  # benchmarks/_memory.py (this folder is on sys.path)
+from _viewer import wait_until  # benchmarks/_viewer.py
 
 SIDE = 20000
 
@@ -85,12 +87,7 @@ def run_mode(mode: str, pans: int, timeout: float) -> dict:
     widget.layer.value = src
     widget._kwargs = lambda: {"model": net, "device": "cpu", "tile": 512}  # the random lite network
 
-    def wait(cond, limit):
-        t0 = time.perf_counter()
-        while not cond() and time.perf_counter() - t0 < limit:
-            app.processEvents()
-            time.sleep(0.005)
-        return cond()
+    wait = functools.partial(wait_until, app)
 
     t0 = time.perf_counter()
     widget.run()  # lazy: the overview level is computed in a worker, then the layer is added

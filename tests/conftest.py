@@ -105,6 +105,17 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def network_calls(monkeypatch):
+    """The (height, width) of every batch PyTorch's network function is given, in order."""
+    from napari_lfdeblur.inference import backends
+
+    shapes = []
+    real = backends.run_network
+    monkeypatch.setattr(backends, "run_network", lambda t, m: (shapes.append(t.shape[1:3]), real(t, m))[1])
+    return shapes
+
+
+@pytest.fixture
 def make_napari_viewer(make_napari_viewer, qtbot):
     """napari's viewer factory, which also lets background work end before the viewer closes.
 

@@ -291,27 +291,16 @@ def test_reference_of_another_size_is_explained(widget, qtbot):
 
 
 def test_tile_auto_from_the_plugins_menu_deblurs_a_fitting_photo_whole(make_napari_viewer, checkpoint, qtbot,
-                                                                       monkeypatch):
+                                                                       network_calls):
     """The dock's tile defaults to auto: on the CPU the memory plan, one network call for a photo that fits
     (the old default of 512-px squares made 2 x 2 calls for this 600 x 840 photo)."""
-    from napari_lfdeblur._napari._models import FROM_FILE
-    from napari_lfdeblur.inference import backends
-
-    torch.set_num_threads(1)
-    viewer = make_napari_viewer(show=True)
-    _, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Deblur")
+    viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
     assert w.tile.value == 0 and w.tile.native.currentText() == "auto"
-    w.model.value = FROM_FILE
-    w.model_path.value = str(checkpoint)
-    w.device.value = "cpu"
     w.lazy.value = False
-    shapes = []
-    real = backends.run_network
-    monkeypatch.setattr(backends, "run_network", lambda t, m: (shapes.append(t.shape[1:3]), real(t, m))[1])
     w.layer.value = viewer.add_image(_photo(600, 840), name="photo")
     w.run()
     qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
-    assert shapes == [(600, 840)]
+    assert network_calls == [(600, 840)]
 
 
 def _plugins_menu_deblur(make_napari_viewer, checkpoint):
@@ -341,24 +330,15 @@ def _preview(viewer, w, qtbot, name: str, zoom: float | None = None, center=None
     return viewer.layers[f"{name} deblurred (preview)"]
 
 
-def _network_calls(monkeypatch):
-    from napari_lfdeblur.inference import backends
-
-    shapes = []
-    real = backends.run_network
-    monkeypatch.setattr(backends, "run_network", lambda t, m: (shapes.append(t.shape[1:3]), real(t, m))[1])
-    return shapes
-
-
 def test_preview_of_a_zoomed_out_image_runs_at_screen_resolution(make_napari_viewer, checkpoint, qtbot,
-                                                                 monkeypatch):
+                                                                 network_calls):
     """Zoomed out on a big image, Preview deblurs about one pixel per screen pixel (block means of the visible
     region), placed over the region it shows, not every full-resolution pixel (43 s for a 4096² photo on two
     cores before, for a picture the screen shrinks anyway)."""
     from napari_lfdeblur._napari._view import canvas_size
 
     viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
-    shapes = _network_calls(monkeypatch)
+    shapes = network_calls
     big = np.tile(_photo(512, 512), (4, 4, 1))  # 2048 x 2048
     w.layer.value = viewer.add_image(big, name="big")
     prev = _preview(viewer, w, qtbot, "big")
@@ -373,10 +353,10 @@ def test_preview_of_a_zoomed_out_image_runs_at_screen_resolution(make_napari_vie
 
 
 def test_preview_of_a_multiscale_layer_reads_the_level_on_screen(make_napari_viewer, checkpoint, qtbot,
-                                                                 monkeypatch):
+                                                                 network_calls):
     """A multiscale layer (an OME-Zarr pyramid) previews from the level napari draws (it was refused before)."""
     viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
-    shapes = _network_calls(monkeypatch)
+    shapes = network_calls
     full = np.tile(_photo(512, 512), (4, 4, 1))
     levels = [full, full[::2, ::2], full[::4, ::4], full[::8, ::8]]
     layer = viewer.add_image(levels, name="pyramid", multiscale=True, rgb=True)

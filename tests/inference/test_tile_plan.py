@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lfdeblur.inference import backends, tile_plan
+from napari_lfdeblur.inference import tile_plan
 from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN, deblur
 from napari_lfdeblur.inference.tile_plan import bytes_per_pixel, computed_pixels, memory_budget, plan_tile
 from napari_lfdeblur.network.drbnet import DRBNet
@@ -53,18 +53,11 @@ def test_narrower_networks_need_less_memory_per_pixel():
     assert bytes_per_pixel(32, "torch", "bfloat16") < bytes_per_pixel(32, "torch", "float32")
 
 
-def _count_calls(monkeypatch):
-    shapes = []
-    real = backends.run_network
-    monkeypatch.setattr(backends, "run_network", lambda t, m: (shapes.append(t.shape[1:3]), real(t, m))[1])
-    return shapes
-
-
-def test_deblur_on_the_cpu_runs_a_fitting_image_whole_and_a_big_one_in_planned_tiles(monkeypatch):
+def test_deblur_on_the_cpu_runs_a_fitting_image_whole_and_a_big_one_in_planned_tiles(monkeypatch, network_calls):
     torch.manual_seed(0)
     net = DRBNet(base=4).eval()
     img = np.random.default_rng(0).random((400, 520, 3)).astype(np.float32)
-    shapes = _count_calls(monkeypatch)
+    shapes = network_calls
     whole = deblur(img, model=net, device="cpu", dtype="float32")
     assert shapes == [(400, 520)]  # the old default cut it into 512-pixel tiles: 4 calls
     shapes.clear()
