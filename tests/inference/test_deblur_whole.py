@@ -39,7 +39,7 @@ def test_shape_dtype_range(net, hw):
 
 
 def test_matches_the_network(net):
-    img = rgb(24, 40).astype(np.float32)
+    img = rgb(40, 56).astype(np.float32)  # both sides >= MIN_SIDE: what the network sees is the image itself
     out = deblur(img, model=net, device="cpu", dtype="float32")
     x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
     with torch.inference_mode():
@@ -82,7 +82,7 @@ def test_public_api(net):
 
 
 def test_batch_core_is_reusable(net):
-    batch = np.stack([rgb(16, 16, s) for s in range(3)]).astype(np.float32)
+    batch = np.stack([rgb(40, 40, s) for s in range(3)]).astype(np.float32)
     out = _deblur_array(batch, net)
     assert out.shape == batch.shape
     np.testing.assert_allclose(out[1], deblur(batch[1], model=net, device="cpu"), atol=1e-5)

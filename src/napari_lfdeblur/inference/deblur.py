@@ -18,6 +18,8 @@ pyramid.py.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import warnings
 from typing import Callable
@@ -46,6 +48,10 @@ MIN_TILE = 128
 # whole-image output (tests/inference/test_deblur_whole.py, benchmarks/bench_deblur.py).
 DEFAULT_MARGIN = 48
 BLEND = 16
+# The smallest side the network is given: narrower tiles are mirrored out to it and cropped back.  At 8 px
+# or less the 1/8-scale bottleneck is a single pixel, where PyTorch's bfloat16 CPU kernels (oneDNN on AMX)
+# returned NaN or garbage, differently each run, and OpenVINO was wrong every time; 32 px leaves 4x4 there.
+MIN_SIDE = 32
 
 
 class DeblurCancelled(Cancelled):
@@ -83,6 +89,18 @@ def _as_image(image):
     return image, None
 
 
+def _whole_number(name: str, value, minimum: int, hint: str) -> int | None:
+    """``value`` as an int >= ``minimum`` (None stays None), or a DeblurInputError that says what works."""
+    if value is None:
+        return None
+    whole = isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+    if isinstance(value, bool) or not whole:
+        raise DeblurInputError(f"{name} must be a whole number of pixels; got {value!r} ({hint}).")
+    if int(value) < minimum:
+        raise DeblurInputError(f"{name}={value} is too small: {hint}.")
+    return int(value)
+
+
 def _check_shape(shape, dtype, rgb: bool):
     n_plane = 3 if rgb else 2
     if len(shape) < n_plane:
@@ -97,6 +115,15 @@ def _check_shape(shape, dtype, rgb: bool):
         raise DeblurInputError(f"Unsupported dtype {dtype}: give uint8, uint16 or float images.")
 
 
+def _at_least(fn, tiles: np.ndarray, side: int) -> np.ndarray:
+    """``fn`` on (N, h, w, C) tiles, each side mirrored out to ``side`` pixels first and the result cropped back."""
+    h, w = tiles.shape[1:3]
+    if h >= side and w >= side:
+        return fn(tiles)
+    padded = np.pad(tiles, ((0, 0), (0, max(0, side - h)), (0, max(0, side - w)), (0, 0)), mode="symmetric")
+    return fn(padded)[:, :h, :w]
+
+
 def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: int,
                   progress=None, cancel=None) -> Callable[[np.ndarray], np.ndarray]:
     """A function deblurring one (Y, X[, C]) plane in the input's dtype and range; ``fn`` runs the network.
@@ -107,7 +134,7 @@ def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: 
     def network(tiles: np.ndarray) -> np.ndarray:
         if cancel is not None and cancel():
             raise DeblurCancelled("Deblurring was cancelled.")
-        return fn(tiles)
+        return _at_least(fn, tiles, MIN_SIDE)
 
     def run(plane: np.ndarray) -> np.ndarray:
         plane = np.asarray(plane)
@@ -209,6 +236,11 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     """
     stop = cancel_check(cancel, where="deblur")
     image, file_rgb = _as_image(image)
+    if any(isinstance(n, float) and math.isnan(n) for n in image.shape):
+        raise DeblurInputError(
+            f"The image's shape {tuple(image.shape)} is not known yet (a dask array filtered by its values); "
+            "call .compute_chunk_sizes() on it first."
+        )
     shape, in_dtype = tuple(image.shape), np.dtype(image.dtype)
     rgb = _guess_rgb(shape, file_rgb if rgb is None else rgb)
     if rgb and len(shape) >= 3 and shape[-1] not in (1, 3, 4):
@@ -216,14 +248,13 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
                                 dtype=dtype, normalize=normalize, chunk=chunk, backend=backend,
                                 progress=progress, cancel=cancel)
     _check_shape(shape, in_dtype, rgb)
-    if tile is not None and int(tile) < 16:
-        raise DeblurInputError(f"tile={tile} is too small; use at least {MIN_TILE} (default {DEFAULT_TILE}).")
-    margin = DEFAULT_MARGIN if overlap is None else int(overlap)
-    if margin < 0:
-        raise DeblurInputError(f"overlap must be >= 0, got {overlap}.")
+    tile = _whole_number("tile", tile, 16, f"use at least {MIN_TILE} (default {DEFAULT_TILE})")
+    margin = _whole_number("overlap", overlap, 0, f"give 0 or more pixels (default {DEFAULT_MARGIN})")
+    chunk = _whole_number("chunk", chunk, 16, f"give 16 or more pixels (default {DEFAULT_CHUNK})")
+    batch = _whole_number("batch", batch, 1, "the number of tiles per network call, 1 or more")
+    margin = DEFAULT_MARGIN if margin is None else margin
     margin = -(-margin // ALIGN) * ALIGN  # whole steps of the network's 1/8 grid
     if tile is not None:
-        tile = int(tile)
         if tile <= 2 * margin + BLEND:
             raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
     alpha = rgb and shape[-1] == 4

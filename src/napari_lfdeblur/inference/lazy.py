@@ -99,7 +99,8 @@ def lazy_map_planes(
     arr = spatial_chunks(arr, chunk, ndim_plane, depth)
     n_stack = arr.ndim - ndim_plane
     depths = {ax: 0 for ax in range(arr.ndim)}
-    depths[n_stack] = depths[n_stack + 1] = int(depth)
+    for ax in (n_stack, n_stack + 1):  # an axis in one chunk has no neighbour to borrow a halo from
+        depths[ax] = int(depth) if len(arr.chunks[ax]) > 1 else 0
 
     def block_fn(block):
         planes = block.reshape((-1,) + block.shape[n_stack:])

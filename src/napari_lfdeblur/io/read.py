@@ -240,7 +240,13 @@ class _TiffArray:
             return self._z
 
     def __getitem__(self, key):
-        return np.asarray(self._array()[key])
+        # read when a chunk is computed, long after opening: a damaged tile says which file, as reading it all would
+        try:
+            return np.asarray(self._array()[key])
+        except FileNotFoundError as e:
+            raise _missing(Path(self.path)) from e
+        except Exception as e:  # tifffile and zarr raise many types for damaged files
+            raise _read_failed(Path(self.path), e) from e
 
     def __getstate__(self):
         return {"path": self.path, "shape": self.shape, "dtype": self.dtype.str}
