@@ -94,14 +94,47 @@ def test_compare_uint16_uses_the_reference_range():
     assert s["mae"] == pytest.approx(0.1)
 
 
-def test_compare_stack_is_the_mean_over_planes_and_small_images_have_no_ssim():
+def test_compare_stack_is_the_mean_over_planes_and_small_images_get_a_real_ssim():
     ref = np.zeros((2, 8, 8), np.float32) + 0.5
     img = ref.copy()
     img[1] += 0.1
     s = compare(img, ref, rgb=False)
     assert s["mae"] == pytest.approx(0.05)
     assert s["psnr"] == pytest.approx(20.0, abs=1e-4)  # the inf of plane 0 is left out of the mean
-    assert math.isnan(s["ssim"])  # under SSIM's 11x11 window
+    # under 11x11: a 7x7 window, not NaN; flat planes leave only the luminance term (2 mu_a mu_b + c1) / (...)
+    c1 = 0.01**2
+    plane1 = (2 * 0.6 * 0.5 + c1) / (0.6**2 + 0.5**2 + c1)
+    assert s["ssim"] == pytest.approx((1.0 + plane1) / 2, rel=1e-5)
+
+
+def _weighted_ssim(a: np.ndarray, b: np.ndarray, sigma=1.5) -> float:
+    """SSIM of one window covering a whole odd-sided square image: Gaussian-weighted statistics, by hand."""
+    r = a.shape[0] // 2
+    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    ma, mb = (w * a).sum(), (w * b).sum()
+    va, vb, cov = (w * a * a).sum() - ma**2, (w * b * b).sum() - mb**2, (w * a * b).sum() - ma * mb
+    c1, c2 = 0.01**2, 0.03**2
+    return (2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+
+
+@pytest.mark.parametrize("side", [3, 5, 7, 9])
+def test_small_images_are_scored_with_the_largest_odd_window_that_fits(side):
+    rng = np.random.default_rng(side)
+    ref = rng.random((side, side))
+    img = np.clip(ref + 0.2 * rng.standard_normal((side, side)), 0, 1)
+    s = compare(img, ref, rgb=False)
+    assert math.isfinite(s["ssim"]) and s["ssim"] == pytest.approx(_weighted_ssim(img, ref), rel=1e-9)
+    assert compare(ref, ref, rgb=False)["ssim"] == pytest.approx(1.0)
+    # an even side uses the odd window below it: 8 pixels -> 7x7, the first 7x7 block gives one of its scores
+    from napari_lfdeblur.training.metrics import ssim_window
+
+    assert ssim_window(side + 1, 40) == side and ssim_window(40, 40) == 11
+
+
+def test_compare_under_3x3_is_a_clear_error_not_nan():
+    with pytest.raises(DeblurInputError, match=r"at least 3x3 pixels.*got 6x2"):
+        compare(np.zeros((2, 6, 3), np.uint8), np.ones((2, 6, 3), np.uint8))
 
 
 def test_compare_errors_say_what_to_do():
@@ -196,6 +229,84 @@ def test_model_xor_outputs(tmp_path):
         evaluate(root)
     with pytest.raises(DeblurInputError, match="exactly one"):
         evaluate(root, model=torch.nn.Identity(), outputs=tmp_path)
+
+
+# ---------------------------------------------------------------- images under SSIM's 11x11 window
+def _small_pairs(root, sizes: dict):
+    """A DPDD-layout folder of tiny pairs {name: (h, w)}: the blurred image a dimmer, noisier copy."""
+    rng = np.random.default_rng(0)
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True)
+    for name, (h, w) in sizes.items():
+        sharp = rng.integers(40, 216, (h, w, 3), dtype=np.uint8)
+        blur = np.clip(sharp * 0.8 + rng.normal(0, 12, sharp.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(sharp).save(root / "sharp" / f"{name}.png")
+        Image.fromarray(blur).save(root / "blur" / f"{name}.png")
+    return root
+
+
+def _lfdeblur(*args, timeout=300):
+    """The ``lfdeblur`` command in its own process, as a user runs it."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "napari_lfdeblur.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_evaluate_small_images_have_a_real_ssim_and_say_which_window(tmp_path):
+    root = _small_pairs(tmp_path / "pairs", {"tiny": (8, 9), "big": (16, 16)})
+    res = napari_lfdeblur.evaluate(root, outputs=root / "sharp", lpips=False)
+    tiny, big = sorted(res.rows, key=lambda r: r["name"] != "tiny")
+    assert all(math.isfinite(r[k]) for r in res.rows for k in ("ssim", "input_ssim"))
+    assert tiny["ssim"] == pytest.approx(1.0) and 0 < tiny["input_ssim"] < 1
+    blur, sharp = (np.asarray(Image.open(root / sub / "tiny.png")) for sub in ("blur", "sharp"))
+    assert tiny["input_ssim"] == pytest.approx(compare(blur, sharp)["ssim"])
+    assert math.isfinite(res.mean["input_ssim"])
+    assert "tiny (7x7)" in res.ssim_note and "big" not in res.ssim_note
+    assert "SSIM: 1 image under 11x11 pixels scored with a smaller window" in res.table()
+    assert "nan" not in res.table().lower()
+
+
+def test_cli_eval_small_images_shows_scores_not_nan(tmp_path):
+    root = _small_pairs(tmp_path / "pairs", {"a": (8, 8), "b": (10, 12)})
+    r = _lfdeblur("eval", root, "--outputs", root / "blur", "--lpips", "off")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nan" not in r.stdout.lower() and "mean of 2" in r.stdout
+    assert "2 images under 11x11 pixels scored with a smaller window (a (7x7), b (9x9))" in r.stdout
+
+
+def test_images_under_3x3_are_refused_by_name(tmp_path):
+    root = _small_pairs(tmp_path / "pairs", {"ok": (8, 8), "sliver": (2, 30)})
+    with pytest.raises(DeblurInputError, match=r"pair 'sliver': SSIM needs images of at least 3x3 pixels"):
+        napari_lfdeblur.evaluate(root, outputs=root / "sharp", lpips=False)
+    r = _lfdeblur("eval", root, "--outputs", root / "sharp", "--lpips", "off")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("lfdeblur eval: error: pair 'sliver': SSIM needs images of at least 3x3")
+    assert r.stderr.count("\n") == 1
+
+
+def test_score_model_scores_small_images_and_refuses_slivers_before_running_the_network(tmp_path):
+    from napari_lfdeblur.training import score_model
+
+    calls = []
+
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            calls.append(tuple(x.shape))
+            return x
+
+    small = score_model(Identity(), str(_small_pairs(tmp_path / "small", {"a": (8, 8), "b": (9, 12)})),
+                        device="cpu")
+    assert small["n"] == 2 and small["ssim_window"] == 7
+    assert math.isfinite(small["ssim"]) and small["ssim"] == pytest.approx(small["input_ssim"])
+    assert score_model(Identity(), str(_small_pairs(tmp_path / "big", {"a": (16, 16)})), device="cpu")[
+        "ssim_window"] == 11
+    calls.clear()
+    with pytest.raises(DeblurInputError, match="at least 3x3"):
+        score_model(Identity(), str(_small_pairs(tmp_path / "sliver", {"a": (2, 8)})), device="cpu")
+    assert calls == []
 
 
 # ---------------------------------------------------------------- evaluate: a model

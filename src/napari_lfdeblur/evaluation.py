@@ -9,8 +9,10 @@
 Scores are on RGB in [0, 1] (greyscale as three equal channels): PSNR in dB
 (``inf`` for identical images; means average the finite values, ``inf`` only
 when every image is identical), SSIM as in
-:mod:`~napari_lfdeblur.training.metrics` (Gaussian 11x11 window), MAE the
-mean absolute difference.  LPIPS (AlexNet, v0.1) only when the ``lpips``
+:mod:`~napari_lfdeblur.training.metrics` (Gaussian 11x11 window; images
+under 11x11 use the largest odd window that fits, which :func:`evaluate`
+notes in its table, and images under 3x3 are refused), MAE the mean absolute
+difference.  LPIPS (AlexNet, v0.1) only when the ``lpips``
 package and both its weight files are on this machine: nothing is downloaded.
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import csv as _csv
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _scores(a: np.ndarray, r: np.ndarray) -> dict[str, float]:
 
     return {
         "psnr": finite_mean(psnr(a, r, reduction="none")),
-        "ssim": ssim(a, r) if min(a.shape[1:3]) >= 11 else math.nan,  # SSIM's window needs 11x11
+        "ssim": ssim(a, r),  # a smaller window under 11x11, an error under 3x3: never a NaN shown as a score
         "mae": float(np.mean(np.abs(a - r))),
     }
 
@@ -105,7 +106,11 @@ def compare(image, reference, *, rgb=None) -> dict[str, float]:
     over planes.  ``rgb``: whether the last axis holds channels (default:
     when it has 3 or 4).  Intensities: uint8 / 255, floats as they are when
     the reference is in [0, 1], anything else (uint16, other floats) mapped by
-    the reference's minimum and maximum.  SSIM is NaN for images smaller than 11x11.
+    the reference's minimum and maximum.  SSIM uses an 11x11 window, for
+    images under 11x11 the largest odd window that fits
+    (:func:`~napari_lfdeblur.training.metrics.ssim_window`: a score, though
+    not one comparable with 11x11 scores); images under 3x3 raise
+    :class:`~napari_lfdeblur.errors.DeblurInputError`.
     """
     return _scores(*_unit_pair(image, reference, rgb))
 
@@ -190,6 +195,16 @@ def _find_outputs(folder, names: list[str]) -> dict[str, Path]:
     return found
 
 
+def _ssim_note(small: dict[str, int]) -> str:
+    """What the table says about images whose SSIM used a window smaller than 11x11."""
+    if not small:
+        return ""
+    shown = ", ".join(f"{n} ({w}x{w})" for n, w in list(small.items())[:5]) + (", ..." if len(small) > 5 else "")
+    n = len(small)
+    return (f"{n} image{'s' if n != 1 else ''} under 11x11 pixels scored with a smaller window ({shown}): "
+            "not comparable with 11x11 scores")
+
+
 _COLUMNS = ("input_psnr", "psnr", "gain_db", "input_ssim", "ssim", "input_mae", "mae", "input_lpips", "lpips")
 
 
@@ -200,7 +215,8 @@ class Evaluation:
     Each row (and ``mean``) has ``psnr``/``ssim``/``mae`` of the output,
     ``input_psnr``/``input_ssim``/``input_mae`` of the blurry input,
     ``gain_db`` (output minus input PSNR) and, when computed, ``lpips`` and
-    ``input_lpips``; rows also have ``name``.
+    ``input_lpips``; rows also have ``name``.  ``ssim_note`` says which
+    images were under 11x11 and so scored with a smaller SSIM window ("" when none).
     """
 
     rows: list[dict]
@@ -208,6 +224,7 @@ class Evaluation:
     source: str
     metrics: tuple[str, ...] = METRICS
     lpips_note: str = ""  # why LPIPS was skipped ("" when computed or not asked for)
+    ssim_note: str = ""  # which images had a smaller SSIM window than 11x11 ("" when none)
     csv: Path | None = None
     cancelled: bool = False
 
@@ -233,6 +250,8 @@ class Evaluation:
 
         head = f"{'name':<{width}}  " + " ".join(f"{heads[k]:>9}" for k in self.columns)
         lines = [head, *(line(r["name"], r) for r in self.rows), "-" * len(head), line(label, self.mean)]
+        if self.ssim_note:
+            lines.append(f"SSIM: {self.ssim_note}")
         if self.lpips_note:
             lines.append(f"LPIPS skipped: {self.lpips_note}")
         return "\n".join(lines)
@@ -287,11 +306,14 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     Returns
     -------
     :class:`Evaluation`: ``rows``, ``mean``, ``table()``, ``write_csv()``.
+    SSIM of images under 11x11 uses a smaller window, said in
+    ``Evaluation.ssim_note`` and under the table; an image under 3x3 is a
+    :class:`~napari_lfdeblur.errors.DeblurInputError` naming it.
     """
     from .inference.deblur import DeblurCancelled, deblur
     from .io.read import read_image
     from .training.datasets import PairDataset, open_pairs
-    from .training.metrics import finite_mean
+    from .training.metrics import finite_mean, ssim_window
 
     if (model is None) == (outputs is None):
         raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
@@ -327,6 +349,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     cancel = cancel_check(cancel, where="evaluate")
 
     rows: list[dict] = []
+    small: dict[str, int] = {}  # name -> SSIM window of the images under 11x11
     cancelled = False
     for i, name in enumerate(names):
         if cancel():
@@ -334,6 +357,12 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
             break
         blur_t, sharp_t = data[i]
         blur, sharp = _hwc(blur_t), _hwc(sharp_t)
+        try:  # an image too small to score: said now, naming it, before any deblurring
+            win = ssim_window(*sharp.shape[:2])
+        except DeblurInputError as e:
+            raise DeblurInputError(f"pair {name!r}: {e}") from None
+        if win < 11:
+            small[name] = win
         if outputs is not None:
             out = _rgb_float(read_image(files[name]))
             if out.shape != sharp.shape:
@@ -360,7 +389,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
             progress(i + 1, len(names))
 
     result = Evaluation(rows=rows, mean={}, source=source, lpips_note=note, cancelled=cancelled,
-                        metrics=METRICS + (("lpips",) if use_lpips else ()))
+                        metrics=METRICS + (("lpips",) if use_lpips else ()), ssim_note=_ssim_note(small))
     result.mean = {k: finite_mean([r[k] for r in rows]) for k in result.columns}
     result.mean["gain_db"] = result.mean["psnr"] - result.mean["input_psnr"]  # gain of the means
     if csv is not None and not cancelled:

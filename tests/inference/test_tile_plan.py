@@ -42,10 +42,22 @@ def test_budget_from_the_environment(monkeypatch):
     monkeypatch.setattr(tile_plan, "_available_bytes", lambda: 64 * 2**30)
     monkeypatch.setenv("LFDEBLUR_TILE_MEMORY_MB", "100")
     assert memory_budget() == 100 * 2**20
-    monkeypatch.setenv("LFDEBLUR_TILE_MEMORY_MB", "lots")
+    monkeypatch.setenv("LFDEBLUR_TILE_MEMORY_MB", " 0.5 ")
+    assert memory_budget() == 0.5 * 2**20  # what was asked for, not rounded up behind the user's back
+    monkeypatch.setenv("LFDEBLUR_TILE_MEMORY_MB", "")
     assert memory_budget() == tile_plan.DEFAULT_BUDGET_MB * 2**20
+    monkeypatch.setenv("LFDEBLUR_TILE_MEMORY_MB", "100")
     monkeypatch.setattr(tile_plan, "_available_bytes", lambda: 400 * 2**20)
     assert memory_budget() == 100 * 2**20  # at most a quarter of what is free
+
+
+@pytest.mark.parametrize("value", ["lots", "abc", "512MB", "0", "-5", "nan", "inf"])
+def test_a_budget_that_is_no_positive_number_is_an_error_naming_the_variable(monkeypatch, value):
+    from napari_lfdeblur.errors import DeblurInputError
+
+    monkeypatch.setenv("LFDEBLUR_TILE_MEMORY_MB", value)
+    with pytest.raises(DeblurInputError, match=rf"\$LFDEBLUR_TILE_MEMORY_MB is '{value}': .*positive number of MiB"):
+        memory_budget()
 
 
 def test_narrower_networks_need_less_memory_per_pixel():

@@ -231,6 +231,22 @@ def test_tampered_cached_file_is_refused(server, cache):
     assert server.downloads() == 1  # refused, not silently replaced
 
 
+def test_a_file_url_serves_as_a_mirror_and_a_bad_address_is_refused_first(stand_in, cache, monkeypatch, tmp_path):
+    """$LFDEBLUR_AUTHORS_URL: a file:/// archive (an offline mirror) works; a value that is no address is a
+    one-line ModelError naming the variable before anything is announced or written (it was urllib's bare
+    ValueError, or for ftp:/x an "offline" message)."""
+    for bad in ("not a url", "ftp:/x"):
+        monkeypatch.setenv(authors.URL_ENV, bad)
+        with pytest.raises(ModelError, match=rf"^\$LFDEBLUR_AUTHORS_URL is '{bad}', which is not a download address"):
+            load_model("authors", device="cpu")
+        assert _files(cache) == []
+    archive = tmp_path / "mirror" / "ckpts.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(stand_in[0])
+    monkeypatch.setenv(authors.URL_ENV, archive.as_uri())
+    _same_weights(load_model("authors", device="cpu", dtype="float32"), stand_in[1])
+
+
 def test_offline_without_cache_says_where_to_get_it(cache, monkeypatch, dead_url, capfd):
     monkeypatch.setenv(authors.URL_ENV, dead_url)
     with pytest.raises(ModelError) as e:

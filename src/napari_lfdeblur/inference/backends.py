@@ -12,7 +12,8 @@ AVX512-BF16 but no AMX PyTorch was the faster (4.2 s against 4.6 s, and
 run.  Anything that goes wrong preparing it (an OpenVINO version that cannot
 import this torch's graphs, a read-only cache...) falls back to PyTorch with
 a warning, once per network.  ``"torch"`` and ``"openvino"`` force one (the
-latter raises where it cannot run).
+latter raises where it cannot run).  Any other ``$LFDEBLUR_BACKEND`` (a typo)
+is a :class:`~napari_lfdeblur.errors.ModelError` when ``auto`` reads it.
 """
 
 from __future__ import annotations
@@ -34,12 +35,26 @@ __all__ = ["BACKENDS", "resolve_backend", "network_function"]
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
+BACKEND_ENV = "LFDEBLUR_BACKEND"
 
 
 def _is_drbnet(net) -> bool:
     from ..network.drbnet import DRBNet
 
     return isinstance(torch_module(net), DRBNet)
+
+
+def _env_preference() -> str:
+    """``$LFDEBLUR_BACKEND``, lower-cased ("" when unset); a value that names no backend is an error, so that a
+    typo does not silently run the other runtime."""
+    raw = os.environ.get(BACKEND_ENV, "")
+    preference = raw.strip().lower()
+    if preference not in ("", *BACKENDS):
+        raise ModelError(
+            f"${BACKEND_ENV} is {raw!r}, which is not a backend: set it to {', '.join(BACKENDS[:-1])} or "
+            f"{BACKENDS[-1]}, or unset it"
+        )
+    return preference
 
 
 def resolve_backend(net, backend: str | None = "auto") -> str:
@@ -59,7 +74,7 @@ def resolve_backend(net, backend: str | None = "auto") -> str:
             raise ModelError("the OpenVINO backend runs DRBNet networks; use backend='torch' for other modules")
         return "openvino"
     if choice == "auto":
-        preference = os.environ.get("LFDEBLUR_BACKEND", "").strip().lower()
+        preference = _env_preference()
         if preference == "torch" or not (on_cpu and _is_drbnet(net) and openvino_available()):
             return "torch"
         from ..network.devices import cpu_has_amx

@@ -5,8 +5,9 @@ that strip again: 512-pixel tiles of a 1-megapixel image compute 1.5 times
 its pixels.  :func:`plan_tile` takes the whole image when it fits the budget,
 else the (height, width) tile, as few and as square as the budget allows,
 that computes the fewest pixels.  The budget is working memory for one
-network call: ``$LFDEBLUR_TILE_MEMORY_MB`` (default 512 MiB), at most a
-quarter of the memory available.
+network call: ``$LFDEBLUR_TILE_MEMORY_MB`` (default 512 MiB; anything but a
+positive number is a :class:`~napari_lfdeblur.errors.DeblurInputError`), at
+most a quarter of the memory available.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 
+from ..errors import DeblurInputError
 from .tiling import ALIGN, tile_spans
 
 __all__ = ["DEFAULT_BUDGET_MB", "bytes_per_pixel", "memory_budget", "plan_tile", "computed_pixels"]
@@ -47,13 +49,24 @@ def _available_bytes() -> float:
 
 
 def memory_budget() -> float:
-    """Bytes one network call may use: ``$LFDEBLUR_TILE_MEMORY_MB`` or 512 MiB, at most a quarter of what is free."""
+    """Bytes one network call may use: ``$LFDEBLUR_TILE_MEMORY_MB`` or 512 MiB, at most a quarter of what is free.
+
+    A value that is not a positive number of MiB is a DeblurInputError: silently using the default (or a
+    1 MiB budget for 0) would run with a memory use the user did not ask for.
+    """
     raw = os.environ.get(BUDGET_ENV, "").strip()
-    try:
-        mb = float(raw) if raw else DEFAULT_BUDGET_MB
-    except ValueError:
-        mb = DEFAULT_BUDGET_MB
-    return min(max(mb, 1.0) * 2**20, _available_bytes() / 4)
+    mb = DEFAULT_BUDGET_MB
+    if raw:
+        try:
+            mb = float(raw)
+        except ValueError:
+            mb = math.nan
+        if not (math.isfinite(mb) and mb > 0):
+            raise DeblurInputError(
+                f"${BUDGET_ENV} is {raw!r}: set it to a positive number of MiB of working memory per network call "
+                f"(e.g. {DEFAULT_BUDGET_MB}, the default), or unset it"
+            )
+    return min(mb * 2**20, _available_bytes() / 4)
 
 
 def computed_pixels(shape: tuple[int, int], tile: tuple[int, int], overlap: int) -> int:

@@ -23,7 +23,8 @@ it loads strictly as the authors' DRBNet with ``weights_only=True``; its
 sha256 is recorded then and checked on every later load.  A file put there by
 hand (offline machines) is checked the same way on first use, and recorded.
 ``$LFDEBLUR_AUTHORS_URL`` (or ``url=``) replaces the download address, for
-mirrors and tests.
+mirrors and tests: an ``http(s)://`` or ``ftp://`` address with a host, or a
+``file:///`` path; anything else is a ModelError naming where it came from.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ _MAX_PAGE = 2 << 20  # bytes of a web page read to find Drive's "download anyway
 _MAX_MEMBER = 1 << 30  # a checkpoint larger than this in the archive is not the authors'
 _NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, ssl.SSLError, http.client.HTTPException)
 _CACHE_HINT = f"free some space, or set ${CACHE_ENV} to a writable folder"
+_URL_SCHEMES = ("http", "https", "ftp", "file")  # what urllib opens
 
 
 class DownloadCancelled(LFDeblurError):
@@ -128,7 +130,35 @@ def size_text() -> str:
 
 
 def _url(url: str | None) -> str:
-    return url or os.environ.get(URL_ENV, "").strip() or URL
+    """The download address: ``url``, else ``$LFDEBLUR_AUTHORS_URL``, else the authors' link.
+
+    Checked before anything is announced or opened: urllib answers a value that is no address with a bare
+    ValueError, and one without a host with an error read as "offline".
+    """
+    where = "url="
+    if not url:
+        url, where = os.environ.get(URL_ENV, "").strip(), f"${URL_ENV}"
+        if not url:
+            return URL
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        ok = scheme in _URL_SCHEMES and (parts.path.startswith("/") if scheme == "file" else bool(parts.hostname))
+    except ValueError:  # e.g. a broken [IPv6] host
+        ok = False
+    if not ok:
+        raise ModelError(
+            f"{where} is {url!r}, which is not a download address: give the checkpoint archive's address as "
+            "https://host/path (or http://, ftp://, file:///path/to/ckpts.zip)"
+            + (", or unset it to use the authors' link" if where != "url=" else "")
+        )
+    return url
+
+
+def _cache_hint() -> str:
+    """What to do when the cache cannot be written; names ``$LFDEBLUR_CACHE``'s value when it chose the folder."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return f"{_CACHE_HINT} (${CACHE_ENV} is {env!r} now)" if env else _CACHE_HINT
 
 
 def manual_instructions(path: Path | None = None) -> str:
@@ -342,7 +372,7 @@ def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None 
         fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".part", dir=final.parent)
         os.close(fd)
     except OSError as e:
-        raise ModelError(f"cannot write to the cache folder {final.parent} ({e}): " + _CACHE_HINT) from e
+        raise ModelError(f"cannot write to the cache folder {final.parent} ({e}): " + _cache_hint()) from e
     archive = Path(tmp)
     try:
         try:
@@ -359,7 +389,7 @@ def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None 
                 "offline, or the address is blocked. " + manual_instructions(final)
             ) from e
         except OSError as e:  # the disk, not the network
-            raise ModelError(f"could not save the download in {final.parent} ({e}): " + _CACHE_HINT) from e
+            raise ModelError(f"could not save the download in {final.parent} ({e}): " + _cache_hint()) from e
         with atomic_path(final) as candidate:
             _extract(archive, candidate, url)
             _verify_model(candidate, f"the file downloaded from {url}")

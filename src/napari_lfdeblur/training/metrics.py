@@ -9,6 +9,10 @@
   ``skimage.metrics.structural_similarity(a, b, data_range=1,
   channel_axis=-1, gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False)``, the setting most deblurring papers use.
+  Images under 11 pixels on a side use the largest odd window that fits
+  (:func:`ssim_window`: the same Gaussian, cut to 3x3 ... 9x9), so they
+  still get a score, though not one comparable with 11x11 scores; images
+  under 3x3 have no SSIM (:class:`~napari_lfdeblur.errors.DeblurInputError`).
 - :func:`score_model`: run a network over a pair dataset and score it against
   the sharp images, together with the blurry input itself.
 
@@ -27,10 +31,12 @@ from typing import Any
 import numpy as np
 
 from ..cancel import cancel_check
+from ..errors import DeblurInputError
 
-__all__ = ["psnr", "psnr_ssim", "score_model", "ssim"]
+__all__ = ["psnr", "psnr_ssim", "score_model", "ssim", "ssim_window"]
 
 _WIN = 11
+_MIN_WIN = 3  # a 1-pixel window has no structure to compare, and windows stay odd (centred)
 _SIGMA = 1.5
 _K1, _K2 = 0.01, 0.03
 
@@ -79,10 +85,24 @@ def psnr(pred, target, data_range: float = 1.0, reduction: str = "mean"):
     return vals if reduction == "none" else float(np.mean(vals))
 
 
-def _gauss_window(device, dtype):
+def ssim_window(height: int, width: int) -> int:
+    """The side of the SSIM window for an image of ``height`` x ``width``: 11, or for smaller images the
+    largest odd side that fits; a :class:`~napari_lfdeblur.errors.DeblurInputError` under 3x3."""
+    side = min(int(height), int(width))
+    if side < _MIN_WIN:
+        raise DeblurInputError(
+            f"SSIM needs images of at least {_MIN_WIN}x{_MIN_WIN} pixels (its window must fit inside the image), "
+            f"got {int(width)}x{int(height)}: score larger images or regions"
+        )
+    return min(_WIN, side - (1 - side % 2))
+
+
+def _gauss_window(device, dtype, win: int = _WIN):
     import torch
 
-    r = _WIN // 2
+    # the same sigma for every window: a smaller window cuts the Gaussian's tails rather than narrowing it,
+    # so small images are compared over neighbourhoods of the same scale
+    r = win // 2
     x = torch.arange(-r, r + 1, dtype=torch.float64)
     g = torch.exp(-(x**2) / (2 * _SIGMA**2))
     g = (g / g.sum()).to(device=device, dtype=dtype)
@@ -101,11 +121,10 @@ def _filter(x, g):
 
 
 def ssim(pred, target, data_range: float = 1.0, reduction: str = "mean"):
-    """Mean SSIM (see the module docstring); images must be at least 11x11."""
+    """Mean SSIM (see the module docstring): an 11x11 window, smaller for images under 11x11
+    (:func:`ssim_window`); images under 3x3 raise :class:`~napari_lfdeblur.errors.DeblurInputError`."""
     a, b = _pair(pred, target)
-    if min(a.shape[-2:]) < _WIN:
-        raise ValueError(f"SSIM needs images of at least {_WIN}x{_WIN} pixels, got {tuple(a.shape[-2:])}")
-    g = _gauss_window(a.device, a.dtype)
+    g = _gauss_window(a.device, a.dtype, ssim_window(*a.shape[-2:]))
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     mu_a, mu_b = _filter(a, g), _filter(b, g)
     s_aa = _filter(a * a, g) - mu_a * mu_a
@@ -158,7 +177,10 @@ def score_model(
     Returns a dict: ``psnr``, ``ssim`` (means over images), ``input_psnr``,
     ``input_ssim`` (of the blurred input; NaN when ``input_scores`` is
     False), ``n`` (images scored), ``per_image`` (list of dicts with the
-    name when the dataset has names), ``samples`` (the first ``samples``
+    name when the dataset has names), ``ssim_window`` (the smallest SSIM
+    window used: 11, less when an image was under 11x11, see
+    :func:`ssim_window`; None when no image was scored; images under 3x3 are
+    a :class:`~napari_lfdeblur.errors.DeblurInputError`), ``samples`` (the first ``samples``
     ``(name, blurred, output, sharp)`` uint8 triples), ``seconds``,
     ``stopped`` (True when ``cancel``, a :class:`~napari_lfdeblur.CancelToken` or a function
     returning True, interrupted it; ``should_stop`` is its deprecated name).
@@ -178,6 +200,7 @@ def score_model(
     model.eval()
     t0 = time.perf_counter()
     per_image: list[dict] = []
+    windows: list[int] = []
     shots: list = []
     stopped = False
     n = len(data)
@@ -194,6 +217,7 @@ def score_model(
                     items = items[:1]
                 blur = torch.stack([it[0] for it in items]).to(device)
                 sharp = torch.stack([it[1] for it in items]).to(device)
+                windows.append(ssim_window(*sharp.shape[-2:]))  # too small for SSIM: said before the network runs
                 out = model(blur * 2 - 1)
                 if isinstance(out, tuple):
                     out = out[0]
@@ -224,6 +248,7 @@ def score_model(
         "input_ssim": mean("input_ssim"),
         "n": len(per_image),
         "per_image": per_image,
+        "ssim_window": min(windows, default=None),
         "samples": shots,
         "seconds": time.perf_counter() - t0,
         "stopped": stopped,
