@@ -203,9 +203,14 @@ def _blurred_photo(img):
 
 
 def _score_lines(text: str) -> dict[str, float]:
-    """{'input': psnr, 'deblurred': psnr} from the scores label."""
-    lines = [ln.split() for ln in text.splitlines()[1:]]
-    return {ln[0]: float(ln[1]) for ln in lines}
+    """{'input': psnr, 'deblurred': psnr, 'change': dB} from the scores label's table."""
+    import re
+
+    return {name: float(psnr) for name, psnr in re.findall(r"<tr><td>(\w+)</td><td[^>]*>&nbsp;([-+\d.]+)</td>", text)}
+
+
+def _scored(w) -> bool:
+    return "deblurred</td>" in w.scores.value
 
 
 def test_reference_scores_after_eager_run(widget, qtbot):
@@ -221,7 +226,7 @@ def test_reference_scores_after_eager_run(widget, qtbot):
     w.reference.value = viewer.layers["sharp"]
     w.lazy.value = False
     w.run()
-    qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
+    qtbot.waitUntil(lambda: _scored(w), timeout=60000)
     got = _score_lines(w.scores.value)
     assert "'sharp' (whole image 300x420 px)" in w.scores.value
     out = viewer.layers["blurred deblurred"].data
@@ -242,7 +247,7 @@ def test_reference_scores_preview_region(widget, qtbot):
     _camera(viewer).center = (150, 200)
     qtbot.wait(200)
     w.preview()
-    qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
+    qtbot.waitUntil(lambda: _scored(w), timeout=60000)
     prev = viewer.layers["blurred deblurred (preview)"]
     (y0, x0), (h, w_) = (int(t) for t in prev.translate), prev.data.shape[:2]
     assert f"preview {h}x{w_} px" in w.scores.value and h < 300
@@ -274,7 +279,7 @@ def test_reference_scores_lazy_result_on_the_visible_region_only(widget, qtbot):
     w.lazy.value = True
     result = w.run()
     assert isinstance(result.data, da.Array)  # the result stays lazy
-    qtbot.waitUntil(lambda: "deblurred " in w.scores.value, timeout=60000)
+    qtbot.waitUntil(lambda: _scored(w), timeout=60000)
     assert "visible region" in w.scores.value
     assert 0 < len(set(computed)) < 12  # only the chunks on screen, not the 3x4 of the whole reference
 
@@ -413,3 +418,59 @@ def test_preview_covers_the_view_not_napari_s_chunk_widened_corners(make_napari_
     assert canvas_size(viewer) == (height, width)
     assert 1024 <= rows <= 1024 + 16 and abs(cols - 1024 * width / height) <= 16
     assert abs(prev.translate[0] - (1500 - 512)) <= 8
+
+
+def test_a_late_score_of_an_older_request_never_replaces_the_newest(make_napari_viewer, checkpoint, qtbot,
+                                                                    monkeypatch):
+    """Preview, then Deblur layer: the preview's scoring finishes last, and is dropped (it replaced the
+    whole layer's score and stayed)."""
+    import threading
+
+    from napari_lfdeblur import evaluation
+
+    viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
+    sharp = _photo()
+    w.layer.value = viewer.add_image(_blurred_photo(sharp), name="blurred")
+    w.reference.value = viewer.add_image(sharp, name="sharp")
+    release, calls = threading.Event(), []
+    real = evaluation.compare
+
+    def slow_first(*a, **kw):  # the first request's scoring (one worker thread) waits until the second is shown
+        calls.append(threading.get_ident())
+        if calls[0] == threading.get_ident():
+            assert release.wait(60)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(evaluation, "compare", slow_first)
+    _preview(viewer, w, qtbot, "blurred", zoom=4.0, center=(150, 200))
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60000)
+    w.lazy.value = False
+    w.run()
+    qtbot.waitUntil(lambda: _scored(w), timeout=60000)  # the whole layer's scores (calls 3, 4) shown
+    assert "whole image" in w.scores.value
+    newest = w.scores.value
+    release.set()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)  # the preview's scoring has finished too
+    qtbot.wait(100)
+    assert w.scores.value == newest
+
+
+def test_scores_are_a_table_in_view_at_1366x768(make_napari_viewer, checkpoint, qtbot):
+    """The score table sits under the buttons, inside the dock's visible height, its rows unbroken."""
+    viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
+    sharp = _photo()
+    w.layer.value = viewer.add_image(_blurred_photo(sharp), name="blurred")
+    w.reference.value = viewer.add_image(sharp, name="sharp")
+    w.lazy.value = False
+    w.run()
+    qtbot.waitUntil(lambda: _scored(w), timeout=60000)
+    qtbot.wait(200)
+    got = _score_lines(w.scores.value)
+    assert set(got) == {"input", "deblurred", "change"}
+    assert got["change"] == pytest.approx(got["deblurred"] - got["input"], abs=0.011)
+    label, scroll = w.scores.native, w.native
+    bottom = label.mapTo(scroll, label.rect().bottomLeft()).y()
+    top_of_table = label.mapTo(scroll, label.rect().topLeft()).y()
+    assert bottom <= scroll.viewport().height(), (bottom, scroll.viewport().height())  # no scrolling to see it
+    assert label.width() >= 0.8 * scroll.viewport().width()  # the full width, no name column beside it
+    assert top_of_table > w.run_button.native.mapTo(scroll, w.run_button.native.rect().bottomLeft()).y()

@@ -30,7 +30,7 @@ MIN_MESSAGE_WIDTH = 60  # px
 STOP_WAIT_S = 60.0
 
 
-def message_label(**kwargs) -> Label:
+def message_label(fill: bool = True, **kwargs) -> Label:
     """A status line whose long messages wrap to the dock's width.
 
     A word-wrapped QLabel still asks the layout for about 280 px: with the
@@ -43,8 +43,14 @@ def message_label(**kwargs) -> Label:
     label.native.setMinimumWidth(MIN_MESSAGE_WIDTH)
     # it takes the row's width (with the default policy it shared it with its empty name beside it) and the
     # dock's spare height (else the rows took it, and a four-line message was cut off at top and bottom)
-    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+    # (``fill=False``: a line with another message under it, which takes the spare height instead)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding,
+                               QSizePolicy.Policy.MinimumExpanding if fill else QSizePolicy.Policy.Minimum)
     label.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)  # under the buttons
+    # a message can be selected and copied (an error to report, a score to note down)
+    label.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+    label.native.setOpenExternalLinks(False)
+    label._full_width = True  # noqa: SLF001 - read by DockWidget.insert: no name column beside a message
     return label
 
 
@@ -130,6 +136,11 @@ class DockWidget(Container):
                 combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
                 combo.setMinimumContentsLength(MIN_COMBO_CHARACTERS)
         super().insert(key, widget)
+        labeled = getattr(widget, "_labeled_widget_ref", None)
+        if getattr(widget, "_full_width", False) and labeled is not None and labeled() is not None:
+            # the name column (as wide as the longest name) took a third of a laptop dock's width from the
+            # message, and a three-column score table wrapped into broken lines
+            labeled()._label_widget.visible = False  # noqa: SLF001 - magicgui keeps the row's name widget there
 
     @property
     def body(self):

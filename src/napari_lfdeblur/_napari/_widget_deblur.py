@@ -10,6 +10,7 @@ layer picked, the input and the result are scored against it
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -49,6 +50,20 @@ PYRAMID_ABOVE = 4096  # px: larger images get a multiscale lazy result
 # Scores of a lazy result compute its visible region a second time (napari's drawing keeps no copy):
 # above this many pixels, ask the user to zoom in instead of deblurring most of a big image again.
 MAX_SCORE_PIXELS = 2048 * 2048
+
+
+def score_table(title: str, before: dict, after: dict) -> str:
+    """The scores as a small table (rich text): input, deblurred and the change, one column per score."""
+    def row(name, values, signed=False):
+        cells = "".join(f"<td align='right'>&nbsp;{v:{'+' if signed else ''}.{d}f}</td>"
+                        for v, d in zip(values, (2, 3, 4)))
+        return f"<tr><td>{name}</td>{cells}</tr>"
+
+    keys = ("psnr", "ssim", "mae")
+    return (f"<b>{html.escape(title, quote=False)}</b><table cellspacing='0'>"
+            "<tr><th></th><th align='right'>PSNR dB</th><th align='right'>SSIM</th><th align='right'>MAE</th></tr>"
+            + row("input", [before[k] for k in keys]) + row("deblurred", [after[k] for k in keys])
+            + row("change", [after[k] - before[k] for k in keys], signed=True) + "</table>")
 
 
 def ask_save_path(parent, suggested: str) -> str:
@@ -105,14 +120,17 @@ class DeblurWidget(DockWidget):
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.show_result = CheckBox(label="show deblurred", value=True)
         self.side_by_side = CheckBox(label="side by side", value=False)
-        self.status = message_label(value="")
-        self.scores = message_label(value="", label="scores")
+        self.status = message_label(fill=False, value="")
+        self.scores = message_label(value="")
+        # the result's status and scores right under the buttons, where the eye is after a click
         self.extend([
             self.layer, self.reference, self.model, self.model_path, self.device, self.precision, self.tile, self.lazy,
-            self.background, self.preview_button, self.run_button, self.save_button, self.cancel_button,
-            self.progress,
-            self.show_result, self.side_by_side, self.status, self.scores,
+            self.background, self.show_result, self.side_by_side, self.preview_button, self.run_button,
+            self.save_button, self.cancel_button, self.progress, self.status, self.scores,
         ])
+        # each Preview or Deblur layer press is a new request: results and scores of older ones that finish
+        # later are dropped (a first preview's scores arrived 18 s late and replaced the whole layer's)
+        self._request = 0
         self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
         self.model.changed.connect(self._offer_authors_download)
         self.preview_button.changed.connect(self.preview)
@@ -176,7 +194,12 @@ class DeblurWidget(DockWidget):
         holder = getattr(self._viewer, "canvas", None) or self._viewer
         holder.grid.enabled = bool(enabled)
 
-    def _score(self, layer, image, result, index, what: str):
+    def _new_request(self) -> int:
+        self._request += 1
+        self.scores.value = ""  # the scores shown were of an older result
+        return self._request
+
+    def _score(self, layer, image, result, index, what: str, request: int):
         """Score ``image`` and ``result`` (the region ``index`` of ``layer``) against the reference, in a worker.
 
         Lazy arrays are sliced here (no work) and computed in the worker, so only
@@ -207,16 +230,20 @@ class DeblurWidget(DockWidget):
             return compare(np.asarray(image), r, rgb=rgb), compare(np.asarray(result), r, rgb=rgb)
 
         def done(scores):
+            if request != self._request:
+                return
             before, after = scores
-            text = (f"vs {name!r} ({where}):\n"
-                    f"input      {before['psnr']:6.2f} dB  SSIM {before['ssim']:.3f}  MAE {before['mae']:.4f}\n"
-                    f"deblurred  {after['psnr']:6.2f} dB  SSIM {after['ssim']:.3f}  MAE {after['mae']:.4f}  "
-                    f"({after['psnr'] - before['psnr']:+.2f} dB)")
-            self.scores.value = text
-            log.info("%s deblurred, %s", layer.name, text.replace("\n", "; "))
+            self.scores.value = score_table(f"vs {name!r} ({where})", before, after)
+            log.info("%s deblurred vs %r (%s): PSNR %.2f -> %.2f dB, SSIM %.3f -> %.3f, MAE %.4f -> %.4f", layer.name,
+                     name, where, before["psnr"], after["psnr"], before["ssim"], after["ssim"], before["mae"],
+                     after["mae"])
+
+        def failed(err):
+            if request == self._request:
+                show_error_in(self.scores, err)
 
         self.scores.value = f"scoring against {name!r} ..."
-        return self.start_job(job, returned=done, errored=lambda e: show_error_in(self.scores, e))
+        return self.start_job(job, returned=done, errored=failed)
 
     def _plane(self, layer) -> tuple[slice, ...]:
         """Index of the whole plane (or volume) on screen: displayed axes whole, the others at the sliders."""
@@ -244,6 +271,7 @@ class DeblurWidget(DockWidget):
             return self._notify_error(e)
         region = screen_region(layer, self._viewer)
         crop = region.crop(layer)  # a view or a lazy slice: nothing is read here
+        request = self._new_request()
         name = f"{layer.name} deblurred (preview)"
         y_ax = layer.ndim - 2
 
@@ -253,6 +281,8 @@ class DeblurWidget(DockWidget):
             return image, deblur(image, **kwargs)
 
         def done(out):
+            if request != self._request:
+                return  # a newer request was made meanwhile: its result is the one to show
             image, result = out
             kw = self._result_kwargs(layer, name)
             kw["scale"], kw["translate"] = region.placement(layer)
@@ -262,7 +292,7 @@ class DeblurWidget(DockWidget):
             size = "x".join(map(str, result.shape[y_ax:y_ax + 2]))
             if region.full_resolution:
                 self.status.value = f"preview of {size} px"
-                self._score(layer, image, result, region.index, "preview")
+                self._score(layer, image, result, region.index, "preview", request)
             else:
                 self.status.value = (f"preview at 1/{region.downsampling:.3g} resolution, as on screen ({size} px); "
                                      "zoom in for full resolution")
@@ -282,8 +312,9 @@ class DeblurWidget(DockWidget):
         except LFDeblurError as e:
             return self._notify_error(e)
         name = f"{layer.name} deblurred"
+        request = self._new_request()
         if self.lazy.value:
-            return self._add_lazy(layer, kwargs, name)
+            return self._add_lazy(layer, kwargs, name, request)
 
         from superqt.utils import ensure_main_thread
 
@@ -298,6 +329,8 @@ class DeblurWidget(DockWidget):
             if result is None:
                 self.status.value = "cancelled: the layer is unchanged"
                 return
+            if request != self._request:
+                return
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
             self._viewer.add_image(result, **self._result_kwargs(layer, name))
@@ -307,7 +340,7 @@ class DeblurWidget(DockWidget):
                 index, what = self._plane(layer), "whole image"
             else:
                 index, what = visible_region(layer, self._viewer)[0], "visible region"
-            self._score(layer, data[index], result[index], index, what)
+            self._score(layer, data[index], result[index], index, what, request)
 
         self.progress.visible = True
         self.progress.value = 0
@@ -316,7 +349,7 @@ class DeblurWidget(DockWidget):
         self.status.value = "deblurring ..."
         return self.start_job(job, token=token, returned=done, errored=self._notify_error, finished=self._finished)
 
-    def _add_lazy(self, layer, kwargs: dict, name: str):
+    def _add_lazy(self, layer, kwargs: dict, name: str, request: int):
         """A lazily computed result layer: napari computes the chunks it draws.
 
         The tile box sets the chunk: each chunk goes through the network in one
@@ -343,7 +376,7 @@ class DeblurWidget(DockWidget):
                 data = deblur(as_dask(layer.data), rgb=rgb, **kwargs)
             except LFDeblurError as e:
                 return self._notify_error(e)
-            return self._show_lazy(layer, [data], name)
+            return self._show_lazy(layer, [data], name, request)
 
         from ..inference.pyramid import HOLD_BYTES, HOLD_STORED_BYTES, deblur_pyramid, hold_small_levels, input_levels
 
@@ -362,11 +395,13 @@ class DeblurWidget(DockWidget):
         self.status.value = ("computing the overview in the background ..." if multiscale else
                              "computing the overview in the background (a single-scale image is read once, whole; "
                              "a multiscale one, such as an OME-Zarr pyramid, shows sooner) ...")
-        return self.start_job(overview, returned=lambda data: self._show_lazy(layer, data, name),
+        return self.start_job(overview, returned=lambda data: self._show_lazy(layer, data, name, request),
                               errored=self._notify_error)
 
-    def _show_lazy(self, layer, levels: list, name: str):
+    def _show_lazy(self, layer, levels: list, name: str, request: int):
         """Add the lazy levels (finest first; one: a plain layer), their tiles counted as napari computes them."""
+        if request != self._request:
+            return None
         if self._tiles is not None:
             self._tiles.close()
         self._tiles = TileProgress(levels, f"deblurring {layer.name}",
@@ -391,7 +426,7 @@ class DeblurWidget(DockWidget):
         if self.reference.value is not None and not getattr(layer, "multiscale", False):
             index = visible_region(layer, self._viewer)[0]
             full = data[0] if isinstance(data, list) else data
-            self._score(layer, layer.data[index], full[index], index, "visible region")
+            self._score(layer, layer.data[index], full[index], index, "visible region", request)
         return added
 
     def _on_tiles(self, name: str, done: int, total: int):
@@ -487,6 +522,7 @@ class DeblurWidget(DockWidget):
     def _finished(self):
         self.run_button.enabled = self.save_button.enabled = True
         self.cancel_button.enabled = False
+        self.progress.visible = False  # its row is the scores' room on a laptop screen; the status says how it ended
 
     def cancel(self, *_):
         if self._cancel is not None:
