@@ -474,3 +474,30 @@ def test_scores_are_a_table_in_view_at_1366x768(make_napari_viewer, checkpoint, 
     assert bottom <= scroll.viewport().height(), (bottom, scroll.viewport().height())  # no scrolling to see it
     assert label.width() >= 0.8 * scroll.viewport().width()  # the full width, no name column beside it
     assert top_of_table > w.run_button.native.mapTo(scroll, w.run_button.native.rect().bottomLeft()).y()
+
+
+def test_an_offline_authors_download_says_it_short_with_the_dock_s_way_out_and_copyable_details(
+        make_napari_viewer, checkpoint, qtbot, monkeypatch, tmp_path):
+    """The API's 700-character offline message is one sentence in the dock, plus the dock's own option; the
+    whole text opens in a box it can be copied from."""
+    import re
+
+    from napari_lfdeblur._napari import _models
+    from napari_lfdeblur._napari._models import AUTHORS, DEFAULT
+    from napari_lfdeblur._napari._workers import open_details
+
+    monkeypatch.setenv("LFDEBLUR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LFDEBLUR_AUTHORS_URL", "http://127.0.0.1:9/single_image_defocus_deblurring.pth")  # refused
+    monkeypatch.setattr(_models, "confirm_authors_download", lambda parent: True)
+    viewer, w = _plugins_menu_deblur(make_napari_viewer, checkpoint)
+    w.model.value = AUTHORS
+    qtbot.waitUntil(lambda: w.status.value.startswith("Error"), timeout=60000)
+    shown = re.sub(r"<[^>]+>", "", w.status.value)
+    full = w.status.native.property("lfdeblur_details")
+    assert "127.0.0.1:9" in full and len(full) > len(shown)
+    assert len(shown) < 260, shown  # a sentence and the way out, not the whole manual
+    assert "checkpoint file" in shown and "load_model" not in shown
+    assert w.model.value == DEFAULT
+    box = open_details(w.status.native)
+    assert box.text() == full and box.isVisible()
+    box.close()

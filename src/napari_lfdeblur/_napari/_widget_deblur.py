@@ -503,8 +503,9 @@ class DeblurWidget(DockWidget):
             self.model.value = DEFAULT
             if isinstance(err, DownloadCancelled):
                 self.status.value = str(err)
-            else:
-                self._notify_error(err)
+            else:  # the API's advice names load_model(path); in this dock a copy is picked from the model list
+                show_error_in(self.status, err,
+                              hint="Have the file? Pick 'checkpoint file' in the model list and choose it.")
 
         self.progress.visible = True
         self.progress.value = 0

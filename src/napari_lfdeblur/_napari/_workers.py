@@ -6,15 +6,67 @@ main thread, so the callbacks here may touch layers and widgets.
 
 from __future__ import annotations
 
+import html
 from typing import Callable
 
 
-def show_error_in(label, err: Exception) -> None:
-    """Put ``err`` in a widget's status label and in napari's notifications."""
+SUMMARY_CHARS = 160
+
+
+def summary_of(message: str) -> str:
+    """The first sentence of ``message`` (at most about :data:`SUMMARY_CHARS` characters): what went wrong,
+    without the paths, addresses and instructions that follow it."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    for end in (". ", ": ", "; "):
+        cut = first.find(end, 20)
+        if 0 < cut < SUMMARY_CHARS:
+            return first[:cut + 1].rstrip(":;") + ("." if end != ". " else "")
+    return first if len(first) <= SUMMARY_CHARS else first[:SUMMARY_CHARS].rsplit(" ", 1)[0] + " …"
+
+
+def show_error_in(label, err: Exception, hint: str = "") -> None:
+    """Put ``err`` in a widget's status label, short, and in napari's notifications, whole.
+
+    A message of several sentences (a download's addresses, what to install where) does not fit a
+    narrow dock: the label shows its first sentence, ``hint`` (what to do in this dock) and a *details*
+    link that opens the whole text in a box it can be copied from.
+    """
     from napari.utils.notifications import show_error
 
-    label.value = f"Error: {err}"
-    show_error(str(err))
+    full = str(err) + (f"\n\n{hint}" if hint else "")
+    summary = summary_of(str(err))
+    label.native.setProperty("lfdeblur_details", full)
+    label.native.setToolTip(full)
+    if summary == str(err).strip() and not hint:
+        label.value = f"Error: {html.escape(summary)}"
+    else:
+        shown = html.escape(summary) + (f" {html.escape(hint)}" if hint else "")
+        label.value = f"Error: {shown} <a href='details'>details…</a>"
+        _connect_details(label.native)
+    show_error(full)
+
+
+def _connect_details(native) -> None:
+    if native.property("lfdeblur_details_connected"):
+        return
+    native.setProperty("lfdeblur_details_connected", True)
+    native.linkActivated.connect(lambda _link: open_details(native))
+
+
+def open_details(native):
+    """A box with the whole message of the label's last error, selectable and copyable (not modal)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QMessageBox
+
+    box = QMessageBox(native.window())
+    box.setWindowTitle("napari-lfdeblur: error details")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setText(str(native.property("lfdeblur_details") or ""))
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setModal(False)
+    box.show()
+    return box
 
 
 def start_worker(func: Callable, *args, returned=None, errored=None, yielded=None, finished=None, **kwargs):
