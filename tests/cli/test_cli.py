@@ -366,3 +366,33 @@ def test_a_project_error_is_one_line_when_sigterm_already_has_a_handler(tmp_path
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert "error" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- training options out of range
+@pytest.mark.parametrize("flags, said", [
+    (["--lr", "5"], "lr must be a positive number, at most 1, or None (the phase's default), got 5.0"),
+    (["--lr", "nan"], "lr must be"),
+    (["--seed", "-1"], "seed must be a whole number from 0 to 4294967295, got -1"),
+    (["--device", "cdua"], "device must be 'auto', 'gpu', 'cpu'"),
+    (["--batch", "5000"], "batch must be a positive integer, at most 1024"),
+    (["--patch", "1048576"], "patch must be a multiple of 8 from 16 to 2048"),  # 3 TiB of pairs
+    (["--patch", "2048", "--batch", "32"], "got --batch 32, --patch 2048"),  # one step's pairs: 128 Mpx
+])
+def test_a_training_option_out_of_range_is_one_line_and_exit_2(tmp_path, capsys, flags, said):
+    # the data does not exist: the option is refused first, before anything is read or written
+    assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err, "train") and said in err, err
+    assert "leave" in err or "lower" in err  # what to do
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_lfdeblur_process_refuses_a_training_option_out_of_range(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "napari_lfdeblur.cli", "finetune", str(tmp_path / "nothing"), "-o",
+                        str(tmp_path / "run"), "--model", str(tmp_path / "m.pt"), "--seed", "-1"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stdout == ""
+    assert _one_line(p.stderr, "finetune") and "seed must be" in p.stderr and "got -1;" in p.stderr, p.stderr

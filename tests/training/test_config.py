@@ -6,6 +6,7 @@ build it; a run's summary records it and gives it back.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import subprocess
@@ -20,6 +21,10 @@ from napari_lfdeblur.training.config import (
     DEFAULT_LR,
     FINETUNE_PHASE,
     INTERACTIVE_STEPS,
+    MAX_BATCH,
+    MAX_PATCH,
+    MAX_STEP_PIXELS,
+    MAX_STEPS,
     NEW_NETWORK_BASE,
     SUGGESTED_VAL_FRACTION,
     TrainConfig,
@@ -170,24 +175,155 @@ def test_the_schedule_function_defaults_are_the_configs():
 
 
 # ---------------------------------------------------------------- checks
-@pytest.mark.parametrize("options, match", [
-    ({"phase": "gan"}, "phase must be one of"),
-    ({"schedule": "linear"}, "schedule must be one of"),
-    ({"steps": 0}, "steps must be a positive integer"),
-    ({"batch": 2.5}, "batch must be a positive integer"),
-    ({"patch": True}, "patch must be a positive integer"),
-    ({"patch": 30}, "patch must be a multiple of 8"),
-    ({"lr": 0}, "lr must be a positive number"),
-    ({"lr": float("nan")}, "lr must be a positive number"),
-    ({"lr": "fast"}, "lr must be a positive number"),
-    ({"num_workers": -1}, "num_workers must be 0"),
-    ({"threads": 0}, "threads must be a positive number"),
+NAN, INF = float("nan"), float("inf")
+
+#: for every option, values it refuses: each one a TrainingError that names the option, the value and its default.
+#: A new option without an entry here fails test_every_option_has_a_check.
+BAD = {
+    "phase": ["gan", None, 1],
+    "loss": [3, "", "   ", ["l1"]],
+    "steps": [0, -1, 2.5, True, "100", MAX_STEPS + 1],
+    "batch": [0, -4, 2.5, MAX_BATCH + 1],
+    "patch": [30, 8, 0, True, 128.0, 2056, 1048576],  # 1048576: 3 TiB of pairs
+    "lr": [0, -1e-4, NAN, INF, "fast", True, 10.0, 10**400],
+    "schedule": ["linear", None],
+    "warmup": [-5, 2.5, None],
+    "min_lr": [-1, 1.5, NAN, INF, None, "0.1"],  # -1: a negative learning rate at the end of the run
+    "milestones": ["abc", "0.5", 0.5, None, {"a": 0.5}, [0.75, 0.5], [0.5, 0.5], [0, 0.5], [0.5, 1.0], [1.5],
+                   [NAN], [-0.2], [True]],
+    "gamma": [NAN, 0, -0.5, 1.5, INF, None],
+    "weight_decay": [-1, NAN, INF, 2.0, None],
+    "grad_clip": [-1, -1e-3, NAN, INF, "1.0", True],  # -1 flipped the gradients: loss 0.30 -> 147,093
+    "device": ["cdua", "cuda:x", "cuda 1", "", 3],
+    "amp": ["fp64", "", None, 1],
+    "seed": [-1, 2**32, 1.5, None],
+    "num_workers": [-1, 1.0, 1000],
+    "threads": [0, -2, 1.5, 4096],
+    "distributed": ["yes", 1, None],
+    "data_on_device": ["yes", 1, None],
+    "channels_last": [1, None, "True"],
+    "compile": ["", 1, None],
+    "val_every": [0, -1, 2.5, MAX_STEPS + 1],
+    "val_patch": [0, 8, 32.0, 8192, 1048576],
+    "val_batch": [0, -1, 1.5, 4096],
+    "val_samples": [-1, 1000, 0.5],
+    "val_seed": [-1, 2**32, None],
+    "out": ["", 3],
+    "resume": ["", 1, 2.5],
+    "checkpoint_every": [0, -5, 1.5],
+    "checkpoint_minutes": [-1, NAN, INF, "10"],
+    "log_every": [0, -1, 2.5],
+    "description": [3, b"text"],
+    "max_shift": [-1, 100, 1.5],
+    "multiscale": [1, "yes"],
+    "vgg_weights": ["", 3],
+    "vgg_download": [1, None, "yes"],
+}
+
+
+def _said(message: str, name: str, value) -> None:
+    """One message: the option, the value given, what the option takes, and its default (what to do)."""
+    shown = repr(value)
+    assert message.startswith(f"{name} must be "), message
+    assert f"got {shown if len(shown) <= 80 else shown[:77]}" in message, message
+    assert f"leave {name} out: its default is {getattr(D, name)!r}" in message, message
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, vs in BAD.items() for v in vs])
+def test_bad_options_are_refused_with_what_to_do(name, value):
+    with pytest.raises(TrainingError) as e:
+        TrainConfig(**{name: value})
+    _said(str(e.value), name, value)
+    with pytest.raises(TrainingError) as e:
+        TrainConfig().replace(**{name: value})  # a change is checked like a new config
+    _said(str(e.value), name, value)
+
+
+def test_every_option_has_a_check():
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert [n for n in names if n not in BAD] == [], "options without a refused value in BAD"
+    assert [n for n in BAD if n not in names] == []
+    # the check sits beside the default, in the field itself
+    assert [f.name for f in dataclasses.fields(TrainConfig) if not callable(f.metadata.get("check"))] == []
+
+
+@pytest.mark.parametrize("options, kept", [
+    ({"patch": 16}, {"patch": 16}),
+    ({"patch": MAX_PATCH, "batch": 16}, {"patch": MAX_PATCH, "batch": 16}),
+    ({"batch": MAX_BATCH, "patch": 256}, {"batch": MAX_BATCH}),
+    ({"steps": np.int64(MAX_STEPS)}, {"steps": MAX_STEPS}),
+    ({"lr": 1}, {"lr": 1.0}),
+    ({"lr": np.float32(1e-4)}, {"lr": pytest.approx(1e-4)}),
+    ({"min_lr": 0}, {"min_lr": 0.0}),  # the cosine schedule down to zero
+    ({"min_lr": 1}, {"min_lr": 1.0}),
+    ({"gamma": 1}, {"gamma": 1.0}),
+    ({"milestones": []}, {"milestones": ()}),
+    ({"milestones": [0.1, 0.9]}, {"milestones": (0.1, 0.9)}),
+    ({"milestones": np.array([0.25, 0.5])}, {"milestones": (0.25, 0.5)}),
+    ({"weight_decay": 1e-4}, {"weight_decay": 1e-4}),
+    ({"grad_clip": 0}, {"grad_clip": None}),  # the trainer reads 0 as off: the config says off one way
+    ({"grad_clip": None}, {"grad_clip": None}),
+    ({"grad_clip": 1000}, {"grad_clip": 1000.0}),
+    ({"checkpoint_minutes": 0}, {"checkpoint_minutes": None}),
+    ({"warmup": 10, "steps": 5}, {"warmup": 10}),
+    ({"seed": 2**32 - 1, "val_seed": 7}, {"seed": 2**32 - 1, "val_seed": 7}),
+    ({"device": "cuda:1"}, {"device": "cuda:1"}),
+    ({"device": "CPU"}, {"device": "CPU"}),
+    ({"device": None}, {"device": None}),
+    ({"amp": "BFloat16"}, {"amp": "bfloat16"}),
+    ({"amp": "float16"}, {"amp": "float16"}),
+    ({"amp": "off"}, {"amp": False}),
+    ({"threads": 1, "num_workers": 8}, {"threads": 1, "num_workers": 8}),
+    ({"distributed": False}, {"distributed": False}),
+    ({"val_patch": None, "val_batch": 8, "val_samples": 4}, {"val_patch": None, "val_batch": 8}),
+    ({"val_patch": 4096}, {"val_patch": 4096}),
+    ({"resume": "runs/a/resume.pt"}, {"resume": "runs/a/resume.pt"}),
+    ({"max_shift": 0, "multiscale": False}, {"max_shift": 0, "multiscale": False}),
+    ({"log_every": 1, "description": "plants"}, {"log_every": 1}),
 ])
-def test_bad_options_are_refused_with_what_to_do(options, match):
-    with pytest.raises(TrainingError, match=match):
-        TrainConfig(**options)
-    with pytest.raises(TrainingError, match=match):
-        TrainConfig().replace(**options)  # a change is checked like a new config
+def test_the_values_a_run_can_need_are_taken(options, kept):
+    cfg = TrainConfig(**options)
+    assert {k: getattr(cfg, k) for k in kept} == kept
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_the_options_are_checked_with_torch_objects_too():
+    import torch
+
+    cfg = TrainConfig(device=torch.device("cpu"), loss=torch.nn.L1Loss())
+    assert cfg.device == torch.device("cpu") and isinstance(cfg.loss, torch.nn.L1Loss)
+    with pytest.raises(TrainingError, match="loss must be"):
+        TrainConfig(loss=torch.nn.L1Loss)  # the class, not a module
+
+
+def test_one_steps_pairs_must_fit_in_memory():
+    TrainConfig(batch=16, patch=MAX_PATCH)  # 64 Mpx: the most
+    with pytest.raises(TrainingError, match=r"batch \* patch² must be at most .* got batch=32, patch=2048") as e:
+        TrainConfig(batch=32, patch=MAX_PATCH)
+    assert "lower batch or patch" in str(e.value)
+    assert MAX_STEP_PIXELS == 16 * MAX_PATCH**2
+
+
+def test_the_options_are_checked_in_every_door(tmp_path):
+    """train(), finetune(), TrainConfig.from_dict and Trainer refuse a bad option before the data is read (the
+    data here does not exist: a check that came later would say so instead)."""
+    from napari_lfdeblur.training import finetune, train
+    from napari_lfdeblur.training.trainer import Trainer
+
+    nothing = tmp_path / "nothing"
+    with pytest.raises(TrainingError, match="grad_clip must be a positive number"):
+        train(nothing, grad_clip=-1, steps=1)
+    with pytest.raises(TrainingError, match="min_lr must be a number from 0 to 1"):
+        train(nothing, config=TrainConfig(steps=1), min_lr=-1)
+    with pytest.raises(TrainingError, match="gamma must be"):
+        finetune(nothing, model=tmp_path / "m.pt", gamma=NAN)
+    with pytest.raises(TrainingError, match="warmup must be"):
+        Trainer(nothing, warmup=-5)
+    with pytest.raises(TrainingError, match="milestones must be"):
+        TrainConfig.from_dict({**D.to_dict(), "milestones": "abc"})
+    with pytest.raises(TrainingError, match="val_batch must be"):
+        TrainConfig.from_dict({"val_batch": 0})
+    assert not nothing.exists() and not (tmp_path / "m.pt").exists()
 
 
 def test_unknown_options_name_the_close_one():
