@@ -66,6 +66,25 @@ def lightfield_layers(lf: LightField, name: str | None = None) -> list[tuple]:
     return layers
 
 
+def saved_image_layer(levels: list, info) -> tuple:
+    """An image saved by this plugin (an OME-Zarr pyramid, finest level first) as the layer it was: colour
+    channels last (OME-Zarr keeps them first on disk), every level, contrast limits from the coarsest one
+    (napari would otherwise compute them from a lazy array)."""
+    import numpy as np
+
+    rgb = bool(info.rgb) and levels[0].shape[-1] in (3, 4)
+    coarsest = np.asarray(levels[-1].compute() if hasattr(levels[-1], "compute") else levels[-1])
+    dtype = np.dtype(levels[0].dtype)
+    if rgb and dtype == np.uint8:
+        limits = (0.0, 255.0)
+    else:
+        lo, hi = (float(v) for v in (np.nanmin(coarsest), np.nanmax(coarsest)))
+        limits = (lo, hi if hi > lo else lo + 1.0)
+    kwargs = {"name": info.stem, "rgb": rgb, "multiscale": len(levels) > 1, "contrast_limits": limits,
+              "metadata": {"source": str(info.path)}}
+    return (levels if len(levels) > 1 else levels[0], kwargs, "image")
+
+
 def layer_snapshot(layer):
     """What :func:`layer_images` reads from an image layer, taken in the GUI thread so that a worker
     can convert the images without touching the layer (whose contrast limits may change meanwhile)."""

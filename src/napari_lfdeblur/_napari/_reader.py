@@ -1,4 +1,4 @@
-"""napari reader contribution: light-field folders and light-field files.
+"""napari reader contribution: light-field folders and light-field files, and OME-Zarr images.
 
 The manifest's patterns claim light-field files only (``*.lf.npy``,
 ``*.lf.tif``, ``*.lf.zarr``, ``*.lf.h5``, ESLF PNGs) and every folder
@@ -7,6 +7,10 @@ napari's own reader and open without a question.  ``get_reader`` returns None
 for anything that is not a light field, so that other readers get their
 turn, and says why in napari's notifications (napari itself only reports that
 the plugin "refused the file").  It never raises.
+
+An OME-Zarr image (a folder with ``multiscales`` metadata, as *Save result…*
+and File › Save Layers write) opens as the image it was: napari's own reader
+shows its ``(c, y, x)`` levels as a three-plane grey stack.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import LFDeblurError
-from ._layers import lightfield_layers
+from ._layers import lightfield_layers, saved_image_layer
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +34,45 @@ def _decline(path, reason: str) -> None:
         pass
 
 
+def _saved_image(path):
+    """A reader for an OME-Zarr image (what *Save result…* and File › Save Layers write), or None."""
+    from pathlib import Path
+
+    from ..io import image_format
+    from ..io.read import _ome_multiscales
+
+    p = Path(path)
+    if p.name.lower().endswith(".lf.zarr") or not p.is_dir() or image_format(p) != "ome.zarr":
+        return None
+    try:
+        import zarr
+
+        node = zarr.open(str(p), mode="r")
+        if not isinstance(node, zarr.Group) or _ome_multiscales(node.attrs) is None:
+            return None
+        from ..io import open_image_levels
+
+        levels, info = open_image_levels(p)
+    except Exception as e:  # a reader must never raise into napari
+        _decline(path, f"{type(e).__name__}: {e}")
+        return None
+    if info.axes is not None and set(info.axes) & set("vu"):
+        return None  # a light field's views
+
+    def reader(_path):
+        return [saved_image_layer(levels, info)]
+
+    return reader
+
+
 def get_reader(path):
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
+    saved = _saved_image(path)
+    if saved is not None:
+        return saved
     try:
         from ..lightfield.readers import read_lightfield
 

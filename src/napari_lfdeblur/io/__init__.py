@@ -57,6 +57,7 @@ from .read import (
     image_header,
     open_image,
     open_image_info,
+    open_image_levels,
     read_image,
 )
 from .write import TIFF_TILE, check_writable, save_image, save_image_streaming
@@ -88,6 +89,7 @@ __all__ = [
     "link_or_copy",
     "open_image",
     "open_image_info",
+    "open_image_levels",
     "output_error",
     "output_format",
     "read_image",

@@ -340,7 +340,9 @@ def _ome_multiscales(attrs) -> list | None:
     return ms if isinstance(ms, list) and ms else None
 
 
-def _open_zarr(path: Path):
+def _open_zarr(path: Path, levels: bool = False):
+    """(array, rgb, axes, lazy) of a zarr store's full resolution; with ``levels``, (list of every OME-Zarr
+    level, finest first, ...): the pyramid a viewer shows."""
     import dask.array as da
     import zarr
 
@@ -349,46 +351,63 @@ def _open_zarr(path: Path):
     except Exception as e:
         raise _read_failed(path, e) from e
     axes = None
+    keys = [None]
     if isinstance(node, zarr.Group):
         ms = _ome_multiscales(node.attrs)
         if ms is not None:
             datasets = ms[0].get("datasets") or [{"path": "0"}]
-            key = str(datasets[0].get("path", "0"))
+            keys = [str(d.get("path", "0")) for d in datasets][: None if levels else 1]
             ax = ms[0].get("axes")
             if ax:
                 axes = "".join((a["name"] if isinstance(a, dict) else str(a))[:1].lower() for a in ax)
         else:
-            keys = sorted(node.array_keys())
-            if "0" in keys:
-                key = "0"
-            elif len(keys) == 1:
-                key = keys[0]
+            names = sorted(node.array_keys())
+            if "0" in names:
+                keys = ["0"]
+            elif len(names) == 1:
+                keys = names
             else:
                 raise ImageFileError(
-                    f"{path} is a zarr group with arrays {keys or 'none'} and no OME-Zarr 'multiscales' "
+                    f"{path} is a zarr group with arrays {names or 'none'} and no OME-Zarr 'multiscales' "
                     "metadata: give the array's own folder (e.g. path/to/group.zarr/name)."
                 )
+    arrays = []
+    for key in keys:
         try:
-            node = node[key]
+            level = node if key is None else node[key]
         except KeyError as e:
             raise ImageFileError(f"{path}: the OME-Zarr level {key!r} is missing") from e
-    if not isinstance(node, zarr.Array):
-        raise ImageFileError(f"{path} does not hold a zarr array")
-    arr = da.from_zarr(node)
+        if not isinstance(level, zarr.Array):
+            raise ImageFileError(f"{path} does not hold a zarr array")
+        arrays.append(da.from_zarr(level))
+    arr = arrays[0]
     if axes is not None and len(axes) != arr.ndim:
         axes = None
     rgb = None
     if axes is not None and "c" in axes:
         c = axes.index("c")
         if arr.shape[c] in (1, 3, 4):
-            arr = da.moveaxis(arr, c, -1)
+            arrays = [da.moveaxis(a, c, -1) for a in arrays]
             axes = axes[:c] + axes[c + 1:] + "c"
             rgb = True
         else:  # many channels: greyscale planes of a stack
             rgb = False
     elif axes is not None:
         rgb = False
-    return arr, rgb, axes, True
+    return (arrays if levels else arrays[0]), rgb, axes, True
+
+
+def open_image_levels(path) -> tuple[list, ImageInfo]:
+    """Every resolution level of an image, finest first (one for anything but an OME-Zarr pyramid), lazily
+    for zarr: what a viewer shows of a saved result."""
+    path = Path(path)
+    if image_format(path) == "ome.zarr" and path.exists():
+        arrays, rgb, axes, _ = _open_zarr(path, levels=True)
+        if arrays[0].ndim < 2 or arrays[0].size == 0:
+            raise ImageFileError(f"{path.name}: image of shape {tuple(arrays[0].shape)} has no pixels")
+        return arrays, ImageInfo(path, "ome.zarr", rgb, True, axes)
+    arr, info = open_image_info(path)
+    return [arr], info
 
 
 def _open_raster(path: Path):
