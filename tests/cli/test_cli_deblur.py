@@ -399,3 +399,25 @@ sys.exit(main(["deblur", {str(tmp_path / "a.png")!r}, "-o", {str(out_dir)!r}, "-
     assert r.returncode == 143, (r.returncode, r.stderr[-2000:])
     assert r.returncode != -signal.SIGTERM and "lfdeblur deblur: terminated" in r.stderr
     assert list(out_dir.iterdir()) == []  # no hidden .part folder left behind
+
+
+def test_output_named_ome_zarr_that_is_an_ordinary_folder_is_refused_and_kept(tmp_path, ckpt, capsys, monkeypatch):
+    """-o photos.ome.zarr, an existing folder of someone's files: refused before any work, nothing deleted; an
+    OME-Zarr image written before is replaced as any output is."""
+    iio.imwrite(tmp_path / "a.png", _rgb(64, 64))
+    out = tmp_path / "photos.ome.zarr"
+    out.mkdir()
+    iio.imwrite(out / "holiday.png", _rgb(16, 16))
+    (out / "notes.txt").write_text("keep me")
+    argv = ["deblur", str(tmp_path / "a.png"), "-o", str(out), "--model", ckpt, "--device", "cpu"]
+    with monkeypatch.context() as m:
+        m.setattr(backends, "run_network", lambda *a: pytest.fail("deblurred before refusing"))
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert _one_error_line(err) and "exists and is not an OME-Zarr image" in err and "choose another name" in err
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.png", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "keep me" and _leftovers(tmp_path) == []
+    image = tmp_path / "image.ome.zarr"
+    lfio.save_image(image, np.zeros((8, 8, 3), np.float32))
+    assert main(argv[:3] + [str(image)] + argv[4:]) == 0
+    assert lfio.open_image(image).shape == (64, 64, 3) and _leftovers(tmp_path) == []

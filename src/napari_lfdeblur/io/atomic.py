@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import OutputError
@@ -47,7 +49,9 @@ def output_error(path, e: OSError, what: str = "") -> OutputError:
         hint = "a file stands where a folder is needed: choose another path"
     else:
         hint = "choose another path"
-    where = f" ({e.filename})" if getattr(e, "filename", None) and str(e.filename) != str(path) else ""
+    # which file met a full disk says nothing (and may be a hidden temporary one): only the place is named
+    where = f" ({e.filename})" if getattr(e, "filename", None) and str(e.filename) != str(path) and \
+        e.errno not in (errno.ENOSPC, errno.EDQUOT) else ""
     err = OutputError(f"cannot write {what + ' ' if what else ''}{path}: {reason}{where}; {hint}")
     err.errno, err.strerror, err.filename = e.errno, e.strerror, str(path)
     return err
@@ -70,6 +74,31 @@ def _failed_inside(e: BaseException, tmp) -> bool:
     """Whether ``e`` is a place error on ``tmp`` or on a file inside it (a folder being written)."""
     return writing_failed(e, tmp) or (is_place_error(e) and e.filename is not None
                                       and str(e.filename).startswith(str(tmp)))
+
+
+# numpy's ``tofile`` (which tifffile writes arrays with) reports a short write without an errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def _place_error_behind(e: BaseException) -> BaseException:
+    """The error of the place written to behind ``e``, else ``e``.
+
+    Libraries wrap the disk's error in their own: torch's zip writer raises ``RuntimeError("[enforce fail at
+    inline_container.cc] ... unexpected pos")`` while the file's ENOSPC is only its context, and numpy's short
+    write ("12288 requested and 1912 written") has no errno at all: the disk took part of the data and refused the
+    rest, which is a full disk (or a file larger than the file system holds), so it is read as ENOSPC."""
+    seen = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OutputError):  # already says what to do
+            return e
+        if is_place_error(cur):
+            return cur
+        if isinstance(cur, OSError) and cur.errno is None and _SHORT_WRITE.fullmatch(str(cur)):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        cur = cur.__cause__ or cur.__context__
+    return e
 
 
 # ------------------------------------------------------------------ permissions
@@ -162,15 +191,24 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if writing_failed(e, tmp):
-            raise output_error(final, e) from e
+        place = _place_error_behind(e)
+        if writing_failed(place, tmp):
+            raise output_error(final, place) from e
         raise
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike):
-    """Yield a temporary folder beside ``final``; rename it to ``final`` only on success (replacing it)."""
+def atomic_dir(final: str | os.PathLike, check_old: Callable[[Path], None] | None = None):
+    """Yield a temporary folder beside ``final``; rename it to ``final`` only on success (replacing it).
+
+    ``check_old(final)``, when given, is called while something exists at ``final``, before the work and again
+    just before replacing it (it may have changed meanwhile), and raises to refuse the replacement.  What is
+    replaced is moved aside first and put back if the rename fails: ``final`` is always the new folder or the
+    old one.  Anything still writing into the temporary folder must have stopped when the body exits: the
+    folder is removed then, and a late write would re-create it."""
     final = Path(final)
+    if check_old is not None and os.path.lexists(final):
+        check_old(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
@@ -179,23 +217,38 @@ def atomic_dir(final: str | os.PathLike):
     try:
         yield tmp
         _usual_mode(tmp)
-        old = None
-        try:
-            if final.is_dir() and not final.is_symlink():
-                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-                os.replace(final, old / final.name)
-            elif final.exists() or final.is_symlink():
-                final.unlink()
-            os.replace(tmp, final)
-        except OSError as e:
-            raise output_error(final, e) from e
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if check_old is not None and os.path.lexists(final):
+            check_old(final)
+        _replace_dir(tmp, final)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if _failed_inside(e, tmp):
-            raise output_error(final, e) from e
+        place = _place_error_behind(e)
+        if _failed_inside(place, tmp):
+            raise output_error(final, place) from e
         raise
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Rename the folder ``tmp`` to ``final``; whatever ``final`` was (folder, file, link) is moved aside into a
+    hidden ``.old`` folder first, removed once the new one is in place, and put back if the rename failed."""
+    old = None
+    try:
+        if os.path.lexists(final):
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            os.replace(final, old / final.name)
+        os.replace(tmp, final)
+    except OSError as e:
+        err = output_error(final, e)
+        if old is not None and os.path.lexists(old / final.name):
+            try:
+                os.replace(old / final.name, final)
+            except OSError:  # kept, and said where: never removed with the .old folder
+                err = OutputError(f"{err}; the previous {final.name} is kept in {old}")
+                old = None
+        raise err from e
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

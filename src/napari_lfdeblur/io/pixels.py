@@ -1,13 +1,22 @@
 """Pixel conversions between stored samples (uint8, uint16, float) and float images in [0, 1], and the
-grey/RGB channel layout: one definition each, for reading, writing, training and scoring."""
+grey/RGB channel layout: one definition each, for reading, writing, training and scoring.
+
+:func:`to_stored` is the one rule for floats saved as 8- or 16-bit files (NaN and floats on another scale are
+refused, a small overshoot is clipped with a warning); :func:`to_uint8` / :func:`to_uint16` are the quiet
+conversions for data whose NaN marks what is missing anyway (light-field views) and whose range is known."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from ..errors import ImageFileError
 
-__all__ = ["grey_or_rgb", "to_float", "to_rgb", "to_uint8", "to_uint16"]
+__all__ = ["grey_or_rgb", "to_float", "to_rgb", "to_stored", "to_uint8", "to_uint16"]
+
+# floats beyond these are not a [0, 1] image that overshot but values on another scale (0-255, -1..1, ...)
+_OVERSHOOT = (-0.5, 1.5)
 
 
 def _unit_float(img, keep_float64: bool) -> np.ndarray:
@@ -26,6 +35,56 @@ def to_uint16(img: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] to uint16 with rounding (NaN -> 0; values outside [0, 1] clipped); float64
     input is scaled in float64, anything else in float32."""
     return (_unit_float(img, True) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def to_stored(img: np.ndarray, dtype, what: str = "the image") -> np.ndarray:
+    """A float image in [0, 1] as the uint8 or uint16 samples of an image file, by the one rule for saving.
+
+    - NaN or infinite values raise :class:`ImageFileError` (how many, and how to replace them): an integer file
+      has no value for them, and writing them as black hides a fault upstream;
+    - values beyond [-0.5, 1.5] raise too: such an image is on another scale, most often 0-255 or 0-65535 (a
+      deblurred 0-255 float image), which clipping would save almost all white.  It is refused rather than
+      rescaled because the scale cannot be guessed safely (a dark 0-65535 image looks like a 0-255 one), and a
+      wrong guess would be silently wrong; the message names the likely scale and the division that fixes it;
+    - values a little outside [0, 1] (ringing of deblurring or interpolation) are clipped, with a
+      ``UserWarning`` naming the fraction of values that clipping changed by more than rounding.
+
+    ``what`` names the image (the output path) in messages."""
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"to_stored makes uint8 or uint16 samples, not {dt}")
+    top = float(np.iinfo(dt).max)
+    a = np.asarray(img)
+    a = a if a.dtype == np.float64 and dt == np.uint16 else a.astype(np.float32, copy=False)  # as to_uint16
+    bad = ~np.isfinite(a)
+    if bad.any():
+        per_pixel = bad.any(axis=-1) if a.ndim == 3 and a.shape[-1] <= 4 else bad  # a pixel: all its channels
+        n = int(per_pixel.sum())
+        raise ImageFileError(
+            f"{what}: {n} of {per_pixel.size} pixels ({100 * n / per_pixel.size:.3g} %) are not finite (NaN or "
+            f"infinite), which a {dt.itemsize * 8}-bit file cannot hold; replace them first, e.g. "
+            "np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)")
+    if a.size == 0:
+        return a.astype(dt)
+    lo, hi = float(a.min()), float(a.max())
+    if lo < _OVERSHOOT[0] or hi > _OVERSHOOT[1]:
+        outside = float(np.count_nonzero((a < 0) | (a > 1))) / a.size
+        if lo >= _OVERSHOOT[0] and hi <= 255:
+            hint = "they look like 0-255 values: divide by 255 first"
+        elif lo >= _OVERSHOOT[0] and hi <= 65535:
+            hint = "they look like 0-65535 values: divide by 65535 first"
+        else:
+            hint = "scale them to [0, 1] first, e.g. (img - img.min()) / (img.max() - img.min())"
+        raise ImageFileError(
+            f"{what}: float pixels are saved as 0..1 -> 0..{int(top)}, but these span {lo:.4g} .. {hi:.4g} "
+            f"({100 * outside:.3g} % of the values outside [0, 1]); {hint}, or save to .ome.zarr to keep the floats")
+    half = 0.5 / top  # a value within half a step of [0, 1] is stored exactly as 0 or the top: not clipped
+    clipped = np.count_nonzero((a < -half) | (a > 1 + half))
+    if clipped:
+        warnings.warn(
+            f"{what}: {100 * clipped / a.size:.3g} % of the values lie outside [0, 1] ({lo:.4g} .. {hi:.4g}) and "
+            f"were clipped to 0..{int(top)}", UserWarning, stacklevel=3)
+    return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dt)
 
 
 def to_float(a: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 Everything is written to a temporary name beside the final one and renamed
 into place only when complete (:mod:`.atomic`): an interrupted run leaves no
-half-written file or folder under the final name.
+half-written file or folder under the final name.  A full or read-only disk is
+an :class:`~napari_lfdeblur.errors.OutputError` (one line), and an OME-Zarr
+save replaces only an OME-Zarr image, never another folder of that name.
 
 - PNG / JPEG: the whole image in memory (these formats are not tiled);
 - TIFF: numpy arrays directly; dask arrays tile by tile (256 x 256 tiles,
@@ -23,22 +25,29 @@ threads, or on a ``dask.distributed`` cluster when a ``client`` is given (the
 chunks are computed on the workers and written here, by the client).
 
 An image a format cannot hold (a stack as PNG, 16-bit colour PNG, RGBA JPEG,
-...) raises :class:`~napari_lfdeblur.errors.ImageFileError` before any work.
+...) raises :class:`~napari_lfdeblur.errors.ImageFileError` before any work;
+so do floats :func:`save_image` cannot store as 8/16-bit samples (NaN, a 0-255
+scale: :func:`~napari_lfdeblur.io.pixels.to_stored`).
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import json
 import math
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..cancel import Cancelled, cancel_check
-from ..errors import ImageFileError
+from ..errors import ImageFileError, OutputError
 from .atomic import atomic_dir, atomic_path
 from .formats import output_format, stem
-from .pixels import to_uint8, to_uint16
+from .pixels import to_stored
 from .read import CHUNK, _guess_rgb, native_multiple_chunks
 
 __all__ = ["TIFF_TILE", "check_writable", "save_image", "save_image_streaming"]
@@ -150,17 +159,20 @@ def _check_raster(shape, dtype, fmt: str, rgb):
 
 
 def _write_raster(array, path: Path, fmt: str, rgb, progress, client, workers, quality: int = 95):
-    import imageio.v3 as iio
+    from PIL import Image
 
     rgb = _check_raster(tuple(array.shape), array.dtype, fmt, rgb)
     a = _to_numpy(array, rgb, progress, client, workers)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
-    with atomic_path(path) as tmp:
+    im = Image.fromarray(np.ascontiguousarray(a))  # uint16 grey: mode "I;16", 16-bit PNG
+    # Pillow writes into a file opened and closed here: imageio's writer, failing on a full disk, retried its
+    # close when garbage-collected and printed a second traceback after the one-line error
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         if fmt == "jpg":
-            iio.imwrite(tmp, a, extension=".jpg", quality=quality)
+            im.save(fh, format="JPEG", quality=quality)
         else:
-            iio.imwrite(tmp, a, extension=".png")
+            im.save(fh, format="PNG")
 
 
 # ------------------------------------------------------------------ TIFF
@@ -302,8 +314,113 @@ def _create_level(root, level: int, shape: tuple, chunks: tuple, dtype):
     )
 
 
+# ------------------------------------------------------------------ what an OME-Zarr save may replace
+_ZARR_FILES = frozenset({".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json"})  # metadata at a store's top
+_ZARR_NODE = (".zarray", ".zgroup", "zarr.json")
+
+
+def _group_attrs(folder: Path) -> dict:
+    """The attributes of the zarr group at ``folder`` (v2 ``.zattrs``, v3 ``zarr.json``; NGFF 0.5 keeps them
+    under ``"ome"``), or {} when it is no group."""
+    if (folder / ".zgroup").is_file():
+        attrs = json.loads((folder / ".zattrs").read_text()) if (folder / ".zattrs").is_file() else {}
+    elif (folder / "zarr.json").is_file():
+        meta = json.loads((folder / "zarr.json").read_text())
+        attrs = meta.get("attributes", {}) if isinstance(meta, dict) and meta.get("node_type") == "group" else {}
+        attrs = attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
+    else:
+        return {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse (:class:`OutputError`) to replace ``path`` with an OME-Zarr image unless nothing would be lost
+    that the user did not ask to replace.
+
+    The rule: an empty folder, or an OME-Zarr image: a zarr group whose metadata holds ``multiscales``, with
+    nothing at its top level but zarr metadata files and zarr arrays or groups (folders holding ``.zarray``,
+    ``.zgroup`` or ``zarr.json``).  Saving over an image written before replaces it, as a file is replaced; but
+    a file, a folder of photos that happens to be named ``X.ome.zarr``, a plain zarr array (another program's
+    data) or an image with other files put beside its levels is never deleted.  Links are judged by what they
+    point to (a link is replaced, its target kept)."""
+    what = "a folder of other files"
+    try:
+        if path.is_dir():
+            entries = [q for q in path.iterdir() if q.name != ".DS_Store"]  # what macOS Finder leaves in a folder
+            if not entries:
+                return
+            if "multiscales" in _group_attrs(path) and all(
+                    q.name in _ZARR_FILES or (q.is_dir() and any((q / m).is_file() for m in _ZARR_NODE))
+                    for q in entries):
+                return
+        else:
+            what = "a file" if path.exists() else "a link to nothing"
+    except (OSError, ValueError):  # unreadable, or metadata that is not JSON: not an image written here
+        pass
+    raise OutputError(f"{path} exists and is not an OME-Zarr image ({what}); saving would delete it: "
+                      "choose another name or remove it")
+
+
+# ------------------------------------------------------------------ OME-Zarr: stopping writes in flight
+class _WriteGate:
+    """Counts writes in flight; :meth:`close` refuses new ones and returns once the running ones are done."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._running = 0
+        self._closed = False
+
+    def __enter__(self):
+        with self._cond:
+            if self._closed:
+                raise OSError(errno.ECANCELED, "the save failed: no more writes")
+            self._running += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._running == 0)
+
+
+@functools.cache
+def _gated_store_class():
+    from zarr.storage import WrapperStore
+
+    class GatedStore(WrapperStore):
+        """A store whose writes pass :class:`_WriteGate`.
+
+        zarr writes the chunks of one assignment concurrently and, when one fails, returns that error while
+        the others still run on its event loop (dask's threads do the same for the pyramid): removing the
+        temporary folder then lets them re-create it, junk left on a full disk.  A failed save closes the gate
+        first, so the folder is removed after the last write has returned."""
+
+        def __init__(self, store, gate: _WriteGate | None = None):
+            super().__init__(store)
+            self.gate = gate or _WriteGate()
+
+        def _with_store(self, store):
+            return type(self)(store, self.gate)
+
+        async def set(self, key, value):
+            with self.gate:
+                await self._store.set(key, value)
+
+        async def set_if_not_exists(self, key, value):
+            with self.gate:
+                await self._store.set_if_not_exists(key, value)
+
+    return GatedStore
+
+
 def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | None, chunk: int | None):
     import zarr
+    from zarr.storage import LocalStore
 
     shape, dtype = tuple(array.shape), np.dtype(array.dtype)
     n_stack, rgb = _plane_layout(shape, rgb)
@@ -319,20 +436,25 @@ def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | N
     y_ax, x_ax = n_stack, n_stack + 1  # in our layout
     chunks = tuple(min(chunk, shape[p]) if p in (y_ax, x_ax) else (shape[p] if rgb and p == len(shape) - 1 else 1)
                    for p in perm)
-    with atomic_dir(path) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        z = _create_level(root, 0, disk_shape, chunks, dtype)
-        root.attrs.update(_ngff_attrs(names_disk, dtype, stem(path), shape[-1] if rgb else 1))
-        if not lazy:
-            z[...] = np.transpose(np.asarray(array), perm)
-            if progress:
-                progress(1, 1)
-        else:
-            arr, n_stack, rgb = _regular(array, rgb)
-            for (s, _, _), (sy, sx), block in _computed(arr, n_stack, rgb, progress, client, workers):
-                where = tuple(slice(i, i + 1) for i in s) + (sy, sx) + ((slice(None),) if rgb else ())
-                z[tuple(where[p] for p in perm)] = np.transpose(block, perm)
-        _write_pyramid(root, names_disk, chunks, chunk)
+    with atomic_dir(path, check_old=_check_replaceable) as tmp:
+        store = _gated_store_class()(LocalStore(tmp))
+        try:
+            root = zarr.open_group(store, mode="w", zarr_format=2)
+            z = _create_level(root, 0, disk_shape, chunks, dtype)
+            root.attrs.update(_ngff_attrs(names_disk, dtype, stem(path), shape[-1] if rgb else 1))
+            if not lazy:
+                z[...] = np.transpose(np.asarray(array), perm)
+                if progress:
+                    progress(1, 1)
+            else:
+                arr, n_stack, rgb = _regular(array, rgb)
+                for (s, _, _), (sy, sx), block in _computed(arr, n_stack, rgb, progress, client, workers):
+                    where = tuple(slice(i, i + 1) for i in s) + (sy, sx) + ((slice(None),) if rgb else ())
+                    z[tuple(where[p] for p in perm)] = np.transpose(block, perm)
+            _write_pyramid(root, names_disk, chunks, chunk)
+        except BaseException:
+            store.gate.close()  # before atomic_dir removes the folder
+            raise
     return path
 
 
@@ -385,8 +507,8 @@ def _cancellable(progress, stop):
 
 
 def check_writable(shape, dtype, path, rgb: bool | None = None) -> str:
-    """Raise :class:`ImageFileError` now if an image of ``shape``/``dtype`` cannot be written to ``path``; returns
-    the format.
+    """Raise :class:`ImageFileError` now if an image of ``shape``/``dtype`` cannot be written to ``path`` (an
+    :class:`OutputError` if ``path`` is a folder an OME-Zarr save must not replace); returns the format.
 
     Lets callers refuse before spending time on deblurring.
     """
@@ -399,6 +521,8 @@ def check_writable(shape, dtype, path, rgb: bool | None = None) -> str:
         _check_raster(shape, dtype, fmt, rgb)
     elif fmt == "ome.zarr":
         _ngff_axes(len(shape), n_stack, rgb, None)
+        if os.path.lexists(path):
+            _check_replaceable(Path(path))
     return fmt
 
 
@@ -443,12 +567,16 @@ def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Call
 
 def save_image(path, img: np.ndarray) -> Path:
     """Save an image atomically: float images in [0, 1] as 8-bit PNG/JPEG or 16-bit TIFF, integer images as
-    they are; (H, W, 1) is written as grey.  The format follows the suffix (see :func:`save_image_streaming`)."""
+    they are; (H, W, 1) is written as grey.  The format follows the suffix (see :func:`save_image_streaming`).
+
+    Floats go by :func:`~napari_lfdeblur.io.pixels.to_stored`: NaN and values on another scale (0-255, ...)
+    raise :class:`ImageFileError`, a small overshoot of [0, 1] is clipped with a warning; OME-Zarr keeps floats
+    as they are."""
     path = Path(path)
     fmt = output_format(path)
     a = np.asarray(img)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.dtype.kind == "f" and fmt != "ome.zarr":
-        a = to_uint16(a) if fmt == "tif" else to_uint8(a)
+        a = to_stored(a, np.uint16 if fmt == "tif" else np.uint8, what=str(path))
     return save_image_streaming(a, path, rgb=a.ndim == 3)

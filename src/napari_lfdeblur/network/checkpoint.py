@@ -132,6 +132,8 @@ def save_model(model: nn.Module, path, *, training: dict | None = None, extra: d
         payload["extra"] = extra
 
     path = Path(path).expanduser()
+    # a full disk makes torch's zip writer raise RuntimeError("[enforce fail ...] unexpected pos") over the file's
+    # ENOSPC: atomic_path finds that OSError behind it, keeps the old file and raises a one-line OutputError
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(payload, fh)
         fh.flush()
