@@ -345,3 +345,39 @@ def test_procedural_pairs_from_your_own_photos(one_torch_thread):
 def test_procedural_pairs_reject_unusable_photos():
     with pytest.raises(TrainingError, match="ProceduralPairs: .*at least 16x16"):
         ProceduralPairs(patch=32, images=[np.zeros((8, 8, 3), np.uint8)])
+
+
+def test_each_input_gets_its_own_exposure_matched_target(tmp_path):
+    """LFDOF inputs share one ground truth: the matched target was cached for whichever input came first."""
+    from napari_lfdeblur.training.datasets import match_exposure
+
+    root = tmp_path / "lfdof"
+    sharp = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    _save(root / "ground_truth" / "s.png", sharp)
+    inputs = {"s_dark": (sharp * 0.5 + 10).astype(np.uint8), "s_bright": (sharp * 0.5 + 120).astype(np.uint8)}
+    for stem, img in inputs.items():
+        _save(root / "input" / f"{stem}.png", img)
+    ds = open_pairs(root, match_exposure=True)
+    for i in (1, 0):  # the second input first: each one's target whatever came before
+        name = ds.names[i]
+        got = np.rint(ds[i][1].numpy() * 255).astype(np.uint8).transpose(1, 2, 0)
+        np.testing.assert_array_equal(got, match_exposure(sharp, inputs[name]))
+
+
+def test_item_sizes_and_the_training_patch_check(tmp_path, dpdd_folder):
+    from napari_lfdeblur.training.datasets.base import fit_patch
+
+    _save(dpdd_folder / "blur" / "tiny.png", np.zeros((4, 6, 3), np.uint8))
+    _save(dpdd_folder / "sharp" / "tiny.png", np.zeros((4, 6, 3), np.uint8))
+    ds = open_pairs(dpdd_folder, patch=32)
+    sizes = dict(ds.item_sizes())
+    assert sizes[str(dpdd_folder / "blur" / "scene0.png")] == (40, 48) and sizes[str(dpdd_folder / "blur" /
+                                                                                   "tiny.png")] == (4, 6)
+    with pytest.warns(RuntimeWarning, match=r"1 of the 7 training pairs .*tiny\.png \(6x4 px\)"):
+        kept = fit_patch(ds, 32)
+    assert "tiny" not in kept.names and len(kept) == 6
+    assert fit_patch(kept, 32) is kept  # all large enough: nothing to do
+    both = ConcatPairs([ds, ProceduralPairs(patch=32, length=4, size=40)])
+    with pytest.raises(TrainingError, match=r"no training pair is as large as the 64-px patch: .*scene0\.png "
+                                            r"\(48x40 px\).* and 4 more; train with patch=40 or less"):
+        fit_patch(both.options(patch=64), 64)

@@ -288,3 +288,103 @@ def test_learning_rate_schedules():
     assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)
     assert [lr_at(i, 100, 1.0, "step") for i in (0, 49, 50, 75)] == [1.0, 1.0, 0.5, 0.25]
     assert lr_at(70, 100, 0.3, "constant") == 0.3
+
+
+# ---------------------------------------------------------------- finetune resume, pair sizes, resumed data
+def _tiny_vgg(tmp_path):
+    """A random narrow VGG19 in torchvision's layout: the feature loss without the ImageNet download."""
+    from napari_lfdeblur.training.vgg import VGG19Features
+
+    torch.manual_seed(0)
+    net = VGG19Features(layers=("relu5_1",), widths=[4, 4, 8, 8] + [8] * 4 + [16] * 8)
+    torch.save(net.state_dict(), tmp_path / "vgg19-tiny.pth")
+    return tmp_path / "vgg19-tiny.pth"
+
+
+def _lfdof_folder(root):
+    """Two ground truths with three inputs each, every input at its own exposure (as real LFDOF shots differ)."""
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        sharp = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        (root / "ground_truth").mkdir(parents=True, exist_ok=True)
+        (root / "input").mkdir(exist_ok=True)
+        Image.fromarray(sharp).save(root / "ground_truth" / f"s{i}.png")
+        for k, (gain, offset) in enumerate([(0.5, 64), (0.7, 20), (0.4, 100)]):
+            Image.fromarray((sharp * gain + offset).astype(np.uint8)).save(root / "input" / f"s{i}_{k}.png")
+    return root
+
+
+def test_finetune_resume_continues_exactly(tiny_pair_folder, tmp_path):
+    """As train's: a finetune stopped at step 3 and resumed gives the uninterrupted run's losses and weights.
+
+    It was off (by about a grey level on real LFDOF shots): the exposure-matched target of a ground truth
+    shared by several inputs was cached for whichever input came first, which depends on where the run starts.
+    """
+    from napari_lfdeblur.network.checkpoint import save_model
+    from napari_lfdeblur.network.drbnet import DRBNet
+    from napari_lfdeblur.training import open_pairs
+
+    torch.manual_seed(0)
+    start = save_model(DRBNet(base=4), tmp_path / "start.pt")
+    lfdof = _lfdof_folder(tmp_path / "lfdof")
+    opts = {**{k: v for k, v in TINY.items() if k != "model"}, "model": start, "steps": 6,
+            "loss": "vgg+0.1*shift_l1", "vgg_weights": _tiny_vgg(tmp_path)}
+
+    def data():  # opened afresh for each session, as a new process would
+        return open_pairs([tiny_pair_folder, lfdof], patch=32, match_exposure=True)
+
+    straight = finetune(data(), out=tmp_path / "a", **opts)
+    token = CancelToken()
+    first = finetune(data(), out=tmp_path / "b", cancel=token,
+                     callback=lambda e: isinstance(e, Step) and e.step == 3 and token.cancel(), **opts)
+    assert first.cancelled and first.steps == 3
+    second = finetune(data(), out=tmp_path / "b", resume=True, **opts)
+    assert second.steps == 6 and second.summary["phase"] == "feature"
+    np.testing.assert_array_equal(second.losses, straight.losses)
+    for a, b in zip(second.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def _flat_pairs(root, sizes):
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, (h, w) in sizes.items():
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(img).save(root / "sharp" / f"{name}.png")
+        Image.fromarray(img // 2 + 64).save(root / "blur" / f"{name}.png")
+    return root
+
+
+def test_pairs_smaller_than_the_patch_are_refused_or_left_out(tmp_path):
+    """finetune trained on 1x1 pairs (edge-padded to flat patches) and reported success; train did too."""
+    tiny = _flat_pairs(tmp_path / "tiny", {"dot": (1, 1), "speck": (1, 1)})
+    with pytest.raises(TrainingError, match=r"no training pair is as large as the 32-px patch: .*dot\.png \(1x1 px\)"
+                                            r".*at least 8x8 px"):
+        finetune(tiny, steps=1, loss="shift_l1", **TINY)
+    with pytest.raises(TrainingError, match=r"32-px patch: .*small\.png \(24x20 px\).*patch=16 or less"):
+        train(_flat_pairs(tmp_path / "small", {"small": (20, 24)}), steps=1, **TINY)
+    # some pairs fine: the others are named and left out
+    mixed = _flat_pairs(tmp_path / "mixed", {"big1": (40, 40), "big2": (48, 40), "dot": (1, 1)})
+    with pytest.warns(RuntimeWarning, match=r"1 of the 3 training pairs are smaller than the 32-px patch and are "
+                                            r"left out: .*dot\.png \(1x1 px\)"):
+        r = finetune(mixed, steps=1, loss="shift_l1", **TINY)
+    assert r.steps == 1 and r.summary["n_train"] == 2
+
+
+def test_resume_with_other_data_is_refused(pairs, tmp_path):
+    """--resume with another data folder continued without a word: the run would match no uninterrupted one."""
+    other = _flat_pairs(tmp_path / "other", {f"o{i}": (48, 48) for i in range(8)})
+    token = CancelToken()
+    train(pairs, steps=4, out=tmp_path / "run", cancel=token,
+          callback=lambda e: isinstance(e, Step) and e.step == 2 and token.cancel(), **TINY)
+    with pytest.raises(TrainingError, match=r"was trained on pair folder .*pairs \(dpdd layout, 8 pairs.*; you gave "
+                                            r"pair folder .*other .*same data, or train in a new output folder"):
+        train(other, steps=4, out=tmp_path / "run", resume=True, **TINY)
+    with pytest.raises(TrainingError, match=r"with the validation you gave it would train on .*6 pairs.*same val="):
+        train(pairs, steps=4, out=tmp_path / "run", resume=True, val=0.25, **TINY)
+    import shutil
+
+    moved = shutil.copytree(pairs, tmp_path / "elsewhere" / "pairs")  # the same files in another place
+    r = train(moved, steps=4, out=tmp_path / "run", resume=True, **TINY)  # the same data: it continues
+    assert r.steps == 4 and not r.cancelled

@@ -17,7 +17,9 @@ half-written file under these names):
   same command can be run again after an interruption; a continued run
   produces the same losses, step for step, as an uninterrupted one
   (same device and thread count; the data order and augmentations depend
-  only on the seed and the step).
+  only on the seed and the step).  It records which data the run trains on;
+  resuming it with other data (another folder, other held-out validation
+  scenes) is refused: that continuation would match no uninterrupted run.
 - ``log.csv``: one row per step (loss and its terms, learning rate, seconds
   per step) with the validation scores on the steps where they were
   computed; ``summary.json`` at the end.
@@ -267,6 +269,7 @@ class RunFiles:
             "elapsed": float(self.elapsed()),
             "settings": self._settings(),
             "previous": plain(self.previous) if self.previous else None,
+            "data": dict(getattr(self, "data_record", None) or {}),
         }
         p = self.out / "resume.pt"
         with atomic_path(p) as tmp:
@@ -319,6 +322,7 @@ class RunFiles:
         self._amp_before = (self._amp_now(), 0)  # (arithmetic of the steps done before this session, their count)
         if self.resume_state is not None:
             st = self.resume_state
+            self._check_resumed_data(st.get("data") or {})
             self.opt.load_state_dict(st["optimizer"])
             if self.scaler is not None and st.get("scaler"):
                 self.scaler.load_state_dict(st["scaler"])
@@ -343,3 +347,22 @@ class RunFiles:
             if self.step < self.steps and last_amp(old.get("amp", "off")) != self._amp_now():
                 warnings.warn(f"resuming with amp {self._amp_now()} but the run used {old.get('amp', 'off')}: the "
                               "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=6)
+
+    def _check_resumed_data(self, old: dict) -> None:
+        """Refuse to continue a run on other data than it was trained on (resume files from before this record
+        say nothing, and are not checked)."""
+        now = getattr(self, "data_record", None) or {}
+        run = Path(str(self.resumed_from)).parent if self.resumed_from else "the resumed run"
+        elsewhere = (f"or train in a new output folder (model={run / 'last.pt'} starts from its network)"
+                     if isinstance(run, Path) else "or start a new run")
+
+        def differs(k):
+            return bool(old.get(k)) and bool(now.get(k)) and old[k] != now[k]
+
+        if differs("data_key"):
+            raise TrainingError(f"the run in {run} was trained on {old['data']}; you gave {now['data']}. Resume "
+                                f"it with the same data, {elsewhere}")
+        if differs("train_key"):
+            raise TrainingError(f"the run in {run} was trained on {old['train']}; with the validation you gave it "
+                                f"would train on {now['train']}. Resume it with the same val=, "
+                                f"{elsewhere}")

@@ -29,12 +29,13 @@ from ..network.record import record_of
 from . import ddp as _ddp
 from .checkpointing import load_resume, resolve_resume, seed_everything
 from .datasets import PairDataset, open_pairs
+from .datasets.base import fit_patch
 from .losses import make_loss
 from .ondevice import DeviceBatches, device_source
 from .schedule import StepBatches, collate
 from .validation import validation_data
 
-__all__ = ["RunSetup", "build_model", "compile_model", "training_data"]
+__all__ = ["RunSetup", "build_model", "compile_model", "data_record", "open_training_data", "training_data"]
 
 
 def build_model(model) -> tuple[nn.Module, dict]:
@@ -73,8 +74,27 @@ def build_model(model) -> tuple[nn.Module, dict]:
     return net, previous
 
 
+def data_record(given, train) -> dict:
+    """Which data a run trains on, as its resume file records them: what the caller gave and the part left for
+    training (without validation and too small pairs), each described (``data``, ``train``) and identified
+    (``data_key``, ``train_key``: see :meth:`~.datasets.PairDataset.fingerprint`)."""
+    def about(ds):
+        return ds.describe() if hasattr(ds, "describe") else f"{type(ds).__name__} ({len(ds)} items)"
+
+    def key(ds):
+        return ds.fingerprint() if hasattr(ds, "fingerprint") else about(ds)
+
+    return {"data": about(given), "data_key": key(given), "train": about(train), "train_key": key(train)}
+
+
 def training_data(data, patch: int):
-    """The training dataset, with random ``patch`` crops, from what the caller gave (see :func:`~.trainer.train`)."""
+    """The training dataset, with random ``patch`` crops, from what the caller gave (see :func:`~.trainer.train`),
+    without the pairs smaller than ``patch`` (:func:`~.datasets.base.fit_patch`)."""
+    return fit_patch(open_training_data(data, patch), patch)
+
+
+def open_training_data(data, patch: int):
+    """The training dataset as given, with random ``patch`` crops (every pair, whatever its size)."""
     if isinstance(data, PairDataset):
         ds = data if (data.patch == patch and data.crop == "random") else data.options(
             patch=patch, crop="random", augment=True)
@@ -92,7 +112,7 @@ class RunSetup:
     ``ctx``, ``device``, ``resume_state``, ``resumed_from``, ``net``, ``previous``, ``data``, ``val``,
     ``loss_fn``, ``opt``, ``amp_dtype``, ``scaler``, ``val_every``, ``ckpt_every``, ``model`` (the network,
     wrapped for multi-process runs and compiled with ``compile``), ``source`` (the on-device pair source, or None),
-    ``sampler`` and ``loader``, and restores a resumed run's progress
+    ``sampler`` and ``loader``, ``data_record`` (which data it trains on), and restores a resumed run's progress
     (:meth:`~.checkpointing.RunFiles._restore`)."""
 
     def _setup(self):
@@ -128,8 +148,11 @@ class RunSetup:
             self.net.to(memory_format=torch.channels_last)
         self.net.train()
 
-        self.data, self.val = validation_data(training_data(self._data_arg, self.patch), self._val_arg,
+        given = open_training_data(self._data_arg, self.patch)
+        self.data, self.val = validation_data(fit_patch(given, self.patch), self._val_arg,
                                               patch=self.patch, val_patch=self.val_patch, val_seed=self.val_seed)
+        # what the run trains on, recorded in resume.pt: resuming with other data is refused (see _restore)
+        self.data_record = data_record(given, self.data)
         self.loss_fn = make_loss(self._loss_arg, self.phase, **self._loss_kw).to(self.device)
 
         params = [p for p in self.net.parameters() if p.requires_grad]

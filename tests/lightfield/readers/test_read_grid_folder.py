@@ -169,5 +169,34 @@ def test_sparse_auto_detected_names_are_not_a_light_field(tmp_path):
     _write_views(tmp_path, {(1, 2): "trip_1_2.png", (5, 6): "trip_5_6.png"})
     with pytest.raises(LightFieldError, match="pass pattern="):
         read_lightfield(tmp_path)
-    lf = read_lightfield(tmp_path, pattern="trip_{row}_{col}.png")  # explicit: the user knows
+    with pytest.warns(RuntimeWarning, match="28 of its 30 positions empty"):  # explicit: the user knows
+        lf = read_lightfield(tmp_path, pattern="trip_{row}_{col}.png")
     assert lf.grid == (5, 6) and lf.n_views == 2
+
+
+# -- views lying apart from the grid ------------------------------------------
+def test_a_stray_view_outside_a_complete_block_is_ignored_with_a_warning(tmp_path):
+    """A stray view_9_9.png in a 0-based 5x5 folder made a 10x10 grid with 74 NaN views, silently."""
+    names = {(r, c): f"view_{r}_{c}.png" for r in range(5) for c in range(5)}
+    imgs = _write_views(tmp_path, {**names, (9, 9): "view_9_9.png"})
+    with pytest.warns(RuntimeWarning, match=r"ignored 1 view file .*\(view_9_9\.png\).*10x10 grid with 74 of"):
+        lf = read_lightfield(tmp_path)
+    assert lf.grid == (5, 5) and lf.view_mask.all() and lf.n_views == 25
+    assert lf.metadata["stray_files"] == ["view_9_9.png"] and "view_9_9.png" in lf.metadata["ignored_files"]
+    np.testing.assert_array_equal(lf.view(4, 4), imgs[4, 4] / np.float32(255))
+    # grid= states the grid: every view is read, the empty positions missing
+    whole = read_lightfield(tmp_path, grid=(10, 10))
+    assert whole.grid == (10, 10) and whole.n_views == 26 and whole.view_mask[9, 9]
+
+
+def test_views_in_separate_groups_are_an_error_naming_them(tmp_path):
+    left = {(r, c): f"view_{r}_{c}.png" for r in range(1, 4) for c in range(1, 4)}
+    right = {(r, c + 6): f"view_{r}_{c + 6}.png" for r in range(1, 4) for c in range(1, 4)}
+    _write_views(tmp_path, {**left, **right})
+    with pytest.raises(LightFieldError, match=r"separate groups: columns 4-6 hold no view.*9 views; 9 lie outside "
+                                              r"it \(view_1_7\.png.*3x9 grid with 9 of its 27 positions empty"):
+        read_lightfield(tmp_path)
+    # an explicit pattern claims the files: read as one sparse grid, with a warning saying how sparse
+    with pytest.warns(RuntimeWarning, match="separate groups"):
+        lf = read_lightfield(tmp_path, pattern="view_{row}_{col}.png")
+    assert lf.grid == (3, 9) and lf.n_views == 18 and not lf.view_mask[:, 3:6].any()

@@ -20,12 +20,20 @@ wins, ties in this order):
   serpentine capture counter),
 - ``view_row_col``: ``view_{row}_{col}.{ext}`` (e.g. the Lytro checkerboard),
 - ``row_col``: ``{any}{row}_{col}.{ext}``, any name ending in ``ROW_COL``.
+
+Views cut off from the others by whole empty rows or columns of the grid
+(a stray ``view_9_9.png`` in a 5x5 folder) are not silently made part of a
+mostly empty grid: a few of them beside a larger block are ignored with a
+warning naming them (the block is read); otherwise, for auto-detected
+names, a LightFieldError says which views lie apart and how many positions
+would be empty.  ``grid=`` (the user states the grid) reads every view.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 from ...errors import LightFieldError
@@ -181,14 +189,12 @@ def read_grid_folder(
             "needs at least two views."
         )
 
+    strays: dict[tuple[int, int], Path] = {}
+    if grid is None:
+        found, strays = _drop_strays(folder, found, explicit=pattern is not None)
     rows = [k[0] for k in found]
     cols = [k[1] for k in found]
-    if base is None:
-        low = min(min(rows), min(cols))
-        # 0 or centred (negative) numbering starts at the smallest index;
-        # otherwise assume 1-based names (a missing first row stays missing)
-        base = low if low <= 0 else 1
-    base = int(base)
+    base = _auto_base(found) if base is None else int(base)
     if min(rows) < base or min(cols) < base:
         raise LightFieldError(f"base={base} but the file names have indices down to {min(min(rows), min(cols))}.")
     V, U = max(rows) - base + 1, max(cols) - base + 1
@@ -220,7 +226,94 @@ def read_grid_folder(
     ignored = [p.name for p in files if p not in used_files]
     if ignored:  # other images in the folder (a depth map, a thumbnail ...): listed, not read
         meta["ignored_files"] = ignored[:20]
+    if strays:
+        meta["stray_files"] = sorted(p.name for p in strays.values())
     return LightField(data=data, view_mask=mask, metadata=meta)
+
+
+def _auto_base(found) -> int:
+    low = min(min(k) for k in found)
+    # 0 or centred (negative) numbering starts at the smallest index;
+    # otherwise assume 1-based names (a missing first row stays missing)
+    return low if low <= 0 else 1
+
+
+def _runs(values) -> list[tuple[int, int]]:
+    """Sorted distinct indices as (first, last) runs of consecutive numbers."""
+    out: list[list[int]] = []
+    for v in sorted(set(values)):
+        if out and v == out[-1][1] + 1:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return [(a, b) for a, b in out]
+
+
+def _span(run: tuple[int, int]) -> str:
+    return str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}"
+
+
+def _gaps(runs: list[tuple[int, int]]) -> list[str]:
+    return [_span((a[1] + 1, b[0] - 1)) for a, b in zip(runs, runs[1:])]
+
+
+def _names(views: dict, limit: int = 5) -> str:
+    names = [views[k].name for k in sorted(views)]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _drop_strays(folder: Path, found: dict, explicit: bool) -> tuple[dict, dict]:
+    """``(views read, views ignored)``: views cut off from the main block by empty rows or columns.
+
+    Only whole empty rows/columns *between* views count: a grid with scattered missing views
+    (a cross, the diagonals, a vignetted corner) has none and is read as it is, missing views NaN.
+    With such gaps, the block (a run of rows x a run of columns) holding most views is the light
+    field; a few views outside it (at most a tenth of the block, and at most 2 when the block is
+    smaller than 20 views) are strays, ignored with a warning.  Anything else is ambiguous: an error
+    for auto-detected names, a warning for an explicit pattern (the user said these files belong).
+    """
+    row_runs = _runs(k[0] for k in found)
+    col_runs = _runs(k[1] for k in found)
+    if len(row_runs) == 1 and len(col_runs) == 1:
+        return found, {}
+
+    def inside(k, rr, cr):
+        return rr[0] <= k[0] <= rr[1] and cr[0] <= k[1] <= cr[1]
+
+    blocks = [(sum(inside(k, rr, cr) for k in found), rr, cr) for rr in row_runs for cr in col_runs]
+    n_block, rr, cr = max(blocks, key=lambda b: b[0])
+    block = {k: p for k, p in found.items() if inside(k, rr, cr)}
+    strays = {k: p for k, p in found.items() if k not in block}
+    b = _auto_base(found)
+    V, U = max(k[0] for k in found) - b + 1, max(k[1] for k in found) - b + 1
+    empty = " and ".join(f"{what} {', '.join(g)}" for what, g in (("rows", _gaps(row_runs)),
+                                                                   ("columns", _gaps(col_runs))) if g)
+    empty += " hold no view"
+    whole = f"{V}x{U} grid with {V * U - len(found)} of its {V * U} positions empty"
+    if n_block >= 4 and len(strays) <= max(2, n_block // 10):
+        warnings.warn(
+            f"{folder}: ignored {len(strays)} view file{'s' if len(strays) > 1 else ''} lying apart from the "
+            f"others ({_names(strays)}): {empty} (indices as in the file names). Reading "
+            f"{'them' if len(strays) > 1 else 'it'} too would make a {whole}; read the {rr[1] - rr[0] + 1}x"
+            f"{cr[1] - cr[0] + 1} block of rows {_span(rr)}, columns {_span(cr)}. Remove the stray file"
+            f"{'s' if len(strays) > 1 else ''}, or pass grid= to read every view.",
+            RuntimeWarning, stacklevel=4,
+        )
+        return block, strays
+    message = (
+        f"The views in {folder} lie in separate groups: {empty} (indices as in the file names). The largest "
+        f"block (rows {_span(rr)}, columns {_span(cr)}) has {n_block} view{'s' if n_block > 1 else ''}; "
+        f"{len(strays)} lie{'s' if len(strays) == 1 else ''} outside it ({_names(strays)}). As one light field "
+        f"they make a {whole}."
+    )
+    if explicit:  # the user's pattern claims these files: read them, but say how sparse the result is
+        warnings.warn(message + " Missing views are NaN.", RuntimeWarning, stacklevel=4)
+        return found, {}
+    raise LightFieldError(
+        message + " Move the files that do not belong to another folder, or, if this is one sparse light "
+        "field, pass pattern= (and grid=) explicitly."
+    )
 
 
 def _no_views_message(folder: Path, images: list[Path]) -> str:

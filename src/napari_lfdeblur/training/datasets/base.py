@@ -20,11 +20,16 @@ takes a random ``patch`` x ``patch`` window (reflect-padded when the image
 is smaller), ``"center"`` the central one, ``"full"`` the whole image.
 ``augment=True`` applies one of the 8 flips/90-degree rotations (rotations
 only for square crops), identically to both images.
+
+A training run takes only pairs at least as large as its patch
+(:func:`fit_patch`, the one check of ``train`` and ``finetune``): a padded
+1x1 pair is a flat patch, nothing to learn from.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +38,7 @@ import torch
 from ...errors import TrainingError
 from ...io.pixels import to_float, to_rgb
 
-__all__ = ["CROPS", "PairDataset"]
+__all__ = ["CROPS", "PairDataset", "fit_patch"]
 
 CROPS = ("random", "center", "full")
 
@@ -74,6 +79,15 @@ def _band_axis(h: int, w: int) -> int:
 
 def _band_width(size: int, fraction: float, margin: int = 0) -> int:
     return max(2 * margin + 16, int(round(fraction * size)))
+
+
+def _band_shape(hw: tuple[int, int], side: str, fraction: float) -> tuple[int, int]:
+    """The (H, W) that :func:`_cut_band` leaves of an (H, W) image."""
+    axis = _band_axis(*hw)
+    cut = hw[axis] - _band_width(hw[axis], fraction)
+    out = list(hw)
+    out[axis] = hw[axis] - cut if side == "val" else cut
+    return out[0], out[1]
 
 
 def _cut_band(a: np.ndarray, side: str, fraction: float) -> np.ndarray:
@@ -174,7 +188,33 @@ class PairDataset(torch.utils.data.Dataset):
     def describe(self) -> str:
         return f"{type(self).__name__} ({len(self)} items)"
 
+    def _item_size(self, j: int) -> tuple[int, int] | None:
+        """(H, W) of item ``j`` (of the full item list) before cropping, if known without decoding it."""
+        return None
+
+    def _item_source(self, j: int) -> str:
+        """What to call item ``j`` in a message: its file, its light field."""
+        return self._name(j)
+
     # -- public
+    def item_sizes(self) -> list[tuple[str, tuple[int, int] | None]]:
+        """``(source, (H, W) or None)`` of each item before cropping (a held-out band removed); None where the
+        size is not known without decoding the item."""
+        idx = range(self._n_items()) if self._index is None else self._index
+        out = []
+        for j in idx:
+            hw = self._item_size(j)
+            if hw is not None and self._band is not None:
+                hw = _band_shape(hw, *self._band)
+            out.append((self._item_source(j), hw))
+        return out
+
+    def fingerprint(self) -> str:
+        """What identifies these data, to compare a resumed run's data with the run's own: :meth:`describe`, with
+        a digest of the files (names and sizes) in place of a folder's path, so that the same files moved
+        elsewhere are the same data and another folder is not."""
+        return self.describe()
+
     def __len__(self) -> int:
         return self._n_items() if self._index is None else len(self._index)
 
@@ -248,3 +288,48 @@ class PairDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return f"<{self.describe()}; patch={self.patch}, crop={self.crop!r}, augment={self.augment}>"
 
+
+# --------------------------------------------------------------------------- the training check
+def _largest_patch(side: int) -> int:
+    return side // 8 * 8
+
+
+def fit_patch(ds, patch: int):
+    """``ds`` without the pairs smaller than ``patch`` on either side, which a warning names; a
+    :class:`TrainingError` naming them when no pair is large enough.
+
+    The one size check of a training run (:func:`~..setup.training_data`, for ``train`` and
+    ``finetune`` alike): a crop larger than the image would be padded, by reflection or, for an
+    image under half the patch, by repeating its edge (a 1x1 pair becomes a flat patch).  Datasets
+    that are not :class:`PairDataset` (no sizes known) are returned as they are.
+    """
+    if not isinstance(ds, PairDataset):
+        return ds
+    sizes = ds.item_sizes()
+    small = [(i, src, hw) for i, (src, hw) in enumerate(sizes) if hw is not None and min(hw) < patch]
+    if not small:
+        return ds
+
+    def listed(items, limit=4):
+        seen: dict[str, tuple[int, int]] = {}
+        for _, src, hw in items:
+            seen.setdefault(src, hw)
+        more = f" and {len(seen) - limit} more" if len(seen) > limit else ""
+        return ", ".join(f"{src} ({hw[1]}x{hw[0]} px)" for src, hw in list(seen.items())[:limit]) + more
+
+    largest, smallest = max(min(hw) for _, _, hw in small), min(min(hw) for _, _, hw in small)
+    if len(small) == len(sizes):
+        fix = (f"train with patch={_largest_patch(largest)} or less, or on larger images"
+               if largest >= 8 else "the network needs pairs of at least 8x8 px: train on larger images")
+        raise TrainingError(
+            f"no training pair is as large as the {patch}-px patch: {listed(small)}; {fix}"
+        )
+    skip = {i for i, _, _ in small}
+    # stacklevel: this function, then the trainer's _setup, _start, _run and run: it points at train()
+    warnings.warn(
+        f"{len(skip)} of the {len(sizes)} training pairs are smaller than the {patch}-px patch and are left out: "
+        f"{listed(small)}"
+        + (f" (patch={_largest_patch(smallest)} would keep them all)" if smallest >= 8 else ""),
+        RuntimeWarning, stacklevel=6,
+    )
+    return ds.subset([i for i in range(len(sizes)) if i not in skip])

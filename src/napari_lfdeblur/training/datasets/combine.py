@@ -69,6 +69,12 @@ class ConcatPairs(PairDataset):
     def describe(self) -> str:
         return " + ".join(d.describe() for d in self.datasets)
 
+    def fingerprint(self) -> str:
+        return " + ".join(d.fingerprint() for d in self.datasets)
+
+    def item_sizes(self):
+        return [x for d in self.datasets for x in d.item_sizes()]
+
 
 # --------------------------------------------------------------------------- entry points
 _PROCEDURAL_NAMES = ("synthetic", "procedural")

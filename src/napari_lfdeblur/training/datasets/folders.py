@@ -23,6 +23,7 @@ integer type, and only then converted to float.  Decoded images are kept
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import warnings
 from pathlib import Path
@@ -166,6 +167,7 @@ class FolderPairs(PairDataset):
         self._cache_limit = math.inf if cache is True else float(cache_mb) * 2**20
         self._cache: dict[str, np.ndarray] = {}
         self._cache_bytes = 0
+        self._sizes: dict[int, tuple[int, int]] = {}  # shared by copies, like the cache
 
     # -- scanning
     def _scan_manifest(self):
@@ -256,6 +258,17 @@ class FolderPairs(PairDataset):
     def _groups(self):
         return [e[3] for e in self._entries]
 
+    def _item_size(self, j):
+        hw = self._sizes.get(j)
+        if hw is None:  # the header only: sizing a folder of large pairs decodes nothing
+            from ...io.read import image_header
+
+            hw = self._sizes[j] = image_header(self._entries[j][1]).size
+        return hw
+
+    def _item_source(self, j):
+        return str(self._entries[j][1])
+
     def _cached(self, key: str, make) -> np.ndarray:
         """``make()``, kept in the in-memory cache under ``key`` while it has room."""
         a = self._cache.get(key)
@@ -274,7 +287,9 @@ class FolderPairs(PairDataset):
         _, b, s, _ = self._entries[j]
         blur = self._read(b)
         if self.match_exposure:
-            return blur, self._cached(f"{s}|exposure", lambda: match_exposure(self._read(s), blur))
+            # keyed by the pair, not the sharp file: LFDOF inputs share one ground truth, and a target
+            # matched to whichever input came first would depend on the data order (a resumed run's differs)
+            return blur, self._cached(f"{s}|exposure|{b}", lambda: match_exposure(self._read(s), blur))
         return blur, self._read(s)
 
     def describe(self) -> str:
@@ -286,3 +301,11 @@ class FolderPairs(PairDataset):
                       else f", without the last {fraction:.0%} of each image's longer side (held out)")
         return f"pair folder {self.path} ({self.layout} layout, {len(self)} pairs, {groups} scenes{extra})"
 
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for j in (range(len(self._entries)) if self._index is None else self._index):
+            name, b, s, group = self._entries[j]
+            for f in (b, s):
+                h.update(f"{f.relative_to(self.path).as_posix()}\0{f.stat().st_size}\0".encode())
+            h.update(f"{name}\0{group}\n".encode())
+        return self.describe().replace(f"pair folder {self.path} ", f"pair folder <{h.hexdigest()[:16]}> ", 1)

@@ -208,6 +208,12 @@ class LightFieldPairs(PairDataset):
         s = self._samplers[j % len(self._samplers)]
         return s.sample(rng, self.patch, self.crop, self.apertures, self.aperture_shape)
 
+    def _item_size(self, j):
+        return tuple(self._samplers[j % len(self._samplers)].view_shape)
+
+    def _item_source(self, j):
+        return f"the views of light field {self._samplers[j % len(self._samplers)].name!r}"
+
     def describe(self) -> str:
         parts = ", ".join(f"{s.name} {s.grid[0]}x{s.grid[1]} views {s.view_shape[1]}x{s.view_shape[0]}"
                           f" focus {s.focus[0]:+.2f}..{s.focus[1]:+.2f}" for s in self._samplers)

@@ -90,6 +90,12 @@ class ProceduralPairs(PairDataset):
     def _groups(self):
         return ["procedural"] * self.length
 
+    def _item_size(self, j):
+        return self.size, self.size
+
+    def _item_source(self, j):
+        return "procedural light fields"
+
     def scene_seed(self, slot: int, generation: int) -> int:
         """The synthetic_lightfield seed of a pool slot's ``generation``-th scene (slot -1: fixed items)."""
         return int(np.random.SeedSequence([self.seed & 0xFFFFFFFF, 7919, slot + 1, generation]).generate_state(1)[0])
