@@ -388,3 +388,34 @@ def test_resume_with_other_data_is_refused(pairs, tmp_path):
     moved = shutil.copytree(pairs, tmp_path / "elsewhere" / "pairs")  # the same files in another place
     r = train(moved, steps=4, out=tmp_path / "run", resume=True, **TINY)  # the same data: it continues
     assert r.steps == 4 and not r.cancelled
+
+
+def test_a_full_disk_while_saving_resume_pt_is_one_output_error(pairs, tmp_path, monkeypatch):
+    """torch's zip writer, given a path, reports a full disk only as its own RuntimeError (a raw traceback);
+    given our file object, the ENOSPC reaches the atomic write, which says it in one line."""
+    import errno
+    import os
+
+    from napari_lfdeblur.errors import OutputError
+
+    real_save = torch.save
+
+    class Full:
+        def write(self, b):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def flush(self):
+            pass
+
+    def save(obj, f, **kw):
+        if "resume" not in str(getattr(f, "name", f)):
+            return real_save(obj, f, **kw)
+        if isinstance(f, (str, os.PathLike)):  # as torch does for a path on a full disk
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+        return real_save(obj, Full(), **kw)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(OutputError, match="No space left on device") as e:
+        train(pairs, steps=2, out=tmp_path / "run", **TINY)
+    assert "\n" not in str(e.value) and "enforce fail" not in str(e.value)
+    assert not (tmp_path / "run" / "resume.pt").exists()

@@ -131,9 +131,16 @@ def save_model(model: nn.Module, path, *, training: dict | None = None, extra: d
     if extra is not None:
         payload["extra"] = extra
 
-    path = Path(path).expanduser()
-    # a full disk makes torch's zip writer raise RuntimeError("[enforce fail ...] unexpected pos") over the file's
-    # ENOSPC: atomic_path finds that OSError behind it, keeps the old file and raises a one-line OutputError
+    return save_payload(payload, Path(path).expanduser())
+
+
+def save_payload(payload, path: Path) -> Path:
+    """``torch.save`` to ``path`` atomically: the new file whole, or the old one left in place.
+
+    Through a file object: given a path, torch's zip writer opens the file itself and a full disk is only its
+    RuntimeError("[enforce fail ...] unexpected pos" / "PytorchStreamWriter failed"); from our file object the
+    ENOSPC is attached to it, atomic_path finds it, keeps the old file and raises a one-line OutputError.
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(payload, fh)
         fh.flush()

@@ -41,6 +41,7 @@ import torch
 
 from ..errors import TrainingError
 from ..io.atomic import atomic_path
+from ..network.checkpoint import save_payload
 from .events import CheckpointSaved
 
 __all__ = ["RESUME_FORMAT", "RunFiles", "load_resume", "plain", "resolve_resume", "seed_everything"]
@@ -271,9 +272,7 @@ class RunFiles:
             "previous": plain(self.previous) if self.previous else None,
             "data": dict(getattr(self, "data_record", None) or {}),
         }
-        p = self.out / "resume.pt"
-        with atomic_path(p) as tmp:
-            torch.save(state, tmp)
+        p = save_payload(state, self.out / "resume.pt")
         self._emit(CheckpointSaved(self.step, path=str(p), which="resume"))
         return p
 
