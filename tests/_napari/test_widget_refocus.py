@@ -113,3 +113,93 @@ def test_pairs_from_a_folder_of_lightfields(viewer_with_lf, qtbot, tmp_path):
     qtbot.waitUntil(lambda: widget.pairs_button.enabled and len(widget.last_pairs) > 0, timeout=60000)
     scenes = {r["scene"] for r in read_manifest(tmp_path / "pairs")}
     assert len(scenes) == 2
+
+
+# ---------------------------------------------------------------- through the Plugins menu: batches, focal range
+def _text(status: str) -> str:
+    """A status as the user reads it (an error's status is rich text: a details link, line breaks)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<br>", "\n", re.sub(r"<a [^>]*>[^<]*</a>", "", status)))
+
+
+def test_a_folder_batch_goes_on_past_a_bad_light_field_and_says_what_it_skipped(viewer_with_lf, qtbot, tmp_path):
+    from PIL import Image
+
+    from napari_lfdeblur import read_manifest, synthetic_lightfield
+
+    viewer, layer, _ = viewer_with_lf
+    folder = tmp_path / "lfs"
+    (folder / "b_raw_lenslet").mkdir(parents=True)
+    for seed, name in ((3, "a_scene"), (4, "c_scene")):
+        np.save(folder / f"{name}.npy", synthetic_lightfield(seed=seed, views=5, size=48,
+                                                             disparity_range=(-1.0, 1.0)).data)
+    # a raw lenslet image without its centres file: no light field the batch can read
+    raw = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(raw).save(folder / "b_raw_lenslet" / "IMG_1.jpg")
+
+    _, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Refocus & pairs")
+    w.live.value = False
+    w.source.value = "folder of light fields"
+    w.folder_in.value = str(folder)
+    w.folder_out.value = str(tmp_path / "pairs")
+    w.apertures.value = "1.0"
+    w.n_focus.value = 2
+    w.generate_pairs()
+    qtbot.waitUntil(lambda: w.pairs_button.enabled and not w.busy, timeout=60000)
+    said = _text(w.status.value)
+    assert {r["scene"] for r in read_manifest(tmp_path / "pairs")} == {"a_scene", "c_scene"}, said
+    n = len(w.last_pairs)
+    assert n >= 2 and f"{n} pairs from 2 of 3 light fields, written to {tmp_path / 'pairs'}" in said, said
+    assert "Skipped 1 of 3: b_raw_lenslet: No light field found" in said, said
+    assert "pattern=" not in said and "'Light field' widget" in said, said  # advice the user can follow here
+    assert [name for name, _ in w.last_skipped] == ["b_raw_lenslet"]
+    assert w.progress.value == w.progress.max
+
+
+def test_the_focal_stack_spans_the_scenes_estimated_focal_range_and_can_be_widened(make_napari_viewer, qtbot):
+    """The Lytro sample has no disparity of its own: the dock estimates its range (about -0.8 .. -0.5 px per
+    view) instead of spanning -4 .. 4, where 7 of 9 planes were blur far from any object."""
+    viewer = make_napari_viewer()
+    layer = viewer.open_sample("napari-lfdeblur", "lytro_plants")[0]  # File › Open Sample
+    _, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Refocus & pairs")
+    w.live.value = False
+    w.layer.value = layer
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert "estimated from its views" in w.status.value, w.status.value
+    lo, hi = w.disparity.min, w.disparity.max
+    assert -1.5 < lo < -0.7 and -0.6 < hi < 0.0 and hi - lo >= 0.5, (lo, hi)  # around the scene, with a margin
+    assert lo <= w.disparity.value <= hi and w.stack_button.enabled
+    w.n_slices.value = 9
+    w.add_focal_stack()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    planes = viewer.layers[f"{layer.name} focal stack"].metadata["disparities"]
+    assert len(planes) == 9 and planes[0] == pytest.approx(lo) and planes[-1] == pytest.approx(hi)
+
+    # the user widens it: the slider and the next stack follow
+    w.focal_range.value = "-3, 1"
+    assert (w.disparity.min, w.disparity.max) == (-3.0, 1.0)
+    w.n_slices.value = 5
+    w.add_focal_stack()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    planes = viewer.layers[f"{layer.name} focal stack"].metadata["disparities"]
+    assert planes == pytest.approx([-3.0, -2.0, -1.0, 0.0, 1.0])
+    w.focal_range.value = "far"
+    assert _text(w.status.value).startswith("Error") and (w.disparity.min, w.disparity.max) == (-3.0, 1.0)
+
+
+def test_a_batch_stopped_by_its_pair_folder_says_what_it_had_written(tmp_path):
+    """A full disk stops the batch (every light field would fail alike), with the pairs written before it."""
+    from napari_lfdeblur._napari._widget_refocus import PairBatch
+    from napari_lfdeblur.errors import OutputError
+
+    batch = PairBatch([object()] * 20, tmp_path / "pairs", 5)
+    batch.used = 2
+    batch.skipped.append(("raw", "No light field found in raw."))
+    batch.error = OutputError(f"cannot write the pair folder {tmp_path / 'pairs'}: No space left on device; free "
+                              "some space or write elsewhere")
+    said = batch.describe()
+    assert said.startswith("Error: cannot write") and "free some space or write elsewhere." in said
+    assert f"20 pairs from 2 of 5 light fields were written to {tmp_path / 'pairs'} before it" in said
+    assert "Skipped 1 of 5: raw: No light field found in raw." in said

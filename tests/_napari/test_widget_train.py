@@ -193,3 +193,79 @@ def test_procedural_scenes_textured_with_an_image_layer(train_widget, qtbot):
     assert "textured with 3 of your images" in w.result.summary["data"]
     w.source.value = "pair folder"
     assert w.texture_layer.native.isHidden()
+
+
+# ---------------------------------------------------------------- what a refused Start leaves, the ETA
+def _text(status: str) -> str:
+    """A status as the user reads it (an error's status is rich text: a details link, line breaks)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<br>", "\n", re.sub(r"<a [^>]*>[^<]*</a>", "", status)))
+
+
+@pytest.fixture
+def train_dock(make_napari_viewer, tmp_path):
+    """The Train dock as a user opens it (Plugins › Light-field deblurring › Train), set for a tiny CPU run."""
+    torch.set_num_threads(1)
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Train")
+    w.net_width.value, w.device.value, w.patch.value, w.batch.value = 4, "cpu", 32, 1
+    w.out.value = str(tmp_path / "my-run")  # a folder of the user's: a finished run keeps it
+    return viewer, w
+
+
+def test_a_refused_start_keeps_the_last_runs_curves_progress_and_status(train_dock, qtbot, tmp_path):
+    viewer, w = train_dock
+    w.steps.value = 3
+    w.start()
+    qtbot.waitUntil(lambda: w.result is not None and w.start_button.enabled, timeout=120000)
+    assert not w.resume.value
+    shown = (list(w.curves.losses), list(w.curves.psnrs), w.progress.value, w.progress.max)
+    finished = w.status.value
+    assert shown[2] == shown[3] == 3 and len(shown[0]) == 3 and finished.startswith("finished at step 3")
+
+    # 1. the output folder holds that run and 'resume' is unticked: refused at once, in the dock's words
+    w.start()
+    assert w.start_button.enabled and not w.busy  # nothing was started
+    said = _text(w.status.value)
+    assert said.startswith("Error") and "already holds a training run" in said, said
+    assert "tick 'resume from output folder'" in said.lower() and "empty output folder" in said, said
+    assert "resume=" not in said and "--resume" not in said, said
+    assert finished in said  # the finished run's status is still there, below why Start was refused
+    assert (list(w.curves.losses), list(w.curves.psnrs), w.progress.value, w.progress.max) == shown
+
+    # 2. refused by the run itself (a pair folder without pairs): the same, once the worker has said so
+    w.source.value = "pair folder"
+    empty = tmp_path / "no-pairs"
+    empty.mkdir()
+    w.folder.value = str(empty)
+    w.out.value = str(tmp_path / "another-run")
+    w.start()
+    qtbot.waitUntil(lambda: w.start_button.enabled and not w.busy, timeout=120000)
+    said = _text(w.status.value)
+    assert said.startswith("Error") and finished in said and said.count("not started") == 1, said
+    assert (list(w.curves.losses), list(w.curves.psnrs), w.progress.value, w.progress.max) == shown
+
+
+def test_the_eta_waits_for_the_steady_pace_of_the_run(train_dock, monkeypatch):
+    """The first step carries the start-up (10 s here, then 1 s a step): the dock's ETA leaves it out."""
+    from functools import partial
+
+    from napari_lfdeblur._napari import _widget_train
+    from napari_lfdeblur.cli.progress import StepClock
+    from napari_lfdeblur.training.events import Started, Step
+
+    viewer, w = train_dock
+    now = [0.0]
+    monkeypatch.setattr(_widget_train, "StepClock", partial(StepClock, clock=lambda: now[0]))
+    w.handle_event(Started(0, total=300, model={"base": 4}))
+    said = []
+    for step, t in enumerate([10.0, 11.0, 12.0, 13.0, 14.0, 15.0], start=1):
+        now[0] = t
+        # the trainer's own figure: a running average that starts at the first step's 10 s
+        w.handle_event(Step(step, total=300, loss=0.1, seconds_per_step=10.0, eta=10.0 * (300 - step)))
+        said.append(w.status.value)
+    assert all("ETA …" in s for s in said[:4]), said
+    assert "ETA 4:54" in said[-1] and "1.00 steps/s" in said[-1], said  # 294 steps left at 1 s each
+    assert not any("49:" in s or "ETA 8:" in s for s in said), said

@@ -396,3 +396,66 @@ def test_the_lfdeblur_process_refuses_a_training_option_out_of_range(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and p.stdout == ""
     assert _one_line(p.stderr, "finetune") and "seed must be" in p.stderr and "got -1;" in p.stderr, p.stderr
+
+
+# ---------------------------------------------------------------- progress in a log; batches past a bad entry
+def _lfdeblur(argv: list[str], **env) -> "subprocess.CompletedProcess":
+    """``lfdeblur ARGV`` in a process of its own, its stdout and stderr pipes (as in a batch job's log)."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "napari_lfdeblur.cli", *argv], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def test_train_writes_progress_lines_where_stderr_is_a_pipe(tmp_path):
+    """No bar is drawn in a log: the first step, then a line per interval (an hour here) and the last step."""
+    p = _lfdeblur(["train", "synthetic", "-o", str(tmp_path / "run"), "--base", "4", "--steps", "3", "--batch", "1",
+                   "--patch", "32", "--device", "cpu", "--threads", "1"], LFDEBLUR_LOG_INTERVAL_S="3600")
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("train: step")]
+    assert [ln.split()[2] for ln in lines] == ["1/3", "3/3"], p.stderr
+    assert "loss 0." in lines[0] and "ETA" in lines[0]
+    assert "train finished at step 3/3" in p.stdout
+
+
+def test_train_refuses_a_log_interval_it_cannot_use_before_reading_anything(tmp_path):
+    p = _lfdeblur(["train", "synthetic", "-o", str(tmp_path / "run"), "--steps", "1"], LFDEBLUR_LOG_INTERVAL_S="soon")
+    assert p.returncode == 2 and _one_line(p.stderr, "train"), p.stderr
+    assert "$LFDEBLUR_LOG_INTERVAL_S is 'soon'" in p.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def lightfields_and_a_bad_entry(tmp_path):
+    """Two small light fields and, between them, a folder holding a raw lenslet image without its centres file."""
+    from PIL import Image
+
+    from napari_lfdeblur import synthetic_lightfield
+
+    folder = tmp_path / "lfs"
+    (folder / "b_raw_lenslet").mkdir(parents=True)
+    for seed, name in ((3, "a_scene"), (4, "c_scene")):
+        np.save(folder / f"{name}.npy", synthetic_lightfield(seed=seed, views=5, size=48,
+                                                             disparity_range=(-1.0, 1.0)).data)
+    raw = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(raw).save(folder / "b_raw_lenslet" / "IMG_1.jpg")
+    return folder
+
+
+def test_pairs_of_several_light_fields_go_on_past_a_bad_one_and_list_it(lightfields_and_a_bad_entry, tmp_path):
+    from napari_lfdeblur import read_manifest
+
+    folder, out = lightfields_and_a_bad_entry, tmp_path / "pairs"
+    p = _lfdeblur(["pairs", str(folder), "--each", "-o", str(out), "--focus", "2", "--apertures", "1"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert {r["scene"] for r in read_manifest(out)} == {"a_scene", "c_scene"}  # the one after it too
+    assert "skipped 1 of 3 light fields" in p.stderr and "b_raw_lenslet: No light field found" in p.stderr, p.stderr
+    assert "pattern=" not in p.stderr and "--pattern" in p.stderr  # the command line's words
+    assert "from 2 of 3 light field(s)" in p.stdout and "1 skipped" in p.stdout, p.stdout
+
+    # nothing written at all: exit 2, the skipped entries still listed
+    p = _lfdeblur(["pairs", str(folder / "b_raw_lenslet"), str(folder / "b_raw_lenslet"), "-o",
+                   str(tmp_path / "none"), "--focus", "2"])
+    assert p.returncode == 2 and "skipped 2 of 2 light fields" in p.stderr, p.stderr
+    assert p.stderr.rstrip().splitlines()[-1].startswith("lfdeblur pairs: error: no pairs were written")

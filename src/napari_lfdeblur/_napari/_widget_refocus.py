@@ -8,6 +8,8 @@ work and the viewer never freezes.
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,7 @@ from magicgui.widgets import (
 )
 
 from ..cancel import CancelToken
-from ..errors import LFDeblurError
+from ..errors import LFDeblurError, OutputError
 from ..lightfield.core import LightField
 from ._dock import DockWidget, message_label
 from ._layers import lightfield_name, set_or_add_stack
@@ -38,6 +40,45 @@ def _parse_floats(text: str) -> tuple[float, ...]:
         return tuple(float(t) for t in text.replace(";", ",").split(",") if t.strip())
     except ValueError:
         raise LFDeblurError(f"{text!r}: write numbers separated by commas, e.g. 0.3, 0.6, 1.0") from None
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    """'lo, hi' -> (lo, hi), lo < hi."""
+    values = _parse_floats(text)
+    if len(values) != 2 or not all(math.isfinite(v) for v in values) or values[0] == values[1]:
+        raise LFDeblurError(f"focal range {text!r}: write two different disparities, e.g. -1.5, 0.5")
+    return min(values), max(values)
+
+
+def _focal_bounds(lo: float, hi: float) -> tuple[float, float]:
+    """The slider's and focal stack's range for a scene whose disparities span lo..hi: a margin on each side, so
+    that the planes sweep the focus from just in front of the scene to just behind it, and never narrower than
+    one px per view (a scene at one depth still gets planes that show its blur change)."""
+    pad = 0.25 * max(hi - lo, 1.0)
+    return round(lo - pad, 2), round(hi + pad, 2)
+
+
+def _estimate_focal_range(lf: LightField) -> tuple[float, float]:
+    """The scene's disparity range estimated from its views (a worker's job: about a second)."""
+    from ..lightfield.disparity import estimate_disparity_range
+
+    return estimate_disparity_range(lf)
+
+
+# a sentence of a reader's message that tells what to pass to the Python API (pattern=..., centers=...): the
+# dock has no such fields, the Light field widget has
+_API_ADVICE = re.compile(r"\b[a-z_]+=")
+_SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.])\s+(?=[A-Z(])")
+_LOAD_ADVICE = ("open a skipped light field with the 'Light field' widget, whose format, pattern and centres "
+               "fields read what the folder batch cannot guess")
+
+
+def _skip_reason(err: Exception) -> str:
+    """Why a light field of a folder batch was skipped, without the API's advice on its arguments."""
+    text = str(err) or type(err).__name__
+    sentences = _SENTENCE_END.split(text)
+    kept = [t for t in sentences if not _API_ADVICE.search(t)]
+    return " ".join(kept or sentences[:1])
 
 
 def _set_or_add(viewer, name: str, data, **kwargs):
@@ -60,9 +101,19 @@ class RefocusWidget(DockWidget):
         self._lf: LightField | None = None  # decoded once, reused by every preview
         self._lf_layer = None
         self._cancel: CancelToken | None = None
+        self._job_running = False
+        self._estimating = None  # the layer whose focal range is being estimated
+        self._range_typed = False  # the user typed the focal range: an estimate arriving later keeps it
+        self._setting_range = False
         self.last_pairs: list = []
+        self.last_skipped: list[tuple[str, str]] = []  # (entry, why) of the last folder batch
 
         self.layer = create_widget(annotation="napari.layers.Image", label="light field")
+        self.focal_range = LineEdit(
+            label="focal range", value="-4, 4",
+            tooltip="Disparities (px per view step) the slider and the focal stack span, 'low, high'. Set from "
+                    "the light field's disparity (estimated from its views when it has none), with a margin; "
+                    "type a wider range to refocus beyond the scene.")
         self.disparity = FloatSlider(label="disparity", min=-4.0, max=4.0, step=0.05, value=0.0,
                                      tooltip="Focus plane in pixels per view step")
         self.aperture = FloatSlider(label="aperture", min=0.05, max=1.0, step=0.05, value=1.0,
@@ -81,8 +132,8 @@ class RefocusWidget(DockWidget):
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.status = message_label(value="Pick a light-field layer.")
         self.extend([
-            self.layer, self.disparity, self.aperture, self.live, self.n_slices, self.stack_button,
-            self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in, self.folder_out,
+            self.layer, self.focal_range, self.disparity, self.aperture, self.live, self.n_slices,
+            self.stack_button, self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in, self.folder_out,
             self.pairs_button, self.cancel_button, self.progress, self.status,
         ])
         self._job_buttons = (self.stack_button, self.disparity_button, self.pairs_button)
@@ -90,6 +141,7 @@ class RefocusWidget(DockWidget):
                                    start=self.start_job)
 
         self.layer.changed.connect(self._on_layer_changed)
+        self.focal_range.changed.connect(self._on_focal_range_typed)
         self.disparity.changed.connect(self._request_preview)
         self.aperture.changed.connect(self._request_preview)
         self.stack_button.changed.connect(self.add_focal_stack)
@@ -115,25 +167,90 @@ class RefocusWidget(DockWidget):
 
     def _on_layer_changed(self, *_):
         self._lf = None
+        self._estimating = None
+        self._range_typed = False
+        self._update_stack_button()
         layer = self.layer.value
         if layer is None:
             return
         lf = layer.metadata.get("lightfield")
-        if isinstance(lf, LightField):
-            lo, hi = self._disparity_bounds(lf)
-            self.disparity.min, self.disparity.max = lo, hi
-            self.status.value = f"{lightfield_name(lf)}: disparity slider {lo:.2f} .. {hi:.2f} px/view"
+        if not isinstance(lf, LightField):
+            return
+        known = self._known_disparity(lf)
+        if known is not None:
+            lo, hi = _focal_bounds(*known)
+            self._set_focal_range(lo, hi)
+            self.status.value = f"{lightfield_name(lf)}: focal range {lo:.2f} .. {hi:.2f} px/view"
+            return
+        # no disparity given: a focal stack over a guessed -4..4 was mostly planes of blur far from the scene
+        self._estimating = layer
+        self._update_stack_button()
+        self.status.value = f"{lightfield_name(lf)}: estimating its focal range ..."
+
+        def done(rng):
+            if self._estimating is not layer:  # another layer was picked meanwhile
+                return
+            self._estimating = None
+            self._update_stack_button()
+            lo, hi = _focal_bounds(*rng)
+            if self._range_typed:
+                return
+            self._set_focal_range(lo, hi)
+            self.status.value = (f"{lightfield_name(lf)}: focal range {lo:.2f} .. {hi:.2f} px/view, estimated from "
+                                 "its views (type a wider one to refocus beyond)")
+
+        def failed(err):
+            if self._estimating is layer:
+                self._estimating = None
+                self._update_stack_button()
+                self.status.value = (f"{lightfield_name(lf)}: could not estimate its focal range ({err}); type one "
+                                     "in 'focal range'")
+
+        self.start_job(_estimate_focal_range, lf, returned=done, errored=failed)
 
     @staticmethod
-    def _disparity_bounds(lf: LightField) -> tuple[float, float]:
-        if lf.disparity is not None:
-            lo, hi = float(np.nanmin(lf.disparity)), float(np.nanmax(lf.disparity))
-        elif lf.metadata.get("disparity_range") is not None:
+    def _known_disparity(lf: LightField) -> tuple[float, float] | None:
+        """The scene's disparity range when the light field says it (a ground-truth map, its metadata)."""
+        if lf.disparity is not None and np.isfinite(lf.disparity).any():
+            return float(np.nanmin(lf.disparity)), float(np.nanmax(lf.disparity))
+        if lf.metadata.get("disparity_range") is not None:
             lo, hi = map(float, lf.metadata["disparity_range"])
-        else:
-            return -4.0, 4.0
-        pad = 0.25 * max(hi - lo, 0.5)
-        return round(lo - pad, 2), round(hi + pad, 2)
+            return lo, hi
+        return None
+
+    def _set_focal_range(self, lo: float, hi: float) -> None:
+        """The focal range field and the slider's bounds; a slider value outside goes to the range's middle."""
+        self._setting_range = True
+        try:
+            self.focal_range.value = f"{lo:g}, {hi:g}"
+        finally:
+            self._setting_range = False
+        self._apply_range(lo, hi)
+
+    def _apply_range(self, lo: float, hi: float) -> None:
+        slider = self.disparity
+        value = float(slider.value)
+        # widen first, then narrow: Qt keeps min <= max at every step and would clamp the other bound
+        slider.min, slider.max = min(lo, slider.min), max(hi, slider.max)
+        slider.step = 0.01 if hi - lo < 2.5 else 0.05
+        if not lo <= value <= hi:
+            slider.value = round(0.5 * (lo + hi), 2)
+        slider.min, slider.max = lo, hi
+
+    def _on_focal_range_typed(self, *_):
+        if self._setting_range:
+            return
+        try:
+            lo, hi = _parse_range(self.focal_range.value)
+        except LFDeblurError as e:
+            return self._notify_error(e)
+        self._range_typed = True
+        self._apply_range(lo, hi)
+        self.status.value = f"focal range {lo:.2f} .. {hi:.2f} px/view"
+
+    def _update_stack_button(self) -> None:
+        # the focal stack spans the focal range: it waits for the estimate
+        self.stack_button.enabled = not self._job_running and self._estimating is None
 
     def _preview_name(self) -> str:
         return f"{self.layer.value.name} refocused"
@@ -171,6 +288,7 @@ class RefocusWidget(DockWidget):
         self.progress.visible = True
         self.progress.max = max(total, 1)
         self.progress.value = 0
+        self._job_running = True
         for button in self._job_buttons:
             button.enabled = False
         self.cancel_button.enabled = True
@@ -181,11 +299,15 @@ class RefocusWidget(DockWidget):
     def add_focal_stack(self, *_):
         from ..lightfield.refocus import focal_stack
 
+        if self._estimating is not None:
+            self.status.value = "the focal range is being estimated: add the focal stack in a moment"
+            return None
         try:
             lf = self.lightfield()
+            lo, hi = _parse_range(self.focal_range.value)
         except LFDeblurError as e:
             return self._notify_error(e)
-        ds = np.linspace(self.disparity.min, self.disparity.max, int(self.n_slices.value)).astype(np.float32)
+        ds = np.linspace(lo, hi, int(self.n_slices.value)).astype(np.float32)
         aperture = float(self.aperture.value)
         name = f"{self.layer.value.name} focal stack"
 
@@ -254,6 +376,7 @@ class RefocusWidget(DockWidget):
             from ..lightfield.readers import read_lightfield
 
             made: list = []
+            batch = PairBatch(made, out, len(sources))
 
             def kept(pairs):
                 for pair in pairs:
@@ -263,14 +386,29 @@ class RefocusWidget(DockWidget):
             for i, src in enumerate(sources):
                 if token.cancelled:
                     break
-                lf = src if isinstance(src, LightField) else read_lightfield(src)
-                pairs = kept(iter_pairs(lf, apertures=apertures, focus=n_focus, cancel=token,
-                                        progress=lambda k, n, base=i * per_lf: progress(base + k, total)))
-                if out is not None:
-                    write_pairs(pairs, out)  # each pair as it is made: a Cancel keeps every finished one
-                else:
-                    list(pairs)
-            return made, out
+                before = len(made)
+                try:
+                    # read in full here: a view that cannot be decoded stops this light field, not the batch
+                    lf = src if isinstance(src, LightField) else read_lightfield(src).compute()
+                    pairs = kept(iter_pairs(lf, apertures=apertures, focus=n_focus, cancel=token,
+                                            progress=lambda k, n, base=i * per_lf: progress(base + k, total)))
+                    if out is not None:
+                        write_pairs(pairs, out)  # each pair as it is made: a Cancel keeps every finished one
+                    else:
+                        list(pairs)
+                except OutputError as e:  # the pair folder cannot take more: no use going on
+                    batch.error = e
+                    break
+                except (LFDeblurError, OSError) as e:
+                    if len(sources) == 1:
+                        raise
+                    # one bad entry (a raw lenslet image without its centres file ...) skips that entry only
+                    batch.skipped.append((Path(str(src)).name, _skip_reason(e)))
+                    progress((i + 1) * per_lf, total)
+                    continue
+                if len(made) > before:
+                    batch.used += 1
+            return batch
 
         return self._start(job, total, "generating pairs", self._show_pairs)
 
@@ -280,8 +418,10 @@ class RefocusWidget(DockWidget):
         self.progress.value = done
 
     def _job_finished(self):
+        self._job_running = False
         for button in self._job_buttons:
             button.enabled = True
+        self._update_stack_button()
         self.cancel_button.enabled = False
 
     def cancel(self, *_):
@@ -289,22 +429,49 @@ class RefocusWidget(DockWidget):
             self._cancel.cancel()
             self.status.value = "cancelling after the current step ..."
 
-    def _show_pairs(self, result):
-        pairs, out = result
+    def _show_pairs(self, batch: PairBatch):
+        pairs, out = batch.pairs, batch.out
         self.last_pairs = pairs
+        self.last_skipped = list(batch.skipped)
         cancelled = self._cancel is not None and self._cancel.cancelled
-        where = f", written to {out}" if out is not None else ""
-        if not pairs:
-            self.status.value = "cancelled: no pairs were finished" if cancelled else "no pairs were made"
-            return
-        shapes = {p.blurred.shape for p in pairs}
-        if len(shapes) == 1:
-            blurred = _stack_layer_data([p.blurred for p in pairs])
-            sharp = _stack_layer_data([p.sharp for p in pairs])
-            b = set_or_add_stack(self._viewer, "pairs: blurred", blurred, "pair", contrast_limits=(0, 1))
-            set_or_add_stack(self._viewer, "pairs: sharp", sharp, "pair", like=b, contrast_limits=(0, 1))
-            b.metadata["pairs"] = [p.info for p in pairs]
-        if cancelled:
-            self.status.value = f"cancelled: the {len(pairs)} pairs finished before it are kept{where}"
+        if pairs:
+            shapes = {p.blurred.shape for p in pairs}
+            if len(shapes) == 1:
+                blurred = _stack_layer_data([p.blurred for p in pairs])
+                sharp = _stack_layer_data([p.sharp for p in pairs])
+                b = set_or_add_stack(self._viewer, "pairs: blurred", blurred, "pair", contrast_limits=(0, 1))
+                set_or_add_stack(self._viewer, "pairs: sharp", sharp, "pair", like=b, contrast_limits=(0, 1))
+                b.metadata["pairs"] = [p.info for p in pairs]
+        self.status.value = batch.describe(cancelled)
+        if batch.error is not None:
+            from napari.utils.notifications import show_error
+
+            show_error(str(batch.error))
+
+
+class PairBatch:
+    """What a Generate pairs run made: the pairs, the light fields used and skipped (and why), and the error
+    that stopped it, if any; :meth:`describe` says it all in the status line."""
+
+    def __init__(self, pairs: list, out, n_sources: int):
+        self.pairs, self.out, self.n_sources = pairs, out, n_sources
+        self.used = 0
+        self.skipped: list[tuple[str, str]] = []
+        self.error: Exception | None = None
+
+    def describe(self, cancelled: bool = False) -> str:
+        n = len(self.pairs)
+        where = f", written to {self.out}" if self.out is not None and n else ""
+        source = (f" from {self.used} of {self.n_sources} light fields" if self.n_sources > 1 else "")
+        if self.error is not None:  # (a pair folder that cannot take more: say what it already holds)
+            kept = f"{n} pairs{source} were written to {self.out} before it" if n else "no pairs were written"
+            text = f"Error: {str(self.error).rstrip('.')}. {kept}"
+        elif cancelled:
+            text = (f"cancelled: the {n} pairs{source} finished before it are kept{where}" if n
+                    else "cancelled: no pairs were finished")
         else:
-            self.status.value = f"{len(pairs)} pairs{where}"
+            text = f"{n} pairs{source}{where}" if n else "no pairs were made"
+        if self.skipped:
+            listed = "; ".join(f"{name}: {why}" for name, why in self.skipped)
+            text += f". Skipped {len(self.skipped)} of {self.n_sources}: {listed} ({_LOAD_ADVICE})"
+        return text

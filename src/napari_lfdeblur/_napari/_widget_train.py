@@ -10,6 +10,8 @@ models appear in the Deblur widget's model list.
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from functools import partial
 from pathlib import Path
@@ -27,6 +29,7 @@ from magicgui.widgets import (
 )
 
 from ..cancel import CancelToken
+from ..cli.progress import StepClock, fmt_seconds
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
 from ..training.config import (
@@ -111,12 +114,29 @@ def _keep_model(result) -> tuple[object, str]:
     return str(kept), label
 
 
-def _fmt_seconds(s: float) -> str:
-    s = int(max(s, 0))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+_OCCUPIED_HINT = "Tick 'resume from output folder' to continue it, or choose an empty output folder."
+
+
+def _occupied_run_folder(out: Path) -> str | None:
+    """Why Start refuses ``out`` with 'resume' unticked (what to do is :data:`_OCCUPIED_HINT`); None when it may
+    start there.
+
+    train() refuses the same folder (it never overwrites a run because 'resume' was forgotten), but in the
+    words of its arguments, and only from the worker thread: checked here, the refusal comes at once, in the
+    dock's words."""
+    if not (out / "resume.pt").is_file():
+        return None
+    state = "finished" if (out / "summary.json").is_file() else "stopped before its last step"
+    return f"{out} already holds a training run ({state})."
+
+
+def _as_html(text: str) -> str:
+    """A status for a rich-text label (an error's status is one: it has a details link)."""
+    return text if re.search(r"<(a|br)\b", text) else html.escape(text, quote=False)
 
 
 _RUNS_HOME = Path.home() / "lfdeblur-runs"
+_STILL_SHOWN = "<br>(not started; still shown: "
 
 
 def _new_run_folder() -> Path:
@@ -136,6 +156,9 @@ class TrainWidget(DockWidget):
         start = TrainConfig()  # the starting values are the API's defaults, but for a short run with validation
         self._token = None
         self.result = None
+        self._clock: StepClock | None = None  # the run's steady-state speed and ETA
+        self._before: str | None = None  # the status before Start, until the run has started
+        self._kept = ""  # the status a refused Start kept on show
         # events are produced in the training thread; handle them in the GUI thread
         self._post_event = ensure_main_thread(self.handle_event)
 
@@ -221,8 +244,15 @@ class TrainWidget(DockWidget):
         if phase == "feature" and self.source.value == SOURCES[0]:
             self.source.value = "pair folder"
 
-    def _notify_error(self, err: Exception):
-        show_error_in(self.status, err)
+    def _notify_error(self, err: Exception, hint: str = ""):
+        if hint:
+            show_error_in(self.status, err, hint=hint)
+        else:
+            show_error_in(self.status, err)
+        if self._before:  # refused before it started: the previous run's curves, progress and status stay
+            self.status.value += f"{_STILL_SHOWN}{_as_html(self._before)})"
+            self._kept = self._before
+        self._before = None
 
     # -- arguments ----------------------------------------------------------------
     def _data(self):
@@ -284,17 +314,20 @@ class TrainWidget(DockWidget):
 
     # -- run ----------------------------------------------------------------------
     def start(self, *_):
+        before = self.status.value
+        self._before = self._kept if _STILL_SHOWN in before else before  # (after a refused Start: what it kept)
         try:
             kwargs = self.arguments()  # (train() checks the output folder for writing before the first step)
             inputs = {k: kwargs.pop(k) for k in ("data", "val", "model")}
             config = TrainConfig(**kwargs)  # the options are checked now: a mistake is shown at Start
         except LFDeblurError as e:
             return self._notify_error(e)
+        refused = None if self.resume.value else _occupied_run_folder(Path(str(self.out.value)))
+        if refused:
+            return self._notify_error(LFDeblurError(refused), hint=_OCCUPIED_HINT)
         self._token = CancelToken()
-        if self.curves is not None and not self.resume.value:
-            self.curves.clear()
-        self.progress.max = config.steps
-        self.progress.value = 0
+        # the curves and the progress bar are reset when the run has started ('started' event): a Start that
+        # train() refuses (a folder it cannot write, data it cannot read) leaves the previous run's on show
         self.start_button.enabled = False
         self.stop_button.enabled = True
         self.status.value = "starting ..."
@@ -313,18 +346,23 @@ class TrainWidget(DockWidget):
             return
         kind = event.kind
         if kind == "started":
+            self._before = None
+            self._clock = StepClock(event.step, event.total)
             self.progress.max = max(event.total, 1)
             self.progress.value = event.step
-            if self.curves is not None and event.step > 0 and event.out:
-                self.curves.load_log(Path(event.out) / "log.csv", upto=event.step)
+            if self.curves is not None:
+                if event.step > 0 and event.out:
+                    self.curves.load_log(Path(event.out) / "log.csv", upto=event.step)
+                else:
+                    self.curves.clear()
             self.status.value = (f"training {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}: "
                                  f"{event.data}")
         elif kind == "step":
             self.progress.value = event.step
-            self.status.value = (
-                f"step {event.step}/{event.total}  loss {event.loss:.4f}  "
-                f"{event.seconds_per_step:.2f} s/step  ETA {_fmt_seconds(event.eta)}"
-            )
+            if self._clock is not None:
+                self._clock.step(event.step)
+            speed = self._clock.describe() if self._clock is not None else "ETA …"
+            self.status.value = f"step {event.step}/{event.total}  loss {event.loss:.4f}  {speed}"
             if self.curves is not None:
                 self.curves.add_loss(event.step, event.loss)
                 if event.step % 5 == 0 or event.step == event.total:
@@ -343,7 +381,7 @@ class TrainWidget(DockWidget):
         elif kind in ("finished", "cancelled"):
             self.progress.value = event.step
             what = "finished" if kind == "finished" else "stopped"
-            self.status.value = f"{what} at step {event.step} after {_fmt_seconds(event.seconds)}"
+            self.status.value = f"{what} at step {event.step} after {fmt_seconds(event.seconds)}"
             if kind == "cancelled" and event.checkpoint:
                 self.resume.value = True  # Start now continues this run instead of refusing its folder
                 self.status.value += " (Start continues it)"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..errors import LFDeblurError
 from .argtypes import apertures_type, positive_int, views_type
+from .messages import cli_words, os_error_line
 from .progress import terminal_bar
 
 
@@ -137,20 +139,42 @@ def cmd_pairs(args) -> int:
     apertures = args.apertures  # a tuple, parsed by apertures_type
     crop = None if args.crop.lower() == "none" else int(args.crop) if args.crop.isdigit() else args.crop
     n_total = len(sources) * len(apertures) * args.focus
-    written = 0
+    written, used, skipped = 0, 0, []
     with _progress_bar(n_total, "pairs") as bar:
         for src in sources:
             try:
-                lf = read_lightfield(src, **_lightfield_options(args))
-            except LFDeblurError as e:
+                try:
+                    # read in full here: a view that cannot be decoded skips this light field, not the batch
+                    lf = read_lightfield(src, **_lightfield_options(args)).compute()
+                except LFDeblurError as e:
+                    # a reader's format= is this command's --format (--image-format is the pairs' own)
+                    raise LFDeblurError(cli_words("info", str(e))) from e
+                pairs = make_pairs(lf, apertures=apertures, focus=args.focus, crop=crop)
+            except (LFDeblurError, OSError) as e:
                 if len(sources) == 1:
                     raise
-                bar.write(f"skipping {src}: {e}")
+                # one bad entry (a raw lenslet image without its centres file ...) stops nothing else
+                why = cli_words("pairs", str(e) if isinstance(e, LFDeblurError) else os_error_line(e))
+                skipped.append((src, why))
+                bar.write(f"lfdeblur pairs: skipping {src} (the reason is listed at the end)", file=sys.stderr)
                 bar.update(len(apertures) * args.focus)
                 continue
-            pairs = make_pairs(lf.compute(), apertures=apertures, focus=args.focus, crop=crop)
-            write_pairs(pairs, args.out, format=args.image_format)
+            try:
+                write_pairs(pairs, args.out, format=args.image_format)
+            except (LFDeblurError, OSError):
+                if written:  # the folder cannot take more: say what it holds before the error's line
+                    print(f"lfdeblur pairs: {written} pairs from {used} light field(s) were written to {args.out} "
+                          "before this error", file=sys.stderr)
+                raise
             written += len(pairs)
+            used += 1
             bar.update(len(apertures) * args.focus)
-    print(f"{written} pairs from {len(sources)} light field(s) in {args.out}")
+    if skipped:
+        print(f"lfdeblur pairs: skipped {len(skipped)} of {len(sources)} light fields:", file=sys.stderr)
+        for src, why in skipped:
+            print(f"  {src}: {why}", file=sys.stderr)
+        if not used:
+            raise LFDeblurError(f"no pairs were written: all {len(sources)} light fields were skipped (listed above)")
+    print(f"{written} pairs from {used} of {len(sources)} light field(s) in {args.out}"
+          + (f"; {len(skipped)} skipped (listed on stderr)" if skipped else ""))
     return 0

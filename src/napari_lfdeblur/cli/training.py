@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import LFDeblurError
 from .argtypes import positive_int
-from .progress import terminal_bar
+from .progress import ProgressLog, StepClock, terminal_bar
 
 
 def add_commands(sub) -> None:
@@ -112,6 +112,7 @@ def cmd_train(args) -> int:
         val_every=args.val_every, out=args.out, num_workers=args.workers, threads=args.threads,
         resume=True if args.resume else None,
     )
+    log = ProgressLog()  # ($LFDEBLUR_LOG_INTERVAL_S is checked here too, before any data is read)
     data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
     if args.photos:
         if "synthetic" not in data:
@@ -126,10 +127,16 @@ def cmd_train(args) -> int:
             val = float(val)
         except ValueError:
             pass  # a path of validation pairs
-    bar = terminal_bar(total=args.steps, desc=args.command, unit="step")
+    # tqdm's own rate and time left would extrapolate from the first steps, which carry the run's start-up:
+    # the bar shows the steady-state ones of StepClock instead
+    bar = terminal_bar(total=args.steps, desc=args.command, unit="step",
+                       bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+    clock = None
 
     def on_event(event):
+        nonlocal clock
         if event.kind == "started":
+            clock = StepClock(event.step, event.total)
             bar.reset(total=event.total)
             bar.update(event.step)
             bar.write(f"{args.command}: {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}, "
@@ -138,8 +145,12 @@ def cmd_train(args) -> int:
                 bar.write(f"--resume: {args.out} holds no checkpoint to resume from (no resume.pt): starting from "
                           "step 1")
         elif event.kind == "step":
+            clock.step(event.step)
+            bar.set_postfix_str(f"loss={event.loss:.4f}, lr={event.lr:.1e}, {clock.describe()}", refresh=False)
             bar.update(event.step - bar.n)
-            bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.1e}")
+            if bar.disable:  # stderr is a file or a pipe: no bar, a line now and then (the first step's too)
+                log(f"{args.command}: step {event.step}/{event.total}  loss {event.loss:.4f}  {clock.describe()}",
+                    force=event.step == event.total)
         elif event.kind == "validation":
             bar.write(f"step {event.step}: validation PSNR {event.psnr:.2f} dB / SSIM {event.ssim:.3f} "
                       f"(blurry input {event.input_psnr:.2f} dB / {event.input_ssim:.3f})")
