@@ -108,7 +108,7 @@ def compare(image, reference, *, rgb=None) -> dict[str, float]:
     the reference is in [0, 1], anything else (uint16, other floats) mapped by
     the reference's minimum and maximum.  SSIM uses an 11x11 window, for
     images under 11x11 the largest odd window that fits
-    (:func:`~napari_lfdeblur.training.metrics.ssim_window`: a score, though
+    (``napari_lfdeblur.training.metrics.ssim_window``: a score, though
     not one comparable with 11x11 scores); images under 3x3 raise
     :class:`~napari_lfdeblur.errors.DeblurInputError`.
     """

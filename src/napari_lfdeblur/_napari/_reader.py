@@ -38,20 +38,12 @@ def _saved_image(path):
     """A reader for an OME-Zarr image (what *Save result…* and File › Save Layers write), or None."""
     from pathlib import Path
 
-    from ..io import image_format
-    from ..io.read import _ome_multiscales
+    from ..io import is_ome_zarr_image, open_image_levels
 
     p = Path(path)
-    if p.name.lower().endswith(".lf.zarr") or not p.is_dir() or image_format(p) != "ome.zarr":
+    if p.name.lower().endswith(".lf.zarr") or not is_ome_zarr_image(p):
         return None
     try:
-        import zarr
-
-        node = zarr.open(str(p), mode="r")
-        if not isinstance(node, zarr.Group) or _ome_multiscales(node.attrs) is None:
-            return None
-        from ..io import open_image_levels
-
         levels, info = open_image_levels(p)
     except Exception as e:  # a reader must never raise into napari
         _decline(path, f"{type(e).__name__}: {e}")

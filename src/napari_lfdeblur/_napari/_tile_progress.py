@@ -25,7 +25,8 @@ class TileProgress:
         self._on_change = on_change
         self._report = ensure_main_thread(self._show)
         self._bar = None
-        self._shown = 0
+        self._made = False
+        self._shown = self._reported = 0
         self.levels = [self._wrap(a, k) for k, a in enumerate(levels)]
 
     @property
@@ -51,14 +52,24 @@ class TileProgress:
     def _show(self, count: int):  # GUI thread
         from napari.utils import progress
 
-        if self._bar is None and count < self.total:
+        # napari's activity dock processes Qt events while a bar is made or moved, which can run this again
+        # before it returns (a second bar, the same tiles counted twice, tqdm's "clamping frac" warning):
+        # counts only move forward, one bar is ever made, and it shows the newest count
+        if count <= self._shown:
+            return
+        self._shown = count
+        if self._bar is None and not self._made and count < self.total:
+            self._made = True
             self._bar = progress(total=self.total, desc=self.describe)
+        count = self._shown  # newer if the bar's making ran this again
         if self._bar is not None:
-            self._bar.update(count - self._shown)
-            self._shown = count
+            if count > self._bar.n:
+                self._bar.update(count - self._bar.n)
             if count >= self.total:
                 self.close()
-        self._on_change(count, self.total)
+        if count > self._reported:
+            self._reported = count
+            self._on_change(count, self.total)
 
     def close(self):
         if self._bar is not None:

@@ -397,6 +397,20 @@ def _open_zarr(path: Path, levels: bool = False):
     return (arrays if levels else arrays[0]), rgb, axes, True
 
 
+def is_ome_zarr_image(path) -> bool:
+    """Whether ``path`` is a zarr group with OME-Zarr ``multiscales`` metadata (an image, perhaps a pyramid)."""
+    path = Path(path)
+    if not path.is_dir() or image_format(path) != "ome.zarr":
+        return False
+    try:
+        import zarr
+
+        node = zarr.open(str(path), mode="r")
+    except Exception:  # noqa: BLE001 - unreadable: not an image this opens
+        return False
+    return isinstance(node, zarr.Group) and _ome_multiscales(node.attrs) is not None
+
+
 def open_image_levels(path) -> tuple[list, ImageInfo]:
     """Every resolution level of an image, finest first (one for anything but an OME-Zarr pyramid), lazily
     for zarr: what a viewer shows of a saved result."""

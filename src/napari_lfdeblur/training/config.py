@@ -309,8 +309,8 @@ class TrainConfig:
         ``"vgg+0.1*shift_l1"``, ...); None takes :data:`DEFAULT_LOSS` of the
         phase.  ``steps``: optimisation steps; ``batch``: pairs per step (per
         process); ``patch``: crop size, a multiple of 8 from 16 to
-        :data:`MAX_PATCH` (and ``batch * patch²`` at most
-        :data:`MAX_STEP_PIXELS`).  ``lr``: initial learning rate; None takes
+        ``MAX_PATCH`` (and ``batch * patch²`` at most
+        ``MAX_STEP_PIXELS``).  ``lr``: initial learning rate; None takes
         :data:`DEFAULT_LR` of the phase (see :attr:`learning_rate`).
         ``schedule``: ``"cosine"`` (from ``lr`` down to ``min_lr * lr``,
         ``min_lr`` a fraction, after ``warmup`` linear steps), ``"step"``
