@@ -137,3 +137,21 @@ def make_napari_viewer(make_napari_viewer, qtbot):
         viewer._layer_slicer.wait_until_idle(timeout=300)
     qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=300_000)
     qtbot.wait(50)  # deliver the finished signals while the viewer is still open
+
+
+@pytest.fixture
+def lightfields_and_a_bad_entry(tmp_path):
+    """Two small light fields and, between them, a folder holding a raw lenslet image without its centres file."""
+    import numpy as np
+    from PIL import Image
+
+    from napari_lfdeblur import synthetic_lightfield
+
+    folder = tmp_path / "lfs"
+    (folder / "b_raw_lenslet").mkdir(parents=True)
+    for seed, name in ((3, "a_scene"), (4, "c_scene")):
+        np.save(folder / f"{name}.npy", synthetic_lightfield(seed=seed, views=5, size=48,
+                                                             disparity_range=(-1.0, 1.0)).data)
+    raw = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(raw).save(folder / "b_raw_lenslet" / "IMG_1.jpg")
+    return folder

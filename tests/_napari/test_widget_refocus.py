@@ -104,15 +104,21 @@ def test_pairs_from_a_folder_of_lightfields(viewer_with_lf, qtbot, tmp_path):
     widget = RefocusWidget(viewer)
     widget.live.value = False
     widget.layer.value = layer
-    widget.source.value = "folder of light fields"
-    widget.folder_in.value = str(folder)
-    widget.folder_out.value = str(tmp_path / "pairs")
-    widget.apertures.value = "1.0"
-    widget.n_focus.value = 2
-    widget.generate_pairs()
+    _batch_of_pairs(widget, folder, tmp_path / "pairs")
     qtbot.waitUntil(lambda: widget.pairs_button.enabled and len(widget.last_pairs) > 0, timeout=60000)
     scenes = {r["scene"] for r in read_manifest(tmp_path / "pairs")}
     assert len(scenes) == 2
+
+
+def _batch_of_pairs(widget, folder, out):
+    """Generate pairs from every light field in ``folder`` (one aperture, two focus planes) into ``out``."""
+    widget.live.value = False
+    widget.source.value = "folder of light fields"
+    widget.folder_in.value = str(folder)
+    widget.folder_out.value = str(out)
+    widget.apertures.value = "1.0"
+    widget.n_focus.value = 2
+    widget.generate_pairs()
 
 
 # ---------------------------------------------------------------- through the Plugins menu: batches, focal range
@@ -124,29 +130,15 @@ def _text(status: str) -> str:
     return html.unescape(re.sub(r"<br>", "\n", re.sub(r"<a [^>]*>[^<]*</a>", "", status)))
 
 
-def test_a_folder_batch_goes_on_past_a_bad_light_field_and_says_what_it_skipped(viewer_with_lf, qtbot, tmp_path):
-    from PIL import Image
-
-    from napari_lfdeblur import read_manifest, synthetic_lightfield
+def test_a_folder_batch_goes_on_past_a_bad_light_field_and_says_what_it_skipped(viewer_with_lf, qtbot, tmp_path,
+                                                                                lightfields_and_a_bad_entry):
+    from napari_lfdeblur import read_manifest
 
     viewer, layer, _ = viewer_with_lf
-    folder = tmp_path / "lfs"
-    (folder / "b_raw_lenslet").mkdir(parents=True)
-    for seed, name in ((3, "a_scene"), (4, "c_scene")):
-        np.save(folder / f"{name}.npy", synthetic_lightfield(seed=seed, views=5, size=48,
-                                                             disparity_range=(-1.0, 1.0)).data)
-    # a raw lenslet image without its centres file: no light field the batch can read
-    raw = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
-    Image.fromarray(raw).save(folder / "b_raw_lenslet" / "IMG_1.jpg")
+    folder = lightfields_and_a_bad_entry  # a raw lenslet image without its centres file between two light fields
 
     _, w = viewer.window.add_plugin_dock_widget("napari-lfdeblur", "Refocus & pairs")
-    w.live.value = False
-    w.source.value = "folder of light fields"
-    w.folder_in.value = str(folder)
-    w.folder_out.value = str(tmp_path / "pairs")
-    w.apertures.value = "1.0"
-    w.n_focus.value = 2
-    w.generate_pairs()
+    _batch_of_pairs(w, folder, tmp_path / "pairs")
     qtbot.waitUntil(lambda: w.pairs_button.enabled and not w.busy, timeout=60000)
     said = _text(w.status.value)
     assert {r["scene"] for r in read_manifest(tmp_path / "pairs")} == {"a_scene", "c_scene"}, said

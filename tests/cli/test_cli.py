@@ -234,14 +234,14 @@ def test_writing_where_a_folder_cannot_be_is_one_line_and_exit_2(tmp_path, capsy
 def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     import errno
 
-    import imageio.v3 as iio
+    from PIL import Image
 
     lf = _tiny_lightfield(tmp_path)
 
-    def full(path, *a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def full(self, fp, *a, **k):  # the PNG encoder writing to a full disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(getattr(fp, "name", fp)))
 
-    monkeypatch.setattr(iio, "imwrite", full)
+    monkeypatch.setattr(Image.Image, "save", full)
     assert main(["refocus", str(lf), "-d", "0.5", "-o", str(tmp_path / "rf.png")]) == 2
     err = capsys.readouterr().err
     assert _one_line(err, "refocus") and "No space left on device" in err and "free some space" in err
@@ -424,23 +424,6 @@ def test_train_refuses_a_log_interval_it_cannot_use_before_reading_anything(tmp_
     p = _lfdeblur(["train", "synthetic", "-o", str(tmp_path / "run"), "--steps", "1"], LFDEBLUR_LOG_INTERVAL_S="soon")
     assert p.returncode == 2 and _one_line(p.stderr, "train"), p.stderr
     assert "$LFDEBLUR_LOG_INTERVAL_S is 'soon'" in p.stderr and not (tmp_path / "run").exists()
-
-
-@pytest.fixture
-def lightfields_and_a_bad_entry(tmp_path):
-    """Two small light fields and, between them, a folder holding a raw lenslet image without its centres file."""
-    from PIL import Image
-
-    from napari_lfdeblur import synthetic_lightfield
-
-    folder = tmp_path / "lfs"
-    (folder / "b_raw_lenslet").mkdir(parents=True)
-    for seed, name in ((3, "a_scene"), (4, "c_scene")):
-        np.save(folder / f"{name}.npy", synthetic_lightfield(seed=seed, views=5, size=48,
-                                                             disparity_range=(-1.0, 1.0)).data)
-    raw = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
-    Image.fromarray(raw).save(folder / "b_raw_lenslet" / "IMG_1.jpg")
-    return folder
 
 
 def test_pairs_of_several_light_fields_go_on_past_a_bad_one_and_list_it(lightfields_and_a_bad_entry, tmp_path):
