@@ -100,3 +100,31 @@ def test_cli_deblurs_a_six_pixel_wide_png_and_a_tiny_zarr(tmp_path):
         assert result.shape == source.shape
         reference = lfd.deblur(source, dtype="float32")  # float32 was always right
         assert np.abs(result.astype(float) - reference).mean() < 2  # bfloat16's level or two, not garbage
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [({"normalize": (0, 1, 2)}, "two numbers"), ({"normalize": (0, float("nan"))}, "finite"),
+     ({"progress": "x"}, "progress must be a function")],
+)
+def test_options_of_the_wrong_kind_are_refused_by_name(options, match):
+    with pytest.raises(DeblurInputError, match=match):
+        lfd.deblur(_photo(64, 64), **options)
+
+
+def test_normalize_none_refuses_an_image_that_is_not_in_0_1():
+    # taken as it is, a 0-255 float image was clipped to [0, 1]: the result differed by half the range
+    with pytest.raises(DeblurInputError, match="normalize='none' takes images already in"):
+        lfd.deblur(_photo(64, 64) * 255, normalize="none")
+    image = _photo(64, 64)
+    np.testing.assert_allclose(lfd.deblur(image, normalize="none"), lfd.deblur(image), atol=1e-6)
+
+
+def test_a_module_that_is_not_an_image_network_is_a_model_error():
+    torch = pytest.importorskip("torch")
+    from napari_lfdeblur.errors import ModelError
+
+    with pytest.raises(ModelError, match="could not run on an image"):
+        lfd.deblur(_photo(64, 64), model=torch.nn.Linear(3, 3), device="cpu")
+    with pytest.raises(ModelError, match="returned"):
+        lfd.deblur(_photo(64, 64), model=torch.nn.Conv2d(3, 3, 3), device="cpu")  # no padding: 62x62 back

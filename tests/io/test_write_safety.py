@@ -335,3 +335,25 @@ def test_the_write_gate_waits_for_writes_in_flight():
     with pytest.raises(OSError), gate:
         pass
     t.join()
+
+
+# ------------------------------------------------------------------ arguments a writer cannot use
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda d: io.save_image(d / "o.png", np.zeros((0, 0, 3), np.float32)), ImageFileError, "no pixels"),
+        (lambda d: io.save_image(None, np.zeros((8, 8, 3), np.float32)), OutputError, "file path"),
+        (lambda d: io.save_image_streaming(np.zeros((0, 0, 3), np.float32), d / "o.tif"), ImageFileError,
+         "no pixels"),
+        (lambda d: io.save_image_streaming(np.zeros((64, 64, 3), np.float32), d / "o.ome.zarr", chunk=0),
+         ImageFileError, "chunk"),
+        (lambda d: io.save_image_streaming(np.zeros((64, 64, 3), np.float32), d / "o.ome.zarr", chunk=-1),
+         ImageFileError, "chunk"),
+        (lambda d: io.open_image(None), ImageFileError, "file path"),
+    ],
+    ids=["empty png", "no path", "empty tiff", "chunk 0", "chunk -1", "open None"],
+)
+def test_arguments_a_writer_cannot_use_are_refused_and_nothing_is_written(tmp_path, call, error, match):
+    with pytest.raises(error, match=match):
+        call(tmp_path)
+    assert list(tmp_path.iterdir()) == []

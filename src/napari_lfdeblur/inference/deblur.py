@@ -89,13 +89,13 @@ def _as_image(image):
     return image, None
 
 
-def _whole_number(name: str, value, minimum: int, hint: str) -> int | None:
+def _whole_number(name: str, value, minimum: int, hint: str, unit: str = "pixels") -> int | None:
     """``value`` as an int >= ``minimum`` (None stays None), or a DeblurInputError that says what works."""
     if value is None:
         return None
     whole = isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
     if isinstance(value, bool) or not whole:
-        raise DeblurInputError(f"{name} must be a whole number of pixels; got {value!r} ({hint}).")
+        raise DeblurInputError(f"{name} must be a whole number of {unit}; got {value!r} ({hint}).")
     if int(value) < minimum:
         raise DeblurInputError(f"{name}={value} is too small: {hint}.")
     return int(value)
@@ -234,6 +234,8 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     -------
     Same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
     """
+    if progress is not None and not callable(progress):
+        raise DeblurInputError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     stop = cancel_check(cancel, where="deblur")
     image, file_rgb = _as_image(image)
     if any(isinstance(n, float) and math.isnan(n) for n in image.shape):
@@ -251,7 +253,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     tile = _whole_number("tile", tile, 16, f"use at least {MIN_TILE} (default {DEFAULT_TILE})")
     margin = _whole_number("overlap", overlap, 0, f"give 0 or more pixels (default {DEFAULT_MARGIN})")
     chunk = _whole_number("chunk", chunk, 16, f"give 16 or more pixels (default {DEFAULT_CHUNK})")
-    batch = _whole_number("batch", batch, 1, "the number of tiles per network call, 1 or more")
+    batch = _whole_number("batch", batch, 1, "the number of tiles per network call, 1 or more", unit="tiles")
     margin = DEFAULT_MARGIN if margin is None else margin
     margin = -(-margin // ALIGN) * ALIGN  # whole steps of the network's 1/8 grid
     if tile is not None:

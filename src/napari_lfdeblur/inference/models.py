@@ -103,6 +103,10 @@ def precision_of(model) -> str:
     return str(_autocast_of(model, dtype) or dtype).removeprefix("torch.")
 
 
+_IMAGE_NETWORK = ("deblur runs DRBNet networks (load_model), or modules mapping (N, 3, H, W) in [-1, 1] to the "
+                  "same shape")
+
+
 def run_network(rgb: np.ndarray, model) -> np.ndarray:
     """Run ``model`` on float RGB in [0, 1], (H, W, 3) or (N, H, W, 3); returns float32 in [0, 1], same shape.
 
@@ -132,6 +136,12 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
             x = (x * 2 - 1).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             with autocast:
                 y = model(x)
+            if not (isinstance(y, torch.Tensor) and y.shape == x.shape):
+                raise ModelError(
+                    f"the model {type(torch_module(model)).__name__} returned "
+                    f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__} for an image of shape "
+                    f"{tuple(x.shape)}: {_IMAGE_NETWORK}"
+                )
             del x
             y = y.float().add_(1).mul_(0.5).clamp_(0.0, 1.0)
             out = y.permute(0, 2, 3, 1).to("cpu").contiguous().numpy()
@@ -146,5 +156,11 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
                 f"not enough RAM to deblur a {batch.shape[1]}x{batch.shape[2]} image at once: "
                 "deblur in tiles or use a lighter model"
             ) from e
+        from ..network.drbnet import DRBNet
+
+        if not isinstance(torch_module(model), DRBNet):  # a module of the user's that cannot take an image
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"the model {type(torch_module(model)).__name__} could not run on an image of shape "
+                             f"(N, 3, H, W) ({reason}): {_IMAGE_NETWORK}") from e
         raise
     return out[0] if single else out

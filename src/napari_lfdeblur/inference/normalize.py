@@ -28,6 +28,7 @@ intensity range.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,8 @@ def channels_last(shape, rgb=None) -> bool:
         return bool(rgb)
     return len(shape) >= 3 and 1 <= shape[-1] <= MAX_CHANNELS
 _SAMPLE_PIXELS = 1_000_000
+# how far outside [0, 1] normalize='none' lets values be (rounding of a float pipeline), clipped away
+UNIT_SLACK = 1e-3
 
 
 def _subsample(a, max_pixels: int = _SAMPLE_PIXELS):
@@ -97,20 +100,23 @@ class Normalization:
         if dtype.kind in "ui" and dtype.itemsize > 2 and normalize == "auto":
             normalize = "percentile"
         if isinstance(normalize, (tuple, list)):
-            lo, hi = map(float, normalize)
-            if not hi > lo:
-                raise DeblurInputError(f"normalize=(lo, hi) needs hi > lo, got {normalize}.")
+            try:
+                lo, hi = map(float, normalize)
+            except (TypeError, ValueError):
+                raise DeblurInputError(
+                    f"normalize={normalize!r}: a range is two numbers (lo, hi), the values that map to 0 and 1."
+                ) from None
+            if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+                raise DeblurInputError(f"normalize=(lo, hi) needs finite numbers with hi > lo, got {normalize}.")
             return cls(lo, hi, dtype)
         if normalize == "dtype":
             if dtype.kind == "f":
                 return cls(0.0, 1.0, dtype)
             info = np.iinfo(dtype)
             return cls(float(info.min), float(info.max), dtype)
-        if normalize == "none":
-            return cls(0.0, 1.0, dtype)
         if normalize == "auto" and dtype == np.uint8:
             return cls(0.0, 255.0, dtype)
-        if normalize not in ("auto", "percentile"):
+        if normalize not in ("auto", "percentile", "none"):
             raise DeblurInputError(
                 f"normalize={normalize!r}: use 'auto', 'percentile', 'dtype', 'none' or a (lo, hi) pair."
             )
@@ -120,6 +126,14 @@ class Normalization:
         sample = _compute(sample).astype(np.float64, copy=False)
         if not np.isfinite(sample).all():
             raise DeblurInputError("The image contains NaN or infinite values; replace them (e.g. np.nan_to_num) first.")
+        if normalize == "none":
+            # taken as it is: values outside [0, 1] would be clipped away (a 0-255 image came back half white)
+            if sample.size and (sample.min() < -UNIT_SLACK or sample.max() > 1.0 + UNIT_SLACK):
+                raise DeblurInputError(
+                    f"normalize='none' takes images already in [0, 1]; this one spans {sample.min():.4g} to "
+                    f"{sample.max():.4g}: use normalize='auto', or (lo, hi) for the values that map to 0 and 1."
+                )
+            return cls(0.0, 1.0, dtype)
         if normalize == "auto" and dtype.kind == "f" and sample.min() >= 0.0 and sample.max() <= 1.0:
             return cls(0.0, 1.0, dtype)
         lo, hi = np.percentile(sample, PERCENTILES)

@@ -436,6 +436,8 @@ def open_image_info(path, lazy: bool | None = None) -> tuple:
     """Like :func:`open_image`, returning ``(array, ImageInfo)``."""
     import dask.array as da
 
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ImageFileError(f"an image is opened from a file path (str or pathlib.Path); got {path!r}")
     path = Path(path)
     if not path.exists():
         raise _missing(path)

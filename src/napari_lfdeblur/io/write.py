@@ -36,6 +36,7 @@ import errno
 import functools
 import json
 import math
+import numbers
 import os
 import threading
 from collections.abc import Callable
@@ -526,6 +527,18 @@ def check_writable(shape, dtype, path, rgb: bool | None = None) -> str:
     return fmt
 
 
+def _output_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise OutputError(f"an image is saved to a file path (str or pathlib.Path); got {path!r}")
+    return Path(path)
+
+
+def _check_pixels(shape, path: Path) -> None:
+    """An image with no pixels would be an empty or broken file (PNG, TIFF and zarr writers fail on it late)."""
+    if len(shape) < 2 or any(int(n) == 0 for n in shape):
+        raise ImageFileError(f"{path.name}: an image of shape {tuple(shape)} has no pixels to write")
+
+
 def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Callable[[int, int], None] | None = None,
                          client=None, workers: int | None = None, axes: str | None = None,
                          chunk: int | None = None, cancel=None) -> Path:
@@ -543,12 +556,17 @@ def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Call
     True) stops after the chunk in progress with :class:`~napari_lfdeblur.Cancelled`.
     Nothing appears under ``path`` unless the write completes.
     """
-    path = Path(path)
+    path = _output_path(path)
     if cancel is not None:
         progress = _cancellable(progress, cancel_check(cancel, where="save_image_streaming"))
+    if progress is not None and not callable(progress):
+        raise ImageFileError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     fmt = output_format(path)
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         array = np.asarray(array)
+    _check_pixels(array.shape, path)
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 16):
+        raise ImageFileError(f"chunk must be a whole number of pixels, 16 or more (default 1024); got {chunk!r}")
     if not _is_dask(array) and not isinstance(array, np.ndarray):  # zarr, h5py, ...: read chunk by chunk
         import dask.array as da
 
@@ -572,9 +590,10 @@ def save_image(path, img: np.ndarray) -> Path:
     Floats go by :func:`~napari_lfdeblur.io.pixels.to_stored`: NaN and values on another scale (0-255, ...)
     raise :class:`ImageFileError`, a small overshoot of [0, 1] is clipped with a warning; OME-Zarr keeps floats
     as they are."""
-    path = Path(path)
+    path = _output_path(path)
     fmt = output_format(path)
     a = np.asarray(img)
+    _check_pixels(a.shape, path)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.dtype.kind == "f" and fmt != "ome.zarr":
