@@ -213,3 +213,21 @@ def test_images_with_alpha_or_a_channel_axis_texture_with_their_colour(photo, co
 def test_bad_images_raise_with_what_to_give(images, match):
     with pytest.raises(LightFieldError, match=match):
         lfd.synthetic_lightfield(0, views=3, size=32, images=images)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"size": 10**6}, r"size must be from 16 to 4096 pixels per side, got 1000000x1000000"),
+    ({"size": (32, 4097)}, r"size must be from 16 to 4096 pixels per side, got 32x4097"),
+    ({"views": 18}, r"views must be at most 17 per side \(a grid from 1x2 to 17x17\), got 18x18"),
+    ({"views": (3, 40)}, r"views must be at most 17 per side .*got 3x40"),
+])
+def test_sizes_beyond_the_largest_are_refused_with_the_range(kwargs, match):
+    """size=10**6 asked numpy for 10.9 TiB (a MemoryError) instead of saying what the function makes."""
+    with pytest.raises(LightFieldError, match=match):
+        lfd.synthetic_lightfield(0, **{"views": 3, "size": 32, **kwargs})
+
+
+def test_the_largest_grid_and_the_defaults_are_made():
+    assert lfd.synthetic_lightfield(0, views=17, size=16, n_layers=2).data.shape == (17, 17, 16, 16, 3)
+    assert lfd.synthetic_lightfield(0, views=(1, 2), size=(16, 20), n_layers=1).data.shape == (1, 2, 16, 20, 3)
+    assert lfd.synthetic_lightfield(0).data.shape == (9, 9, 256, 256, 3)

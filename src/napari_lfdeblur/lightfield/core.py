@@ -7,11 +7,18 @@ view (V-1, U-1) the bottom-right one.  Moving right in U moves the viewpoint
 right; moving down in V moves it down.  Views that the source does not have are
 flagged False in ``view_mask`` and hold NaN in ``data`` so that nothing can use
 invented pixels silently.
+
+The value rule lives here, once, for the readers and for ``LightField(...)``
+alike: uint8 / uint16 samples are divided by 255 / 65535 and booleans become
+0 / 1; floats must lie in [0, 1] (``RANGE_TOLERANCE`` of rounding allowed); any
+other dtype needs an explicit scale.  NaN only marks a whole missing view: a
+present view must be finite, so refocusing never averages a NaN or an inf into
+its output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +30,151 @@ def _is_dask(a) -> bool:
     return type(a).__module__.startswith("dask.")
 
 
+# -- the value rule ------------------------------------------------------------
+#: integer dtypes with an obvious full-scale value (the usual 8/16-bit encodings)
+_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+#: how far outside [0, 1] a float sample may lie: the rounding of values computed in [0, 1] (an average that
+#: lands a float32 step above 1), never a wrong scale such as 0..255
+RANGE_TOLERANCE = 1e-5
+
+_SCALE_HINT = (
+    "map it to [0, 1] first (e.g. data / 255 for 8-bit values), or read it with "
+    "napari_lfdeblur.read_lightfield(array, scale=...) (a full-scale value such as 4095 for 12-bit data, "
+    "a (low, high) pair, or 'minmax')"
+)
+_NAN_RULE = "NaN only marks a missing view (a whole view of NaN, with view_mask False there)"
+
+
+def check_scalable(dtype, what: str) -> None:
+    """Raise unless ``dtype`` has a natural mapping to [0, 1] (else an explicit scale is needed)."""
+    dtype = np.dtype(dtype)
+    if dtype in _FULL_SCALE or dtype == np.bool_ or dtype.kind == "f":
+        return
+    raise LightFieldError(f"{what} has dtype {dtype}, which has no natural [0, 1] range; {_SCALE_HINT}.")
+
+
+def _to_float32(a: np.ndarray, what: str) -> np.ndarray:
+    """The dtype part of the rule: float32 samples, integers scaled by their full-scale value (no value scan)."""
+    a = np.asarray(a)
+    dt = a.dtype
+    if dt in _FULL_SCALE:
+        out = a.astype(np.float32)
+        return np.divide(out, np.float32(_FULL_SCALE[dt]), out=out)  # in place: one copy, not two
+    if dt == np.bool_:
+        return a.astype(np.float32)
+    check_scalable(dt, what)
+    return a.astype(np.float32, copy=False)
+
+
+def _check_range(lo: float, hi: float, what: str) -> None:
+    if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
+        raise LightFieldError(f"{what} holds values in [{lo:g}, {hi:g}], outside [0, 1]; {_SCALE_HINT}.")
+
+
+def _infinite_error(what: str, where: str = "") -> LightFieldError:
+    return LightFieldError(
+        f"{what} holds infinite values{where}; replace them (e.g. np.nan_to_num) first. {_NAN_RULE}."
+    )
+
+
+def check_values(a: np.ndarray, what: str, allow_nan: bool = True) -> None:
+    """Raise unless the float samples ``a`` are finite and in [0, 1]; NaN passes when ``allow_nan``
+    (a block that may be part of a missing view).  Two reductions, no full-size temporaries, when all is well."""
+    if a.size == 0:
+        return
+    lo, hi = float(a.min()), float(a.max())  # NaN propagates through min/max: the fast path sees it
+    if np.isfinite(lo) and np.isfinite(hi):
+        _check_range(lo, hi, what)
+        return
+    if np.isinf(a).any():
+        raise _infinite_error(what)
+    nan = np.isnan(a)
+    if not allow_nan:
+        raise LightFieldError(
+            f"{what} holds {int(nan.sum())} NaN values; {_NAN_RULE}. Fill them (e.g. np.nan_to_num) first."
+        )
+    if not nan.all():
+        vals = a[~nan]
+        _check_range(float(vals.min()), float(vals.max()), what)
+
+
+def to_float01(a, what: str = "the data", allow_nan: bool = True) -> np.ndarray:
+    """Convert uint8/uint16/bool/float samples to float32 in [0, 1] (see the module docstring).
+
+    Floats outside [0, 1] and infinities are refused rather than clipped, so that no silent clipping hides a
+    wrong scale; NaN passes when ``allow_nan`` (it may mark a missing view).
+    """
+    a = np.asarray(a)
+    out = _to_float32(a, what)
+    if a.dtype.kind == "f":  # converted integers are in range by construction: no scan
+        check_values(out, what, allow_nan)
+    return out
+
+
+def _views_text(views, origin=(0, 0)) -> str:
+    v0, u0 = origin
+    names = ", ".join(f"({int(k[0]) + v0}, {int(k[1]) + u0})" for k in views[:4])
+    return names + (f" and {len(views) - 4} more" if len(views) > 4 else "")
+
+
+def _check_views(a: np.ndarray, mask, what: str, origin=(0, 0)) -> np.ndarray:
+    """The value rule for float32 (V', U', Y, X, C) views; returns the mask of the present views.
+
+    ``mask`` None: views that are entirely NaN are missing.  Else views flagged present must be finite (an
+    all-NaN one among them is an error) and missing ones are not looked at.  ``origin``: the grid position of
+    ``a[0, 0]`` (a chunk of a lazy light field), for the messages.
+    """
+    # per-view min and max: one cheap pass each, and NaN/inf show up in them
+    mins, maxs = a.min(axis=(2, 3, 4)), a.max(axis=(2, 3, 4))
+    finite = np.isfinite(mins) & np.isfinite(maxs)
+    present = np.ones(finite.shape, bool) if mask is None else np.asarray(mask, bool)
+    infinite, holes, empty = [], [], []
+    for v, u in zip(*np.nonzero(~finite & present)):  # only the (rare) views that are not finite: look closer
+        x = a[v, u]
+        if np.isinf(x).any():
+            infinite.append((v, u))
+            continue
+        if np.isnan(x).all():
+            if mask is None:
+                present[v, u] = False  # a missing view
+            else:
+                empty.append((v, u))
+            continue
+        holes.append((v, u, int(np.isnan(x).sum())))
+    if infinite:
+        raise _infinite_error(what, f" in view{'s' if len(infinite) > 1 else ''} {_views_text(infinite, origin)}")
+    if holes:
+        v, u, n = holes[0]
+        which = (
+            f"view ({v + origin[0]}, {u + origin[1]}) holds {n} NaN value{'s' if n > 1 else ''}"
+            if len(holes) == 1
+            else f"views {_views_text(holes, origin)} hold NaN values ({n} in the first)"
+        )
+        raise LightFieldError(
+            f"{what}: {which}, but {_NAN_RULE}. Fill them (e.g. np.nan_to_num) or mark the view missing."
+        )
+    if empty:
+        raise LightFieldError(
+            f"{what}: view{'s' if len(empty) > 1 else ''} {_views_text(empty, origin)} "
+            f"{'are' if len(empty) > 1 else 'is'} entirely NaN (a missing view) but view_mask says present; set "
+            "view_mask False there (read_lightfield(..., lazy=False) finds all-NaN views by itself)."
+        )
+    sel = present & finite
+    if sel.any():
+        _check_range(float(mins[sel].min()), float(maxs[sel].max()), what)
+    return present
+
+
+def _checked_chunk(block, mask=None, what="the light field", float_source=True, block_info=None):
+    """One chunk of a lazy light field, converted and checked by the rule when it is computed."""
+    out = _to_float32(block, what)
+    if float_source and block_info is not None and out.size:
+        (v0, v1), (u0, u1) = block_info[0]["array-location"][:2]
+        _check_views(out, mask[v0:v1, u0:u1], what, origin=(v0, u0))
+    return out
+
+
 @dataclass
 class LightField:
     """A 4D light field with its views on a regular (V, U) grid.
@@ -31,9 +183,16 @@ class LightField:
     ----------
     data
         (V, U, Y, X, C) float32 in [0, 1]; a numpy array or a lazy dask array
-        (one chunk per view, decoded only when used).
+        (one chunk per view, decoded only when used).  uint8 / uint16 / bool
+        data are converted (/ 255, / 65535, 0 / 1); floats must be finite in
+        [0, 1] in every present view (NaN only fills missing views), else
+        LightFieldError; other dtypes need ``read_lightfield(array, scale=...)``.
+        A numpy array is checked here, a dask array chunk by chunk as it is
+        computed.
     view_mask
         (V, U) booleans, True where the view exists.  Missing views hold NaN.
+        None: every view of a numpy array that is not entirely NaN (every
+        view of a dask array).
     disparity
         Ground-truth disparity of the centre view in pixels per view step
         (Y, X), when the source has one; else None.  A point at (y, x) in
@@ -50,21 +209,65 @@ class LightField:
     view_mask: np.ndarray | None = None
     disparity: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    # internal: True where ``data`` already passed the value rule (a reader that applied it while decoding, a
+    # slice or compute() of a checked light field), so that a ~GB light field is not scanned again
+    _checked: InitVar[bool] = False
 
-    def __post_init__(self):
-        if self.data.ndim != 5:
+    def __post_init__(self, _checked: bool = False):
+        data = self.data
+        if not (isinstance(data, np.ndarray) or (_is_dask(data) and hasattr(data, "map_blocks"))):
             raise LightFieldError(
-                f"LightField.data must be 5D (V, U, Y, X, C), got shape {tuple(self.data.shape)}; "
+                f"LightField data must be a numpy or dask array shaped (V, U, Y, X, C), got "
+                f"{type(data).__name__}. Read files, zarr/HDF5 arrays and arrays in another axis order or value "
+                "range with napari_lfdeblur.read_lightfield(...)."
+            )
+        if data.ndim != 5:
+            raise LightFieldError(
+                f"LightField.data must be 5D (V, U, Y, X, C), got shape {tuple(data.shape)}; "
                 "greyscale light fields keep a channel axis of 1."
             )
-        if self.view_mask is None:
-            self.view_mask = np.ones(self.data.shape[:2], dtype=bool)
-        self.view_mask = np.asarray(self.view_mask, dtype=bool)
-        if self.view_mask.shape != tuple(self.data.shape[:2]):
-            raise LightFieldError(
-                f"view_mask shape {self.view_mask.shape} does not match the view grid "
-                f"{tuple(self.data.shape[:2])}."
-            )
+        if self.metadata is None:
+            self.metadata = {}
+        if not isinstance(self.metadata, dict):
+            raise LightFieldError(f"LightField metadata must be a dict, got {type(self.metadata).__name__}.")
+        mask = None
+        if self.view_mask is not None:
+            try:
+                mask = np.asarray(self.view_mask, dtype=bool)
+            except (TypeError, ValueError):
+                raise LightFieldError(
+                    f"view_mask must be a (V, U) array of booleans, got {type(self.view_mask).__name__}."
+                ) from None
+            if mask.shape != tuple(data.shape[:2]):
+                raise LightFieldError(
+                    f"view_mask shape {mask.shape} does not match the view grid {tuple(data.shape[:2])}."
+                )
+        if 0 in data.shape[2:]:
+            raise LightFieldError(f"The views of this light field hold no pixels (shape {tuple(data.shape)}).")
+        if 0 in data.shape[:2]:
+            raise LightFieldError("The light field has no views at all.")
+        if not _checked:
+            source = self.metadata.get("source")
+            what = f"The light field {source}" if source else "The light-field data"
+            if _is_dask(data):
+                # checked per chunk when it is computed: a lazy light field is never read just to check it
+                check_scalable(data.dtype, what)
+                mask = np.ones(data.shape[:2], bool) if mask is None else mask
+                self.data = data.map_blocks(
+                    _checked_chunk, mask=mask, what=what, float_source=data.dtype.kind == "f",
+                    dtype=np.float32, meta=np.empty((0,) * 5, np.float32),
+                )
+            else:
+                self.data = _to_float32(data, what)
+                if data.dtype.kind == "f":
+                    inferred = mask is None
+                    mask = _check_views(self.data, mask, what)
+                    if inferred and not mask.any():
+                        raise LightFieldError(
+                            f"Every view of {what[0].lower() + what[1:]} is NaN: there is no data in it "
+                            "(NaN marks missing views)."
+                        )
+        self.view_mask = np.ones(data.shape[:2], dtype=bool) if mask is None else mask
         if not self.view_mask.any():
             raise LightFieldError("The light field has no views at all.")
         if self.disparity is not None:
@@ -135,7 +338,8 @@ class LightField:
         """Return a copy with ``data`` decoded into a numpy array."""
         if not self.is_lazy:
             return self
-        return replace(self, data=np.asarray(self.data.compute(), dtype=np.float32))
+        # the chunks were checked as they were computed
+        return replace(self, data=np.asarray(self.data.compute(), dtype=np.float32), _checked=True)
 
     def summary(self) -> dict:
         """A plain dict describing the light field (what ``lfdeblur info`` prints)."""
@@ -181,4 +385,13 @@ def check_lightfield(lf) -> None:
     if not isinstance(lf, LightField):
         raise LightFieldError(
             f"Expected a LightField, got {type(lf).__name__}; read one with napari_lfdeblur.read_lightfield(path)."
+        )
+
+
+def check_progress(progress, where: str) -> None:
+    """Raise LightFieldError unless ``progress`` is None or a function (called as ``progress(done, total)``)."""
+    if progress is not None and not callable(progress):
+        raise LightFieldError(
+            f"{where}: progress must be a function progress(done, total) or None, got {type(progress).__name__} "
+            f"{progress!r}."
         )

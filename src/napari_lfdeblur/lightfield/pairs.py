@@ -51,7 +51,7 @@ from ..errors import LightFieldError
 from ..io.atomic import atomic_path, link_or_copy, output_error
 from ..io.formats import suffix_of
 from ..io.write import save_image
-from .core import LightField, check_lightfield
+from .core import LightField, check_lightfield, check_progress
 from .refocus import Refocuser, check_disparity_reach
 
 __all__ = ["Pair", "iter_pairs", "make_pairs", "read_manifest", "write_pairs"]
@@ -126,6 +126,7 @@ def _odd_subgrid(lf: LightField) -> tuple[LightField, tuple[int, int]]:
         view_mask=lf.view_mask[sv, su],
         disparity=lf.disparity,
         metadata={**lf.metadata, "subgrid": (sv.start, sv.stop, su.start, su.stop)},
+        _checked=True,  # a slice of data that passed the value rule when lf was made
     )
     return sub, (cv, cu)
 
@@ -181,6 +182,7 @@ def iter_pairs(
     the pairs are made as they are consumed."""
     stop = cancel_check(cancel, should_stop, where="iter_pairs")
     check_lightfield(lf)
+    check_progress(progress, "make_pairs/iter_pairs")
     try:
         aps = [float(a) for a in np.atleast_1d(np.asarray(apertures, dtype=np.float64))]
     except (TypeError, ValueError) as e:
@@ -395,6 +397,15 @@ def write_pairs(
         name.
     """
     stop = cancel_check(cancel, should_stop, where="write_pairs")
+    check_progress(progress, "write_pairs")
+    # before any folder is made: None, one Pair or a string would fail (or write nothing) half-way
+    if isinstance(pairs, Pair):
+        raise LightFieldError("write_pairs takes a list (or iterator) of Pair objects, got one Pair; pass [pair].")
+    if isinstance(pairs, (str, bytes, dict)) or not isinstance(pairs, Iterable):
+        raise LightFieldError(
+            f"write_pairs takes a list (or iterator) of Pair objects, e.g. from make_pairs(lf) or iter_pairs(lf), "
+            f"got {type(pairs).__name__}."
+        )
     fmt = str(format).lower()
     if fmt in ("tif", "tiff", "tiff16", "tif16"):
         fmt = "tiff16"

@@ -38,7 +38,8 @@ from ..io.pixels import grey_or_rgb
 from ..errors import LightFieldError
 from .core import LightField
 
-__all__ = ["BUNDLED_TEXTURES", "PROCEDURAL_TEXTURES", "bundled_texture", "check_images", "synthetic_lightfield"]
+__all__ = ["BUNDLED_TEXTURES", "MAX_SIZE", "MAX_VIEWS", "PROCEDURAL_TEXTURES", "bundled_texture", "check_images",
+           "synthetic_lightfield"]
 
 #: ``skimage.data`` images shipped inside scikit-image (no network needed)
 BUNDLED_TEXTURES = (
@@ -57,6 +58,15 @@ BUNDLED_TEXTURES = (
 )
 PROCEDURAL_TEXTURES = ("noise", "stripes", "checker")
 _SHAPES = ("disc", "rectangle", "blob")
+
+# The largest light field made here: every layer is a float32 canvas of the view size (plus the shift margin)
+# and the result holds views² views, so a size of 10**6 asks for terabytes.  Training renders at most
+# patch + 96 = 2144 px (an 11x11 grid by default), a validation scene at most 4096 px; 17x17 is the densest
+# common camera grid (the Stanford gantry).
+#: the largest view side (pixels) of a synthetic light field
+MAX_SIZE = 4096
+#: the most views on each side of a synthetic light field's grid
+MAX_VIEWS = 17
 
 
 @cache
@@ -257,9 +267,11 @@ def synthetic_lightfield(
     seed
         Random seed; the same arguments give the same light field.
     views
-        Grid size: V = U = ``views``, or a pair (V, U).
+        Grid size: V = U = ``views``, or a pair (V, U); at most
+        :data:`MAX_VIEWS` (17) per side.
     size
-        View size: Y = X = ``size``, or a pair (Y, X).
+        View size: Y = X = ``size``, or a pair (Y, X); from 16 to
+        :data:`MAX_SIZE` (4096) pixels.
     n_layers
         Number of depth layers: one background plane and ``n_layers - 1``
         objects.
@@ -295,8 +307,12 @@ def synthetic_lightfield(
     Y, X = _as_pair(size, "size")
     if V < 1 or U < 1 or V * U < 2:
         raise LightFieldError(f"views must give a grid of at least 2 views, got {V}x{U}.")
-    if Y < 16 or X < 16:
-        raise LightFieldError(f"size must be at least 16 pixels, got {Y}x{X}.")
+    if V > MAX_VIEWS or U > MAX_VIEWS:
+        raise LightFieldError(f"views must be at most {MAX_VIEWS} per side (a grid from 1x2 to {MAX_VIEWS}x"
+                              f"{MAX_VIEWS}), got {V}x{U}: give a smaller grid.")
+    if not (16 <= Y <= MAX_SIZE and 16 <= X <= MAX_SIZE):
+        raise LightFieldError(f"size must be from 16 to {MAX_SIZE} pixels per side, got {Y}x{X}: give a size in "
+                              "that range.")
     if not (isinstance(n_layers, (int, np.integer)) and n_layers >= 1):
         raise LightFieldError(f"n_layers must be an int >= 1, got {n_layers!r}.")
     if not (isinstance(channels, (int, np.integer)) and channels >= 1):

@@ -78,7 +78,8 @@ def decode_view(path: str | os.PathLike, shape: tuple[int, int] | None = None, c
         raise LightFieldError(f"{path} decodes to {a.shape[:2]} but its header said {tuple(shape)}.")
     if channels is not None and a.shape[2] != channels:
         raise LightFieldError(f"{path} decodes to {a.shape[2]} channels, expected {channels}.")
-    return to_float01(a, f"view file {path}")
+    # the file is a present view: NaN in it would be averaged into every refocused image
+    return to_float01(a, f"view file {path}", allow_nan=False)
 
 
 def _expand_key(key, ndim: int) -> tuple:

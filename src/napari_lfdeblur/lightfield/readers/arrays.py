@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LightFieldError
-from ..core import LightField
-from ._common import apply_scale, check_scalable, to_float01
+from ..core import LightField, _check_views
+from ._common import apply_scale, check_scalable
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".zarr", ".h5", ".hdf5", ".he5")
 _VIEW_LETTERS = "VUYX"
@@ -156,10 +156,20 @@ def _parse_axes(axes, shape: tuple) -> str:
     return ax
 
 
-def _convert_block(block, scale):
-    if scale is None:
-        return to_float01(block, "the light-field array")
-    return apply_scale(block, scale)
+def _present_views(block, what, block_info=None):
+    """(V', U', 1, 1, 1) flags of the views of a chunk that hold data; raises by the value rule."""
+    origin = (0, 0) if block_info is None else tuple(lo for lo, _ in block_info[0]["array-location"][:2])
+    return _check_views(block, None, what, origin=origin)[:, :, None, None, None]
+
+
+def _scan_views(d, what: str) -> np.ndarray:
+    """Check every view of the lazy float array ``d`` (one read) and return its view mask."""
+    flags = d.map_blocks(
+        _present_views, what, dtype=bool, meta=np.empty((0,) * 5, bool),
+        chunks=d.chunks[:2] + tuple((1,) * len(c) for c in d.chunks[2:]),
+    )
+    # (only arrays read here are scanned, and from_array gives them one chunk per whole view)
+    return np.asarray(flags.compute())[:, :, 0, 0, 0]
 
 
 def read_array(
@@ -245,34 +255,41 @@ def read_array(
             lo, hi = da.compute(da.nanmin(d), da.nanmax(d))
             scale = _minmax(lo, hi)
         d = d.rechunk({0: 1, 1: 1}) if any(c > 1 for c in d.chunks[0] + d.chunks[1]) else d
-        data = d.map_blocks(_convert_block, scale, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
-        mask = np.ones(data.shape[:2], bool)
+        if scale is not None:
+            d = d.map_blocks(apply_scale, scale, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
+        mask, checked = None, False
         if dtype.kind == "f":
-            # fail at open time rather than at the first draw (values outside [0, 1], infinities), and count
-            # views that are entirely NaN as missing: read every view of a file once when that is cheap, else
-            # (big files, dask graphs of the caller's) the centre one
+            # fail at open time rather than at the first draw (values outside [0, 1], infinities, NaN inside a
+            # view), and count views that are entirely NaN as missing: read every view of a file once when that
+            # is cheap, else (big files, dask graphs of the caller's) the centre one.  Either way it is the
+            # value rule of core, which LightField applies to each chunk as it is computed when not scanned.
             if not _is_dask(arr) and math.prod(shape) * dtype.itemsize <= _SCAN_BYTES:
-                mask = ~np.asarray(da.isnan(data).all(axis=(2, 3, 4)).compute())
+                mask = _scan_views(d, "The light-field array")
+                d, checked = d.astype(np.float32), True
             else:
-                V, U = data.shape[:2]
-                mask[V // 2, U // 2] = not np.isnan(data[V // 2, U // 2].compute()).all()
-    else:
-        a = np.transpose(np.asarray(arr), order)
-        if "C" not in ax:
-            a = a[..., None]
-        if isinstance(scale, str):
-            scale = _minmax(np.nanmin(a), np.nanmax(a))
-        data = np.ascontiguousarray(_convert_block(a, scale), dtype=np.float32)
-        # views that are entirely NaN are missing (e.g. a saved incomplete light field)
-        mask = ~np.isnan(data).all(axis=(2, 3, 4)) if data.dtype.kind == "f" else None
+                V, U = d.shape[:2]
+                mask = np.ones((V, U), bool)
+                mask[V // 2, U // 2] = not np.isnan(d[V // 2, U // 2].compute()).all()
+        if scale is not None:
+            meta["scale"] = scale
+        if mask is not None and not mask.any():
+            raise LightFieldError(
+                "Every view of the array is NaN: there is no data in it (NaN marks missing views); check that the "
+                "file was written after its views were filled."
+            )
+        # LightField converts the samples to float32 [0, 1] (uint8 / 255, ...) inside each chunk
+        return LightField(data=d, view_mask=mask, metadata=meta, _checked=checked)
+    a = np.transpose(np.asarray(arr), order)
+    if "C" not in ax:
+        a = a[..., None]
+    if isinstance(scale, str):
+        scale = _minmax(np.nanmin(a), np.nanmax(a))
     if scale is not None:
         meta["scale"] = scale
-    if mask is not None and not mask.any():
-        raise LightFieldError(
-            "Every view of the array is NaN: there is no data in it (NaN marks missing views); check that the "
-            "file was written after its views were filled."
-        )
-    return LightField(data=data, view_mask=mask, metadata=meta)
+        a = apply_scale(a, scale)
+    # LightField converts and checks the samples (the one value rule) and takes all-NaN views as missing
+    # (e.g. a saved incomplete light field)
+    return LightField(data=np.ascontiguousarray(a), metadata=meta)
 
 
 def _minmax(lo, hi):

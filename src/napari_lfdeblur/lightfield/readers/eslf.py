@@ -19,23 +19,14 @@ import numpy as np
 
 from ...errors import LightFieldError
 from ..core import LightField
-from ._common import to_float01
+from ._common import views_pair
 from ._views import probe_image, read_view_image
 
 DEFAULT_VIEWS = 14
 
 
 def _views_pair(views) -> tuple[int, int]:
-    try:
-        if isinstance(views, (int, np.integer)):
-            V = U = int(views)
-        else:
-            V, U = (int(x) for x in views)
-    except (TypeError, ValueError):
-        raise LightFieldError(f"views={views!r}: give the views per macro-pixel as 14 or (V, U).") from None
-    if V < 1 or U < 1:
-        raise LightFieldError(f"views={views!r} must be positive.")
-    return V, U
+    return views_pair(views, "the views per macro-pixel, a number such as 14 or a pair (V, U)")
 
 
 def eslf_to_lightfield_array(img: np.ndarray, views) -> np.ndarray:
@@ -110,7 +101,6 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
     img = read_view_image(path)
     # make the stored samples contiguous first: copying uint8 is 4x cheaper than float32
     views_u8 = np.ascontiguousarray(eslf_to_lightfield_array(img, (V, U)))
-    data = to_float01(views_u8, f"ESLF image {path}")
     meta = {
         "source": str(path),
         "format": "eslf",
@@ -119,7 +109,8 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
         "source_dtype": str(img.dtype),
         "views_per_macropixel": (V, U),
     }
-    return LightField(data=data, metadata=meta)
+    # LightField converts the samples to float32 [0, 1] by the one value rule (a float TIFF is checked there)
+    return LightField(data=views_u8, metadata=meta)
 
 
 def write_eslf(lf: LightField, path: str | os.PathLike) -> Path:

@@ -228,7 +228,8 @@ def read_grid_folder(
         meta["ignored_files"] = ignored[:20]
     if strays:
         meta["stray_files"] = sorted(p.name for p in strays.values())
-    return LightField(data=data, view_mask=mask, metadata=meta)
+    # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
+    return LightField(data=data, view_mask=mask, metadata=meta, _checked=True)
 
 
 def _auto_base(found) -> int:

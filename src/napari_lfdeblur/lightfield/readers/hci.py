@@ -176,4 +176,5 @@ def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
     if params:
         meta["parameters"] = params
     meta.setdefault("disparity_range", None)
-    return LightField(data=data, view_mask=mask, disparity=disparity, metadata=meta)
+    # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
+    return LightField(data=data, view_mask=mask, disparity=disparity, metadata=meta, _checked=True)

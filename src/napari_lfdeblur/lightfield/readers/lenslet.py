@@ -33,7 +33,7 @@ import numpy as np
 
 from ...errors import LightFieldError
 from ..core import LightField
-from ._common import to_float01
+from ._common import to_float01, views_pair
 from ._views import read_view_image
 
 BAYER_PATTERNS = ("rggb", "bggr", "grbg", "gbrg")
@@ -221,13 +221,7 @@ def _hex_align(views: np.ndarray, frac: float) -> np.ndarray:
 
 
 def _views_pair(views) -> tuple[int, int]:
-    try:
-        if isinstance(views, (int, np.integer)):
-            return int(views), int(views)
-        V, U = (int(x) for x in views)
-        return V, U
-    except (TypeError, ValueError):
-        raise LightFieldError(f"views={views!r}: give a number like 7 or a pair (V, U).") from None
+    return views_pair(views, "a number such as 7 or a pair (V, U)")
 
 
 def read_lenslet(
