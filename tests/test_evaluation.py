@@ -492,3 +492,35 @@ def test_cli_model_on_real_dpdd_pairs(tmp_path, dpdd_pairs, capsys):
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == [name, "mean"]
     assert 10 < float(rows[0]["input_psnr"]) < 60 and math.isfinite(float(rows[0]["psnr"]))
+
+
+# ---------------------------------------------------------------- arguments of the wrong kind
+def test_lpips_takes_the_command_lines_words_and_refuses_other_values(tmp_path, monkeypatch):
+    """lpips="off" (the command line's word) was read as "required", a non-empty string being true, and so was
+    lpips="maybe": both failed with "LPIPS asked for but not available"."""
+    asked = []
+    monkeypatch.setattr(evaluation, "lpips_status",
+                        lambda: asked.append(1) or (False, "the lpips package is not installed (pip install lpips)"))
+    root = _pair_folder(tmp_path / "pairs")
+    out = _outputs(tmp_path / "out", {n: _sharp(seed=i) for i, n in enumerate("ab")})
+    for off in ("off", "OFF", False):
+        res = napari_lfdeblur.evaluate(root, outputs=out, lpips=off)
+        assert res.lpips_note == "" and "lpips" not in res.metrics and len(res.rows) == 2
+    assert asked == []  # never even looked for
+    assert "pip install lpips" in napari_lfdeblur.evaluate(root, outputs=out, lpips="auto").lpips_note
+    with pytest.raises(LFDeblurError, match="LPIPS asked for but not available"):
+        napari_lfdeblur.evaluate(root, outputs=out, lpips="on")
+    for bad in ("maybe", "", None, 1):
+        with pytest.raises(DeblurInputError, match=r"lpips must be True \(or 'on': required\), False \(or 'off': "
+                                                   r"never\) or 'auto' \(when available\), got "):
+            napari_lfdeblur.evaluate(root, outputs=out, lpips=bad)
+
+
+def test_a_progress_that_is_not_a_function_is_refused_before_any_scoring(tmp_path):
+    """progress="x" failed with "'str' object is not callable" after the first image was scored."""
+    root = _pair_folder(tmp_path / "pairs")
+    out = _outputs(tmp_path / "out", {n: _sharp(seed=i) for i, n in enumerate("ab")})
+    with pytest.raises(DeblurInputError, match=r"progress must be None or a function called as progress\(done, "
+                                               r"total\), got str"):
+        napari_lfdeblur.evaluate(root, outputs=out, lpips=False, progress="x", csv=tmp_path / "e.csv")
+    assert not (tmp_path / "e.csv").exists()

@@ -29,6 +29,11 @@ class TrainingError(LFDeblurError, RuntimeError):
     """Training data or a training run is invalid."""
 
 
+class OptionError(TrainingError, TypeError):
+    """A keyword that is not a training option (``train(..., stepz=10)``): a TypeError too, as Python's own
+    error for an unexpected keyword argument is."""
+
+
 class ImageFileError(DeblurInputError, LightFieldError, TrainingError):
     """An image file could not be read (missing, damaged, a format not read here) or an image cannot be
     written in the format asked for (a stack as PNG, 16-bit colour PNG, ...).

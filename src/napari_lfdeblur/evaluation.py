@@ -270,6 +270,21 @@ class Evaluation:
         return path
 
 
+#: what ``evaluate(lpips=...)`` takes: the API's True/False/"auto" and the command line's words
+_LPIPS_CHOICES = {"auto": "auto", "on": True, "off": False}
+
+
+def _lpips_choice(lpips):
+    """``lpips`` as True (required), False (never) or ``"auto"``; anything else is refused, not read as its
+    truthiness ("off" is a non-empty string: it would have meant required)."""
+    if isinstance(lpips, (bool, np.bool_)):
+        return bool(lpips)
+    if isinstance(lpips, str) and lpips.strip().lower() in _LPIPS_CHOICES:
+        return _LPIPS_CHOICES[lpips.strip().lower()]
+    raise DeblurInputError(f"lpips must be True (or 'on': required), False (or 'off': never) or 'auto' (when "
+                           f"available), got {lpips!r}")
+
+
 def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile=None, limit=None, csv=None,
              lpips="auto", progress=None, cancel=None) -> Evaluation:
     """Score deblurring on a pair folder, with the blurry input as the baseline.
@@ -295,8 +310,9 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     lpips
         ``"auto"``: LPIPS when it is available locally (see
         :func:`~napari_lfdeblur.evaluation.lpips_status`), else skipped with the reason in
-        ``Evaluation.lpips_note``; ``True``: required (error when not
-        available); ``False``: never.
+        ``Evaluation.lpips_note``; ``True`` or ``"on"``: required (error when not
+        available); ``False`` or ``"off"``: never.  Anything else is a
+        :class:`~napari_lfdeblur.errors.DeblurInputError`.
     progress, cancel
         ``progress(done, total)`` after each image; ``cancel`` (a
         :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops at the next tile: the result
@@ -319,6 +335,11 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
         raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DeblurInputError(f"limit must be a positive number of pairs (or None for all), got {limit!r}")
+    want_lpips = _lpips_choice(lpips)
+    if progress is not None and not callable(progress):  # now, not after the first image is deblurred
+        raise DeblurInputError(f"progress must be None or a function called as progress(done, total), got "
+                               f"{type(progress).__name__}")
+    cancel = cancel_check(cancel, where="evaluate")
     if csv is not None:  # now, not after scoring every image
         from .io.atomic import check_writable_file
 
@@ -329,9 +350,9 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     names = data.names
 
     use_lpips, note = False, ""
-    if lpips:
+    if want_lpips:
         use_lpips, note = lpips_status()
-        if not use_lpips and lpips != "auto":
+        if not use_lpips and want_lpips != "auto":
             raise LFDeblurError(f"LPIPS asked for but not available: {note}")
     if use_lpips:
         from .network.devices import resolve_device
@@ -346,7 +367,6 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
 
         net = cached_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
         source = f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
-    cancel = cancel_check(cancel, where="evaluate")
 
     rows: list[dict] = []
     small: dict[str, int] = {}  # name -> SSIM window of the images under 11x11

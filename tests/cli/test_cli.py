@@ -442,3 +442,19 @@ def test_pairs_of_several_light_fields_go_on_past_a_bad_one_and_list_it(lightfie
                    str(tmp_path / "none"), "--focus", "2"])
     assert p.returncode == 2 and "skipped 2 of 2 light fields" in p.stderr, p.stderr
     assert p.stderr.rstrip().splitlines()[-1].startswith("lfdeblur pairs: error: no pairs were written")
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"garbage", "it is not a PyTorch file at all"),
+    (b"PK\x03\x04" + b"\0" * 60, "it is truncated or damaged, or was not written by napari-lfdeblur"),
+])
+def test_a_damaged_resume_file_is_one_line_and_exit_2(tmp_path, content, said):
+    """torch's own multi-line message (with its advice to load with weights_only=False) made 7 lines of stderr."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "resume.pt").write_bytes(content)
+    p = _lfdeblur(["train", "synthetic", "-o", str(run), "--resume", "--base", "4", "--steps", "2", "--batch", "1",
+                   "--patch", "32", "--device", "cpu", "--threads", "1"])
+    assert p.returncode == 2 and _one_line(p.stderr, "train"), p.stderr
+    assert f"could not read the resume file {run / 'resume.pt'}: {said}" in p.stderr
+    assert "start afresh" in p.stderr and "weights_only" not in p.stderr

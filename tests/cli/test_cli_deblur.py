@@ -421,3 +421,24 @@ def test_output_named_ome_zarr_that_is_an_ordinary_folder_is_refused_and_kept(tm
     lfio.save_image(image, np.zeros((8, 8, 3), np.float32))
     assert main(argv[:3] + [str(image)] + argv[4:]) == 0
     assert lfio.open_image(image).shape == (64, 64, 3) and _leftovers(tmp_path) == []
+
+
+def test_a_scheduler_address_that_is_not_one_is_one_line_and_the_command_ends_at_once(tmp_path, ckpt):
+    """The half-made dask client was never closed: the command printed its error, then waited 40 s at exit and
+    printed "Exception ignored in Client.__del__" with a traceback."""
+    pytest.importorskip("distributed")
+    import os
+    import subprocess
+    import sys
+    import time
+
+    iio.imwrite(tmp_path / "a.png", _rgb(32, 32))
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "napari_lfdeblur.cli", "deblur", str(tmp_path / "a.png"), "--scheduler",
+                        "not a url", "-o", str(tmp_path / "o.png"), "--model", ckpt, "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    took = time.perf_counter() - t0
+    assert p.returncode == 2 and _one_error_line(p.stderr), p.stderr
+    assert "cannot connect to the dask scheduler at not a url" in p.stderr
+    assert took < 20, f"{took:.0f} s"
+    assert not (tmp_path / "o.png").exists()

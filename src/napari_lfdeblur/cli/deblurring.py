@@ -4,6 +4,7 @@ pair folder."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -193,10 +194,18 @@ def _deblur_client(address: str):
         raise LFDeblurError(
             "--scheduler runs on a dask.distributed cluster, which is not installed: pip install distributed"
         ) from e
+    # made in two steps to hold the client even when connecting fails: a client whose address cannot be parsed
+    # stays half-open, and its __del__ at exit then waits 40 s for a loop that is gone; closed here, it is not
+    client = Client.__new__(Client)
     try:
-        return Client(address, set_as_default=False, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as e:
-        raise LFDeblurError(f"cannot connect to the dask scheduler at {address}: {e}") from e
+        client.__init__(address, set_as_default=False, timeout="20s")
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            client.close(timeout=5)
+        if isinstance(e, (OSError, TimeoutError, ValueError)):
+            raise LFDeblurError(f"cannot connect to the dask scheduler at {address}: {e}") from e
+        raise
+    return client
 
 
 def _deblur_bar(desc: str, unit: str):

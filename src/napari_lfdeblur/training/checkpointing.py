@@ -157,13 +157,27 @@ def resolve_resume(resume, out: Path | None) -> Path | None:
     return p
 
 
+def _unreadable(path: Path) -> str:
+    """Why ``torch.load`` may have failed on ``path``, in a few words (judged by its first bytes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"it cannot be opened ({e.strerror or e})"
+    if head == b"PK\x03\x04" or head[:1] == b"\x80":  # a zip archive (torch.save) or a pickle
+        return "it is truncated or damaged, or was not written by napari-lfdeblur"
+    return "it is not a PyTorch file at all"
+
+
 def load_resume(path: Path) -> dict:
     """The state in a resume file, after checking that it is one."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise TrainingError(f"could not read the resume file {path} ({type(e).__name__}: {e}); it may be "
-                            "damaged: resume from another run or start afresh") from e
+        # torch's own text is not shown: it runs to several lines and, for a file it cannot read safely, advises
+        # weights_only=False, which would run whatever code the file holds; a resume file holds tensors only
+        raise TrainingError(f"could not read the resume file {path}: {_unreadable(path)} ({type(e).__name__}); "
+                            "resume from another run's resume.pt, or start afresh") from e
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise TrainingError(
             f"{path} is not a napari-lfdeblur resume file (a model checkpoint such as last.pt or best.pt "

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainingError
+from ..errors import OptionError, TrainingError
 
 __all__ = [
     "AMP_CHOICES",
@@ -468,8 +468,8 @@ class TrainConfig:
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise TypeError(f"{where} got an unknown training option {name!r}{hint}; the options are the "
-                                f"fields of TrainConfig: {', '.join(known)}")
+                raise OptionError(f"{where} got an unknown training option {name!r}{hint}; the options are the "
+                                  f"fields of TrainConfig: {', '.join(known)}")
 
     def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes`` (checked like a new config)."""

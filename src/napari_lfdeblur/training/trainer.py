@@ -96,6 +96,11 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- trainer
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _config(config, options: dict, where: str) -> TrainConfig:
     """``config`` (``TrainConfig()`` when None) with the keyword ``options`` (its fields) changed."""
     if config is None:
@@ -121,6 +126,9 @@ class Trainer(RunSetup, RunFiles, RunValidation):
     def __init__(self, data, config: TrainConfig | None = None, *, val=None, model=None, cancel=None,
                  callback: Callable[[TrainingEvent], Any] | None = None, **options):
         config = _config(config, options, "Trainer()")
+        if callback is not None and not callable(callback):  # now, not at the first event, steps into the run
+            raise TrainingError(f"callback must be None or a function taking each training event (callback(event)), "
+                                f"got {type(callback).__name__} {_shown(callback)}")
         self.config = config
         self.phase, self.steps, self.batch, self.patch = config.phase, config.steps, config.batch, config.patch
         self.lr = config.learning_rate

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import TrainingError
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
+from .datasets.base import fit_patch
 from .events import Validation
 from .metrics import score_model
 
@@ -41,6 +42,9 @@ def validation_data(ds, val, *, patch: int, val_patch: int | None, val_seed: int
         vds = open_pairs(val, patch=val_patch if val_patch else None, crop=crop, augment=False)
         if isinstance(vds, ProceduralPairs):
             vds = vds.heldout(16, patch=val_patch or patch, crop="center", augment=False)
+    # no validation crop larger than the validation pairs: padding would be scored as if it were an image
+    # (the same check as the training pairs'; stacklevel: fit_patch, here, then the trainer, up to train())
+    vds = fit_patch(vds, getattr(vds, "patch", None), validation=True, stacklevel=7)
     if vds is not None and len(vds) == 0:
         vds = None
     return ds, vds

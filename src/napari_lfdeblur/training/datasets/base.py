@@ -21,9 +21,11 @@ is smaller), ``"center"`` the central one, ``"full"`` the whole image.
 ``augment=True`` applies one of the 8 flips/90-degree rotations (rotations
 only for square crops), identically to both images.
 
-A training run takes only pairs at least as large as its patch
-(:func:`fit_patch`, the one check of ``train`` and ``finetune``): a padded
-1x1 pair is a flat patch, nothing to learn from.
+A training run takes only pairs at least as large as its patch, and
+validates on crops no larger than its validation pairs (:func:`fit_patch`,
+the one size check of ``train`` and ``finetune``): a padded 1x1 pair is a
+flat patch, nothing to learn from, and a padded validation crop scores
+made-up pixels.
 """
 
 from __future__ import annotations
@@ -289,47 +291,88 @@ class PairDataset(torch.utils.data.Dataset):
         return f"<{self.describe()}; patch={self.patch}, crop={self.crop!r}, augment={self.augment}>"
 
 
-# --------------------------------------------------------------------------- the training check
+# --------------------------------------------------------------------------- the size check
 def _largest_patch(side: int) -> int:
     return side // 8 * 8
 
 
-def fit_patch(ds, patch: int):
-    """``ds`` without the pairs smaller than ``patch`` on either side, which a warning names; a
-    :class:`TrainingError` naming them when no pair is large enough.
+def _listed(items, limit=4) -> str:
+    """``src (WxH px), ...`` of ``(i, src, (H, W))`` items, each source once, at most ``limit`` of them."""
+    seen: dict[str, tuple[int, int]] = {}
+    for _, src, hw in items:
+        seen.setdefault(src, hw)
+    more = f" and {len(seen) - limit} more" if len(seen) > limit else ""
+    return ", ".join(f"{src} ({hw[1]}x{hw[0]} px)" for src, hw in list(seen.items())[:limit]) + more
 
-    The one size check of a training run (:func:`~..setup.training_data`, for ``train`` and
-    ``finetune`` alike): a crop larger than the image would be padded, by reflection or, for an
-    image under half the patch, by repeating its edge (a 1x1 pair becomes a flat patch).  Datasets
-    that are not :class:`PairDataset` (no sizes known) are returned as they are.
+
+def fit_patch(ds, patch: int | None, *, validation: bool = False, stacklevel: int = 6):
+    """``ds`` with no crop larger than its pairs: the one size check of a run's pairs, training and validation.
+
+    A crop larger than the image would be padded, by reflection or, for an image under half the patch, by
+    repeating its edge (a 1x1 pair becomes a flat patch): made-up pixels to learn from, or to score.
+
+    Training (:func:`~..setup.training_data`, for ``train`` and ``finetune`` alike): the pairs smaller than
+    ``patch`` on either side are left out, which a warning names; a :class:`TrainingError` naming them when no
+    pair is large enough.
+
+    Validation (``validation=True``, from :func:`~..validation.validation_data`; ``patch`` is the validation
+    crop, ``val_patch``): every pair is kept and the crop shrinks to the smallest pair's shorter side, which a
+    warning says.  Scores then cover real pixels only, of every validation pair, and ``val_patch`` (which the
+    command line and the Train widget leave at its default) never stops a run.  Only pairs under 8x8 px, too
+    small for the network, are left out (a TrainingError when no pair is left).
+
+    Datasets that are not :class:`PairDataset` (no sizes known) are returned as they are, and so is validation
+    data scored whole (``crop="full"``).  ``stacklevel`` of the warnings points at ``train()``: this function
+    and its callers in the trainer.
     """
-    if not isinstance(ds, PairDataset):
+    if not isinstance(ds, PairDataset) or patch is None:
         return ds
+    if not validation:
+        return _leave_out(ds, patch, "training", stacklevel + 1)
+    if ds.crop == "full":
+        return ds
+    ds = _leave_out(ds, 8, "validation", stacklevel + 1)
+    known = [(i, src, hw) for i, (src, hw) in enumerate(ds.item_sizes()) if hw is not None]
+    if not known:
+        return ds
+    smallest = min(known, key=lambda item: min(item[2]))
+    side = min(smallest[2])
+    if side >= patch:
+        return ds
+    warnings.warn(
+        f"validation scores {side}-px crops, not {patch}-px ones (val_patch): the smallest validation pair is "
+        f"{_listed([smallest])}, and a larger crop would score padding; give larger validation pairs, or "
+        "val_patch=None to score whole images",
+        RuntimeWarning, stacklevel=stacklevel,
+    )
+    return ds.options(patch=side)
+
+
+def _leave_out(ds: PairDataset, patch: int, role: str, stacklevel: int):
+    """``ds`` without the pairs smaller than ``patch`` (``role``: ``"training"``, or ``"validation"`` with
+    ``patch=8``, the least the network takes), named in a warning (at ``stacklevel``, counted from here); a
+    TrainingError when none is left."""
     sizes = ds.item_sizes()
     small = [(i, src, hw) for i, (src, hw) in enumerate(sizes) if hw is not None and min(hw) < patch]
     if not small:
         return ds
-
-    def listed(items, limit=4):
-        seen: dict[str, tuple[int, int]] = {}
-        for _, src, hw in items:
-            seen.setdefault(src, hw)
-        more = f" and {len(seen) - limit} more" if len(seen) > limit else ""
-        return ", ".join(f"{src} ({hw[1]}x{hw[0]} px)" for src, hw in list(seen.items())[:limit]) + more
-
     largest, smallest = max(min(hw) for _, _, hw in small), min(min(hw) for _, _, hw in small)
+    training = role == "training"
     if len(small) == len(sizes):
-        fix = (f"train with patch={_largest_patch(largest)} or less, or on larger images"
-               if largest >= 8 else "the network needs pairs of at least 8x8 px: train on larger images")
-        raise TrainingError(
-            f"no training pair is as large as the {patch}-px patch: {listed(small)}; {fix}"
-        )
+        if training:
+            fix = (f"train with patch={_largest_patch(largest)} or less, or on larger images"
+                   if largest >= 8 else "the network needs pairs of at least 8x8 px: train on larger images")
+            raise TrainingError(f"no training pair is as large as the {patch}-px patch: {_listed(small)}; {fix}")
+        raise TrainingError(f"no {role} pair is as large as {patch}x{patch} px, the least the network takes: "
+                            f"{_listed(small)}; give larger {role} pairs")
     skip = {i for i, _, _ in small}
-    # stacklevel: this function, then the trainer's _setup, _start, _run and run: it points at train()
+    if training:
+        what = f"smaller than the {patch}-px patch"
+        hint = f" (patch={_largest_patch(smallest)} would keep them all)" if smallest >= 8 else ""
+    else:
+        what, hint = f"under {patch}x{patch} px, too small for the network,", ""
     warnings.warn(
-        f"{len(skip)} of the {len(sizes)} training pairs are smaller than the {patch}-px patch and are left out: "
-        f"{listed(small)}"
-        + (f" (patch={_largest_patch(smallest)} would keep them all)" if smallest >= 8 else ""),
-        RuntimeWarning, stacklevel=6,
+        f"{len(skip)} of the {len(sizes)} {role} pairs are {what} and are left out: {_listed(small)}{hint}",
+        RuntimeWarning, stacklevel=stacklevel,
     )
     return ds.subset([i for i in range(len(sizes)) if i not in skip])

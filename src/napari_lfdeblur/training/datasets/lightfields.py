@@ -53,6 +53,12 @@ def _lf_name(lf, i: int) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(n)) if n else f"lightfield{i}"
 
 
+def _refocus_margin(focus: tuple[float, float], max_off: int) -> int:
+    """The border (px) a refocused crop reads beyond itself: focus planes up to ``max(|lo|, |hi|)`` px of disparity
+    per view step, over views up to ``max_off`` steps from the centre (one pixel more for interpolation)."""
+    return math.ceil(max(abs(focus[0]), abs(focus[1])) * max_off) + 1
+
+
 class _LFSampler:
     """Refocus a random patch of one light field (shared by the on-the-fly datasets).
 
@@ -90,7 +96,7 @@ class _LFSampler:
         cv, cu = lf.center_index()
         # half-size of the odd sub-grid make_pairs refocuses (its largest view offset)
         self.max_off = max(min(cv, V - 1 - cv), min(cu, U - 1 - cu))
-        self.margin = math.ceil(max(abs(lo), abs(hi)) * self.max_off) + 1
+        self.margin = _refocus_margin(self.focus, self.max_off)
 
     @property
     def nbytes(self) -> int:

@@ -16,9 +16,12 @@ import numpy as np
 
 from ...errors import TrainingError
 from .base import PairDataset
-from .lightfields import _check_apertures, _LFSampler, _one_thread
+from .lightfields import _check_apertures, _LFSampler, _one_thread, _refocus_margin
 
 __all__ = ["ProceduralPairs"]
+
+#: scenes are this much wider than their crops by default: the refocus border stays outside the crop
+_BORDER = 96
 
 
 class ProceduralPairs(PairDataset):
@@ -61,8 +64,14 @@ class ProceduralPairs(PairDataset):
             except Exception as e:
                 raise TrainingError(f"ProceduralPairs: {e}") from e
         self.images = images
+        from ...lightfield.synthetic import MAX_SIZE, MAX_VIEWS
+
         self.views = int(views)
-        self.size = int(size) if size is not None else (self.patch or 128) + 96
+        self.size = int(size) if size is not None else min((self.patch or 128) + _BORDER, MAX_SIZE)
+        # said now, not by the first scene rendered in the middle of a run
+        if self.views > MAX_VIEWS or self.size > MAX_SIZE:
+            raise TrainingError(f"ProceduralPairs: views must be from 3 to {MAX_VIEWS} and size at most {MAX_SIZE} "
+                                f"px, got views={self.views}, size={self.size}")
         self.disparity_range = (float(disparity_range[0]), float(disparity_range[1]))
         self.layers = (int(layers[0]), int(layers[1]))
         self.apertures = _check_apertures(apertures)
@@ -100,6 +109,12 @@ class ProceduralPairs(PairDataset):
         """The synthetic_lightfield seed of a pool slot's ``generation``-th scene (slot -1: fixed items)."""
         return int(np.random.SeedSequence([self.seed & 0xFFFFFFFF, 7919, slot + 1, generation]).generate_state(1)[0])
 
+    def _focus_range(self) -> tuple[float, float]:
+        """The focus planes drawn: the disparity range widened by ``focus_margin`` of its width on each side."""
+        lo, hi = self.disparity_range
+        w = hi - lo
+        return lo - self.focus_margin * w, hi + self.focus_margin * w
+
     def _scene(self, lf_seed: int) -> _LFSampler:
         s = self._lf_cache.get(lf_seed)
         if s is not None:
@@ -111,10 +126,7 @@ class ProceduralPairs(PairDataset):
         with _one_thread():
             lf = synthetic_lightfield(seed=lf_seed, views=self.views, size=self.size, n_layers=n_layers,
                                       disparity_range=self.disparity_range, noise=self.noise, images=self.images)
-        lo, hi = self.disparity_range
-        w = hi - lo
-        s = _LFSampler(lf, f"procedural_{lf_seed}", focus=(lo - self.focus_margin * w, hi + self.focus_margin * w),
-                       quantize=True)
+        s = _LFSampler(lf, f"procedural_{lf_seed}", focus=self._focus_range(), quantize=True)
         self._lf_cache[lf_seed] = s
         while len(self._lf_cache) > self.pool + 1:
             self._lf_cache.popitem(last=False)
@@ -145,6 +157,13 @@ class ProceduralPairs(PairDataset):
         new._index = None
         if kw:
             new = new.options(**kw)
+        # these scenes are rendered for validation alone: a crop larger than the training scenes gets scenes made
+        # to hold it, with the border refocusing reads, not a smaller scene padded to the crop
+        if new.patch is not None and new.crop != "full" and new.patch > new.size:
+            from ...lightfield.synthetic import MAX_SIZE
+
+            border = _refocus_margin(self._focus_range(), (self.views - 1) // 2)  # the grid's largest view offset
+            new.size = min(new.patch + 2 * border, MAX_SIZE)
         return new
 
     def describe(self) -> str:
