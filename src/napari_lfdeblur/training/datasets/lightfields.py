@@ -121,7 +121,8 @@ class _LFSampler:
         d = self.data[:, :, ys, xs]
         if d.dtype == np.uint8:
             d = d.astype(np.float32) * np.float32(1 / 255)
-        return LightField(d, view_mask=self.view_mask, metadata={"name": self.name})
+        # a crop of a light field checked when it was opened: no second pass over it for every sample
+        return LightField(d, view_mask=self.view_mask, metadata={"name": self.name}, _checked=True)
 
     def sample(self, rng, patch: int | None, crop: str, apertures, aperture_shape):
         with _one_thread():
