@@ -64,7 +64,7 @@ napoleon_use_rtype = False
 # numpy/torch/dask/zarr objects cannot resolve and are ignored.  Every
 # reference to this project's objects must resolve.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections\.abc|os|pathlib|numpy|torch|dask|zarr)\..*"),
+    (r"py:.*", r"(collections\.abc|dataclasses|os|pathlib|numpy|torch|dask|zarr)\..*"),
 ]
 
 html_theme = "furo"

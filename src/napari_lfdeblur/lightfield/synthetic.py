@@ -268,10 +268,10 @@ def synthetic_lightfield(
         Random seed; the same arguments give the same light field.
     views
         Grid size: V = U = ``views``, or a pair (V, U); at most
-        :data:`MAX_VIEWS` (17) per side.
+        ``MAX_VIEWS`` (17) per side.
     size
         View size: Y = X = ``size``, or a pair (Y, X); from 16 to
-        :data:`MAX_SIZE` (4096) pixels.
+        ``MAX_SIZE`` (4096) pixels.
     n_layers
         Number of depth layers: one background plane and ``n_layers - 1``
         objects.
