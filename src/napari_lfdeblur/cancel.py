@@ -1,4 +1,5 @@
-"""Stopping a long job: one token class, and the one adapter every long-running function reads it through.
+"""Stopping a long job: one token class, and the one adapter every long-running function reads it through;
+the one check of the functions a long job calls back (``progress``, ``callback``).
 
 Every public function that can run for long (``deblur``, ``make_pairs``,
 ``iter_pairs``, ``write_pairs``, ``focal_stack``, ``estimate_disparity``,
@@ -58,6 +59,16 @@ class CancelToken:
 
     def __repr__(self) -> str:
         return f"CancelToken(cancelled={self.cancelled})"
+
+
+def check_function(value, name: str, call: str, *, where: str, error: type = LFDeblurError) -> None:
+    """Raise ``error`` unless ``value`` (a ``progress`` or ``callback`` argument) is None or a function:
+    said when the job is asked for, not at the first call deep inside it (after minutes of work)."""
+    if value is not None and not callable(value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise error(f"{where}: {name} must be None or a function called as {call}, got {type(value).__name__} "
+                    f"{shown}")
 
 
 def cancel_check(cancel=None, should_stop=None, *, where: str = "this function") -> Callable[[], bool]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cancel import cancel_check
+from .cancel import cancel_check, check_function
 from .errors import DeblurInputError, LFDeblurError
 
 __all__ = ["Evaluation", "compare", "evaluate", "lpips_status"]
@@ -336,9 +336,7 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DeblurInputError(f"limit must be a positive number of pairs (or None for all), got {limit!r}")
     want_lpips = _lpips_choice(lpips)
-    if progress is not None and not callable(progress):  # now, not after the first image is deblurred
-        raise DeblurInputError(f"progress must be None or a function called as progress(done, total), got "
-                               f"{type(progress).__name__}")
+    check_function(progress, "progress", "progress(done, total)", where="evaluate", error=DeblurInputError)
     cancel = cancel_check(cancel, where="evaluate")
     if csv is not None:  # now, not after scoring every image
         from .io.atomic import check_writable_file

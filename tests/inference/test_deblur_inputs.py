@@ -105,7 +105,7 @@ def test_cli_deblurs_a_six_pixel_wide_png_and_a_tiny_zarr(tmp_path):
 @pytest.mark.parametrize(
     "options, match",
     [({"normalize": (0, 1, 2)}, "two numbers"), ({"normalize": (0, float("nan"))}, "finite"),
-     ({"progress": "x"}, "progress must be a function")],
+     ({"progress": "x"}, r"deblur: progress must be None or a function called as progress\(done, total\), got str")],
 )
 def test_options_of_the_wrong_kind_are_refused_by_name(options, match):
     with pytest.raises(DeblurInputError, match=match):

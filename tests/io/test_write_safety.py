@@ -350,8 +350,10 @@ def test_the_write_gate_waits_for_writes_in_flight():
         (lambda d: io.save_image_streaming(np.zeros((64, 64, 3), np.float32), d / "o.ome.zarr", chunk=-1),
          ImageFileError, "chunk"),
         (lambda d: io.open_image(None), ImageFileError, "file path"),
+        (lambda d: io.save_image_streaming(np.zeros((64, 64, 3), np.float32), d / "o.tif", progress="x",
+                                           cancel=lambda: False), ImageFileError, "progress must be None"),
     ],
-    ids=["empty png", "no path", "empty tiff", "chunk 0", "chunk -1", "open None"],
+    ids=["empty png", "no path", "empty tiff", "chunk 0", "chunk -1", "open None", "progress not a function"],
 )
 def test_arguments_a_writer_cannot_use_are_refused_and_nothing_is_written(tmp_path, call, error, match):
     with pytest.raises(error, match=match):

@@ -132,12 +132,12 @@ def _lf():
 
 
 def test_focal_stack_refuses_a_progress_that_is_not_a_function():
-    with pytest.raises(LightFieldError, match="progress must be a function"):
+    with pytest.raises(LightFieldError, match=r"progress must be None or a function called as progress\(done, total\)"):
         lfd.focal_stack(_lf(), [0, 1], device="cpu", progress="x")
 
 
 def test_make_pairs_refuses_a_progress_that_is_not_a_function():
-    with pytest.raises(LightFieldError, match="progress must be a function"):
+    with pytest.raises(LightFieldError, match=r"progress must be None or a function called as progress\(done, total\)"):
         lfd.make_pairs(_lf(), (1.0,), [0.5], crop=0, progress=3)
 
 
@@ -153,7 +153,7 @@ def test_write_pairs_one_pair_or_a_bad_progress(tmp_path):
     pair = lfd.make_pairs(_lf(), (1.0,), [0.5], crop=0)[0]
     with pytest.raises(LightFieldError, match=r"one Pair; pass \[pair\]"):
         lfd.write_pairs(pair, tmp_path / "out")
-    with pytest.raises(LightFieldError, match="progress must be a function"):
+    with pytest.raises(LightFieldError, match=r"progress must be None or a function called as progress\(done, total\)"):
         lfd.write_pairs([pair], tmp_path / "out", progress="x")
 
 

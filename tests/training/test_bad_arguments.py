@@ -125,7 +125,7 @@ def test_an_unknown_option_is_a_training_error_and_still_a_type_error(func):
 @pytest.mark.parametrize("callback, shown", [("x", "str 'x'"), (3, "int 3")])
 def test_a_callback_that_is_not_a_function_is_refused_before_the_run(tmp_path, func, callback, shown):
     """callback="x" failed with "'str' object is not callable" at the first event, once the run had started."""
-    with pytest.raises(lfd.TrainingError, match=rf"callback must be None or a function taking each training event "
-                                                rf"\(callback\(event\)\), got {shown}"):
+    with pytest.raises(lfd.TrainingError, match=rf"callback must be None or a function called as callback\(event\), "
+                                                rf"got {shown}"):
         getattr(lfd, func)("synthetic", callback=callback, out=tmp_path / "run", **TINY)
     assert not (tmp_path / "run").exists()

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..cancel import Cancelled, cancel_check
+from ..cancel import Cancelled, cancel_check, check_function
 from ..errors import DeblurInputError, OutOfMemoryError
 from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .backends import network_function
@@ -234,8 +234,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     -------
     Same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
     """
-    if progress is not None and not callable(progress):
-        raise DeblurInputError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    check_function(progress, "progress", "progress(done, total)", where="deblur", error=DeblurInputError)
     stop = cancel_check(cancel, where="deblur")
     image, file_rgb = _as_image(image)
     if any(isinstance(n, float) and math.isnan(n) for n in image.shape):

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cancel import Cancelled, cancel_check
+from ..cancel import Cancelled, cancel_check, check_function
 from ..errors import ImageFileError, OutputError
 from .atomic import atomic_dir, atomic_path
 from .formats import output_format, stem
@@ -557,10 +557,9 @@ def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Call
     Nothing appears under ``path`` unless the write completes.
     """
     path = _output_path(path)
+    check_function(progress, "progress", "progress(done, total)", where="save_image_streaming", error=ImageFileError)
     if cancel is not None:
         progress = _cancellable(progress, cancel_check(cancel, where="save_image_streaming"))
-    if progress is not None and not callable(progress):
-        raise ImageFileError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     fmt = output_format(path)
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         array = np.asarray(array)

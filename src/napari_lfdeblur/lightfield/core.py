@@ -386,12 +386,3 @@ def check_lightfield(lf) -> None:
         raise LightFieldError(
             f"Expected a LightField, got {type(lf).__name__}; read one with napari_lfdeblur.read_lightfield(path)."
         )
-
-
-def check_progress(progress, where: str) -> None:
-    """Raise LightFieldError unless ``progress`` is None or a function (called as ``progress(done, total)``)."""
-    if progress is not None and not callable(progress):
-        raise LightFieldError(
-            f"{where}: progress must be a function progress(done, total) or None, got {type(progress).__name__} "
-            f"{progress!r}."
-        )

@@ -46,12 +46,12 @@ from typing import Any
 
 import numpy as np
 
-from ..cancel import cancel_check
+from ..cancel import cancel_check, check_function
 from ..errors import LightFieldError
 from ..io.atomic import atomic_path, link_or_copy, output_error
 from ..io.formats import suffix_of
 from ..io.write import save_image
-from .core import LightField, check_lightfield, check_progress
+from .core import LightField, check_lightfield
 from .refocus import Refocuser, check_disparity_reach
 
 __all__ = ["Pair", "iter_pairs", "make_pairs", "read_manifest", "write_pairs"]
@@ -182,7 +182,8 @@ def iter_pairs(
     the pairs are made as they are consumed."""
     stop = cancel_check(cancel, should_stop, where="iter_pairs")
     check_lightfield(lf)
-    check_progress(progress, "make_pairs/iter_pairs")
+    check_function(progress, "progress", "progress(done, total)", where="make_pairs/iter_pairs",
+                   error=LightFieldError)
     try:
         aps = [float(a) for a in np.atleast_1d(np.asarray(apertures, dtype=np.float64))]
     except (TypeError, ValueError) as e:
@@ -397,7 +398,7 @@ def write_pairs(
         name.
     """
     stop = cancel_check(cancel, should_stop, where="write_pairs")
-    check_progress(progress, "write_pairs")
+    check_function(progress, "progress", "progress(done, total)", where="write_pairs", error=LightFieldError)
     # before any folder is made: None, one Pair or a string would fail (or write nothing) half-way
     if isinstance(pairs, Pair):
         raise LightFieldError("write_pairs takes a list (or iterator) of Pair objects, got one Pair; pass [pair].")

@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from ..cancel import cancel_check
+from ..cancel import cancel_check, check_function
 from ..errors import LightFieldError
-from .core import LightField, check_lightfield, check_progress
+from .core import LightField, check_lightfield
 from .disparity import lightfield_disparity_range
 from .shifts import cpu_threads, resolve_device, shift_add
 
@@ -281,7 +281,7 @@ class Refocuser:
     ) -> np.ndarray:
         """(N, Y, X, C) float32 focal stack; see :func:`focal_stack`."""
         should_stop = cancel_check(cancel, where="focal_stack")
-        check_progress(progress, "focal_stack")
+        check_function(progress, "progress", "progress(done, total)", where="focal_stack", error=LightFieldError)
         ds = [_check_disparity(d, self.shape[:2]) for d in disparities]
         w = self.weights(aperture, aperture_shape)
         out = np.empty((len(ds), *self.shape), dtype=np.float32)
@@ -383,7 +383,7 @@ def focal_stack(
     returned.  ``should_stop`` is the deprecated name of ``cancel``.
     """
     check_lightfield(lf)
-    check_progress(progress, "focal_stack")  # up front: not after the first slice was computed
+    check_function(progress, "progress", "progress(done, total)", where="focal_stack", error=LightFieldError)
     if isinstance(disparities, (int, np.integer)) and not isinstance(disparities, bool):
         if disparities < 1:
             raise LightFieldError(f"the number of focal planes must be at least 1, got {disparities}.")

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .._signals import sigterm_as_interrupt
-from ..cancel import cancel_check
+from ..cancel import cancel_check, check_function
 from ..errors import OutOfMemoryError, TrainingError
 from ..io.atomic import check_writable_file
 from . import ddp as _ddp
@@ -96,11 +96,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- trainer
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _config(config, options: dict, where: str) -> TrainConfig:
     """``config`` (``TrainConfig()`` when None) with the keyword ``options`` (its fields) changed."""
     if config is None:
@@ -126,9 +121,7 @@ class Trainer(RunSetup, RunFiles, RunValidation):
     def __init__(self, data, config: TrainConfig | None = None, *, val=None, model=None, cancel=None,
                  callback: Callable[[TrainingEvent], Any] | None = None, **options):
         config = _config(config, options, "Trainer()")
-        if callback is not None and not callable(callback):  # now, not at the first event, steps into the run
-            raise TrainingError(f"callback must be None or a function taking each training event (callback(event)), "
-                                f"got {type(callback).__name__} {_shown(callback)}")
+        check_function(callback, "callback", "callback(event)", where="train/finetune", error=TrainingError)
         self.config = config
         self.phase, self.steps, self.batch, self.patch = config.phase, config.steps, config.batch, config.patch
         self.lr = config.learning_rate
