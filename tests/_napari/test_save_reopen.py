@@ -120,3 +120,16 @@ def test_layers_filter_menu_opens_the_deblur_dock_on_the_selected_layer(make_nap
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Deblur")  # the dock the menu opened
     assert len(viewer.window._dock_widgets) == docks
     assert widget.layer.value is photo
+
+
+def test_a_grey_float_ome_zarr_opens_with_contrast_limits_from_its_values(tmp_path):
+    """Not 8-bit colour: the limits come from a sample of the data, as napari would show it."""
+    from napari_lfdeblur._napari._reader import get_reader
+    from napari_lfdeblur.io import save_image_streaming
+
+    image = np.linspace(-2.0, 5.0, 300 * 400, dtype=np.float32).reshape(300, 400)
+    path = save_image_streaming(image, tmp_path / "grey.ome.zarr")
+    (data, kwargs, kind), = get_reader(str(path))(str(path))
+    assert kind == "image" and not kwargs["rgb"] and not kwargs["multiscale"]
+    assert kwargs["contrast_limits"] == pytest.approx((-2.0, 5.0), abs=1e-3)
+    np.testing.assert_array_equal(np.asarray(data), image)

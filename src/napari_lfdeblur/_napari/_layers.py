@@ -68,17 +68,18 @@ def lightfield_layers(lf: LightField, name: str | None = None) -> list[tuple]:
 
 def saved_image_layer(levels: list, info) -> tuple:
     """An image saved by this plugin (an OME-Zarr pyramid, finest level first) as the layer it was: colour
-    channels last (OME-Zarr keeps them first on disk), every level, contrast limits from the coarsest one
-    (napari would otherwise compute them from a lazy array)."""
+    channels last (OME-Zarr keeps them first on disk), every level, contrast limits from a sample of the
+    coarsest one (napari would otherwise compute them from a whole lazy array, on the GUI thread)."""
     import numpy as np
 
+    from ..inference.normalize import pixel_sample
+
     rgb = bool(info.rgb) and levels[0].shape[-1] in (3, 4)
-    coarsest = np.asarray(levels[-1].compute() if hasattr(levels[-1], "compute") else levels[-1])
-    dtype = np.dtype(levels[0].dtype)
-    if rgb and dtype == np.uint8:
+    if rgb and np.dtype(levels[0].dtype) == np.uint8:
         limits = (0.0, 255.0)
-    else:
-        lo, hi = (float(v) for v in (np.nanmin(coarsest), np.nanmax(coarsest)))
+    else:  # a store with one level (not written here) may be huge: a sample, not the whole array
+        sample = pixel_sample(levels[-1])
+        lo, hi = (float(v) for v in (np.nanmin(sample), np.nanmax(sample)))
         limits = (lo, hi if hi > lo else lo + 1.0)
     kwargs = {"name": info.stem, "rgb": rgb, "multiscale": len(levels) > 1, "contrast_limits": limits,
               "metadata": {"source": str(info.path)}}

@@ -80,8 +80,12 @@ def _sample_chunks(a, max_chunks: int = _SAMPLE_CHUNKS):
     return da.concatenate([_subsample(b, per_block).ravel() for b in blocks])
 
 
-def _compute(a):
-    return np.asarray(a.compute() if hasattr(a, "compute") else a)
+def pixel_sample(image) -> np.ndarray:
+    """About a million of ``image``'s values as float64, evenly spread: a numpy array strided, a lazy one
+    read in at most 16 of its chunks (never whole)."""
+    sample = _sample_chunks(image) if hasattr(image, "numblocks") else image
+    sample = _subsample(sample)
+    return np.asarray(sample.compute() if hasattr(sample, "compute") else sample).astype(np.float64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -120,10 +124,7 @@ class Normalization:
             raise DeblurInputError(
                 f"normalize={normalize!r}: use 'auto', 'percentile', 'dtype', 'none' or a (lo, hi) pair."
             )
-        sample = image[..., :3] if alpha else image
-        sample = _sample_chunks(sample) if hasattr(sample, "numblocks") else sample
-        sample = _subsample(sample)
-        sample = _compute(sample).astype(np.float64, copy=False)
+        sample = pixel_sample(image[..., :3] if alpha else image)
         if not np.isfinite(sample).all():
             raise DeblurInputError("The image contains NaN or infinite values; replace them (e.g. np.nan_to_num) first.")
         if normalize == "none":
