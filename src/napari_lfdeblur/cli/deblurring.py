@@ -292,7 +292,6 @@ def cmd_eval(args) -> int:
     from ..evaluation import evaluate
     from ..io import check_writable_file
 
-    lpips = {"auto": "auto", "on": True, "off": False}[args.lpips]
     # a --csv that cannot be written fails now, not after scoring; a failure at the end (a full disk) comes after
     # the table, so the scores are never lost
     csv_path = check_writable_file(args.csv, "the CSV") if args.csv else None
@@ -304,7 +303,7 @@ def cmd_eval(args) -> int:
 
     try:
         result = evaluate(args.pairs, model=args.model, outputs=args.outputs, device=args.device, dtype=args.dtype,
-                          tile=args.tile, limit=args.limit, lpips=lpips, progress=progress)
+                          tile=args.tile, limit=args.limit, lpips=args.lpips, progress=progress)
     finally:
         bar.close()
     n = len(result.rows)

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelError
-from .models import precision_of, run_network, torch_module
+from .models import is_drbnet, precision_of, run_network
 from .openvino_backend import OpenVINONetwork, openvino_available
 
 __all__ = ["BACKENDS", "resolve_backend", "network_function"]
@@ -36,12 +36,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
 BACKEND_ENV = "LFDEBLUR_BACKEND"
-
-
-def _is_drbnet(net) -> bool:
-    from ..network.drbnet import DRBNet
-
-    return isinstance(torch_module(net), DRBNet)
 
 
 def _env_preference() -> str:
@@ -70,12 +64,12 @@ def resolve_backend(net, backend: str | None = "auto") -> str:
             raise ModelError("the OpenVINO backend runs on the CPU; use device='cpu' or backend='torch'")
         if not openvino_available():
             raise ModelError("backend='openvino' needs the openvino package: pip install 'napari-lfdeblur[openvino]'")
-        if not _is_drbnet(net):
+        if not is_drbnet(net):
             raise ModelError("the OpenVINO backend runs DRBNet networks; use backend='torch' for other modules")
         return "openvino"
     if choice == "auto":
         preference = _env_preference()
-        if preference == "torch" or not (on_cpu and _is_drbnet(net) and openvino_available()):
+        if preference == "torch" or not (on_cpu and is_drbnet(net) and openvino_available()):
             return "torch"
         from ..network.devices import cpu_has_amx
 

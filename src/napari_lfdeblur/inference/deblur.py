@@ -279,7 +279,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
         arr = image if isinstance(image, da.Array) else da.from_array(image, chunks="auto")
         if tile is None:  # one network call per chunk: chunk + halo on both sides
             tile = (chunk or DEFAULT_CHUNK) + 2 * (margin + BLEND)
-        plane = _plane_runner(fn, norm, rgb, tile, margin, int(batch))
+        plane = _plane_runner(fn, norm, rgb, tile, margin, batch)
         return lazy_map_planes(arr, plane, rgb=rgb, depth=margin + BLEND, out_dtype=in_dtype, chunk=chunk)
 
     image = np.asarray(image)
@@ -294,7 +294,7 @@ def deblur(image, model="default", tile=None, overlap=None, batch=None, device="
     out = np.empty_like(planes)
     for i, p in enumerate(planes):
         report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
-        out[i] = _plane_runner(fn, norm, rgb, tile, margin, int(batch), report, stop)(p)
+        out[i] = _plane_runner(fn, norm, rgb, tile, margin, batch, report, stop)(p)
     return out.reshape(stack_shape + out.shape[1:])
 
 

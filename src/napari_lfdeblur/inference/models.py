@@ -31,6 +31,13 @@ def torch_module(net):
     return inner if inner is not None and hasattr(inner, "state_dict") else net
 
 
+def is_drbnet(net) -> bool:
+    """Whether ``net`` (or the network inside it) is a DRBNet, not a module of the user's."""
+    from ..network.drbnet import DRBNet
+
+    return isinstance(torch_module(net), DRBNet)
+
+
 def clear_model_cache() -> None:
     """Forget the networks :func:`cached_model` keeps (frees their memory)."""
     _model_cache.clear()
@@ -156,9 +163,7 @@ def run_network(rgb: np.ndarray, model) -> np.ndarray:
                 f"not enough RAM to deblur a {batch.shape[1]}x{batch.shape[2]} image at once: "
                 "deblur in tiles or use a lighter model"
             ) from e
-        from ..network.drbnet import DRBNet
-
-        if not isinstance(torch_module(model), DRBNet):  # a module of the user's that cannot take an image
+        if not is_drbnet(model):  # a module of the user's that cannot take an image
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"the model {type(torch_module(model)).__name__} could not run on an image of shape "
                              f"(N, 3, H, W) ({reason}): {_IMAGE_NETWORK}") from e

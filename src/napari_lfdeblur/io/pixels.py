@@ -79,7 +79,8 @@ def to_stored(img: np.ndarray, dtype, what: str = "the image") -> np.ndarray:
             f"{what}: float pixels are saved as 0..1 -> 0..{int(top)}, but these span {lo:.4g} .. {hi:.4g} "
             f"({100 * outside:.3g} % of the values outside [0, 1]); {hint}, or save to .ome.zarr to keep the floats")
     half = 0.5 / top  # a value within half a step of [0, 1] is stored exactly as 0 or the top: not clipped
-    clipped = np.count_nonzero((a < -half) | (a > 1 + half))
+    # counted only when the extremes say some value is out: a pass over the image saved for the usual one
+    clipped = np.count_nonzero((a < -half) | (a > 1 + half)) if lo < -half or hi > 1 + half else 0
     if clipped:
         warnings.warn(
             f"{what}: {100 * clipped / a.size:.3g} % of the values lie outside [0, 1] ({lo:.4g} .. {hi:.4g}) and "

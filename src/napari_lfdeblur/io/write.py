@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import json
 import math
 import numbers
 import os
@@ -47,9 +46,9 @@ import numpy as np
 from ..cancel import Cancelled, cancel_check, check_function
 from ..errors import ImageFileError, OutputError
 from .atomic import atomic_dir, atomic_path
-from .formats import output_format, stem
+from .formats import _is_zarr_folder, output_format, stem
 from .pixels import to_stored
-from .read import CHUNK, _guess_rgb, native_multiple_chunks
+from .read import CHUNK, _guess_rgb, is_ome_zarr_image, native_multiple_chunks
 
 __all__ = ["TIFF_TILE", "check_writable", "save_image", "save_image_streaming"]
 
@@ -317,23 +316,6 @@ def _create_level(root, level: int, shape: tuple, chunks: tuple, dtype):
 
 # ------------------------------------------------------------------ what an OME-Zarr save may replace
 _ZARR_FILES = frozenset({".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json"})  # metadata at a store's top
-_ZARR_NODE = (".zarray", ".zgroup", "zarr.json")
-
-
-def _group_attrs(folder: Path) -> dict:
-    """The attributes of the zarr group at ``folder`` (v2 ``.zattrs``, v3 ``zarr.json``; NGFF 0.5 keeps them
-    under ``"ome"``), or {} when it is no group."""
-    if (folder / ".zgroup").is_file():
-        attrs = json.loads((folder / ".zattrs").read_text()) if (folder / ".zattrs").is_file() else {}
-    elif (folder / "zarr.json").is_file():
-        meta = json.loads((folder / "zarr.json").read_text())
-        attrs = meta.get("attributes", {}) if isinstance(meta, dict) and meta.get("node_type") == "group" else {}
-        attrs = attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
-    else:
-        return {}
-    return attrs if isinstance(attrs, dict) else {}
-
-
 def _check_replaceable(path: Path) -> None:
     """Refuse (:class:`OutputError`) to replace ``path`` with an OME-Zarr image unless nothing would be lost
     that the user did not ask to replace.
@@ -350,9 +332,7 @@ def _check_replaceable(path: Path) -> None:
             entries = [q for q in path.iterdir() if q.name != ".DS_Store"]  # what macOS Finder leaves in a folder
             if not entries:
                 return
-            if "multiscales" in _group_attrs(path) and all(
-                    q.name in _ZARR_FILES or (q.is_dir() and any((q / m).is_file() for m in _ZARR_NODE))
-                    for q in entries):
+            if is_ome_zarr_image(path) and all(q.name in _ZARR_FILES or _is_zarr_folder(q) for q in entries):
                 return
         else:
             what = "a file" if path.exists() else "a link to nothing"
