@@ -39,7 +39,7 @@ from .devices import inference_autocast, resolve_device, resolve_dtype, use_chan
 from .record import ModelRecord, record_of
 from .drbnet import INPUT_CONVENTION, DRBNet
 
-__all__ = ["FORMAT", "default_model_path", "load_model", "read_checkpoint", "save_model"]
+__all__ = ["FORMAT", "default_model_path", "is_torch_file", "load_model", "read_checkpoint", "save_model"]
 
 FORMAT = "napari-lfdeblur/1"
 _FORMAT_PREFIX = "napari-lfdeblur/"
@@ -284,11 +284,11 @@ def read_checkpoint(path) -> Any:
             )
         # torch's own message is not shown: for a file it cannot read safely it suggests weights_only=False,
         # which would run whatever code the file holds
-        elif _is_torch_file(p) and ("weights_only" in str(e) or "Weights only load failed" in str(e)):
+        elif is_torch_file(p) and ("weights_only" in str(e) or "Weights only load failed" in str(e)):
             hint = ("it holds Python objects besides tensors, which are never loaded, for safety (unpickling them "
                     "can run code); ask its author for a plain state dict "
                     "(torch.save(model.state_dict(), 'model.pth')) or a napari-lfdeblur checkpoint")
-        elif _is_torch_file(p):
+        elif is_torch_file(p):
             hint = "it is truncated or damaged: download or copy it again"
         else:
             hint = (f"it is not a PyTorch checkpoint file at all; pass a napari-lfdeblur checkpoint (.pt) or the "
@@ -299,7 +299,7 @@ def read_checkpoint(path) -> Any:
 _EMPTY_PATH = "no checkpoint given (the path is empty): pass a checkpoint file (.pt/.pth) or 'default'"
 
 
-def _is_torch_file(p: Path) -> bool:
+def is_torch_file(p: Path) -> bool:
     """A zip archive (torch.save since 1.6) or a pickle (older torch.save), judged by the first bytes."""
     try:
         with open(p, "rb") as f:

@@ -41,7 +41,7 @@ import torch
 
 from ..errors import TrainingError
 from ..io.atomic import atomic_path
-from ..network.checkpoint import save_payload
+from ..network.checkpoint import is_torch_file, save_payload
 from .events import CheckpointSaved
 
 __all__ = ["RESUME_FORMAT", "RunFiles", "load_resume", "plain", "resolve_resume", "seed_everything"]
@@ -160,11 +160,10 @@ def resolve_resume(resume, out: Path | None) -> Path | None:
 def _unreadable(path: Path) -> str:
     """Why ``torch.load`` may have failed on ``path``, in a few words (judged by its first bytes)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(4)
+        path.open("rb").close()
     except OSError as e:
         return f"it cannot be opened ({e.strerror or e})"
-    if head == b"PK\x03\x04" or head[:1] == b"\x80":  # a zip archive (torch.save) or a pickle
+    if is_torch_file(path):
         return "it is truncated or damaged, or was not written by napari-lfdeblur"
     return "it is not a PyTorch file at all"
 

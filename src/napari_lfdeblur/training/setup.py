@@ -35,7 +35,7 @@ from .ondevice import DeviceBatches, device_source
 from .schedule import StepBatches, collate
 from .validation import validation_data
 
-__all__ = ["RunSetup", "build_model", "compile_model", "data_record", "open_training_data", "training_data"]
+__all__ = ["RunSetup", "build_model", "compile_model", "data_record", "open_training_data"]
 
 
 def build_model(model) -> tuple[nn.Module, dict]:
@@ -85,12 +85,6 @@ def data_record(given, train) -> dict:
         return ds.fingerprint() if hasattr(ds, "fingerprint") else about(ds)
 
     return {"data": about(given), "data_key": key(given), "train": about(train), "train_key": key(train)}
-
-
-def training_data(data, patch: int):
-    """The training dataset, with random ``patch`` crops, from what the caller gave (see :func:`~.trainer.train`),
-    without the pairs smaller than ``patch`` (:func:`~.datasets.base.fit_patch`)."""
-    return fit_patch(open_training_data(data, patch), patch)
 
 
 def open_training_data(data, patch: int):

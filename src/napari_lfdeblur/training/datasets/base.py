@@ -311,7 +311,7 @@ def fit_patch(ds, patch: int | None, *, validation: bool = False, stacklevel: in
     A crop larger than the image would be padded, by reflection or, for an image under half the patch, by
     repeating its edge (a 1x1 pair becomes a flat patch): made-up pixels to learn from, or to score.
 
-    Training (:func:`~..setup.training_data`, for ``train`` and ``finetune`` alike): the pairs smaller than
+    Training (:class:`~..setup.RunSetup`, for ``train`` and ``finetune`` alike): the pairs smaller than
     ``patch`` on either side are left out, which a warning names; a :class:`TrainingError` naming them when no
     pair is large enough.
 
