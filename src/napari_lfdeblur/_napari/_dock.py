@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from magicgui.widgets import Container, Label
 from qtpy.QtCore import QEvent, QObject, Qt

@@ -4,7 +4,7 @@ weights (downloaded on first use, after the user confirms) and checkpoint files.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from psygnal import Signal
 

@@ -14,8 +14,8 @@ import html
 import logging
 from pathlib import Path
 
-import numpy as np
 import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -42,7 +42,6 @@ from ._rendering import async_rendering, enable_for_session, restore
 from ._tile_progress import TileProgress
 from ._view import screen_region, visible_region
 from ._workers import show_error_in
-
 
 log = logging.getLogger(__name__)
 

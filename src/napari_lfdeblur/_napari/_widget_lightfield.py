@@ -7,9 +7,8 @@ and adds the result as layers whose sliders are labelled v, u.
 
 from __future__ import annotations
 
-
-import numpy as np
 import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,

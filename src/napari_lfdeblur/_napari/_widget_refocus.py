@@ -12,8 +12,8 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,

@@ -7,8 +7,7 @@ main thread, so the callbacks here may touch layers and widgets.
 from __future__ import annotations
 
 import html
-from typing import Callable
-
+from collections.abc import Callable
 
 SUMMARY_CHARS = 160
 

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import LFDeblurError
 

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

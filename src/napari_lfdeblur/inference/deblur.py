@@ -22,14 +22,14 @@ import math
 import numbers
 import os
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from ..cancel import Cancelled, cancel_check, check_function
 from ..errors import DeblurInputError, OutOfMemoryError
-from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .backends import network_function
+from .lazy import DEFAULT_CHUNK, lazy_map_planes
 from .models import cached_model, clear_model_cache, precision_of, torch_module
 from .normalize import Normalization, channels_last, merge_channels, split_channels
 from .tile_plan import bytes_per_pixel, memory_budget, plan_tile

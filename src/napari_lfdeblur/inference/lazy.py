@@ -9,7 +9,7 @@ computes the chunks that are asked for: napari asks for the tiles it draws.
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -95,7 +95,7 @@ class Normalization:
     dtype: np.dtype
 
     @classmethod
-    def for_image(cls, image, normalize="auto", alpha: bool = False) -> "Normalization":
+    def for_image(cls, image, normalize="auto", alpha: bool = False) -> Normalization:
         dtype = np.dtype(image.dtype)
         if dtype.kind not in "uif" or dtype.kind == "b":
             raise DeblurInputError(

@@ -15,7 +15,7 @@ tile may sit flush with the border and overlap its neighbour by more.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

@@ -334,7 +334,7 @@ class LightField:
         i = int(np.lexsort((uu, vv, d))[0])
         return int(vv[i]), int(uu[i])
 
-    def compute(self) -> "LightField":
+    def compute(self) -> LightField:
         """Return a copy with ``data`` decoded into a numpy array."""
         if not self.is_lazy:
             return self

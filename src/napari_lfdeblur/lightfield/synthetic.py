@@ -34,8 +34,8 @@ from functools import cache
 
 import numpy as np
 
-from ..io.pixels import grey_or_rgb
 from ..errors import LightFieldError
+from ..io.pixels import grey_or_rgb
 from .core import LightField
 
 __all__ = ["BUNDLED_TEXTURES", "MAX_SIZE", "MAX_VIEWS", "PROCEDURAL_TEXTURES", "bundled_texture", "check_images",

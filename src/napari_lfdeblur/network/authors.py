@@ -41,14 +41,14 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from ..io.atomic import atomic_path
 from ..cancel import cancel_check
 from ..errors import LFDeblurError, ModelError
+from ..io.atomic import atomic_path
 from .checkpoint import NAMED_MODELS, _package_version, load_model
 
 __all__ = [

@@ -26,18 +26,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..io.atomic import atomic_path
 from ..errors import ModelError
+from ..io.atomic import atomic_path
 from .devices import inference_autocast, resolve_device, resolve_dtype, use_channels_last
-from .record import ModelRecord, record_of
 from .drbnet import INPUT_CONVENTION, DRBNet
+from .record import ModelRecord, record_of
 
 __all__ = ["FORMAT", "default_model_path", "is_torch_file", "load_model", "read_checkpoint", "save_model"]
 

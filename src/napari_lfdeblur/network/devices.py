@@ -102,7 +102,7 @@ def cpu_has_amx() -> bool:
     bfloat16 convolutions use and PyTorch's eager ones gain less from."""
     cpu = getattr(torch, "cpu", None)
     try:
-        return bool(getattr(cpu, "_is_amx_tile_supported")())
+        return bool(cpu._is_amx_tile_supported())
     except Exception:  # a torch build without the probe
         return False
 

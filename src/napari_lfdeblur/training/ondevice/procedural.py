@@ -43,8 +43,17 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import TrainingError
-from .base import DeviceSource, aperture_weights, augment, ceil_px, check_patch, effective_views, pixel_grid, uniform, \
-    view_offsets
+from .base import (
+    DeviceSource,
+    aperture_weights,
+    augment,
+    ceil_px,
+    check_patch,
+    effective_views,
+    pixel_grid,
+    uniform,
+    view_offsets,
+)
 
 __all__ = ["ProceduralSource", "Scene"]
 
