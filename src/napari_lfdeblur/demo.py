@@ -24,13 +24,17 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .io import atomic_path, save_image
 
+if TYPE_CHECKING:
+    from .lightfield.core import LightField
+
 #: the procedural scene of the demo: like the training scenes (11x11 views, +-1 px/view), a seed they skip
-PROCEDURAL = {"seed": 2024, "views": 11, "size": 256, "disparity_range": (-1.0, 1.0)}
+PROCEDURAL: dict[str, Any] = {"seed": 2024, "views": 11, "size": 256, "disparity_range": (-1.0, 1.0)}
 #: pairs per light field: two aperture sizes x three focus planes over its disparity range
 PAIR_APERTURES = (0.5, 1.0)
 PAIR_FOCUS = 3
@@ -67,8 +71,8 @@ class Demo:
     """What the demo computed: the light fields, refocused planes, pairs and deblurred images, and its report."""
 
     out: Path
-    plants: object  # LightField
-    procedural: object  # LightField
+    plants: LightField
+    procedural: LightField
     ranges: dict = field(default_factory=dict)  # name -> (lo, hi) px/view
     focal: dict = field(default_factory=dict)  # name -> [(disparity, image)]
     pairs: dict = field(default_factory=dict)  # name -> [Pair]
@@ -258,6 +262,7 @@ def _lightfield_figure(demo: Demo) -> Path:
     V, U = plants.grid
     row = plants.view_shape[0] // 2
     d = proc.disparity
+    assert d is not None  # a procedural light field knows its true disparity
     rows = [
         ("Lytro plants (real)", [
             ("centre view", plants.center_view()),
@@ -275,7 +280,7 @@ def _lightfield_figure(demo: Demo) -> Path:
         ]),
         ("procedural: focal range", _focal_panels(demo.focal["procedural light field"])),
     ]
-    pair_panels = []
+    pair_panels: list[tuple] = []
     for name, pairs in demo.pairs.items():
         tag = "plants" if name == "Lytro plants" else "procedural"
         for p in sorted(pairs, key=lambda p: p.info["psnr"])[:2]:
@@ -314,7 +319,7 @@ def _deblur_figure(demo: Demo) -> Path:
     rows = []
     for case in demo.cases:
         s = case.scores
-        panels = [(f"blurry input: {s['psnr_before']:.2f} dB, SSIM {s['ssim_before']:.3f}", case.blurred)]
+        panels: list[tuple] = [(f"blurry input: {s['psnr_before']:.2f} dB, SSIM {s['ssim_before']:.3f}", case.blurred)]
         if case.restored is not None:
             panels.append((f"deblurred: {s['psnr_after']:.2f} dB, SSIM {s['ssim_after']:.3f}", case.restored))
             gain = np.abs(case.blurred - case.sharp).mean(-1) - np.abs(case.restored - case.sharp).mean(-1)
@@ -362,6 +367,7 @@ def run_demo(out: str | Path = "lfdeblur-demo", gui: bool = False, model=None) -
     demo.report["procedural"] = {**proc.summary(), "seed": PROCEDURAL["seed"]}
     outputs["plants_centre"] = str(save_image(out / "plants_centre.png", plants.center_view()))
     outputs["procedural_centre"] = str(save_image(out / "procedural_centre.png", proc.center_view()))
+    assert proc.disparity is not None  # a procedural light field knows its true disparity
     with atomic_path(out / "procedural_disparity.npy") as tmp:
         np.save(tmp, proc.disparity)
     outputs["procedural_disparity"] = str(out / "procedural_disparity.npy")

@@ -86,7 +86,7 @@ def cmd_info(args) -> int:
         width = max(len(k) for k in summary)
         for k, v in summary.items():
             print(f"{k:<{width}}  {v}")
-        if lf.n_views < lf.grid[0] * lf.grid[1]:
+        if lf.view_mask is not None and lf.n_views < lf.grid[0] * lf.grid[1]:
             print("present views (v down, u across; # = present, . = missing):")
             for row in lf.view_mask:
                 print("  " + "".join("#" if m else "." for m in row))

@@ -93,16 +93,16 @@ class StepClock:
     @property
     def eta(self) -> float | None:
         """Seconds left after the last step timed; None while the run warms up."""
-        spp = self.seconds_per_step
-        return None if spp is None else spp * max(self.total - self._last[0], 0)
+        spp, last = self.seconds_per_step, self._last
+        return None if spp is None or last is None else spp * max(self.total - last[0], 0)
 
     def describe(self) -> str:
         """``'2.31 steps/s, ETA 4:12'``, or ``'ETA …'`` while the run warms up."""
-        spp = self.seconds_per_step
-        if spp is None:
+        spp, eta = self.seconds_per_step, self.eta
+        if spp is None or eta is None:
             return "ETA …"
         rate = f"{1 / spp:.2f} steps/s" if spp > 0 and 1 / spp >= 1 else f"{spp:.2f} s/step"
-        return f"{rate}, ETA {fmt_seconds(self.eta)}"
+        return f"{rate}, ETA {fmt_seconds(eta)}"
 
 
 class ProgressLog:
