@@ -183,15 +183,15 @@ def test_the_focal_stack_spans_the_scenes_estimated_focal_range_and_can_be_widen
 
 def test_a_batch_stopped_by_its_pair_folder_says_what_it_had_written(tmp_path):
     """A full disk stops the batch (every light field would fail alike), with the pairs written before it."""
-    from napari_lfdeblur._napari._widget_refocus import PairBatch
-    from napari_lfdeblur.errors import OutputError
+    from napari_lfdeblur._napari._widget_refocus import describe_batch
+    from napari_lfdeblur.errors import LightFieldError, OutputError
+    from napari_lfdeblur.lightfield.batch import PairBatch
 
-    batch = PairBatch([object()] * 20, tmp_path / "pairs", 5)
-    batch.used = 2
-    batch.skipped.append(("raw", "No light field found in raw."))
+    batch = PairBatch(5, tmp_path / "pairs", made=20, used=2)
+    batch.skipped.append(("raw", LightFieldError("No light field found in raw.")))
     batch.error = OutputError(f"cannot write the pair folder {tmp_path / 'pairs'}: No space left on device; free "
                               "some space or write elsewhere")
-    said = batch.describe()
+    said = describe_batch(batch)
     assert said.startswith("Error: cannot write") and "free some space or write elsewhere." in said
     assert f"20 pairs from 2 of 5 light fields were written to {tmp_path / 'pairs'} before it" in said
     assert "Skipped 1 of 5: raw: No light field found in raw." in said

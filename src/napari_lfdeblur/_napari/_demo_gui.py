@@ -29,7 +29,19 @@ def populate_viewer(viewer, demo) -> dict:
     the focal stacks, the pairs (stacks), and blurry / deblurred / sharp images.
     Only the plants light field is visible at first.
     """
+    _add_layers(viewer, demo)
+    plants_layer = viewer.layers["Lytro plants"]
+    viewer.layers.selection.active = plants_layer
+    widgets = open_docks(viewer)
+    _raise_dock(widgets["Light field"])  # its tab in front: the story starts there
+    widgets["Light field"].layer.value = plants_layer
+    _set_up_refocus(widgets["Refocus & pairs"], plants_layer, demo)
+    _set_up_deblur(widgets["Deblur"], viewer, demo)
+    viewer.reset_view()  # fit the images to the canvas the docks left
+    return widgets
 
+
+def _add_layers(viewer, demo) -> None:
     def add(data, **kwargs):
         kwargs.setdefault("visible", False)
         kwargs.setdefault("contrast_limits", (0.0, 1.0))
@@ -40,6 +52,7 @@ def populate_viewer(viewer, demo) -> dict:
         for data, kwargs, _ in lightfield_layers(lf, name=name):
             kwargs.setdefault("visible", name == "Lytro plants")
             viewer.add_image(data, **kwargs)
+
     def add_stack(images, name, axis, like=None):  # on a slider of its own, not riding on the light field's u
         return set_or_add_stack(viewer, name, _stack(images), axis, like=like, visible=False,
                                 contrast_limits=(0.0, 1.0))
@@ -57,20 +70,18 @@ def populate_viewer(viewer, demo) -> dict:
         if case.restored is not None:
             add(case.restored, name=f"{case.name}: deblurred", metadata={"deblurred_from": f"{case.name}: blurry"})
         add(case.blurred, name=f"{case.name}: blurry", metadata={"scores": case.scores})
-    plants_layer = viewer.layers["Lytro plants"]
-    viewer.layers.selection.active = plants_layer
 
-    widgets = open_docks(viewer)
-    _raise_dock(widgets["Light field"])  # its tab in front: the story starts there
-    widgets["Light field"].layer.value = plants_layer
-    refocus = widgets["Refocus & pairs"]
+
+def _set_up_refocus(refocus, plants_layer, demo) -> None:
     refocus.layer.value = plants_layer
     lo, hi = demo.ranges.get("Lytro plants", (refocus.disparity.min, refocus.disparity.max))
     pad = 0.5 * max(hi - lo, 0.5)
     with refocus.disparity.changed.blocked():  # no preview until the user moves the slider
         refocus.disparity.min, refocus.disparity.max = round(lo - pad, 2), round(hi + pad, 2)
         refocus.disparity.value = round(lo, 2)
-    deblur = widgets["Deblur"]
+
+
+def _set_up_deblur(deblur, viewer, demo) -> None:
     if demo.cases:
         deblur.layer.value = viewer.layers[f"{demo.cases[-1].name}: blurry"]
     if isinstance(demo.model, str):
@@ -81,8 +92,6 @@ def populate_viewer(viewer, demo) -> dict:
         else:
             deblur.model.value = FROM_FILE
             deblur.model_path.value = demo.model
-    viewer.reset_view()  # fit the images to the canvas the docks left
-    return widgets
 
 
 WIDGETS = ("Light field", "Refocus & pairs", "Deblur", "Train")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import napari  # the viewer annotation must resolve at run time: napari injects the viewer by it
 import numpy as np
@@ -27,7 +26,7 @@ from magicgui.widgets import (
 )
 
 from ..cancel import CancelToken
-from ..errors import LFDeblurError, OutputError
+from ..errors import LFDeblurError
 from ..lightfield.core import LightField
 from ._dock import DockWidget, message_label
 from ._layers import lightfield_name, set_or_add_stack
@@ -126,14 +125,16 @@ class RefocusWidget(DockWidget):
         self.n_focus = SpinBox(label="focus planes", min=1, max=50, value=5)
         self.source = ComboBox(label="pairs from", choices=["this light field", "folder of light fields"])
         self.folder_in = FileEdit(label="input folder", mode="d", visible=False)
-        self.folder_out = FileEdit(label="write to", mode="d", tooltip="Optional: a pair folder (blur/, sharp/, manifest)")
+        self.folder_out = FileEdit(label="write to", mode="d",
+                                   tooltip="Optional: a pair folder (blur/, sharp/, manifest)")
         self.pairs_button = PushButton(text="Generate pairs")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=False)
         self.status = message_label(value="Pick a light-field layer.")
         self.extend([
             self.layer, self.focal_range, self.disparity, self.aperture, self.live, self.n_slices,
-            self.stack_button, self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in, self.folder_out,
+            self.stack_button, self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in,
+            self.folder_out,
             self.pairs_button, self.cancel_button, self.progress, self.status,
         ])
         self._job_buttons = (self.stack_button, self.disparity_button, self.pairs_button)
@@ -146,7 +147,8 @@ class RefocusWidget(DockWidget):
         self.aperture.changed.connect(self._request_preview)
         self.stack_button.changed.connect(self.add_focal_stack)
         self.disparity_button.changed.connect(self.estimate_disparity_map)
-        self.source.changed.connect(lambda *_: setattr(self.folder_in, "visible", self.source.value != "this light field"))
+        self.source.changed.connect(
+            lambda *_: setattr(self.folder_in, "visible", self.source.value != "this light field"))
         self.pairs_button.changed.connect(self.generate_pairs)
         self.cancel_button.changed.connect(self.cancel)
         self._on_layer_changed()
@@ -349,13 +351,11 @@ class RefocusWidget(DockWidget):
 
     # -- pairs -------------------------------------------------------------
     def _pair_sources(self) -> list:
+        from ..lightfield.batch import lightfield_entries
+
         if self.source.value == "this light field":
             return [self.lightfield()]
-        folder = Path(str(self.folder_in.value))
-        subs = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-        if not subs:
-            raise LFDeblurError(f"{folder} is empty: give a folder whose entries are light fields.")
-        return subs
+        return lightfield_entries(str(self.folder_in.value))
 
     def generate_pairs(self, *_):
         from ..io.atomic import writable_folder
@@ -368,47 +368,14 @@ class RefocusWidget(DockWidget):
         except LFDeblurError as e:
             return self._notify_error(e)
         n_focus = int(self.n_focus.value)
-        per_lf = len(apertures) * n_focus
-        total = per_lf * len(sources)
+        total = len(apertures) * n_focus * len(sources)
 
         def job(progress, token):
-            from ..lightfield.pairs import iter_pairs, write_pairs
-            from ..lightfield.readers import read_lightfield
+            from ..lightfield.batch import pairs_from_lightfields
 
-            made: list = []
-            batch = PairBatch(made, out, len(sources))
-
-            def kept(pairs):
-                for pair in pairs:
-                    made.append(pair)
-                    yield pair
-
-            for i, src in enumerate(sources):
-                if token.cancelled:
-                    break
-                before = len(made)
-                try:
-                    # read in full here: a view that cannot be decoded stops this light field, not the batch
-                    lf = src if isinstance(src, LightField) else read_lightfield(src).compute()
-                    pairs = kept(iter_pairs(lf, apertures=apertures, focus=n_focus, cancel=token,
-                                            progress=lambda k, n, base=i * per_lf: progress(base + k, total)))
-                    if out is not None:
-                        write_pairs(pairs, out)  # each pair as it is made: a Cancel keeps every finished one
-                    else:
-                        list(pairs)
-                except OutputError as e:  # the pair folder cannot take more: no use going on
-                    batch.error = e
-                    break
-                except (LFDeblurError, OSError) as e:
-                    if len(sources) == 1:
-                        raise
-                    # one bad entry (a raw lenslet image without its centres file ...) skips that entry only
-                    batch.skipped.append((Path(str(src)).name, _skip_reason(e)))
-                    progress((i + 1) * per_lf, total)
-                    continue
-                if len(made) > before:
-                    batch.used += 1
-            return batch
+            # each pair is written as it is made: a Cancel keeps every finished one
+            return pairs_from_lightfields(sources, out, apertures=apertures, focus=n_focus, progress=progress,
+                                          cancel=token)
 
         return self._start(job, total, "generating pairs", self._show_pairs)
 
@@ -429,11 +396,10 @@ class RefocusWidget(DockWidget):
             self._cancel.cancel()
             self.status.value = "cancelling after the current step ..."
 
-    def _show_pairs(self, batch: PairBatch):
-        pairs, out = batch.pairs, batch.out
+    def _show_pairs(self, batch):
+        pairs = batch.pairs
         self.last_pairs = pairs
-        self.last_skipped = list(batch.skipped)
-        cancelled = self._cancel is not None and self._cancel.cancelled
+        self.last_skipped = [(name, _skip_reason(e)) for name, e in batch.skipped]
         if pairs:
             shapes = {p.blurred.shape for p in pairs}
             if len(shapes) == 1:
@@ -442,36 +408,28 @@ class RefocusWidget(DockWidget):
                 b = set_or_add_stack(self._viewer, "pairs: blurred", blurred, "pair", contrast_limits=(0, 1))
                 set_or_add_stack(self._viewer, "pairs: sharp", sharp, "pair", like=b, contrast_limits=(0, 1))
                 b.metadata["pairs"] = [p.info for p in pairs]
-        self.status.value = batch.describe(cancelled)
+        self.status.value = describe_batch(batch)
         if batch.error is not None:
             from napari.utils.notifications import show_error
 
             show_error(str(batch.error))
 
 
-class PairBatch:
-    """What a Generate pairs run made: the pairs, the light fields used and skipped (and why), and the error
-    that stopped it, if any; :meth:`describe` says it all in the status line."""
-
-    def __init__(self, pairs: list, out, n_sources: int):
-        self.pairs, self.out, self.n_sources = pairs, out, n_sources
-        self.used = 0
-        self.skipped: list[tuple[str, str]] = []
-        self.error: Exception | None = None
-
-    def describe(self, cancelled: bool = False) -> str:
-        n = len(self.pairs)
-        where = f", written to {self.out}" if self.out is not None and n else ""
-        source = (f" from {self.used} of {self.n_sources} light fields" if self.n_sources > 1 else "")
-        if self.error is not None:  # (a pair folder that cannot take more: say what it already holds)
-            kept = f"{n} pairs{source} were written to {self.out} before it" if n else "no pairs were written"
-            text = f"Error: {str(self.error).rstrip('.')}. {kept}"
-        elif cancelled:
-            text = (f"cancelled: the {n} pairs{source} finished before it are kept{where}" if n
-                    else "cancelled: no pairs were finished")
-        else:
-            text = f"{n} pairs{source}{where}" if n else "no pairs were made"
-        if self.skipped:
-            listed = "; ".join(f"{name}: {why}" for name, why in self.skipped)
-            text += f". Skipped {len(self.skipped)} of {self.n_sources}: {listed} ({_LOAD_ADVICE})"
-        return text
+def describe_batch(batch) -> str:
+    """The status line of a Generate pairs run (a :class:`~napari_lfdeblur.lightfield.batch.PairBatch`): what
+    it made and where, what it skipped and why, and the error that stopped it, if any."""
+    n, out = batch.made, batch.out
+    where = f", written to {out}" if out is not None and n else ""
+    source = f" from {batch.used} of {batch.n_sources} light fields" if batch.n_sources > 1 else ""
+    if batch.error is not None:  # (a pair folder that cannot take more: say what it already holds)
+        kept = f"{n} pairs{source} were written to {out} before it" if n else "no pairs were written"
+        text = f"Error: {str(batch.error).rstrip('.')}. {kept}"
+    elif batch.cancelled:
+        text = (f"cancelled: the {n} pairs{source} finished before it are kept{where}" if n
+                else "cancelled: no pairs were finished")
+    else:
+        text = f"{n} pairs{source}{where}" if n else "no pairs were made"
+    if batch.skipped:
+        listed = "; ".join(f"{name}: {_skip_reason(e)}" for name, e in batch.skipped)
+        text += f". Skipped {len(batch.skipped)} of {batch.n_sources}: {listed} ({_LOAD_ADVICE})"
+    return text

@@ -123,58 +123,47 @@ def cmd_refocus(args) -> int:
 def cmd_pairs(args) -> int:
     from pathlib import Path
 
-    from ..lightfield.pairs import make_pairs, write_pairs
+    from ..io import check_writable_file
+    from ..lightfield.batch import lightfield_entries, pairs_from_lightfields
     from ..lightfield.readers import read_lightfield
 
     sources: list[Path] = []
     for item in args.lightfields:
         p = Path(item)
-        if p.is_dir() and args.each:
-            sources.extend(sorted(q for q in p.iterdir() if not q.name.startswith(".")))
-        else:
-            sources.append(p)
-    from ..io import check_writable_file
-
+        sources.extend(lightfield_entries(p) if p.is_dir() and args.each else [p])
     check_writable_file(Path(args.out) / "manifest.csv", "the pair folder")  # before any refocusing
-    apertures = args.apertures  # a tuple, parsed by apertures_type
     crop = None if args.crop.lower() == "none" else int(args.crop) if args.crop.isdigit() else args.crop
-    n_total = len(sources) * len(apertures) * args.focus
-    written, used, skipped = 0, 0, []
-    with _progress_bar(n_total, "pairs") as bar:
-        for src in sources:
-            try:
-                try:
-                    # read in full here: a view that cannot be decoded skips this light field, not the batch
-                    lf = read_lightfield(src, **_lightfield_options(args)).compute()
-                except LFDeblurError as e:
-                    # a reader's format= is this command's --format (--image-format is the pairs' own)
-                    raise LFDeblurError(cli_words("info", str(e))) from e
-                pairs = make_pairs(lf, apertures=apertures, focus=args.focus, crop=crop)
-            except (LFDeblurError, OSError) as e:
-                if len(sources) == 1:
-                    raise
-                # one bad entry (a raw lenslet image without its centres file ...) stops nothing else
-                why = cli_words("pairs", str(e) if isinstance(e, LFDeblurError) else os_error_line(e))
-                skipped.append((src, why))
-                bar.write(f"lfdeblur pairs: skipping {src} (the reason is listed at the end)", file=sys.stderr)
-                bar.update(len(apertures) * args.focus)
-                continue
-            try:
-                write_pairs(pairs, args.out, format=args.image_format)
-            except (LFDeblurError, OSError):
-                if written:  # the folder cannot take more: say what it holds before the error's line
-                    print(f"lfdeblur pairs: {written} pairs from {used} light field(s) were written to {args.out} "
-                          "before this error", file=sys.stderr)
-                raise
-            written += len(pairs)
-            used += 1
-            bar.update(len(apertures) * args.focus)
-    if skipped:
-        print(f"lfdeblur pairs: skipped {len(skipped)} of {len(sources)} light fields:", file=sys.stderr)
-        for src, why in skipped:
-            print(f"  {src}: {why}", file=sys.stderr)
-        if not used:
-            raise LFDeblurError(f"no pairs were written: all {len(sources)} light fields were skipped (listed above)")
-    print(f"{written} pairs from {used} of {len(sources)} light field(s) in {args.out}"
-          + (f"; {len(skipped)} skipped (listed on stderr)" if skipped else ""))
+
+    def read(path):
+        try:  # read in full here: a view that cannot be decoded skips this light field, not the batch
+            return read_lightfield(path, **_lightfield_options(args)).compute()
+        except LFDeblurError as e:  # a reader's format= is this command's --format (--image-format is the pairs')
+            raise LFDeblurError(cli_words("info", str(e))) from e
+
+    with _progress_bar(len(sources) * len(args.apertures) * args.focus, "pairs") as bar:
+        batch = pairs_from_lightfields(
+            sources, args.out, apertures=args.apertures, focus=args.focus, crop=crop, format=args.image_format,
+            read=read, keep=False, progress=lambda done, _total: bar.update(max(done - bar.n, 0)),
+            on_skip=lambda name, _e: bar.write(f"lfdeblur pairs: skipping {name} (the reason is listed at the end)",
+                                               file=sys.stderr))
+    return _report_pairs(batch, args.out)
+
+
+def _report_pairs(batch, out) -> int:
+    """What ``lfdeblur pairs`` made and skipped; raises when nothing was written or the folder took no more."""
+    if batch.error is not None:
+        if batch.made:  # say what the folder holds before the error's line
+            print(f"lfdeblur pairs: {batch.made} pairs from {batch.used} light field(s) were written to {out} "
+                  "before this error", file=sys.stderr)
+        raise batch.error
+    n = batch.n_sources
+    if batch.skipped:
+        print(f"lfdeblur pairs: skipped {len(batch.skipped)} of {n} light fields:", file=sys.stderr)
+        for name, e in batch.skipped:
+            why = cli_words("pairs", str(e) if isinstance(e, LFDeblurError) else os_error_line(e))
+            print(f"  {name}: {why}", file=sys.stderr)
+        if not batch.used:
+            raise LFDeblurError(f"no pairs were written: all {n} light fields were skipped (listed above)")
+    print(f"{batch.made} pairs from {batch.used} of {n} light field(s) in {out}"
+          + (f"; {len(batch.skipped)} skipped (listed on stderr)" if batch.skipped else ""))
     return 0
