@@ -31,7 +31,7 @@ def lazy_result(make_napari_viewer, tmp_path, qtbot):
                     + rng.normal(0, 8, (200, 260, 3)), 0, 255).astype(np.uint8)
     w.layer.value = viewer.add_image(photo, name="photo")
     w.lazy.value = True
-    layer = w.run()
+    w.run()
     qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
     return viewer, viewer.layers["photo deblurred"]
 
@@ -49,16 +49,17 @@ def _save_through_the_dialog(viewer, path, monkeypatch, pick: str):
 
 
 def _open_through_file_open(viewer, path, monkeypatch):
-    """File › Open of ``path`` as napari's GUI does it; for a folder napari asks which reader: this plugin."""
+    """File › Open of ``path`` as napari's GUI does it; for a folder napari asks which reader, and the user
+    presses OK on the reader the dialog has selected ("remember" left unticked)."""
     from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
 
     asked = []
 
-    def choose(self):
-        asked.append(True)
-        return "Light-field deblurring", False  # the plugin's display name; "remember" left unticked
+    def press_ok(self):
+        asked.append(self._get_plugin_choice())
+        return True
 
-    monkeypatch.setattr(QtReaderDialog, "get_user_choices", choose)
+    monkeypatch.setattr(QtReaderDialog, "exec_", press_ok)
     before = len(viewer.layers)
     viewer.window._qt_viewer._qt_open([str(path)], stack=False)
     return viewer.layers[before:], asked
@@ -71,7 +72,8 @@ def test_a_lazy_result_saved_by_file_save_as_ome_zarr_reopens_identical(lazy_res
     _save_through_the_dialog(viewer, target, monkeypatch, pick="streamed")
     assert (target / ".zattrs").exists() or (target / "zarr.json").exists()
     expected = np.asarray(layer.data)
-    added, _ = _open_through_file_open(viewer, target, monkeypatch)
+    added, asked = _open_through_file_open(viewer, target, monkeypatch)
+    assert asked == ["Light-field deblurring"]  # napari asks, as for any folder, with this plugin selected
     assert len(added) == 1
     back = added[0]
     assert back.rgb and back.name == "result"
