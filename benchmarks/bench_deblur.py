@@ -86,7 +86,7 @@ def part_speed(args) -> dict:
     import torch
 
     from napari_lfdeblur.inference.deblur import deblur
-    from napari_lfdeblur.inference.models import precision_of
+    from napari_lfdeblur.inference.runtime import resolve_runtime
 
     torch.set_num_threads(args.threads)
     side = args.speed_side
@@ -109,7 +109,7 @@ def part_speed(args) -> dict:
                 if best is None or wall < best[0]:
                     best = (wall, cpu)
             wall, cpu = best
-            computed = precision_of(net)  # what auto chose
+            computed = resolve_runtime(net, "cpu", dtype).precision  # what auto chose
             res[f"{name}/{dtype}"] = {"side": side, "mp": mp, "wall_s": wall, "cpu_s": cpu, "mp_per_s": mp / wall,
                                       "mp_per_cpu_s": mp / cpu, "params": n_params, "computed_in": computed}
             print(f"{name:8s} {dtype + ('=' + computed if dtype == 'auto' else ''):13s} {n_params:10,d} {wall:8.2f} "

@@ -116,8 +116,11 @@ def child(case: str, args) -> dict:
 
         out.update(precision="float32", plan="whole image, NCHW, unfold FAC", base=32)
     else:
-        from napari_lfdeblur.inference import deblur as deblur_module
-        from napari_lfdeblur.inference.models import precision_of
+        import importlib
+
+        from napari_lfdeblur.inference.runtime import resolve_runtime
+
+        deblur_module = importlib.import_module("napari_lfdeblur.inference.deblur")
 
         backend, which = case.split("-")
         tile = 512 if backend == "torch512" else None
@@ -128,24 +131,23 @@ def child(case: str, args) -> dict:
         else:
             net = load_model("default", device="cpu", dtype="float32" if backend == "reference" else None)
         plans = []
-        real_tiled = deblur_module.run_tiled
+        real_tiled = deblur_module.run_tiles
 
         def recording(image, fn, tile, *a, **k):  # the tile plan deblur chose
             plans.append(tuple(tile) if not isinstance(tile, int) else (tile, tile))
             return real_tiled(image, fn, tile, *a, **k)
 
-        deblur_module.run_tiled = recording
+        deblur_module.run_tiles = recording
+        runtime = resolve_runtime(net, "cpu", backend="torch" if backend == "reference" else backend)
         if backend == "reference":
-            from napari_lfdeblur.inference.models import run_network
-
             def run():
-                return run_network(img, net)
+                return runtime(img)
 
             out.update(plan="whole image")
         else:
             def run():
                 return deblur_module.deblur(img, model=net, backend=backend, tile=tile)
-        out.update(precision=precision_of(net), base=getattr(net, "base", 32))
+        out.update(precision=runtime.precision, base=getattr(net, "base", 32), runtime=runtime.backend)
     t0 = time.perf_counter()
     y = run()
     out["prep"] = time.perf_counter() - t0
@@ -157,14 +159,11 @@ def child(case: str, args) -> dict:
         cpu.append(time.process_time() - c0)
     out.update(time=min(times), times=times, cpu=min(cpu), peak_gb=peak_kib(False) / 2**20)
     if case not in ("authors",) and not case.startswith("reference"):
-        from napari_lfdeblur.inference.tile_plan import computed_pixels
+        from napari_lfdeblur.inference.tile_plan import DEFAULT_OVERLAP, computed_pixels
 
         th, tw = plans[-1] if plans else (args.side, args.side)
-        n = computed_pixels((args.side, args.side), (th, tw), 2 * 48 + 16)
+        n = computed_pixels((args.side, args.side), (th, tw), DEFAULT_OVERLAP)
         out["plan"] = f"{th}x{tw} tiles, {n / args.side**2:.2f}x the pixels"
-        from napari_lfdeblur.inference.backends import resolve_backend
-
-        out["runtime"] = resolve_backend(net, backend)
     np.save(os.path.join(args.outdir, f"{case}.npy"), np.asarray(y, dtype=np.float32))
     return out
 

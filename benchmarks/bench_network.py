@@ -68,11 +68,12 @@ def child(config: str, side: int, args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    from napari_lfdeblur.network.devices import resolve_device, resolve_dtype, use_channels_last
+    from napari_lfdeblur.devices import resolve_device
     from napari_lfdeblur.network.drbnet import DRBNet
+    from napari_lfdeblur.network.precision import inference_precision, use_channels_last
 
     dev = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, dev)
+    dtype = inference_precision(args.dtype, dev)[0]
     cfg = CONFIGS[config]
     torch.manual_seed(0)
     model = DRBNet(base=cfg["base"], fac_impl=cfg["fac_impl"]).eval().to(dev, dtype)

@@ -8,14 +8,12 @@ backward, gradient clipping and an Adam update, exactly as the trainer does it
 - ``network``: the network alone, on a fixed batch already on the device;
 - ``loader``: the pairs prepared by the data loader (``num_workers`` =
   ``--workers`` processes, 0: in this process) and copied to the device, as
-  ``data_on_device=False`` trains;
-- ``device``: the pairs made on the training device with torch
-  (:mod:`napari_lfdeblur.training.ondevice`), as ``data_on_device=True``
-  trains.
+  every run trains.
 
-For each data pipeline it also times the data alone (batches made, no
-network) and prints the ratio of its step throughput to the network's:
-near 1, data costs little; well below 1, the data starves the network.
+For the data loader it also times the data alone (batches made and copied to
+the device, no network) and prints the ratio of its step throughput to the
+network's: near 1, data costs little; well below 1, the data starves the
+network.
 Each timing runs ``--warmup`` untimed steps, then ``--steps`` timed ones;
 reported: the median seconds per step and patches per second (batch / median).
 
@@ -33,7 +31,7 @@ this process, and prints the speed-up of each precision over the first one.
 
 Examples::
 
-    python benchmarks/bench_train.py --configs lite16 --pipeline network loader device
+    python benchmarks/bench_train.py --configs lite16 --pipeline network loader
     python benchmarks/bench_train.py --configs lite16 full --amp off auto --steps 6 --pipeline network
     python benchmarks/bench_train.py --device cuda --patch 128 --batch 32 --amp bfloat16 --channels-last --workers 8
 
@@ -52,21 +50,17 @@ import time
 CONFIGS = {"lite8": 8, "lite12": 12, "lite16": 16, "full": 32}
 
 
-def _trainer(base: int, args, amp, on_device: bool):
+def _trainer(base: int, args, amp):
+    """A trainer set up as its run would be (network, data loader, ...), before its first step."""
     import torch
 
-    from napari_lfdeblur.training import ddp
     from napari_lfdeblur.training.trainer import Trainer
 
     torch.manual_seed(0)
     tr = Trainer(args.data, model=base, loss=args.loss, steps=args.warmup + args.steps, batch=args.batch,
-                 patch=args.patch, device=args.device, amp=amp, seed=0, distributed=False,
-                 num_workers=0 if on_device else args.workers, data_on_device=on_device,
+                 patch=args.patch, device=args.device, amp=amp, seed=0, distributed=False, num_workers=args.workers,
                  channels_last=args.channels_last, compile=args.compile or False)
-    tr.ctx = ddp.DistContext()
-    tr._setup()
-    tr._bad = 0
-    tr.net.clip_output = False
+    tr._start()
     return tr
 
 
@@ -92,38 +86,32 @@ def bench(base: int, args, amp="auto") -> dict:
     import torch
 
     out = {}
-    tr = None
-    for pipe in args.pipeline:
-        if pipe == "network":
-            tr = _trainer(base, args, amp, on_device="device" in args.pipeline)
-            g = torch.Generator().manual_seed(0)
-            fixed = [torch.rand(args.batch, 3, args.patch, args.patch, generator=g).to(tr.device) for _ in range(2)]
-            out[pipe] = _time(args, tr.device, lambda i: tr._train_step(*fixed, i))
-            continue
-        t = _trainer(base, args, amp, on_device=pipe == "device")
-        if pipe == "device" and t.source is None:
-            raise SystemExit(f"{args.data} cannot be made on the device")
+    tr = _trainer(base, args, amp)
+    device = tr.setup.device
+    if "network" in args.pipeline:
+        g = torch.Generator().manual_seed(0)
+        fixed = [torch.rand(args.batch, 3, args.patch, args.patch, generator=g).to(device) for _ in range(2)]
+        out["network"] = _time(args, device, lambda i: tr._train_step(*fixed, i))
+    if "loader" in args.pipeline:
+        t = _trainer(base, args, amp) if "network" in args.pipeline else tr  # a fresh run: its first steps
         batches = iter(t.loader)
-        out[pipe] = _time(args, t.device, lambda i: t._train_step(*next(batches), i))
-        data_only = iter(_trainer(base, args, amp, on_device=pipe == "device").loader)
-        out[pipe + " data"] = _time(args, t.device, lambda i: [x.to(t.device) for x in next(data_only)])
-        tr = tr or t
+        out["loader"] = _time(args, device, lambda i: t._train_step(*next(batches), i))
+        data_only = iter(_trainer(base, args, amp).loader)
+        out["loader data"] = _time(args, device, lambda i: [x.to(device) for x in next(data_only)])
     for r in out.values():
-        r.update(base=base, params=sum(p.numel() for p in tr.net.parameters()), device=str(tr.device),
-                 threads=torch.get_num_threads(), amp=tr._amp_now())
+        r.update(base=base, params=sum(p.numel() for p in tr.setup.net.parameters()), device=str(device),
+                 threads=torch.get_num_threads(), amp=tr.setup.amp_name)
     return out
 
 
-PIPE_LABELS = {"network": "network alone", "loader": "+ data loader", "device": "+ data on device",
-               "loader data": "  data loader alone", "device data": "  data on device alone"}
+PIPE_LABELS = {"network": "network alone", "loader": "+ data loader", "loader data": "  data loader alone"}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", nargs="+", default=["lite16"], choices=list(CONFIGS))
-    ap.add_argument("--pipeline", nargs="+", default=["network", "loader", "device"],
-                    choices=["network", "loader", "device"],
-                    help="what each step includes (see the module docstring; default: all three)")
+    ap.add_argument("--pipeline", nargs="+", default=["network", "loader"], choices=["network", "loader"],
+                    help="what each step includes (see the module docstring; default: both)")
     ap.add_argument("--patch", type=int, default=128)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration")

@@ -129,25 +129,18 @@ def run(kind: str, shots: str | None, timeout: float, path: str | None = None) -
     import numpy as np
     from qtpy.QtWidgets import QApplication
 
-    from napari_lfdeblur.inference import deblur as deblur_module
+    from napari_lfdeblur.inference import runtime
+    from napari_lfdeblur.inference.deblur import deblur
+    from napari_lfdeblur.inference.runtime import resolve_runtime
 
-    pixels = [0]  # network pixels: every call of the network (PyTorch or OpenVINO), with its halo
-    real_function = deblur_module.network_function
+    pixels = [0]  # network pixels: every call of the network (PyTorch; the viewer's results never run OpenVINO)
+    real_torch = runtime.run_torch
 
-    class Counted:
-        """The backend's network function, counting the pixels it is given."""
+    def counted(tiles, how):
+        pixels[0] += int(np.prod(tiles.shape[:-1]))
+        return real_torch(tiles, how)
 
-        def __init__(self, fn):
-            self.fn = fn
-
-        def __getattr__(self, name):  # deblur reads the backend and its precision from it
-            return getattr(self.fn, name)
-
-        def __call__(self, tiles):
-            pixels[0] += int(np.prod(tiles.shape[:-1]))
-            return self.fn(tiles)
-
-    deblur_module.network_function = lambda net, backend="auto": Counted(real_function(net, backend))
+    runtime.run_torch = counted
 
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(*WINDOW)
@@ -234,13 +227,12 @@ def run(kind: str, shots: str | None, timeout: float, path: str | None = None) -
     crop_h, crop_w = CHUNK, int(round(w / camera.zoom)) // 8 * 8
     crop = np.asarray((source[0] if multiscale else source)[y0:y0 + crop_h, x0:x0 + crop_w])
     t = time.perf_counter()
-    deblur_module.deblur(crop, **kwargs)
+    deblur(crop, **kwargs)
     base_s = time.perf_counter() - t
     fill["baseline_s"] = round(base_s, 2)
     fill["baseline_mp_s"] = round(crop_h * crop_w / 1e6 / base_s, 3)
     # and the network alone on that crop, one call: what no tiling, halo or viewer adds
-    net = deblur_module.cached_model(kwargs["model"], device=kwargs["device"], dtype=kwargs["dtype"])
-    fn = real_function(net, "auto")
+    fn = resolve_runtime(kwargs["model"], kwargs["device"], kwargs["dtype"])
     unit = crop.astype(np.float32)[None] / 255
     fn(unit[:, :64, :64])  # a backend may compile per shape: not part of the figure
     fn(unit)

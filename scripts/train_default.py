@@ -198,7 +198,7 @@ class Printer:
             print(f"[{self.label}] validation at step {e.step}: PSNR {e.psnr:.2f} dB SSIM {e.ssim:.4f} "
                   f"(blurry input {e.input_psnr:.2f} dB / {e.input_ssim:.4f}){' best' if e.best else ''} "
                   f"[{e.seconds:.0f} s]", flush=True)
-        elif isinstance(e, ev.Cancelled):
+        elif isinstance(e, ev.Stopped):
             print(f"[{self.label}] stopped after step {e.step}; checkpoint {e.checkpoint}. Run the same command "
                   "again to continue.", flush=True)
         elif isinstance(e, ev.Finished):
@@ -216,6 +216,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     import torch
 
+    from napari_lfdeblur.io import image_files, read_image
     from napari_lfdeblur.lightfield.readers import read_lightfield
     from napari_lfdeblur.network.checkpoint import load_model, save_model
     from napari_lfdeblur.training import (
@@ -227,7 +228,6 @@ def main(argv=None) -> int:
         split,
         train,
     )
-    from napari_lfdeblur.io import image_files, read_image
 
     torch.set_num_threads(args.threads)
     data = shared_data(args.data)

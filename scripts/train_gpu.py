@@ -4,14 +4,15 @@
     python scripts/train_gpu.py --tiny         # the same recipe at a tiny size on the CPU, in seconds
 
 The recipe of ``scripts/train_default.py`` (which made the shipped model on
-a CPU in 2 hours), with the pairs made on the GPU (``data_on_device``, see
-``napari_lfdeblur.training.ondevice``) so that the network never waits:
+a CPU in 2 hours), with the pairs prepared by ``--workers`` data-loader
+processes (default 8 on a GPU) while the network trains, the pipeline every
+run uses on every device:
 
 1. Phase 1, pixel loss (multi-scale L1), on light-field pairs rendered and
-   refocused on the GPU: procedural scenes (90 % of the draws) and the Lytro
+   refocused on the fly: procedural scenes (90 % of the draws) and the Lytro
    plants capture shipped in the package (10 %, ``sample_data``: no file
    outside the project).  Validation: 8 procedural scenes no draw uses.
-2. Phase 2, ``shift_l1`` on the real DPDD pairs, preloaded on the GPU
+2. Phase 2, ``shift_l1`` on the real DPDD pairs, decoded once and cached
    (``--train-pairs`` of the 50 training pairs, sharp shots mapped onto the
    blurry shots' exposure), half of the draws from light-field pairs as in
    the shipped model's last stage (procedural 16 %, plants 4 %, procedural
@@ -103,6 +104,8 @@ def parse(argv=None):
                     help="DPDD training pairs used (of 50, spread over the sorted names; default %(default)s, which "
                          f"keeps the project and the data read under {MAX_TRAVEL_MB} MB)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="data-loader processes preparing the pairs (default: 8 on a GPU, 0 on a CPU)")
     ap.add_argument("--amp", default=None, help="mixed precision (default: bfloat16 on a GPU, auto on a CPU)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the network (each phase compiles first, for minutes outside the budget)")
@@ -181,8 +184,9 @@ def run_config(args, **kw):
 
     cuda = args.device_type == "cuda"
     amp = args.amp or ("bfloat16" if cuda else "auto")
+    workers = args.workers if args.workers is not None else (8 if cuda else 0)
     return TrainConfig(batch=args.batch, patch=args.patch, device=args.device, amp=amp, seed=args.seed,
-                       data_on_device=True, channels_last=cuda, compile=bool(args.compile), resume=True,
+                       num_workers=workers, channels_last=cuda, compile=bool(args.compile), resume=True,
                        checkpoint_minutes=1.0, log_every=25, **kw)
 
 
@@ -243,13 +247,13 @@ def phase_data(args, dpdd_dir: Path | None, td):
 
     views = 5 if args.tiny else 11
     plants = sample_lightfield("lytro_plants")
-    # a pool of 32 scenes on the GPU (0.7 GB) so that a batch of 32 draws from many scenes; a new scene every
-    # 32 draws, as ProceduralPairs' defaults
+    # a pool of 32 scenes (0.6 GB in each loader process) so that a batch of 32 draws from many scenes; a new
+    # scene every 32 draws, as ProceduralPairs' defaults
     pool = 8 if args.tiny else 32
     proc = ProceduralPairs(patch=args.patch, length=9000, seed=args.seed, views=views, pool=pool, refresh=32 * pool)
     data1 = ConcatPairs([proc, LightFieldPairs([plants], names=[td.PLANTS], patch=args.patch, length=1000)])
     val1 = proc.heldout(2 if args.tiny else 8, patch=args.patch, crop="center", augment=False)
-    words1 = f"{data1.describe()} (procedural 90 %, {td.PLANTS} 10 % of draws), made on the device"
+    words1 = f"{data1.describe()} (procedural 90 %, {td.PLANTS} 10 % of draws)"
     st = {"mix": 0.2, "photo": 0.3, "patch": args.patch, "seed": args.seed}
     if dpdd_dir is None:  # --tiny without the shared pairs: light-field pairs only
         data2 = ConcatPairs(td.lightfield_pairs(plants, args.patch, 8, 2, args.seed + 1))
@@ -265,8 +269,8 @@ def phase_data(args, dpdd_dir: Path | None, td):
     photos = [read_image(f) for f in pair_files(dpdd_dir, names) if f.parent.name == "sharp"]
     if args.tiny:
         photos = [p[:256, :256] for p in photos]
-    words = (f"DPDD Canon pairs {DPDD} ({len(dpdd)} training pairs kept on the device; {len(HELDOUT)} held out by "
-             f"name; sharp shots mapped onto the blurry shots' exposure)")
+    words = (f"DPDD Canon pairs {DPDD} ({len(dpdd)} training pairs; {len(HELDOUT)} held out by name; sharp "
+             f"shots mapped onto the blurry shots' exposure)")
     data2, words2 = td.mix_lightfields(dpdd, words, st, plants, photos)
     if args.tiny:  # fewer views: the tiny run takes seconds
         for d in data2.datasets:
@@ -371,9 +375,8 @@ def _run(args, td, dpdd_dir, work, weights_out, token, torch, train, finetune, s
         "plan": plan, "seconds_this_session": round(wall, 1),
         "train_seconds": round(float(r1.summary.get("seconds", 0)) + float(r2.summary.get("seconds", 0)), 1),
     }
-    summary = {**r2.summary, "recipe": "scripts/train_gpu.py: phase 1 pixel (multi-scale L1) on light-field pairs "
-                                       "made on the device, then phase 2 shift_l1 on DPDD pairs and light-field "
-                                       "pairs, made on the device",
+    summary = {**r2.summary, "recipe": "scripts/train_gpu.py: phase 1 pixel (multi-scale L1) on light-field pairs, "
+                                       "then phase 2 shift_l1 on DPDD pairs and light-field pairs",
                "phase1": r1.summary, "final_evaluation": result, "tiny": bool(args.tiny)}
     summary.pop("previous", None)
     save_model(model, weights_out, training=json.loads(json.dumps(summary, default=str)), half=True)

@@ -107,11 +107,11 @@ def one_torch_thread():
 @pytest.fixture
 def network_calls(monkeypatch):
     """The (height, width) of every batch PyTorch's network function is given, in order."""
-    from napari_lfdeblur.inference import backends
+    from napari_lfdeblur.inference import runtime
 
     shapes = []
-    real = backends.run_network
-    monkeypatch.setattr(backends, "run_network", lambda t, m: (shapes.append(t.shape[1:3]), real(t, m))[1])
+    real = runtime.run_torch
+    monkeypatch.setattr(runtime, "run_torch", lambda t, r: (shapes.append(t.shape[1:3]), real(t, r))[1])
     return shapes
 
 

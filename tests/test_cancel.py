@@ -37,8 +37,6 @@ def test_adapter_accepts_token_event_callable_and_none():
     assert cancel_check(token)() and cancel_check(event)() and cancel_check(lambda: 1)()
     with pytest.raises(lfd.LFDeblurError, match="cancel must be"):
         cancel_check(42)
-    with pytest.raises(lfd.LFDeblurError, match="not both"):
-        cancel_check(token, token)
 
 
 def test_deblur_with_a_token(one_torch_thread):
@@ -65,13 +63,6 @@ def test_refocus_and_disparity_with_a_token(lf):
     assert lfd.focal_stack(lf, [0.0, 0.5], cancel=lfd.CancelToken()).shape[0] == 2
     assert lfd.focal_stack(lf, [0.0, 0.5], cancel=_cancelled()).shape[0] == 0
     assert lfd.estimate_disparity(lf, [-1, 0, 1], cancel=_cancelled()) is None
-
-
-def test_should_stop_is_a_deprecated_alias(lf):
-    with pytest.warns(DeprecationWarning, match="cancel="):
-        assert lfd.make_pairs(lf, apertures=[1.0], focus=2, should_stop=lambda: True) == []
-    with pytest.warns(DeprecationWarning):
-        assert lfd.focal_stack(lf, [0.0], should_stop=_cancelled()).shape[0] == 0
 
 
 def test_train_and_evaluate_with_a_token(tmp_path, one_torch_thread):

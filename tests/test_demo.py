@@ -100,7 +100,7 @@ def test_demo_cli_model_option_prints_the_table(tmp_path, tiny_checkpoint, capsy
     assert main(["demo", "--out", str(out), "--model", str(tiny_checkpoint)]) == 0
     printed = capsys.readouterr().out
     assert f"Deblurring with the model {tiny_checkpoint}" in printed
-    from napari_lfdeblur.network.devices import cpu_has_native_bf16
+    from napari_lfdeblur.network.precision import cpu_has_native_bf16
 
     assert f"on cpu ({'bfloat16' if cpu_has_native_bf16() else 'float32'})" in printed  # the precision it ran in
     assert "PSNR blurry -> deblurred" in printed and "SSIM blurry -> deblurred" in printed
@@ -112,8 +112,8 @@ def test_demo_cli_model_option_prints_the_table(tmp_path, tiny_checkpoint, capsy
 def test_demo_gui_populates_a_viewer(make_napari_viewer, demo_with_model, tiny_checkpoint):
     import napari
 
-    from napari_lfdeblur._napari._models import FROM_FILE
     from napari_lfdeblur._napari._demo_gui import populate_viewer
+    from napari_lfdeblur._napari._models import FROM_FILE
 
     viewer = make_napari_viewer()
     widgets = populate_viewer(viewer, demo_with_model)

@@ -64,10 +64,10 @@ def test_backend_values_that_name_a_backend_still_work(monkeypatch, net, image, 
 
 
 def test_backend_auto_in_the_variable_means_the_default(monkeypatch):
-    from napari_lfdeblur.inference.backends import resolve_backend
+    from napari_lfdeblur.inference.runtime import resolve_runtime
 
     monkeypatch.setenv("LFDEBLUR_BACKEND", "auto")
-    assert resolve_backend(torch.nn.Conv2d(3, 3, 1), "auto") == "torch"  # not a DRBNet: PyTorch, no error
+    assert resolve_runtime(torch.nn.Conv2d(3, 3, 1), "cpu").backend == "torch"  # not a DRBNet: PyTorch, no error
 
 
 # ------------------------------------------------------------------ $LFDEBLUR_TILE_MEMORY_MB

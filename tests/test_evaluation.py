@@ -108,9 +108,11 @@ def test_compare_stack_is_the_mean_over_planes_and_small_images_get_a_real_ssim(
 
 
 def _weighted_ssim(a: np.ndarray, b: np.ndarray, sigma=1.5) -> float:
-    """SSIM of one window covering a whole odd-sided square image: Gaussian-weighted statistics, by hand."""
-    r = a.shape[0] // 2
-    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
+    """SSIM at the centre pixel of an odd-sided square image (the one pixel its window leaves), by hand: the
+    11x11 Gaussian-weighted statistics of the image mirrored at its borders."""
+    c = a.shape[0] // 2 + 5
+    a, b = (np.pad(x, 5, mode="symmetric")[c - 5:c + 6, c - 5:c + 6] for x in (a, b))
+    g = np.exp(-np.arange(-5, 6) ** 2 / (2 * sigma**2))
     w = np.outer(g, g) / np.outer(g, g).sum()
     ma, mb = (w * a).sum(), (w * b).sum()
     va, vb, cov = (w * a * a).sum() - ma**2, (w * b * b).sum() - mb**2, (w * a * b).sum() - ma * mb
@@ -351,7 +353,8 @@ def test_cancel_keeps_what_was_scored_and_writes_no_csv(tmp_path):
 
 # ---------------------------------------------------------------- LPIPS
 def test_lpips_auto_skips_with_a_reason_and_required_raises(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "lpips_status", lambda: (False, "the lpips package is not installed (pip install lpips)"))
+    monkeypatch.setattr(evaluation, "lpips_status",
+                        lambda: (False, "the lpips package is not installed (pip install lpips)"))
     root = _pair_folder(tmp_path / "pairs")
     out = _outputs(tmp_path / "out", {n: _sharp(seed=i) for i, n in enumerate("ab")})
     res = evaluate(root, outputs=out)

@@ -1,5 +1,5 @@
-"""The package's dependency graph: no import cycles (function-level imports included), and light-field code
-that never reaches into the network package."""
+"""The package's dependency graph: no import cycles (function-level imports included), light-field code that
+never reaches into the network package, and image files (io) that never reach into deblurring or the network."""
 
 from __future__ import annotations
 
@@ -66,6 +66,13 @@ def test_no_import_cycle(module):
 def test_lightfield_code_does_not_import_the_network_package():
     reaching = {m: sorted(t for t in deps if t.startswith("napari_lfdeblur.network")) for m, deps in GRAPH.items()
                 if m.startswith("napari_lfdeblur.lightfield")}
+    assert not any(reaching.values()), {m: t for m, t in reaching.items() if t}
+
+
+def test_image_files_do_not_import_deblurring_or_the_network():
+    # io is what inference and network build on (chunks, pixels, atomic writes), never the other way round
+    reaching = {m: sorted(t for t in deps if t.startswith(("napari_lfdeblur.inference", "napari_lfdeblur.network")))
+                for m, deps in GRAPH.items() if m.startswith("napari_lfdeblur.io")}
     assert not any(reaching.values()), {m: t for m, t in reaching.items() if t}
 
 

@@ -52,6 +52,7 @@ _LAZY = {
     "save_model": ".network.checkpoint",
     "fetch_authors_checkpoint": ".network.authors",
     "deblur": ".inference.deblur",
+    "deblur_for_viewer": ".inference.pyramid",
     "open_pairs": ".training.datasets",
     "train": ".training.trainer",
     "finetune": ".training.trainer",

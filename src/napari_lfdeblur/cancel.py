@@ -5,13 +5,12 @@ Every public function that can run for long (``deblur``, ``make_pairs``,
 ``iter_pairs``, ``write_pairs``, ``focal_stack``, ``estimate_disparity``,
 ``evaluate``, ``train``, ``finetune``) takes ``cancel=``: a
 :class:`CancelToken`, a ``threading.Event``, or any callable returning True
-to stop.  ``should_stop=`` is the older spelling of the same thing.
+to stop.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 
 from .errors import LFDeblurError
@@ -71,19 +70,12 @@ def check_function(value, name: str, call: str, *, where: str, error: type = LFD
                     f"{shown}")
 
 
-def cancel_check(cancel=None, should_stop=None, *, where: str = "this function") -> Callable[[], bool]:
+def cancel_check(cancel=None, *, where: str = "this function") -> Callable[[], bool]:
     """A no-argument function returning True when ``cancel`` asks to stop.
 
     ``cancel``: None, a :class:`CancelToken`, a ``threading.Event`` or a
-    callable.  ``should_stop`` is the deprecated spelling (a
-    ``DeprecationWarning``); giving both is an error.
+    callable.
     """
-    if should_stop is not None:
-        if cancel is not None:
-            raise LFDeblurError(f"{where}: pass cancel= only (should_stop= is its old name), not both.")
-        warnings.warn(f"{where}(should_stop=...) is deprecated: pass cancel=... (the same token or callable).",
-                      DeprecationWarning, stacklevel=3)
-        cancel = should_stop
     if cancel is None:
         return lambda: False
     if isinstance(cancel, (CancelToken, threading.Event)):

@@ -188,7 +188,7 @@ def _resolve_model(model):
 
 
 def _deblur_step(demo: Demo, model) -> None:
-    from .inference.models import cached_model, precision_of
+    from .inference.runtime import resolve_runtime
     from .training.metrics import psnr_ssim
 
     demo.model, description = _resolve_model(model)
@@ -199,10 +199,11 @@ def _deblur_step(demo: Demo, model) -> None:
         return
     from .inference.deblur import deblur
 
-    net = cached_model(demo.model, device="auto")
+    runtime = resolve_runtime(demo.model, device="auto")
+    net = runtime.net
     cfg = getattr(net, "config", {}) or {}
-    print(f"Deblurring with {description}: DRBNet base {cfg.get('base', '?')} on {getattr(net, 'device', '?')} "
-          f"({precision_of(net)})")
+    print(f"Deblurring with {description}: DRBNet base {cfg.get('base', '?')} on {runtime.device} "
+          f"({runtime.precision})")
     print(f"  {'':<40}{'PSNR blurry -> deblurred':<28}SSIM blurry -> deblurred")
     scores = {"model": str(demo.model) if isinstance(demo.model, str) else description}
     for case in demo.cases:

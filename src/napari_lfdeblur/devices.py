@@ -9,7 +9,7 @@ light-field refocusing (:mod:`.lightfield`) alike, so neither imports the other 
 - :func:`available_devices` lists device strings for a device picker;
   :func:`device_label` describes one (``"cuda:0 (NVIDIA H100, 80 GB)"``).
 
-The floating-point type on a device is :mod:`napari_lfdeblur.network.devices`'s concern.
+The floating-point types on a device are :mod:`napari_lfdeblur.network.precision`'s concern.
 """
 
 from __future__ import annotations
@@ -68,73 +68,81 @@ def device_label(device) -> str:
     return str(dev)
 
 
+def _gpu() -> torch.device | None:
+    """The first GPU torch can use: CUDA, then Apple MPS, then Intel XPU; None without one."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if _mps_available():
+        return torch.device("mps")
+    if _xpu_available():
+        return torch.device("xpu", 0)
+    return None
+
+
+def _asked_device(device) -> torch.device | None:
+    """The device ``device`` names (None: ``"auto"``), not yet checked to be there."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise ModelError(f"device must be a string or torch.device, got {type(device).__name__}")
+    name = device.strip().lower()
+    if name in ("", "auto"):
+        return None
+    if name == "gpu":
+        gpu = _gpu()
+        if gpu is None:
+            raise ModelError(
+                "device='gpu' asked for, but no GPU is usable (no CUDA, MPS or XPU device); "
+                f"available: {available_devices()}. Use device='cpu' or 'auto'."
+            )
+        return gpu
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ModelError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or 'xpu' "
+            f"(available here: {available_devices()})"
+        ) from e
+
+
+def _cuda_device(dev: torch.device, device) -> torch.device:
+    if not torch.cuda.is_available():
+        raise ModelError(
+            f"device {str(device)!r} is not available: {_cuda_unavailable_reason()}. Use device='cpu' or 'auto'."
+        )
+    n = torch.cuda.device_count()
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    if index >= n:
+        raise ModelError(
+            f"device {str(device)!r} is not available: this machine has {n} CUDA device(s) "
+            f"(cuda:0 to cuda:{n - 1}). Available: {available_devices()}"
+        )
+    return torch.device("cuda", index)
+
+
+def _mps_device() -> torch.device:
+    if not _mps_available():
+        mps = getattr(torch.backends, "mps", None)
+        why = (
+            "this PyTorch build has MPS support but macOS reports no usable Metal GPU (macOS 12.3+ needed)"
+            if mps is not None and mps.is_built()
+            else "MPS (Apple GPU) needs PyTorch on an Apple-silicon Mac"
+        )
+        raise ModelError(f"device 'mps' is not available: {why}. Available: {available_devices()}")
+    return torch.device("mps")
+
+
 def resolve_device(device="auto") -> torch.device:
     """An available ``torch.device`` for ``device`` (see the module docstring)."""
-    if isinstance(device, torch.device):
-        dev = device
-    elif device is None:
-        dev = None
-    elif isinstance(device, str):
-        name = device.strip().lower()
-        if name in ("", "auto"):
-            dev = None
-        elif name == "gpu":
-            if torch.cuda.is_available():
-                dev = torch.device("cuda", torch.cuda.current_device())
-            elif _mps_available():
-                dev = torch.device("mps")
-            elif _xpu_available():
-                dev = torch.device("xpu", 0)
-            else:
-                raise ModelError(
-                    "device='gpu' asked for, but no GPU is usable (no CUDA, MPS or XPU device); "
-                    f"available: {available_devices()}. Use device='cpu' or 'auto'."
-                )
-        else:
-            try:
-                dev = torch.device(name)
-            except (RuntimeError, ValueError) as e:
-                raise ModelError(
-                    f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or 'xpu' "
-                    f"(available here: {available_devices()})"
-                ) from e
-    else:
-        raise ModelError(f"device must be a string or torch.device, got {type(device).__name__}")
-
+    dev = _asked_device(device)
     if dev is None:  # auto
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if _mps_available():
-            return torch.device("mps")
-        if _xpu_available():
-            return torch.device("xpu", 0)
-        return torch.device("cpu")
-
+        return _gpu() or torch.device("cpu")
     if dev.type == "cpu":
         return torch.device("cpu")
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ModelError(
-                f"device {str(device)!r} is not available: {_cuda_unavailable_reason()}. Use device='cpu' or 'auto'."
-            )
-        n = torch.cuda.device_count()
-        index = torch.cuda.current_device() if dev.index is None else dev.index
-        if index >= n:
-            raise ModelError(
-                f"device {str(device)!r} is not available: this machine has {n} CUDA device(s) "
-                f"(cuda:0 to cuda:{n - 1}). Available: {available_devices()}"
-            )
-        return torch.device("cuda", index)
+        return _cuda_device(dev, device)
     if dev.type == "mps":
-        if not _mps_available():
-            mps = getattr(torch.backends, "mps", None)
-            why = (
-                "this PyTorch build has MPS support but macOS reports no usable Metal GPU (macOS 12.3+ needed)"
-                if mps is not None and mps.is_built()
-                else "MPS (Apple GPU) needs PyTorch on an Apple-silicon Mac"
-            )
-            raise ModelError(f"device 'mps' is not available: {why}. Available: {available_devices()}")
-        return torch.device("mps")
+        return _mps_device()
     if dev.type == "xpu":
         if not _xpu_available():
             raise ModelError(f"device {str(device)!r} (Intel GPU) is not available. Available: {available_devices()}")

@@ -192,7 +192,7 @@ def _find_outputs(folder, names: list[str]) -> dict[str, Path]:
             f"(e.g. {', '.join(missing[:5])}); name outputs like the blurred images (NAME.png or "
             "NAME_deblurred.png, as 'lfdeblur deblur' writes them), or pass limit= to score fewer pairs"
         )
-    return found
+    return {n: p for n, p in found.items() if p is not None}
 
 
 def _ssim_note(small: dict[str, int]) -> str:
@@ -285,6 +285,104 @@ def _lpips_choice(lpips):
                            f"available), got {lpips!r}")
 
 
+def _check_evaluate(model, outputs, limit, lpips, progress, csv):
+    """The arguments that can be judged before any work; ``lpips`` as :func:`_lpips_choice` reads it."""
+    if (model is None) == (outputs is None):
+        raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise DeblurInputError(f"limit must be a positive number of pairs (or None for all), got {limit!r}")
+    want_lpips = _lpips_choice(lpips)
+    check_function(progress, "progress", "progress(done, total)", where="evaluate", error=DeblurInputError)
+    if csv is not None:  # now, not after scoring every image
+        from .io.atomic import check_writable_file
+
+        check_writable_file(csv, "the CSV")
+    return want_lpips
+
+
+def _lpips_for(want_lpips, device):
+    """(the LPIPS scorer or None, why it was skipped); an error when it was required and is not available."""
+    if not want_lpips:
+        return None, ""
+    available, note = lpips_status()
+    if not available:
+        if want_lpips != "auto":
+            raise LFDeblurError(f"LPIPS asked for but not available: {note}")
+        return None, note
+    from .devices import resolve_device
+
+    return _lpips_scorer(resolve_device(device)), note
+
+
+def _producer(model, outputs, names: list[str], *, device, dtype, tile, cancel):
+    """(``produce(name, blur, sharp)``, the deblurred image of a pair; what the outputs are, in words): a file
+    of the outputs folder, or the model run on the blurred image.  Fails now on a missing file or a wrong model."""
+    if outputs is not None:
+        from .io.read import read_image
+
+        files = _find_outputs(outputs, names)
+
+        def read(name, blur, sharp):
+            out = _rgb_float(read_image(files[name]))
+            if out.shape != sharp.shape:
+                raise DeblurInputError(
+                    f"output {files[name].name} is {out.shape[1]}x{out.shape[0]} but the sharp image of {name!r} "
+                    f"is {sharp.shape[1]}x{sharp.shape[0]}: score full-size outputs (no crop or resize)"
+                )
+            return out
+
+        return read, f"outputs in {Path(outputs).expanduser()}"
+    from .inference.deblur import deblur
+    from .inference.models import cached_model
+
+    net = cached_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
+
+    def run(name, blur, sharp):
+        return deblur(blur, model=net, tile=tile, device=device, dtype=dtype, normalize="none", rgb=True,
+                      cancel=cancel)
+
+    return run, f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
+
+
+def _row(name: str, blur, out, sharp, lpips_score) -> dict:
+    """One pair's scores: the input's and the output's against the sharp image, and the PSNR gain."""
+    row: dict = {"name": name}
+    row.update({f"input_{k}": v for k, v in compare(blur, sharp, rgb=True).items()})
+    row.update(compare(out, sharp, rgb=True))
+    row["gain_db"] = row["psnr"] - row["input_psnr"]
+    if lpips_score is not None:
+        row["input_lpips"], row["lpips"] = lpips_score(blur, sharp), lpips_score(out, sharp)
+    return row
+
+
+def _score_pairs(data, produce, lpips_score, progress, cancel) -> tuple[list[dict], dict[str, int], bool]:
+    """(rows, the SSIM window of each image under 11x11, whether ``cancel`` stopped it) over ``data``."""
+    from .inference.deblur import DeblurCancelled
+    from .training.metrics import ssim_window
+
+    rows: list[dict] = []
+    small: dict[str, int] = {}  # name -> SSIM window of the images under 11x11
+    for i, name in enumerate(data.names):
+        if cancel():
+            return rows, small, True
+        blur, sharp = (_hwc(t) for t in data[i])
+        try:  # an image too small to score: said now, naming it, before any deblurring
+            win = ssim_window(*sharp.shape[:2])
+        except DeblurInputError as e:
+            raise DeblurInputError(f"pair {name!r}: {e}") from None
+        if win < 11:
+            small[name] = win
+        try:
+            out = produce(name, blur, sharp)
+        except DeblurCancelled:
+            return rows, small, True
+        rows.append(_row(name, blur, out, sharp, lpips_score))
+        log.info("%s: PSNR %.2f -> %.2f dB", name, rows[-1]["input_psnr"], rows[-1]["psnr"])
+        if progress is not None:
+            progress(i + 1, len(data.names))
+    return rows, small, False
+
+
 def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile=None, limit=None, csv=None,
              lpips="auto", progress=None, cancel=None) -> Evaluation:
     """Score deblurring on a pair folder, with the blurry input as the baseline.
@@ -292,122 +390,48 @@ def evaluate(pairs, model=None, outputs=None, *, device="auto", dtype=None, tile
     Parameters
     ----------
     pairs
-        A pair folder (write_pairs, DPDD or LFDOF layout: anything
-        :func:`~napari_lfdeblur.open_pairs` reads) or a pair dataset; images
-        are used whole.
+        A pair folder (write_pairs, DPDD or LFDOF layout: anything :func:`~napari_lfdeblur.open_pairs` reads) or
+        a pair dataset; images are used whole.
     model, outputs
-        Exactly one: a model (``"default"``, a checkpoint path or an
-        ``nn.Module``) that deblurs each blurred image at full size, tile by
-        tile; or a folder of output images matched to the pairs by file stem
+        Exactly one: a model (``"default"``, a checkpoint path or an ``nn.Module``) that deblurs each blurred
+        image at full size, tile by tile; or a folder of output images matched to the pairs by file stem
         (``NAME.png`` or ``NAME_deblurred.png``), of the sharp images' size.
     device, dtype, tile
         Passed to :func:`~napari_lfdeblur.deblur` (and LPIPS runs on ``device``).
     limit
         Score only the first ``limit`` pairs (a positive number).
     csv
-        Write the rows and their mean to this CSV file (atomically); a path
-        that cannot be written is refused before any scoring.
+        Write the rows and their mean to this CSV file (atomically); a path that cannot be written is refused
+        before any scoring.
     lpips
-        ``"auto"``: LPIPS when it is available locally (see
-        :func:`~napari_lfdeblur.evaluation.lpips_status`), else skipped with the reason in
-        ``Evaluation.lpips_note``; ``True`` or ``"on"``: required (error when not
-        available); ``False`` or ``"off"``: never.  Anything else is a
+        ``"auto"``: LPIPS when it is available locally (see :func:`~napari_lfdeblur.evaluation.lpips_status`),
+        else skipped with the reason in ``Evaluation.lpips_note``; ``True`` or ``"on"``: required (error when
+        not available); ``False`` or ``"off"``: never.  Anything else is a
         :class:`~napari_lfdeblur.errors.DeblurInputError`.
     progress, cancel
-        ``progress(done, total)`` after each image; ``cancel`` (a
-        :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops at the next tile: the result
-        holds the images scored so far, ``cancelled=True``, and no CSV is
-        written.
+        ``progress(done, total)`` after each image; ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a
+        function returning True) stops at the next tile: the result holds the images scored so far,
+        ``cancelled=True``, and no CSV is written.
 
     Returns
     -------
-    :class:`Evaluation`: ``rows``, ``mean``, ``table()``, ``write_csv()``.
-    SSIM of images under 11x11 uses a smaller window, said in
-    ``Evaluation.ssim_note`` and under the table; an image under 3x3 is a
+    :class:`Evaluation`: ``rows``, ``mean``, ``table()``, ``write_csv()``.  SSIM of images under 11x11 uses a
+    smaller window, said in ``Evaluation.ssim_note`` and under the table; an image under 3x3 is a
     :class:`~napari_lfdeblur.errors.DeblurInputError` naming it.
     """
-    from .inference.deblur import DeblurCancelled, deblur
-    from .io.read import read_image
     from .training.datasets import PairDataset, open_pairs
-    from .training.metrics import finite_mean, ssim_window
+    from .training.metrics import finite_mean
 
-    if (model is None) == (outputs is None):
-        raise DeblurInputError("give a model to deblur with or a folder of outputs to score (exactly one of them)")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise DeblurInputError(f"limit must be a positive number of pairs (or None for all), got {limit!r}")
-    want_lpips = _lpips_choice(lpips)
-    check_function(progress, "progress", "progress(done, total)", where="evaluate", error=DeblurInputError)
+    want_lpips = _check_evaluate(model, outputs, limit, lpips, progress, csv)
     cancel = cancel_check(cancel, where="evaluate")
-    if csv is not None:  # now, not after scoring every image
-        from .io.atomic import check_writable_file
-
-        check_writable_file(csv, "the CSV")
     data = pairs if isinstance(pairs, PairDataset) else open_pairs(pairs, crop="full", augment=False)
     if limit is not None:
         data = data.subset(range(min(int(limit), len(data))))
-    names = data.names
-
-    use_lpips, note = False, ""
-    if want_lpips:
-        use_lpips, note = lpips_status()
-        if not use_lpips and want_lpips != "auto":
-            raise LFDeblurError(f"LPIPS asked for but not available: {note}")
-    if use_lpips:
-        from .network.devices import resolve_device
-
-        lpips_score = _lpips_scorer(resolve_device(device))
-
-    if outputs is not None:
-        files = _find_outputs(outputs, names)
-        source = f"outputs in {Path(outputs).expanduser()}"
-    else:
-        from .inference.models import cached_model
-
-        net = cached_model(model, device=device, dtype=dtype)  # once, now: a wrong model fails before any work
-        source = f"model {model}" if isinstance(model, (str, Path)) else f"model {type(model).__name__}"
-
-    rows: list[dict] = []
-    small: dict[str, int] = {}  # name -> SSIM window of the images under 11x11
-    cancelled = False
-    for i, name in enumerate(names):
-        if cancel():
-            cancelled = True
-            break
-        blur_t, sharp_t = data[i]
-        blur, sharp = _hwc(blur_t), _hwc(sharp_t)
-        try:  # an image too small to score: said now, naming it, before any deblurring
-            win = ssim_window(*sharp.shape[:2])
-        except DeblurInputError as e:
-            raise DeblurInputError(f"pair {name!r}: {e}") from None
-        if win < 11:
-            small[name] = win
-        if outputs is not None:
-            out = _rgb_float(read_image(files[name]))
-            if out.shape != sharp.shape:
-                raise DeblurInputError(
-                    f"output {files[name].name} is {out.shape[1]}x{out.shape[0]} but the sharp image of {name!r} "
-                    f"is {sharp.shape[1]}x{sharp.shape[0]}: score full-size outputs (no crop or resize)"
-                )
-        else:
-            try:
-                out = deblur(blur, model=net, tile=tile, device=device, dtype=dtype, normalize="none", rgb=True,
-                             cancel=cancel)
-            except DeblurCancelled:
-                cancelled = True
-                break
-        row = {"name": name}
-        row.update({f"input_{k}": v for k, v in compare(blur, sharp, rgb=True).items()})
-        row.update(compare(out, sharp, rgb=True))
-        row["gain_db"] = row["psnr"] - row["input_psnr"]
-        if use_lpips:
-            row["input_lpips"], row["lpips"] = lpips_score(blur, sharp), lpips_score(out, sharp)
-        rows.append(row)
-        log.info("%s: PSNR %.2f -> %.2f dB", name, row["input_psnr"], row["psnr"])
-        if progress is not None:
-            progress(i + 1, len(names))
-
+    lpips_score, note = _lpips_for(want_lpips, device)
+    produce, source = _producer(model, outputs, data.names, device=device, dtype=dtype, tile=tile, cancel=cancel)
+    rows, small, cancelled = _score_pairs(data, produce, lpips_score, progress, cancel)
     result = Evaluation(rows=rows, mean={}, source=source, lpips_note=note, cancelled=cancelled,
-                        metrics=METRICS + (("lpips",) if use_lpips else ()), ssim_note=_ssim_note(small))
+                        metrics=METRICS + (("lpips",) if lpips_score is not None else ()), ssim_note=_ssim_note(small))
     result.mean = {k: finite_mean([r[k] for r in rows]) for k in result.columns}
     result.mean["gain_db"] = result.mean["psnr"] - result.mean["input_psnr"]  # gain of the means
     if csv is not None and not cancelled:

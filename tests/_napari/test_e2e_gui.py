@@ -119,12 +119,13 @@ def test_gui_end_to_end(make_napari_viewer, qtbot, tmp_path, one_torch_thread):
     dw.device.value = "cpu"
     dw.layer.value = blurred_layer
     dw.lazy.value = True
-    result = dw.run()
-    assert result == viewer.layers["pairs: blurred deblurred"]  # (the widget holds napari's proxy of the viewer)
+    dw.run()  # made in a worker: the viewer stays usable meanwhile
+    qtbot.waitUntil(lambda: "pairs: blurred deblurred" in viewer.layers, timeout=60_000)
+    result = viewer.layers["pairs: blurred deblurred"]
     assert isinstance(result.data, da.Array)
     assert result.data.shape == blurred_layer.data.shape and result.data.dtype == np.float32
     assert result.metadata["deblurred_from"] == "pairs: blurred"
-    assert "lazy result" in dw.status.value
+    assert "lazy result" in dw.status.value or "tiles deblurred" in dw.status.value  # napari may draw at once
     screenshot("05_deblur_lazy")
 
     # 6. compare: before / after / target side by side, and the result toggled off and on

@@ -55,26 +55,31 @@ def test_lazy_layer_is_dask_and_matches_eager(widget, qtbot):
     w.layer.value = layer
     w.lazy.value = True
     w.precision.value = "float32"  # chunks and whole-image tiles then differ only by summation order
-    result = w.run()
+    w.run()  # made in a worker (deblur_for_viewer): the viewer stays usable meanwhile
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
+    result = viewer.layers["photo deblurred"]
     assert isinstance(result.data, da.Array)
     assert result.name == "photo deblurred" and result.data.shape == img.shape and result.data.dtype == np.uint8
     expected = deblur(img, model=str(w.model_path.value), device="cpu", tile=256, dtype="float32")
     assert np.abs(np.asarray(result.data).astype(int) - expected.astype(int)).max() <= 2
 
 
-def test_lazy_layer_runs_pytorch(widget, monkeypatch):
+def test_lazy_layer_runs_pytorch(widget, qtbot, monkeypatch):
     """Lazy chunks come in many shapes; OpenVINO compiles a graph per shape (about a second each): lazy
     results run PyTorch whatever "auto" would pick."""
-    from napari_lfdeblur.inference import deblur as deblur_module
+    import importlib
 
+    deblur_module = importlib.import_module("napari_lfdeblur.inference.deblur")
     viewer, w = widget
     asked = []
-    real = deblur_module.network_function
-    monkeypatch.setattr(deblur_module, "network_function", lambda net, backend="auto": (asked.append(backend),
-                                                                                        real(net, backend))[1])
+    real = deblur_module.resolve_runtime
+    monkeypatch.setattr(deblur_module, "resolve_runtime",
+                        lambda model, device, dtype, backend, *a: (asked.append(backend),
+                                                                    real(model, device, dtype, backend, *a))[1])
     w.layer.value = viewer.add_image(_photo(), name="photo")
     w.lazy.value = True
     w.run()
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60000)
     assert asked == ["torch"]
 
 
@@ -135,13 +140,13 @@ def test_bad_layer_reports_error(widget, qtbot):
 def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, qtbot, monkeypatch):
     import dask.array as da
 
-    from napari_lfdeblur.inference import backends
-    from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN
+    from napari_lfdeblur.inference import runtime
+    from napari_lfdeblur.inference.tile_plan import DEFAULT_OVERLAP
 
     viewer, w = widget
     calls = []
-    real = backends.run_network
-    monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    real = runtime.run_torch
+    monkeypatch.setattr(runtime, "run_torch", lambda t, r: (calls.append(t.shape), real(t, r))[1])
     big = da.random.RandomState(0).randint(0, 255, (6000, 6000, 3), chunks=(1024, 1024, 3)).astype(np.uint8)
     layer = viewer.add_image(big, name="big", rgb=True, contrast_limits=(0, 255), multiscale=False, visible=False)
     w.layer.value = layer
@@ -158,7 +163,7 @@ def test_large_lazy_layer_is_multiscale_and_computes_only_what_is_drawn(widget, 
     assert result.multiscale
     assert [lvl.shape[0] for lvl in result.data] == [6000, 3000, 2121, 1500, 1061, 750, 530, 375, 265, 187]
     # before the layer was added, only the coarsest level (napari's thumbnail) went through the network
-    halo = DEFAULT_MARGIN + BLEND
+    halo = DEFAULT_OVERLAP
     assert at_show == [[(1, 187, 187, 3)]]
     qtbot.waitUntil(lambda: result.loaded and len(calls) > 1, timeout=120000)  # napari draws the whole-image view
     drawn = result.data_level
@@ -174,12 +179,12 @@ def test_multiscale_input_keeps_its_levels_and_only_the_thumbnail_is_deblurred_u
     """A multiscale layer (an OME-Zarr pyramid): its own levels are deblurred as they are, none read whole."""
     import dask.array as da
 
-    from napari_lfdeblur.inference import backends
+    from napari_lfdeblur.inference import runtime
 
     viewer, w = widget
     calls = []
-    real = backends.run_network
-    monkeypatch.setattr(backends, "run_network", lambda t, m: (calls.append(t.shape), real(t, m))[1])
+    real = runtime.run_torch
+    monkeypatch.setattr(runtime, "run_torch", lambda t, r: (calls.append(t.shape), real(t, r))[1])
     rng = da.random.RandomState(1)
     own = [rng.randint(0, 255, (n, n), chunks=512).astype(np.uint8) for n in (2048, 1024, 512)]
     layer = viewer.add_image(own, name="pyr", contrast_limits=(0, 255), multiscale=True, visible=False)
@@ -277,8 +282,9 @@ def test_reference_scores_lazy_result_on_the_visible_region_only(widget, qtbot):
     qtbot.wait(200)
     computed.clear()
     w.lazy.value = True
-    result = w.run()
-    assert isinstance(result.data, da.Array)  # the result stays lazy
+    w.run()
+    qtbot.waitUntil(lambda: "blurred deblurred" in viewer.layers, timeout=60000)
+    assert isinstance(viewer.layers["blurred deblurred"].data, da.Array)  # the result stays lazy
     qtbot.waitUntil(lambda: _scored(w), timeout=60000)
     assert "visible region" in w.scores.value
     assert 0 < len(set(computed)) < 12  # only the chunks on screen, not the 3x4 of the whole reference

@@ -141,6 +141,7 @@ def test_deblur_keeps_napari_preferences_and_shows_tile_progress(make_napari_vie
     w.layer.value = src
     w.device.value = "cpu"
     w.run()
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=60_000)
     result = viewer.layers["photo deblurred"]
     assert settings.experimental.async_  # on for this session ...
     settings.appearance.highlight.highlight_thickness += 1  # ... while napari saves another preference

@@ -52,7 +52,7 @@ def test_short_run_curves_and_model_registration(train_widget, qtbot):
     qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)
     assert w.result is not None, w.status.value
     assert w.result.steps == 6
-    from napari_lfdeblur.network.devices import autocast_dtype
+    from napari_lfdeblur.network.precision import autocast_dtype
 
     expected = autocast_dtype(True, "cpu")
     assert w.result.summary["amp"] == (str(expected).removeprefix("torch.") if expected else "off")

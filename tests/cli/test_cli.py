@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def test_train_then_finetune_from_the_command_line(tmp_path, dpdd_pairs, capsys)
                  "--match-exposure"]) == 0
     assert "finetune finished at step 2/2" in capsys.readouterr().out
     assert (run2 / "last.pt").exists()
-    summary = load_model(run2 / "last.pt", device="cpu").training_summary
+    summary = load_model(run2 / "last.pt", device="cpu").record.training
     assert "exposure matched" in summary["data"]
 
 
@@ -83,17 +84,17 @@ def test_mixed_precision_option(tmp_path, capsys, monkeypatch):
     import torch
 
     from napari_lfdeblur import load_model
-    from napari_lfdeblur.network import devices
+    from napari_lfdeblur.network import precision as devices
 
     torch.set_num_threads(1)
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
     common = ["--base", "4", "--steps", "1", "--batch", "1", "--patch", "32", "--device", "cpu"]
     assert main(["train", "synthetic", "-o", str(tmp_path / "bf16"), "--amp", "bfloat16", *common]) == 0
     assert "on cpu (bfloat16 mixed precision)" in capsys.readouterr().out
-    assert load_model(tmp_path / "bf16" / "last.pt").training_summary["amp"] == "bfloat16"
+    assert load_model(tmp_path / "bf16" / "last.pt").record.training["amp"] == "bfloat16"
     assert main(["train", "synthetic", "-o", str(tmp_path / "fp32"), "--amp", "off", *common]) == 0
     assert "mixed precision" not in capsys.readouterr().out
-    assert load_model(tmp_path / "fp32" / "last.pt").training_summary["amp"] == "off"
+    assert load_model(tmp_path / "fp32" / "last.pt").record.training["amp"] == "off"
     # float16 needs CUDA: a clear error, exit status 2
     assert main(["train", "synthetic", "-o", str(tmp_path / "fp16"), "--amp", "float16", *common]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
@@ -138,7 +139,7 @@ def test_train_on_procedural_light_fields_textured_with_your_photos(tmp_path, ca
     assert main(["train", "synthetic", "--photos", str(photos), "-o", str(run), "--base", "4", "--steps", "2",
                  "--batch", "1", "--patch", "32", "--device", "cpu"]) == 0
     assert "textured with 3 of your images" in capsys.readouterr().out
-    assert "textured with 3 of your images" in load_model(run / "last.pt", device="cpu").training_summary["data"]
+    assert "textured with 3 of your images" in load_model(run / "last.pt", device="cpu").record.training["data"]
     # --photos without procedural data, or a folder without images: a clear error, exit code 2
     assert main(["train", str(photos), "--photos", str(photos), "-o", str(tmp_path / "r2"), "--steps", "1"]) == 2
     assert "add 'synthetic'" in capsys.readouterr().err
@@ -169,7 +170,7 @@ def test_ctrl_c_keeps_the_last_step_and_resume_continues(tmp_path, capsys, monke
     assert main(args) == 130
     said = capsys.readouterr()
     assert "stopped after step 3" in said.out and "--resume" in said.out and "interrupted" in said.err
-    assert load_model(run / "last.pt", device="cpu").training_summary["steps"] == 3
+    assert load_model(run / "last.pt", device="cpu").record.training["steps"] == 3
     monkeypatch.setattr(Trainer, "_train_step", real_step)
     assert main([*args, "--resume"]) == 0
     assert "train finished at step 6/6" in capsys.readouterr().out
@@ -399,7 +400,7 @@ def test_the_lfdeblur_process_refuses_a_training_option_out_of_range(tmp_path):
 
 
 # ---------------------------------------------------------------- progress in a log; batches past a bad entry
-def _lfdeblur(argv: list[str], **env) -> "subprocess.CompletedProcess":
+def _lfdeblur(argv: list[str], **env) -> subprocess.CompletedProcess:
     """``lfdeblur ARGV`` in a process of its own, its stdout and stderr pipes (as in a batch job's log)."""
     import os
     import subprocess

@@ -12,13 +12,13 @@ import pytest
 import tifffile
 import torch
 
-from napari_lfdeblur.cli import main
-from napari_lfdeblur.inference import backends
 from napari_lfdeblur import io as lfio
+from napari_lfdeblur.cli import main
+from napari_lfdeblur.inference import runtime
 from napari_lfdeblur.inference.deblur import deblur
 from napari_lfdeblur.network.checkpoint import save_model
-from napari_lfdeblur.network.devices import cpu_has_native_bf16
 from napari_lfdeblur.network.drbnet import DRBNet
+from napari_lfdeblur.network.precision import cpu_has_native_bf16
 
 iio = pytest.importorskip("imageio.v3")
 
@@ -116,7 +116,7 @@ def test_big_tiled_tiff_to_ome_zarr(tmp_path, ckpt, monkeypatch, capsys):
     zarr = pytest.importorskip("zarr")
     img = _rgb(1200, 1000, 3)
     tifffile.imwrite(tmp_path / "big.tif", img, tile=(256, 256), photometric="rgb")
-    monkeypatch.setattr(lfio, "LAZY_BYTES", 2**20)  # "big": read lazily through tifffile's zarr store
+    monkeypatch.setattr(lfio.read, "LAZY_BYTES", 2**20)  # "big": read lazily through tifffile's zarr store
     out = tmp_path / "big.ome.zarr"
     assert main(["deblur", str(tmp_path / "big.tif"), "-o", str(out), "--model", ckpt, "--device", "cpu",
                  "--dtype", "float32"]) == 0
@@ -136,16 +136,16 @@ def test_big_tiled_tiff_to_ome_zarr(tmp_path, ckpt, monkeypatch, capsys):
 
 
 def _interrupt_after(monkeypatch, n: int):
-    real = backends.run_network
+    real = runtime.run_torch
     calls = []
 
-    def network(tiles, net):
+    def network(tiles, how):
         calls.append(len(tiles))
         if len(calls) > n:
             raise KeyboardInterrupt
-        return real(tiles, net)
+        return real(tiles, how)
 
-    monkeypatch.setattr(backends, "run_network", network)
+    monkeypatch.setattr(runtime, "run_torch", network)
     return calls
 
 
@@ -155,7 +155,7 @@ def test_interrupt_leaves_no_output(tmp_path, ckpt, monkeypatch, capsys, fmt, la
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     calls = _interrupt_after(monkeypatch, 3)
-    args = ["deblur", str(tmp_path / "a.png"), "-o", str(out_dir), "--format", fmt, "--tile", "128",
+    args = ["deblur", str(tmp_path / "a.png"), "-o", str(out_dir), "--format", fmt, "--tile", "192",
             "--model", ckpt, "--device", "cpu"]
     if lazy:
         args += ["--lazy", "--chunk", "128"]
@@ -380,19 +380,19 @@ import os, signal, sys
 import torch
 torch.set_num_threads(1)
 from napari_lfdeblur.cli import main
-from napari_lfdeblur.inference import backends
+from napari_lfdeblur.inference import runtime
 
-real, calls = backends.run_network, []
+real, calls = runtime.run_torch, []
 
-def network(tiles, net):  # terminated (kill, a batch system's time limit) in the middle of the work
+def network(tiles, how):  # terminated (kill, a batch system's time limit) in the middle of the work
     calls.append(1)
     if len(calls) == 3:
         os.kill(os.getpid(), signal.SIGTERM)
-    return real(tiles, net)
+    return real(tiles, how)
 
-backends.run_network = network
+runtime.run_torch = network
 sys.exit(main(["deblur", {str(tmp_path / "a.png")!r}, "-o", {str(out_dir)!r}, "--format", "ome.zarr", "--lazy",
-               "--chunk", "128", "--tile", "128", "--model", {ckpt!r}, "--device", "cpu"]))
+               "--chunk", "128", "--tile", "192", "--model", {ckpt!r}, "--device", "cpu"]))
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -411,7 +411,7 @@ def test_output_named_ome_zarr_that_is_an_ordinary_folder_is_refused_and_kept(tm
     (out / "notes.txt").write_text("keep me")
     argv = ["deblur", str(tmp_path / "a.png"), "-o", str(out), "--model", ckpt, "--device", "cpu"]
     with monkeypatch.context() as m:
-        m.setattr(backends, "run_network", lambda *a: pytest.fail("deblurred before refusing"))
+        m.setattr(runtime, "run_torch", lambda *a: pytest.fail("deblurred before refusing"))
         assert main(argv) == 2
     err = capsys.readouterr().err
     assert _one_error_line(err) and "exists and is not an OME-Zarr image" in err and "choose another name" in err

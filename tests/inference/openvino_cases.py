@@ -15,10 +15,9 @@ pytest.importorskip("openvino")
 
 from napari_lfdeblur import deblur  # noqa: E402
 from napari_lfdeblur.errors import ModelError  # noqa: E402
-from napari_lfdeblur.inference import backends, openvino_backend  # noqa: E402
-from napari_lfdeblur.inference.backends import network_function, resolve_backend  # noqa: E402
-from napari_lfdeblur.inference.models import run_network  # noqa: E402
+from napari_lfdeblur.inference import openvino_backend, runtime  # noqa: E402
 from napari_lfdeblur.inference.openvino_backend import OpenVINONetwork  # noqa: E402
+from napari_lfdeblur.inference.runtime import from_network, resolve_runtime, to_network  # noqa: E402
 from napari_lfdeblur.network.checkpoint import load_model  # noqa: E402
 from napari_lfdeblur.network.drbnet import DRBNet  # noqa: E402
 
@@ -39,6 +38,20 @@ def net():
     return load_model(DRBNet(base=8), device="cpu", dtype="float32")
 
 
+def backend_of(net, backend):
+    return resolve_runtime(net, "cpu", backend=backend).backend
+
+
+def run_network(x, net):
+    """The network through PyTorch, in float32."""
+    return resolve_runtime(net, "cpu", "float32", backend="torch")(x)
+
+
+def through_openvino(ov: OpenVINONetwork, x):
+    """An image in [0, 1] through OpenVINO directly (the runtime scales it, as here)."""
+    return from_network(ov(to_network(x[None])))[0]
+
+
 def _image(h=75, w=101, seed=0):
     from skimage.data import astronaut
 
@@ -47,40 +60,40 @@ def _image(h=75, w=101, seed=0):
 
 
 def test_auto_picks_openvino_where_it_was_measured_faster(net, monkeypatch):
-    from napari_lfdeblur.network import devices
+    from napari_lfdeblur.network import precision
 
     monkeypatch.delenv("LFDEBLUR_BACKEND", raising=False)
-    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)  # an Intel Xeon with AMX
-    assert resolve_backend(net, "auto") == "openvino"
-    assert network_function(net).backend == "openvino"
-    monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)  # AVX512-BF16 without AMX: PyTorch was faster
-    assert resolve_backend(net, "auto") == "torch"
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)  # an Intel Xeon with AMX
+    assert backend_of(net, "auto") == "openvino"
+    assert resolve_runtime(net, "cpu").openvino is not None
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)  # AVX512-BF16 without AMX: PyTorch was faster
+    assert backend_of(net, "auto") == "torch"
     monkeypatch.setenv("LFDEBLUR_BACKEND", "openvino")
-    assert resolve_backend(net, "auto") == "openvino"
-    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
+    assert backend_of(net, "auto") == "openvino"
+    monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
     monkeypatch.setenv("LFDEBLUR_BACKEND", "torch")
-    assert resolve_backend(net, "auto") == "torch"
-    assert resolve_backend(net, "openvino") == "openvino"  # asked for by name: the environment does not overrule
+    assert backend_of(net, "auto") == "torch"
+    assert backend_of(net, "openvino") == "openvino"  # asked for by name: the environment does not overrule
 
 
 def test_auto_keeps_torch_without_openvino_and_for_other_modules(net, monkeypatch):
     monkeypatch.setenv("LFDEBLUR_BACKEND", "openvino")
     other = torch.nn.Conv2d(3, 3, 3, padding=1)
-    assert resolve_backend(other, "auto") == "torch"
+    assert backend_of(other, "auto") == "torch"
     with pytest.raises(ModelError, match="DRBNet"):
-        resolve_backend(other, "openvino")
-    monkeypatch.setattr(backends, "openvino_available", lambda: False)
-    assert resolve_backend(net, "auto") == "torch"
+        backend_of(other, "openvino")
+    monkeypatch.setattr(runtime, "openvino_available", lambda: False)
+    assert backend_of(net, "auto") == "torch"
     with pytest.raises(ModelError, match=r"pip install 'napari-lfdeblur\[openvino\]'"):
-        resolve_backend(net, "openvino")
+        backend_of(net, "openvino")
     with pytest.raises(ModelError, match="backend must be one of"):
-        resolve_backend(net, "tensorrt")
+        backend_of(net, "tensorrt")
 
 
 def test_openvino_float32_output_matches_torch(net):
     x = _image()  # 75 x 101: not multiples of 8, so the padding outside the traced graph is exercised
     ref = run_network(x, net)
-    out = OpenVINONetwork(net, "float32")(x)
+    out = resolve_runtime(net, "cpu", "float32", backend="openvino")(x)
     assert out.shape == ref.shape and out.dtype == np.float32
     assert np.abs(out - ref).max() * 255 <= 0.01
     # the network changed the image (a wrong graph that passes the input through would not be caught otherwise)
@@ -92,7 +105,7 @@ def test_shipped_model_in_bfloat16_stays_within_2_of_255_of_float32():
     shipped = load_model("default", device="cpu", dtype="float32")
     x = _image(120, 168)
     ref = run_network(x, shipped)
-    out = OpenVINONetwork(shipped, "bfloat16")(x)
+    out = through_openvino(OpenVINONetwork(shipped, "bfloat16"), x)
     diff = np.abs(out - ref) * 255
     assert diff.max() <= 2.0, diff.max()
     assert np.abs(ref - x).max() * 255 > 5
@@ -100,14 +113,14 @@ def test_shipped_model_in_bfloat16_stays_within_2_of_255_of_float32():
 
 def test_batches_and_single_images_agree(net):
     x = np.stack([_image(seed=1), _image(seed=2)])
-    ov = OpenVINONetwork(net, "float32")
+    ov = resolve_runtime(net, "cpu", "float32", backend="openvino")
     both = ov(x)
     assert both.shape == x.shape
     np.testing.assert_allclose(both[1], ov(x[1]), atol=1e-5)
 
 
 def test_the_traced_model_is_kept_on_disk_and_reused(net, cache, monkeypatch):
-    OpenVINONetwork(net, "float32")(_image(40, 40))
+    through_openvino(OpenVINONetwork(net, "float32"), _image(40, 40))
     kept = list((cache / "openvino").glob("*.xml"))
     assert kept and all(p.with_suffix(".bin").is_file() for p in kept)
     import openvino as ov
@@ -116,7 +129,7 @@ def test_the_traced_model_is_kept_on_disk_and_reused(net, cache, monkeypatch):
         raise AssertionError("traced again instead of reading the cache")
 
     monkeypatch.setattr(ov, "convert_model", no_tracing)
-    fresh = OpenVINONetwork(net, "float32")(_image(40, 40))
+    fresh = through_openvino(OpenVINONetwork(net, "float32"), _image(40, 40))
     np.testing.assert_allclose(fresh, run_network(_image(40, 40), net), atol=1e-4)
 
 
@@ -124,7 +137,7 @@ def test_other_weights_get_their_own_cache_entry(net, cache):
     torch.manual_seed(4)
     other = load_model(DRBNet(base=8), device="cpu", dtype="float32")
     assert openvino_backend._weights_key(net) != openvino_backend._weights_key(other)
-    a = OpenVINONetwork(other, "float32")(_image(40, 40))
+    a = through_openvino(OpenVINONetwork(other, "float32"), _image(40, 40))
     np.testing.assert_allclose(a, run_network(_image(40, 40), other), atol=1e-4)
 
 
@@ -135,23 +148,23 @@ def test_a_failing_openvino_falls_back_to_torch_with_one_warning(net, monkeypatc
         raise RuntimeError("simulated: cannot compile")
 
     monkeypatch.setattr(OpenVINONetwork, "compiled", broken)
-    fn = network_function(net, "auto")
+    fn = resolve_runtime(net, "cpu", "float32", backend="auto")
     x = _image(40, 40)
     with pytest.warns(RuntimeWarning, match="using PyTorch"):
         out = fn(x)
     np.testing.assert_allclose(out, run_network(x, net), atol=1e-6)
-    assert fn.backend == "torch"
+    assert fn.openvino.failed
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fn(x)  # no second warning
     with pytest.raises(ModelError, match="OpenVINO could not run"):
-        network_function(net, "openvino")(x)
+        resolve_runtime(net, "cpu", "float32", backend="openvino")(x)
 
 
-def test_the_network_function_pickles_for_dask_workers(net):
-    fn = network_function(net, "openvino")
+def test_the_runtime_pickles_for_dask_workers(net):
+    fn = resolve_runtime(net, "cpu", "float32", backend="openvino")
     x = _image(48, 48)
     first = fn(x)
     again = pickle.loads(pickle.dumps(fn))
@@ -182,7 +195,7 @@ def test_compiled_graphs_on_disk_are_kept_under_a_size(net, cache, monkeypatch):
     monkeypatch.setattr(openvino_backend, "_COMPILED_CACHE_BYTES", 1)  # keep only the newest
     ov = OpenVINONetwork(net, "float32")
     for side in (40, 48, 56):
-        ov(_image(side, side))
+        through_openvino(ov, _image(side, side))
     blobs = list(folder.glob("*.blob"))
     assert len(blobs) == 1
 

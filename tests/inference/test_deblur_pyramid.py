@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN, deblur
-from napari_lfdeblur.inference.pyramid import (
-    LEVEL_CHUNK, MIN_SIZE, deblur_pyramid, hold_small_levels, input_levels, level_chunk,
-)
+from napari_lfdeblur.inference.deblur import deblur
+from napari_lfdeblur.inference.pyramid import MIN_SIZE, deblur_pyramid, hold_small_levels, input_levels
+from napari_lfdeblur.inference.tile_plan import DEFAULT_OVERLAP, LEVEL_CHUNK, level_chunk
 from napari_lfdeblur.network.drbnet import DRBNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-HALO = DEFAULT_MARGIN + BLEND
+HALO = DEFAULT_OVERLAP
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +218,22 @@ def test_numpy_images_are_wrapped_without_a_copy():
     block = get_sync(dict(lazy.__dask_graph__()), (lazy.name, 0, 0, 0))  # the task's own result, no assembly
     assert np.shares_memory(block, img)
     np.testing.assert_array_equal(lazy.compute(), img)
+
+
+def test_deblur_for_viewer_is_what_the_deblur_dock_shows(net, network_pixels, monkeypatch):
+    """A script gets the dock's lazy result: one level up to 4096 px, else a pyramid of which only the
+    thumbnail is deblurred up front; PyTorch whatever "auto" would pick (OpenVINO compiles each chunk shape)."""
+    import napari_lfdeblur as lfd
+    from napari_lfdeblur.inference import runtime
+
+    monkeypatch.setenv("LFDEBLUR_BACKEND", "openvino")
+    monkeypatch.setattr(runtime, "OpenVINONetwork", lambda *a: pytest.fail("a viewer's result ran OpenVINO"))
+    small = lfd.deblur_for_viewer(_source(1024), model=net, device="cpu", chunk=512)
+    assert len(small) == 1 and small[0].shape == (1024, 1024, 3) and small[0].chunks[:2] == ((512, 512),) * 2
+    assert network_pixels == []  # lazy: nothing computed yet
+    big = lfd.deblur_for_viewer(_source(6000), model=net, device="cpu")
+    assert [lvl.shape[0] for lvl in big] == [6000, 3000, 2121, 1500, 1061, 750, 530, 375, 265, 187]
+    assert network_pixels == [187 * 187]  # the thumbnail napari reads whole, and nothing else
+    network_pixels.clear()
+    big[-1].compute()
+    assert network_pixels == []  # held in memory: napari's thumbnail costs nothing more

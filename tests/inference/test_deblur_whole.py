@@ -13,10 +13,9 @@ import napari_lfdeblur as lfd
 from napari_lfdeblur.errors import DeblurInputError, ModelError
 from napari_lfdeblur.inference import models as deblur_mod
 from napari_lfdeblur.inference.deblur import deblur
-from napari_lfdeblur.inference.models import run_network as _deblur_array
+from napari_lfdeblur.inference.runtime import resolve_runtime
 from napari_lfdeblur.network.checkpoint import save_model
 from napari_lfdeblur.network.drbnet import DRBNet
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,9 +50,9 @@ def test_matches_the_network(net):
 def test_cpu_default_precision_is_bfloat16_where_native_and_stays_within_a_level(monkeypatch, native):
     from skimage.data import astronaut
 
-    from napari_lfdeblur.network import devices
+    from napari_lfdeblur.network import precision
 
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     deblur_mod.clear_model_cache()
     img = astronaut()[96:288, 128:320]  # uint8 RGB photo, 192x192
     exact = deblur(img, device="cpu", dtype="float32")
@@ -81,9 +80,12 @@ def test_public_api(net):
     assert out.shape == (9, 10, 3) and out.dtype == np.float16
 
 
-def test_batch_core_is_reusable(net):
+def test_the_runtime_runs_batches_and_single_images(net):
     batch = np.stack([rgb(40, 40, s) for s in range(3)]).astype(np.float32)
-    out = _deblur_array(batch, net)
+    runtime = resolve_runtime(net, "cpu")
+    assert runtime.backend == "torch" and runtime.batch == 1 and runtime.halo == 64
+    out = runtime(batch)
+    np.testing.assert_allclose(runtime(batch[2]), out[2], atol=1e-6)
     assert out.shape == batch.shape
     np.testing.assert_allclose(out[1], deblur(batch[1], model=net, device="cpu"), atol=1e-5)
 
@@ -105,7 +107,7 @@ def test_bad_input(net, image, match):
 
 
 @pytest.mark.parametrize("c, dtype", [(2, np.uint16), (5, np.float32)])
-def test_channels_last_are_deblurred_channel_by_channel(net, c, dtype):
+def test_a_channel_axis_of_other_counts_is_deblurred_channel_by_channel(net, c, dtype):
     # a (Y, X, 2) two-channel microscopy image was taken for Y thin planes of X x 2 pixels
     scale = 4000 if dtype == np.uint16 else 1
     img = (np.random.default_rng(0).random((24, 40, c)) * scale).astype(dtype)
@@ -116,7 +118,7 @@ def test_channels_last_are_deblurred_channel_by_channel(net, c, dtype):
     np.testing.assert_array_equal(deblur(img, model=net, device="cpu", rgb=True), out)
 
 
-def test_channels_last_lazy(net):
+def test_a_channel_axis_of_other_counts_lazy(net):
     import dask.array as da
 
     img = (np.random.default_rng(1).random((136, 144, 2)) * 4000).astype(np.uint16)

@@ -1,4 +1,5 @@
-"""Tiles sized from a memory budget: the whole image when it fits, else the plan computing the fewest pixels."""
+"""Tiles sized from a memory budget: the whole image when it fits, else the plan computing the fewest pixels;
+the sizes of lazy chunks and of a viewer's levels."""
 
 from __future__ import annotations
 
@@ -7,35 +8,49 @@ import pytest
 import torch
 
 from napari_lfdeblur.inference import tile_plan
-from napari_lfdeblur.inference.deblur import BLEND, DEFAULT_MARGIN, deblur
-from napari_lfdeblur.inference.tile_plan import bytes_per_pixel, computed_pixels, memory_budget, plan_tile
+from napari_lfdeblur.inference.deblur import deblur
+from napari_lfdeblur.inference.tile_plan import (
+    DEFAULT_OVERLAP,
+    bytes_per_pixel,
+    computed_pixels,
+    lazy_chunks,
+    memory_budget,
+    plan_tile,
+)
+from napari_lfdeblur.inference.tiling import windows
 from napari_lfdeblur.network.drbnet import DRBNet
 
-OVERLAP = 2 * DEFAULT_MARGIN + BLEND
+HALO = DEFAULT_OVERLAP
+
+
+def _largest(shape, tile) -> int:
+    """Pixels of the largest tile the network is given."""
+    return (max(b - a for a, b, _, _ in windows(shape[0], tile[0], HALO))
+            * max(b - a for a, b, _, _ in windows(shape[1], tile[1], HALO)))
 
 
 def test_whole_image_when_it_fits():
-    assert plan_tile((1024, 1024), 400, 512 * 2**20, OVERLAP) == (1024, 1024)
-    assert plan_tile((300, 3000), 400, 512 * 2**20, OVERLAP) == (300, 3000)
+    assert plan_tile((1024, 1024), 400, 512 * 2**20, HALO) == (1024, 1024)
+    assert plan_tile((300, 3000), 400, 512 * 2**20, HALO) == (300, 3000)
 
 
 @pytest.mark.parametrize("shape", [(1024, 1024), (3000, 4000), (777, 2049)])
 def test_tiles_fit_the_budget_and_compute_fewer_pixels_than_512_squares(shape):
     per_px, budget = 900.0, 256 * 2**20
-    th, tw = plan_tile(shape, per_px, budget, OVERLAP)
-    assert th * tw * per_px <= budget
+    th, tw = plan_tile(shape, per_px, budget, HALO)
+    assert _largest(shape, (th, tw)) * per_px <= budget
     assert th % 8 == 0 or th == shape[0]
-    planned = computed_pixels(shape, (th, tw), OVERLAP)
+    planned = computed_pixels(shape, (th, tw), HALO)
     assert planned >= shape[0] * shape[1]
-    assert planned <= computed_pixels(shape, (512, 512), OVERLAP)
+    assert planned <= computed_pixels(shape, (512, 512), HALO)
 
 
 def test_a_1_megapixel_image_in_two_tiles_under_half_a_gigabyte():
     """The case the issue measures: 512-pixel squares compute 1.5x the pixels; the plan about 1.1x."""
-    th, tw = plan_tile((1024, 1024), 900, 512 * 2**20, OVERLAP)
-    assert th * tw * 900 <= 512 * 2**20
-    assert computed_pixels((1024, 1024), (th, tw), OVERLAP) / 1024**2 < 1.2
-    assert computed_pixels((1024, 1024), (512, 512), OVERLAP) / 1024**2 > 1.4
+    th, tw = plan_tile((1024, 1024), 900, 512 * 2**20, HALO)
+    assert _largest((1024, 1024), (th, tw)) * 900 <= 512 * 2**20
+    assert computed_pixels((1024, 1024), (th, tw), HALO) / 1024**2 < 1.2
+    assert computed_pixels((1024, 1024), (512, 512), HALO) / 1024**2 > 1.4
 
 
 def test_budget_from_the_environment(monkeypatch):
@@ -79,3 +94,10 @@ def test_deblur_on_the_cpu_runs_a_fitting_image_whole_and_a_big_one_in_planned_t
     per_px = bytes_per_pixel(4, "torch", "float32")
     assert all(h * w * per_px <= 8 * 2**20 for h, w in shapes)
     assert np.abs(tiled - whole).max() * 255 <= 1.0  # tiles with 48 px of context match the whole image
+
+
+def test_lazy_chunks_are_the_images_own_on_the_8_px_grid_and_never_thinner_than_the_halo():
+    assert lazy_chunks(3000, 512, None, HALO) == (512,) * 5 + (440,)  # the input's chunks, 256-4096 px
+    assert lazy_chunks(3000, 100, None, HALO) == (1024, 1024, 952)  # tiny input chunks: 1024
+    assert lazy_chunks(3000, 9000, 500, HALO) == (496,) * 5 + (520,)  # asked for: on the grid, thin end joined
+    assert lazy_chunks(300, 1024, None, HALO) == (300,)

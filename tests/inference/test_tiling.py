@@ -1,4 +1,5 @@
-"""Tiling and blending mechanics, with a local operator whose reach is known exactly."""
+"""The one tiling: parts on the 8-px grid, each computed with a halo that is cropped away; a local operator whose
+reach is known exactly stands for the network."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
-from napari_lfdeblur.inference.tiling import plan_tiles, run_tiled, tile_spans
+from napari_lfdeblur.inference.tiling import plan_tiles, run_tiles, spans, windows
 
 
 def _box(batch: np.ndarray, radius: int = 5) -> np.ndarray:
@@ -16,29 +17,30 @@ def _box(batch: np.ndarray, radius: int = 5) -> np.ndarray:
     return np.stack([uniform_filter(b, size=(size, size, 1), mode="constant") for b in batch])
 
 
-@pytest.mark.parametrize("n,tile,overlap", [(100, 40, 10), (513, 128, 48), (40, 64, 8), (129, 64, 0), (1001, 300, 112)])
-def test_tile_spans_cover_everything_on_aligned_starts(n, tile, overlap):
-    spans = tile_spans(n, tile, overlap)
-    assert spans[0][0] == 0 and spans[-1][0] + spans[-1][1] == n
-    covered = np.zeros(n, bool)
-    for s, size in spans:
-        assert s % 8 == 0  # the network is shift-equivariant only by multiples of 8
-        assert size == min(tile, n) or (s, size) == spans[-1]
-        covered[s : s + size] = True
-    assert covered.all()
-    for (a, sa), (b, _) in zip(spans, spans[1:]):
-        assert a + sa - b >= overlap
+@pytest.mark.parametrize("n,size,min_last", [(100, 40, 8), (513, 128, 64), (40, 64, 8), (129, 64, 1), (1001, 296, 64)])
+def test_spans_cover_everything_once_on_aligned_starts(n, size, min_last):
+    parts = spans(n, size, min_last)
+    assert parts[0][0] == 0 and parts[-1][1] == n
+    assert all(a % 8 == 0 for a, _ in parts)  # the network is shift-equivariant only by multiples of 8
+    assert all(b == c for (_, b), (c, _) in zip(parts, parts[1:]))  # no gap, no overlap
+    assert all(b - a == size for a, b in parts[:-1])
+    assert len(parts) == 1 or parts[-1][1] - parts[-1][0] >= min_last  # a thin last part joins its neighbour
 
 
-def test_weights_sum_positive_everywhere():
-    wsum = np.zeros((300, 210))
-    for sy, sx, w in plan_tiles((300, 210), tile=96, margin=12, blend=16):
-        assert w.min() >= 0 and w.max() <= 1
-        wsum[sy, sx] += w
-    assert wsum.min() > 0.5
+@pytest.mark.parametrize("n,tile,halo", [(100, 40, 8), (513, 256, 64), (40, 64, 8), (1001, 300, 48), (1030, 512, 64)])
+def test_tiles_of_one_size_keep_what_has_a_halo_of_context(n, tile, halo):
+    tiles = windows(n, tile, halo)
+    kept = [(a, b) for _, _, a, b in tiles]
+    assert kept[0][0] == 0 and kept[-1][1] == n and all(b == c for (_, b), (c, _) in zip(kept, kept[1:]))  # once
+    for i, (start, stop, a, b) in enumerate(tiles):
+        assert start % 8 == 0  # the network's sampling grid
+        assert stop - start == min(n, tile) or (i == len(tiles) - 1 and tile <= stop - start < tile + 8)
+        assert start <= a < b <= stop
+        assert a - start >= halo or start == 0  # context on each side, but at the image border
+        assert stop - b >= halo or stop == n
 
 
-def test_tiled_equals_whole_when_margin_covers_reach():
+def test_tiled_equals_whole_when_the_halo_covers_the_reach():
     rng = np.random.default_rng(0)
     img = rng.random((203, 257, 3)).astype(np.float32)
     whole = _box(img[None])[0]
@@ -48,27 +50,33 @@ def test_tiled_equals_whole_when_margin_covers_reach():
         calls.append(batch.shape)
         return _box(batch)
 
-    tiled = run_tiled(img, fn, tile=64, margin=6, blend=8, batch=3)
+    tiled = run_tiles(img, fn, tile=64, halo=8, batch=3)
     assert len(calls) > 3  # it really tiled, in batches
     assert all(c[0] <= 3 for c in calls)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
-def test_too_small_margin_shows_and_blending_hides_a_seam():
-    """With no margin a tile sees its edge as a border: the error sits at tile borders."""
+def test_without_a_halo_the_seams_show():
+    """With no halo a tile sees its edge as a border: the error sits at tile borders."""
     rng = np.random.default_rng(1)
     img = rng.random((128, 256, 3)).astype(np.float32)
     whole = _box(img[None])[0]
-    hard = run_tiled(img, _box, tile=96, margin=0, blend=0)
-    blended = run_tiled(img, _box, tile=96, margin=6, blend=12)
-    assert np.abs(hard - whole).max() > 0.05
-    assert np.abs(blended - whole).max() < 1e-5
+    assert np.abs(run_tiles(img, _box, tile=96, halo=0) - whole).max() > 0.05
+    assert np.abs(run_tiles(img, _box, tile=96, halo=8) - whole).max() < 1e-5
 
 
 def test_progress_reports_every_batch():
     seen = []
     img = np.zeros((100, 100, 3), np.float32)
-    run_tiled(img, _box, tile=48, margin=4, blend=4, batch=2, progress=lambda d, t: seen.append((d, t)))
+    run_tiles(img, _box, tile=48, halo=8, batch=2, progress=lambda d, t: seen.append((d, t)))
     total = seen[-1][1]
-    assert seen[-1][0] == total and total > 1
+    assert seen[-1][0] == total == len(plan_tiles((100, 100), 48, 8)) > 1
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_an_image_that_fits_one_tile_goes_through_whole():
+    img = np.random.default_rng(2).random((60, 70, 3)).astype(np.float32)
+    calls = []
+    out = run_tiles(img, lambda b: (calls.append(b.shape), b * 2)[1], tile=(64, 72), halo=16)
+    assert calls == [(1, 60, 70, 3)]
+    np.testing.assert_allclose(out, img * 2)

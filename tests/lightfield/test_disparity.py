@@ -61,7 +61,7 @@ def test_explicit_candidates_progress_cancel_and_errors():
     assert -1.2 <= d.min() and d.max() <= 1.2
     # an int: that many candidates over the metadata range
     assert lfd.estimate_disparity(lf, 12, smoothness=0).shape == (64, 64)
-    assert lfd.estimate_disparity(lf, [-1, 0, 1], should_stop=lambda: True) is None
+    assert lfd.estimate_disparity(lf, [-1, 0, 1], cancel=lambda: True) is None
     for bad in ([0.5], [np.nan, 1.0], "many", 1):
         with pytest.raises(LightFieldError):
             lfd.estimate_disparity(lf, bad)

@@ -98,7 +98,7 @@ def test_progress_cancel_generator():
     pairs = lfd.make_pairs(lf, apertures=[0.5, 1.0], focus=[-1, 1], progress=lambda i, n: calls.append((i, n)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)] and len(pairs) == 4
     stops = iter([False, False, True])
-    assert len(lfd.make_pairs(lf, apertures=[0.5, 1.0], focus=[-1, 1], should_stop=lambda: next(stops))) == 2
+    assert len(lfd.make_pairs(lf, apertures=[0.5, 1.0], focus=[-1, 1], cancel=lambda: next(stops))) == 2
     gen = iter_pairs(lf, apertures=[1.0], focus=[-1, 0, 1])
     first = next(gen)
     assert first.info["focus"] == -1.0
@@ -177,7 +177,7 @@ def test_write_resumes_and_appends(tmp_path):
     out = tmp_path / "ds"
     # cancelled after the first pair: the manifest lists exactly the finished one
     stops = iter([False, True])
-    lfd.write_pairs(pairs, out, should_stop=lambda: next(stops))
+    lfd.write_pairs(pairs, out, cancel=lambda: next(stops))
     assert [r["name"] for r in read_manifest(out)] == [f"synthetic_0_{pairs[0].info['index']:03d}_a1.00_f-1.00"]
     first = out / read_manifest(out)[0]["blur"]
     mtime = first.stat().st_mtime_ns

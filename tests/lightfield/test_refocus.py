@@ -37,7 +37,8 @@ def _naive(lf: LightField, d: float, weights: np.ndarray) -> np.ndarray:
     vc, uc = lf.center
     acc = np.zeros(lf.data.shape[2:], np.float64)
     for v, u in zip(*np.nonzero(weights > 0)):
-        acc += weights[v, u] * ndi.shift(lf.data[v, u].astype(np.float64), (d * (v - vc), d * (u - uc), 0), order=1, mode="nearest")
+        shifted = ndi.shift(lf.data[v, u].astype(np.float64), (d * (v - vc), d * (u - uc), 0), order=1, mode="nearest")
+        acc += weights[v, u] * shifted
     return acc / weights.sum()
 
 
@@ -87,7 +88,10 @@ def test_disparity_map_matches_scalar():
 # --------------------------------------------------------------------------
 def test_aperture_weights_9x9():
     lf = LightField(np.zeros((9, 9, 4, 4, 1), np.float32))
-    n = lambda *a: int((aperture_weights(lf, *a) > 0).sum())
+
+    def n(*a):
+        return int((aperture_weights(lf, *a) > 0).sum())
+
     assert n(1.0) == 81  # the disk through the corner views: every view
     assert n(1.0, "square") == 81
     assert n(0.5, "square") == 25  # |dv|, |du| <= 2
@@ -178,7 +182,7 @@ def test_focal_stack():
     assert calls == [(1, 3), (2, 3), (3, 3)]
     # cancelled after the first slice: the slices made so far
     n = iter([False, True])
-    assert lfd.focal_stack(lf, ds, should_stop=lambda: next(n)).shape[0] == 1
+    assert lfd.focal_stack(lf, ds, cancel=lambda: next(n)).shape[0] == 1
     # an int: that many planes over the light field's disparity range
     lf.metadata["disparity_range"] = (-1.0, 1.0)
     st = lfd.focal_stack(lf, 3)

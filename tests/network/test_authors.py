@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from napari_lfdeblur import cache as package_cache
 from napari_lfdeblur.errors import ModelError
 from napari_lfdeblur.network import authors
 from napari_lfdeblur.network.checkpoint import load_model
@@ -143,7 +144,7 @@ def dead_url():
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(authors.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(package_cache.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(authors.URL_ENV, raising=False)
     return tmp_path / "cache"
 
@@ -160,12 +161,12 @@ def _same_weights(net, sd):
 
 # --------------------------------------------------------------------------- where and what
 def test_cache_location(monkeypatch, tmp_path):
-    monkeypatch.setenv(authors.CACHE_ENV, str(tmp_path / "c"))
+    monkeypatch.setenv(package_cache.CACHE_ENV, str(tmp_path / "c"))
     assert authors.authors_checkpoint_path() == tmp_path / "c" / "authors" / authors.FILENAME
-    monkeypatch.delenv(authors.CACHE_ENV)
+    monkeypatch.delenv(package_cache.CACHE_ENV)
     from platformdirs import user_cache_dir
 
-    assert authors.cache_dir() == Path(user_cache_dir("napari-lfdeblur", appauthor=False))
+    assert package_cache.cache_dir() == Path(user_cache_dir("napari-lfdeblur", appauthor=False))
     assert authors.URL.startswith("https://drive.google.com/") and authors.DRIVE_ID in authors.URL
     assert authors.ARCHIVE_MEMBER.endswith("/" + authors.FILENAME)
     assert authors.size_text() == "about 90 MB"
@@ -181,7 +182,7 @@ def test_first_load_downloads_records_sha_then_works_offline(server, stand_in, c
     assert isinstance(net, DRBNet) and net.config == authors.AUTHORS_CONFIG
     _same_weights(net, sd)
     path = authors.authors_checkpoint_path()
-    assert net.checkpoint_path == str(path)
+    assert net.record.source == str(path)
     assert path.read_bytes() == pth  # the single-image file, taken out of the archive
     digest = hashlib.sha256(pth).hexdigest()
     assert (cache / "authors" / (authors.FILENAME + ".sha256")).read_text().split() == [digest, authors.FILENAME]
@@ -189,6 +190,7 @@ def test_first_load_downloads_records_sha_then_works_offline(server, stand_in, c
     assert server.downloads() == 1
     err = capfd.readouterr().err
     assert "downloading the authors' DRBNet checkpoint" in err and "about 90 MB" in err and "AGPL-3.0" in err
+    assert "known_hash" not in err and "Downloading data from" not in err  # pooch's own log lines are kept quiet
 
     # offline afterwards: the server is gone, and nothing is asked of it
     server.stop()
@@ -284,7 +286,7 @@ def test_file_put_there_by_hand_is_checked_and_recorded(stand_in, cache, monkeyp
     "route, message",
     [
         ("/quota", "sent a web page instead of the checkpoint archive"),
-        ("/page-as-binary", "it is a web page"),
+        ("/page-as-binary", "sent a web page instead of the checkpoint archive"),  # told by its bytes
         ("/no-member.zip", "has no single_image_defocus_deblurring.pth"),
         ("/other-size.zip", "of another size"),
         ("/truncated.zip", "stopped after"),
@@ -305,6 +307,36 @@ def test_cancel_leaves_nothing(server, cache):
     token.cancel()
     with pytest.raises(authors.DownloadCancelled, match="nothing was saved"):
         authors.fetch_authors_checkpoint(cancel=token, url=server.url + "/ckpts.zip")
+    assert _files(cache) == [] and server.requests == []
+
+
+@pytest.mark.parametrize("where", ["http", "file"])
+def test_cancel_during_the_download_leaves_no_part_file(server, stand_in, cache, tmp_path, where):
+    """Cancelled after the first chunk: pooch's temporary file and our temporary folder are both gone."""
+    from napari_lfdeblur.cancel import CancelToken
+
+    if where == "file":
+        mirror = tmp_path / "ckpts.zip"
+        mirror.write_bytes(stand_in[0])
+        url = mirror.as_uri()
+    else:
+        url = server.url + "/ckpts.zip"
+    token, seen = CancelToken(), []
+
+    def progress(done, total):
+        seen.append((done, total))
+        token.cancel()
+
+    with pytest.raises(authors.DownloadCancelled, match="nothing was saved"):
+        authors.fetch_authors_checkpoint(progress, token, url=url)
+    assert seen == [(authors._CHUNK, len(stand_in[0]))]  # one chunk arrived, then it stopped
+    assert _files(cache) == [] and list((cache / "authors").iterdir()) == []
+
+
+def test_a_missing_file_url_says_so(cache, tmp_path):
+    with pytest.raises(ModelError, match="cannot read .*missing.zip") as e:
+        authors.fetch_authors_checkpoint(url=(tmp_path / "missing.zip").as_uri())
+    assert authors.ARCHIVE_MEMBER in str(e.value)  # and how to install it by hand
     assert _files(cache) == []
 
 
@@ -319,7 +351,7 @@ def test_confirm_page_only_followed_to_its_host_or_google():
 def test_deblur_with_authors_loads_once(server, cache, monkeypatch):
     import numpy as np
 
-    from napari_lfdeblur.inference.models import _model_cache, clear_model_cache, cached_model
+    from napari_lfdeblur.inference.models import _model_cache, cached_model, clear_model_cache
 
     monkeypatch.setenv(authors.URL_ENV, server.url + "/ckpts.zip")
     clear_model_cache()
@@ -350,8 +382,8 @@ def test_nothing_downloads_at_import(server, tmp_path):
 
 
 def test_widget_choice_needs_the_download_first(cache):
-    from napari_lfdeblur.errors import LFDeblurError
     from napari_lfdeblur._napari._models import AUTHORS, resolve_choice
+    from napari_lfdeblur.errors import LFDeblurError
 
     with pytest.raises(LFDeblurError, match="not downloaded yet"):
         resolve_choice(AUTHORS, None)

@@ -8,20 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from napari_lfdeblur.devices import available_devices, resolve_device
 from napari_lfdeblur.errors import ModelError
 from napari_lfdeblur.network import checkpoint as ckpt
+from napari_lfdeblur.network import precision
 from napari_lfdeblur.network.checkpoint import FORMAT, load_model, save_model
-from napari_lfdeblur.network import devices
-from napari_lfdeblur.network.devices import (
-    autocast_dtype,
-    available_devices,
-    inference_autocast,
-    resolve_device,
-    resolve_dtype,
-)
 from napari_lfdeblur.network.drbnet import DRBNet
+from napari_lfdeblur.network.precision import autocast_dtype, inference_precision
 
-SPEC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()).parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+SPEC = ROOT.parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
 
 
 def spec_state_dict(seed: int = 0) -> dict:
@@ -91,7 +87,7 @@ def test_round_trip(tmp_path, lite):
     m = load_model(path, device="cpu")
     assert isinstance(m, DRBNet) and not m.training
     assert m.device == torch.device("cpu") and m.input_convention == "rgb_minus1_1"
-    assert m.config == lite.config and m.training_summary["epochs"] == 3
+    assert m.config == lite.config and m.record.training["epochs"] == 3
     assert_same_outputs(m, lite, small_input(13, 21))
 
 
@@ -139,10 +135,10 @@ def test_state_dict_in_memory_and_module(lite):
     assert same is lite and same.device.type == "cpu" and not same.training
 
 
-def test_generic_module_gets_attributes():
+def test_generic_module_gets_a_record():
     net = torch.nn.Conv2d(3, 3, 1)
     m = load_model(net, device="cpu")
-    assert m.input_convention == "rgb_minus1_1" and m.device == torch.device("cpu")
+    assert m.record.input_convention == "rgb_minus1_1" and m.record.device == torch.device("cpu")
 
 
 def test_default_missing_says_what_to_do(monkeypatch, tmp_path):
@@ -292,26 +288,28 @@ def test_resolve_device_unavailable():
         resolve_device(3.5)
 
 
-def test_resolve_dtype():
-    cpu = torch.device("cpu")
-    assert resolve_dtype(None, cpu) == torch.float32
-    assert resolve_dtype("float32", cpu) == torch.float32
+def test_inference_precision_of_the_weights(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)  # no "emulated" warning
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a cuda device object needs no GPU
+    assert inference_precision(None, cpu)[0] == inference_precision("float32", cpu)[0] == torch.float32
     with pytest.warns(RuntimeWarning, match="float32"):
-        assert resolve_dtype("float16", cpu) == torch.float32
-    # bfloat16 on the CPU keeps float32 weights without a warning: it runs as autocast (inference_autocast)
+        assert inference_precision("float16", cpu) == (torch.float32, None)
+    # bfloat16 on the CPU keeps float32 weights without a warning: it runs as autocast
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert resolve_dtype("bfloat16", cpu) == torch.float32
-    assert resolve_dtype("bfloat16", torch.device("cuda")) == torch.bfloat16
+        assert inference_precision("bfloat16", cpu) == (torch.float32, torch.bfloat16)
+    assert inference_precision("bfloat16", cuda) == (torch.bfloat16, None)
+    assert inference_precision(None, cuda, torch.float16) == (torch.float16, None)  # a module's own type kept
+    assert inference_precision(None, cpu, torch.bfloat16) == (torch.bfloat16, None)  # its weights carry it
     with pytest.raises(ModelError):
-        resolve_dtype("float64", cpu)
+        inference_precision("float64", cpu)
     with pytest.raises(ModelError):
-        resolve_dtype("int8", cpu)
+        inference_precision("int8", cpu)
 
 
 @pytest.mark.parametrize("native", [True, False])
 def test_autocast_dtype_for_training(monkeypatch, native):
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a cuda device object needs no GPU
     # auto: bfloat16 only where the CPU computes it natively (emulated it is slower than float32)
     assert autocast_dtype(True, cpu) == autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
@@ -332,29 +330,33 @@ def test_autocast_dtype_for_training(monkeypatch, native):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_inference_autocast_and_the_loaded_models_compute_dtype(monkeypatch, native):
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
+
+    def autocast(dtype, device=cpu):
+        return inference_precision(dtype, device)[1]
+
     # default: bfloat16 autocast only where the CPU computes it natively; never on GPUs (weights carry the dtype)
-    assert inference_autocast(None, cpu) == inference_autocast("auto", cpu) == (torch.bfloat16 if native else None)
-    assert inference_autocast(None, torch.device("cuda")) is None
-    assert inference_autocast("bfloat16", torch.device("cuda")) is None
-    assert inference_autocast(None, torch.device("mps")) is None
+    assert autocast(None) == autocast("auto") == (torch.bfloat16 if native else None)
+    assert autocast(None, torch.device("cuda")) is None
+    assert autocast("bfloat16", torch.device("cuda")) is None
+    assert autocast(None, torch.device("mps")) is None
     for off in ("float32", torch.float32):
-        assert inference_autocast(off, cpu) is None
+        assert autocast(off) is None
     if native:
-        assert inference_autocast("bfloat16", cpu) == inference_autocast(torch.bfloat16, cpu) == torch.bfloat16
+        assert autocast("bfloat16") == autocast(torch.bfloat16) == torch.bfloat16
     else:
         with pytest.warns(RuntimeWarning, match="slower than float32"):
-            assert inference_autocast("bfloat16", cpu) == torch.bfloat16
+            assert autocast("bfloat16") == torch.bfloat16
     m = load_model(DRBNet(base=4), device="cpu")
-    assert m.compute_dtype == (torch.bfloat16 if native else None)
+    assert m.record.compute_dtype == (torch.bfloat16 if native else None)
     assert next(m.parameters()).dtype == torch.float32  # the weights stay float32
-    assert load_model(m, device="cpu", dtype="float32").compute_dtype is None
+    assert load_model(m, device="cpu", dtype="float32").record.compute_dtype is None
 
 
 def test_cpu_bf16_probe_matches_torch():
     probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    assert devices.cpu_has_native_bf16() == any(bool(p()) for p in probes if p is not None)
+    assert precision.cpu_has_native_bf16() == any(bool(p()) for p in probes if p is not None)
 
 
 def test_load_half_on_cpu_falls_back(lite):

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from napari_lfdeblur.errors import DeblurInputError, ModelError
 from napari_lfdeblur.network.drbnet import DRBNet, pad_to_multiple
 
-SPEC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()).parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+SPEC = ROOT.parent / "shared" / "spec" / "drbnet_official_state_dict.txt"
 N_PARAMS_PAPER = 11_689_616
 
 

@@ -7,7 +7,6 @@ import torch
 
 from napari_lfdeblur.network.fac import fac, fac_unfold
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

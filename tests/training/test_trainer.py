@@ -13,12 +13,12 @@ from PIL import Image
 
 from napari_lfdeblur.errors import TrainingError
 from napari_lfdeblur.training import (
-    Cancelled,
     CancelToken,
     CheckpointSaved,
     Finished,
     Started,
     Step,
+    Stopped,
     Validation,
     finetune,
     lr_at,
@@ -60,6 +60,7 @@ def pairs(tmp_path):
 
 def test_train_events_files_and_checkpoints(pairs, tmp_path):
     from napari_lfdeblur.network.checkpoint import load_model
+    from napari_lfdeblur.network.record import record_of
 
     events = []
     out = tmp_path / "run"
@@ -84,7 +85,7 @@ def test_train_events_files_and_checkpoints(pairs, tmp_path):
     assert [int(x["step"]) for x in rows] == [1, 2, 3, 4] and rows[1]["val_psnr"] and not rows[0]["val_psnr"]
 
     m = load_model(r.last, device="cpu")
-    s = m.training_summary
+    s = record_of(m).training
     assert s["phase"] == "pixel" and s["steps"] == 4 and s["loss"] == "l1" and s["n_val"] == 2
     assert math.isfinite(s["val_psnr"]) and math.isfinite(s["input_psnr"]) and s["seconds"] >= 0
     assert "pair folder" in s["data"]
@@ -106,11 +107,12 @@ def test_resume_continues_exactly(pairs, tmp_path):
             token.cancel()
 
     first = train(pairs, steps=6, out=tmp_path / "b", cancel=token, callback=cb, **TINY)
-    assert first.cancelled and first.steps == 3 and isinstance(events[-1], Cancelled)
+    assert first.cancelled and first.steps == 3 and isinstance(events[-1], Stopped)
     assert events[-1].checkpoint == str(tmp_path / "b" / "last.pt")
     from napari_lfdeblur.network.checkpoint import load_model
+    from napari_lfdeblur.network.record import record_of
 
-    assert load_model(tmp_path / "b" / "last.pt").training_summary["steps"] == 3
+    assert record_of(load_model(tmp_path / "b" / "last.pt")).training["steps"] == 3
 
     second = train(pairs, steps=6, out=tmp_path / "b", resume=True, **TINY)
     assert second.steps == 6 and len(second.history) == 6
@@ -120,7 +122,7 @@ def test_resume_continues_exactly(pairs, tmp_path):
 
 
 def test_cpu_bfloat16_mixed_precision(pairs, tmp_path, monkeypatch):
-    from napari_lfdeblur.network import devices
+    from napari_lfdeblur.network import precision as devices
     from napari_lfdeblur.network.checkpoint import load_model
 
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)  # so no "emulated" warning

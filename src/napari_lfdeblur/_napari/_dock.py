@@ -8,6 +8,9 @@
 - A job started with :meth:`DockWidget.start_job` is cancelled when its dock
   is closed or the viewer goes away, and its callbacks are then dropped, so a
   finishing worker never touches a deleted Qt widget.
+- :meth:`DockWidget.start_task` is the one way a dock runs a long API call:
+  its ``progress=`` on the dock's progress bar, its ``cancel=`` a token the
+  dock's Cancel button (and closing the dock) cancels.
 """
 
 from __future__ import annotations
@@ -182,6 +185,28 @@ class DockWidget(Container):
         job.worker = start_worker(run, *args, returned=guard(returned), errored=guard(errored) or _log_error,
                                   yielded=guard(yielded), finished=forget, **kwargs)
         return job.worker
+
+    def start_task(self, func: Callable, *args, bar, returned=None, errored=None, finished=None, **kwargs):
+        """Run ``func(*args, progress=..., cancel=token, **kwargs)`` (an API call that reports
+        ``progress(done, total)`` and stops when its token is cancelled) in a worker, its progress shown on
+        ``bar`` (a magicgui ProgressBar, made visible); returns the CancelToken a Cancel button cancels."""
+        from superqt.utils import ensure_main_thread
+
+        from ..cancel import CancelToken
+
+        token = CancelToken()
+
+        @ensure_main_thread
+        def show(done: int, total: int) -> None:  # progress comes from the worker thread
+            if not self._jobs.closed:
+                bar.max = max(total, 1)
+                bar.value = done
+
+        bar.visible = True
+        bar.value = 0
+        self.start_job(func, *args, progress=show, cancel=token, token=token, returned=returned,
+                       errored=errored, finished=finished, **kwargs)
+        return token
 
     @property
     def busy(self) -> bool:

@@ -39,7 +39,7 @@ FROM_FILE = "checkpoint file (ours or the authors' .pth)"
 def device_choices(_widget=None) -> list[str]:
     """Choices of a device picker: auto first, then what torch can use here."""
     try:
-        from ..network.devices import available_devices
+        from ..devices import available_devices
 
         return ["auto", *available_devices()]
     except Exception:  # torch missing or broken: still show the widget

@@ -1,9 +1,11 @@
 """The "Deblur" dock widget: preview the visible region, deblur a layer lazily or eagerly, compare.
 
 It gathers the arguments of ``napari_lfdeblur.deblur`` and calls it: on a
-crop of what is on screen for the preview, on the whole layer as a lazy dask
-array that napari computes tile by tile as you pan and zoom, or eagerly in a
-worker with a progress bar and a Cancel button.  With a "sharp reference"
+crop of what is on screen for the preview, or eagerly on the whole layer in a
+worker with a progress bar and a Cancel button; or it shows what
+``napari_lfdeblur.deblur_for_viewer`` makes of the layer, a lazy (multiscale
+when large) result that napari computes tile by tile as you pan and zoom, as
+a script can.  With a "sharp reference"
 layer picked, the input and the result are scored against it
 (``napari_lfdeblur.evaluation.compare``) in a worker once a result is there.
 """
@@ -45,7 +47,6 @@ from ._workers import show_error_in
 
 log = logging.getLogger(__name__)
 
-PYRAMID_ABOVE = 4096  # px: larger images get a multiscale lazy result
 # Scores of a lazy result compute its visible region a second time (napari's drawing keeps no copy):
 # above this many pixels, ask the user to zoom in instead of deblurring most of a big image again.
 MAX_SCORE_PIXELS = 2048 * 2048
@@ -81,7 +82,30 @@ class DeblurWidget(DockWidget):
         self._tiles: TileProgress | None = None
         # the viewer closing deletes this dock: napari's rendering setting goes back to what it was
         self.native.destroyed.connect(lambda *_: restore())
+        self._add_inputs()
+        self._add_actions()
+        # the result's status and scores right under the buttons, where the eye is after a click
+        self.extend([
+            self.layer, self.reference, self.model, self.model_path, self.device, self.precision, self.tile, self.lazy,
+            self.background, self.show_result, self.side_by_side, self.preview_button, self.run_button,
+            self.save_button, self.cancel_button, self.progress, self.status, self.scores,
+        ])
+        # each Preview or Deblur layer press is a new request: results and scores of older ones that finish
+        # later are dropped (a first preview's scores arrived 18 s late and replaced the whole layer's)
+        self._request = 0
+        self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
+        self.model.changed.connect(self._offer_authors_download)
+        self.preview_button.changed.connect(self.preview)
+        self.run_button.changed.connect(self.run)
+        self.save_button.changed.connect(self.save_result)
+        self.cancel_button.changed.connect(self.cancel)
+        self.show_result.changed.connect(self._toggle_results)
+        self.side_by_side.changed.connect(self._set_grid)
+        self.background.changed.connect(self._on_background)
+        on_models_changed(self.model.reset_choices)
 
+    def _add_inputs(self) -> None:
+        """The layers, the model and how it runs: what ``deblur`` is called with."""
         self.layer = create_widget(annotation="napari.layers.Image", label="image")
         self.reference = create_widget(
             annotation="napari.layers.Image", label="sharp reference",
@@ -111,6 +135,9 @@ class DeblurWidget(DockWidget):
                     "shown (your saved preferences are left as they are): their tiles are computed without "
                     "freezing the viewer.  Untick to compute them on the GUI thread.",
         )
+
+    def _add_actions(self) -> None:
+        """The buttons, the result's display, progress, status and scores."""
         self.preview_button = PushButton(text="Preview visible region")
         self.run_button = PushButton(text="Deblur layer")
         self.save_button = PushButton(text="Save result…", tooltip="Write the deblurred layer to OME-Zarr (.ome.zarr) "
@@ -121,25 +148,6 @@ class DeblurWidget(DockWidget):
         self.side_by_side = CheckBox(label="side by side", value=False)
         self.status = message_label(fill=False, value="")
         self.scores = message_label(value="")
-        # the result's status and scores right under the buttons, where the eye is after a click
-        self.extend([
-            self.layer, self.reference, self.model, self.model_path, self.device, self.precision, self.tile, self.lazy,
-            self.background, self.show_result, self.side_by_side, self.preview_button, self.run_button,
-            self.save_button, self.cancel_button, self.progress, self.status, self.scores,
-        ])
-        # each Preview or Deblur layer press is a new request: results and scores of older ones that finish
-        # later are dropped (a first preview's scores arrived 18 s late and replaced the whole layer's)
-        self._request = 0
-        self.model.changed.connect(lambda *_: setattr(self.model_path, "visible", self.model.value == FROM_FILE))
-        self.model.changed.connect(self._offer_authors_download)
-        self.preview_button.changed.connect(self.preview)
-        self.run_button.changed.connect(self.run)
-        self.save_button.changed.connect(self.save_result)
-        self.cancel_button.changed.connect(self.cancel)
-        self.show_result.changed.connect(self._toggle_results)
-        self.side_by_side.changed.connect(self._set_grid)
-        self.background.changed.connect(self._on_background)
-        on_models_changed(self.model.reset_choices)
 
     # -- helpers --------------------------------------------------------------
     def _on_background(self, on: bool):
@@ -315,14 +323,7 @@ class DeblurWidget(DockWidget):
         if self.lazy.value:
             return self._add_lazy(layer, kwargs, name, request)
 
-        from superqt.utils import ensure_main_thread
-
-        token = self._cancel = CancelToken()
         data = layer.data
-        report = ensure_main_thread(self._on_progress)
-
-        def job():
-            return deblur(data, **kwargs, progress=lambda d, t: report((d, t)), cancel=token)
 
         def done(result):
             if result is None:
@@ -341,60 +342,27 @@ class DeblurWidget(DockWidget):
                 index, what = visible_region(layer, self._viewer)[0], "visible region"
             self._score(layer, data[index], result[index], index, what, request)
 
-        self.progress.visible = True
-        self.progress.value = 0
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
         self.status.value = "deblurring ..."
-        return self.start_job(job, token=token, returned=done, errored=self._notify_error, finished=self._finished)
+        return self._start(deblur, data, **kwargs, returned=done)
 
     def _add_lazy(self, layer, kwargs: dict, name: str, request: int):
-        """A lazily computed result layer: napari computes the chunks it draws.
+        """A lazily computed result layer (``deblur_for_viewer``), made in a worker: napari then computes the
+        chunks it draws.  The tile box sets the chunk, each going through the network in one call with its
+        halo; large or multiscale images come back multiscale, their overview computed first."""
+        from ..inference.pyramid import PYRAMID_ABOVE, deblur_for_viewer
 
-        The tile box sets the chunk: each chunk goes through the network in one
-        call with its halo.  Large or multiscale images become a multiscale
-        layer (``inference/pyramid.py``): nothing is deblurred before it is
-        shown but its coarsest level (a thumbnail of at most 256 px, which napari
-        reads whole on the GUI thread), and the whole-image view costs a level
-        of about the canvas's size, so a first picture comes in seconds.
-        """
-        import dask.array as da
-
-        from ..inference.deblur import deblur
-        from ..inference.lazy import as_dask
-
-        rgb = bool(layer.rgb)
-        # PyTorch, not OpenVINO: OpenVINO compiles a graph per input shape (about a second each, a few kept),
-        # and a lazy layer's chunks come in a dozen shapes over its levels (edges, halos, level sizes), which
-        # costs more than its faster calls save: a 20000² layer's first picture took 7.4 s with OpenVINO,
-        # 2.9 s with PyTorch (benchmarks/bench_viewer_first_picture.py)
-        kwargs = dict(kwargs, chunk=kwargs["tile"], tile=None, backend="torch")
         multiscale = bool(getattr(layer, "multiscale", False))
-        if not multiscale and max(layer.data.shape[-3:-1] if rgb else layer.data.shape[-2:]) <= PYRAMID_ABOVE:
-            try:
-                data = deblur(as_dask(layer.data), rgb=rgb, **kwargs)
-            except LFDeblurError as e:
-                return self._notify_error(e)
-            return self._show_lazy(layer, [data], name, request)
-
-        from ..inference.pyramid import HOLD_BYTES, HOLD_STORED_BYTES, deblur_pyramid, hold_small_levels, input_levels
-
         source = list(layer.data) if multiscale else layer.data
+        options = dict(kwargs, tile=None, chunk=kwargs["tile"])
 
-        def overview():
-            # off the GUI thread: the small input levels in one pass (a 2x2-mean level of a single-scale image
-            # would re-read the full resolution under each chunk napari asks for), with levels sqrt(2) apart
-            # among them (a cheaper whole-image view); then the coarsest level, napari's thumbnail
-            levels = hold_small_levels(input_levels(source, rgb=rgb), rgb=rgb, stored=len(source) if multiscale else 1,
-                                       max_bytes=HOLD_STORED_BYTES if multiscale else HOLD_BYTES)
-            data = deblur_pyramid(levels, rgb=rgb, **kwargs)
-            data[-1] = da.from_array(data[-1].compute(), chunks=data[-1].chunks)
-            return data
+        def job():
+            return deblur_for_viewer(source, rgb=bool(layer.rgb), **options)
 
         self.status.value = ("computing the overview in the background ..." if multiscale else
-                             "computing the overview in the background (a single-scale image is read once, whole; "
-                             "a multiscale one, such as an OME-Zarr pyramid, shows sooner) ...")
-        return self.start_job(overview, returned=lambda data: self._show_lazy(layer, data, name, request),
+                             f"preparing the lazy result in the background (an image larger than {PYRAMID_ABOVE} "
+                             "px is read once, whole, for its overview; a multiscale one, such as an OME-Zarr "
+                             "pyramid, shows sooner) ...")
+        return self.start_job(job, returned=lambda data: self._show_lazy(layer, data, name, request),
                               errored=self._notify_error)
 
     def _show_lazy(self, layer, levels: list, name: str, request: int):
@@ -445,8 +413,6 @@ class DeblurWidget(DockWidget):
 
     def save_result(self, *_, path=None):
         """Stream the result (lazy ones chunk by chunk) to OME-Zarr or TIFF, with progress and Cancel."""
-        from superqt.utils import ensure_main_thread
-
         from ..io.write import check_writable, save_image_streaming
 
         try:
@@ -462,20 +428,11 @@ class DeblurWidget(DockWidget):
             writable_folder(Path(path).parent, "folder")
         except LFDeblurError as e:
             return self._notify_error(e)
-        token = self._cancel = CancelToken()
-        report = ensure_main_thread(self._on_progress)
-
         def done(written):
             self.status.value = f"saved {layer.name} to {written}"
 
-        self.progress.visible = True
-        self.progress.value = 0
-        self.save_button.enabled = self.run_button.enabled = False
-        self.cancel_button.enabled = True
         self.status.value = f"saving {layer.name} to {path} ..."
-        return self.start_job(save_image_streaming, data, path, rgb=bool(layer.rgb),
-                              progress=lambda d, t: report((d, t)), cancel=token, token=token,
-                              returned=done, errored=self._notify_error, finished=self._finished)
+        return self._start(save_image_streaming, data, path, rgb=bool(layer.rgb), returned=done)
 
     def _offer_authors_download(self, choice):
         """The authors' entry, not downloaded yet: ask (size, licence), then fetch it in a worker with progress."""
@@ -485,15 +442,12 @@ class DeblurWidget(DockWidget):
             self.model.value = DEFAULT
             self.status.value = "the authors' checkpoint was not downloaded; pick their entry again to download it"
             return None
-        from superqt.utils import ensure_main_thread
-
         from ..network.authors import APPROX_SIZE, DownloadCancelled, fetch_authors_checkpoint, size_text
 
-        token = self._cancel = CancelToken()
-        report = ensure_main_thread(self._on_progress)
-
-        def progress(done, total):  # in kB: a progress bar holds 32-bit integers
-            report((done // 1000, max(total or APPROX_SIZE, done) // 1000))
+        def fetch(progress, cancel):  # in kB: a progress bar holds 32-bit integers
+            return fetch_authors_checkpoint(
+                progress=lambda done, total: progress(done // 1000, max(total or APPROX_SIZE, done) // 1000),
+                cancel=cancel)
 
         def done(path):
             self.status.value = f"the authors' DRBNet is ready (kept in {path.parent}; it works offline from now on)"
@@ -506,18 +460,17 @@ class DeblurWidget(DockWidget):
                 show_error_in(self.status, err,
                               hint="Have the file? Pick 'checkpoint file' in the model list and choose it.")
 
-        self.progress.visible = True
-        self.progress.value = 0
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
         self.status.value = f"downloading the authors' DRBNet ({size_text()}) ..."
-        return self.start_job(fetch_authors_checkpoint, progress, token, token=token, returned=done, errored=failed,
-                              finished=self._finished)
+        return self._start(fetch, returned=done, errored=failed)
 
-    def _on_progress(self, step):
-        done, total = step
-        self.progress.max = max(total, 1)
-        self.progress.value = done
+    def _start(self, func, *args, returned, errored=None, **kwargs):
+        """Run the API call ``func(*args, **kwargs)`` with the progress bar and the Cancel button (one at a time:
+        Deblur and Save wait for it)."""
+        self.run_button.enabled = self.save_button.enabled = False
+        self.cancel_button.enabled = True
+        self._cancel = self.start_task(func, *args, bar=self.progress, returned=returned,
+                                       errored=errored or self._notify_error, finished=self._finished, **kwargs)
+        return self._cancel
 
     def _finished(self):
         self.run_button.enabled = self.save_button.enabled = True

@@ -281,22 +281,16 @@ class RefocusWidget(DockWidget):
         return self._viewer.layers[self._preview_name()]
 
     # -- jobs: focal stack, disparity, pairs -----------------------------------
-    def _start(self, func, total: int, what: str, returned):
-        """Run ``func(progress, token)`` in a worker with the progress bar and the Cancel button."""
-        from superqt.utils import ensure_main_thread
-
-        token = self._cancel = CancelToken()
-        report = ensure_main_thread(self._on_progress)
-        self.progress.visible = True
-        self.progress.max = max(total, 1)
-        self.progress.value = 0
+    def _start(self, what: str, returned, func, *args, **kwargs):
+        """Run the API call ``func(*args, **kwargs)`` in a worker with the progress bar and the Cancel button."""
         self._job_running = True
         for button in self._job_buttons:
             button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = f"{what} ..."
-        return self.start_job(func, lambda k, n: report((k, n)), token, token=token, returned=returned,
-                              errored=self._notify_error, finished=self._job_finished)
+        self._cancel = self.start_task(func, *args, bar=self.progress, returned=returned,
+                                       errored=self._notify_error, finished=self._job_finished, **kwargs)
+        return self._cancel
 
     def add_focal_stack(self, *_):
         from ..lightfield.refocus import focal_stack
@@ -324,9 +318,7 @@ class RefocusWidget(DockWidget):
             self.status.value = (f"focal stack: {len(stack)} planes from d={ds[0]:+.2f} to "
                                  f"{ds[len(stack) - 1]:+.2f}{cut}, on the 'focus' slider")
 
-        return self._start(lambda progress, token: focal_stack(lf, ds, aperture=aperture, progress=progress,
-                                                               cancel=token),
-                           len(ds), "computing the focal stack", done)
+        return self._start("computing the focal stack", done, focal_stack, lf, ds, aperture=aperture)
 
     def estimate_disparity_map(self, *_):
         from ..lightfield.disparity import estimate_disparity
@@ -346,8 +338,7 @@ class RefocusWidget(DockWidget):
             self.status.value = f"estimated disparity {lo:.2f} .. {hi:.2f} px/view (1st-99th percentile)"
 
         # the bar counts the candidate disparities tested; estimate_disparity reports how many there are
-        return self._start(lambda progress, token: estimate_disparity(lf, progress=progress, cancel=token),
-                           1, "estimating disparity", done)
+        return self._start("estimating disparity", done, estimate_disparity, lf)
 
     # -- pairs -------------------------------------------------------------
     def _pair_sources(self) -> list:
@@ -359,6 +350,7 @@ class RefocusWidget(DockWidget):
 
     def generate_pairs(self, *_):
         from ..io.atomic import writable_folder
+        from ..lightfield.batch import pairs_from_lightfields
 
         try:
             sources = self._pair_sources()
@@ -367,22 +359,9 @@ class RefocusWidget(DockWidget):
             out = None if out in ("", ".") else writable_folder(out, "pair folder")  # before any pair is made
         except LFDeblurError as e:
             return self._notify_error(e)
-        n_focus = int(self.n_focus.value)
-        total = len(apertures) * n_focus * len(sources)
-
-        def job(progress, token):
-            from ..lightfield.batch import pairs_from_lightfields
-
-            # each pair is written as it is made: a Cancel keeps every finished one
-            return pairs_from_lightfields(sources, out, apertures=apertures, focus=n_focus, progress=progress,
-                                          cancel=token)
-
-        return self._start(job, total, "generating pairs", self._show_pairs)
-
-    def _on_progress(self, step):
-        done, total = step
-        self.progress.max = max(total, 1)
-        self.progress.value = done
+        # each pair is written as it is made: a Cancel keeps every finished one
+        return self._start("generating pairs", self._show_pairs, pairs_from_lightfields, sources, out,
+                           apertures=apertures, focus=int(self.n_focus.value))
 
     def _job_finished(self):
         self._job_running = False

@@ -161,7 +161,30 @@ class TrainWidget(DockWidget):
         self._kept = ""  # the status a refused Start kept on show
         # events are produced in the training thread; handle them in the GUI thread
         self._post_event = ensure_main_thread(self.handle_event)
+        self._add_data_fields()
+        self._add_run_fields(start)
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = message_label(value="")
+        self.extend([self.start_button, self.stop_button, self.progress, self.status])
+        self.curves = None
+        try:
+            from ._plots import TrainingCurves
 
+            self.curves = TrainingCurves()
+            self.body.layout().addWidget(self.curves.canvas)
+        except ImportError:  # matplotlib missing: curves are optional
+            self.status.value = "install matplotlib for live curves"
+
+        self.source.changed.connect(self._on_source)
+        self.phase.changed.connect(self._on_phase)
+        self.start_from.changed.connect(self._on_start_from)
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        on_models_changed(self.start_from.reset_choices)
+
+    def _add_data_fields(self):
         self.source = ComboBox(label="training data", choices=SOURCES)
         self.lf_layer = create_widget(annotation="napari.layers.Image", label="light field")
         self.lf_layer.visible = False
@@ -175,6 +198,9 @@ class TrainWidget(DockWidget):
             label="match exposure", value=False, visible=False,
             tooltip="real two-shot pairs: map each sharp shot onto its blurry shot's exposure before training",
         )
+        self.extend([self.source, self.texture_layer, self.lf_layer, self.folder, self.match_exposure])
+
+    def _add_run_fields(self, start: TrainConfig):
         self.phase = ComboBox(label="phase", choices=PHASES)
         self.loss = ComboBox(label="loss", choices=LOSSES, value="auto",
                              tooltip="auto: L1 with multi-scale supervision (phase 1), VGG features (phase 2)")
@@ -201,31 +227,10 @@ class TrainWidget(DockWidget):
                                                  "procedural data, a band of a single light field's views)")
         self.out = FileEdit(label="output folder", mode="d", value=str(_new_run_folder()))
         self.resume = CheckBox(label="resume from output folder", value=False)
-        self.start_button = PushButton(text="Start")
-        self.stop_button = PushButton(text="Stop", enabled=False)
-        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status = message_label(value="")
         self.extend([
-            self.source, self.texture_layer, self.lf_layer, self.folder, self.match_exposure, self.phase, self.loss,
-            self.start_from, self.start_path, self.net_width, self.paper_arch, self.device,
-            self.amp, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out,
-            self.resume, self.start_button, self.stop_button, self.progress, self.status,
+            self.phase, self.loss, self.start_from, self.start_path, self.net_width, self.paper_arch, self.device,
+            self.amp, self.steps, self.batch, self.patch, self.lr, self.val_fraction, self.out, self.resume,
         ])
-        self.curves = None
-        try:
-            from ._plots import TrainingCurves
-
-            self.curves = TrainingCurves()
-            self.body.layout().addWidget(self.curves.canvas)
-        except ImportError:  # matplotlib missing: curves are optional
-            self.status.value = "install matplotlib for live curves"
-
-        self.source.changed.connect(self._on_source)
-        self.phase.changed.connect(self._on_phase)
-        self.start_from.changed.connect(self._on_start_from)
-        self.start_button.changed.connect(self.start)
-        self.stop_button.changed.connect(self.stop)
-        on_models_changed(self.start_from.reset_choices)
 
     # -- reactions --------------------------------------------------------------
     def _on_start_from(self, *_):
@@ -344,47 +349,50 @@ class TrainWidget(DockWidget):
     def handle_event(self, event):
         if self.closed:  # the dock was closed: the run is stopping, nothing left to show it in
             return
-        kind = event.kind
-        if kind == "started":
-            self._before = None
-            self._clock = StepClock(event.step, event.total)
-            self.progress.max = max(event.total, 1)
-            self.progress.value = event.step
-            if self.curves is not None:
-                if event.step > 0 and event.out:
-                    self.curves.load_log(Path(event.out) / "log.csv", upto=event.step)
-                else:
-                    self.curves.clear()
-            self.status.value = (f"training {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}: "
-                                 f"{event.data}")
-        elif kind == "step":
-            self.progress.value = event.step
-            if self._clock is not None:
-                self._clock.step(event.step)
-            speed = self._clock.describe() if self._clock is not None else "ETA …"
-            self.status.value = f"step {event.step}/{event.total}  loss {event.loss:.4f}  {speed}"
-            if self.curves is not None:
-                self.curves.add_loss(event.step, event.loss)
-                if event.step % 5 == 0 or event.step == event.total:
-                    self.curves.redraw()
-        elif kind == "validation":
-            if self.curves is not None:
-                self.curves.add_validation(event.step, event.psnr, event.input_psnr)
+        getattr(self, f"_event_{event.kind}", lambda _event: None)(event)
+
+    def _event_started(self, event):
+        self._before = None
+        self._clock = StepClock(event.step, event.total)
+        self.progress.max = max(event.total, 1)
+        self.progress.value = event.step
+        if self.curves is not None:
+            if event.step > 0 and event.out:
+                self.curves.load_log(Path(event.out) / "log.csv", upto=event.step)
+            else:
+                self.curves.clear()
+        self.status.value = f"training {event.model.get('base', '?')}-wide DRBNet on {event.runs_on}: {event.data}"
+
+    def _event_step(self, event):
+        self.progress.value = event.step
+        if self._clock is not None:
+            self._clock.step(event.step)
+        speed = self._clock.describe() if self._clock is not None else "ETA …"
+        self.status.value = f"step {event.step}/{event.total}  loss {event.loss:.4f}  {speed}"
+        if self.curves is not None:
+            self.curves.add_loss(event.step, event.loss)
+            if event.step % 5 == 0 or event.step == event.total:
                 self.curves.redraw()
-            self.status.value = (
-                f"step {event.step}: validation PSNR {event.psnr:.2f} dB (input {event.input_psnr:.2f}), "
-                f"SSIM {event.ssim:.3f}"
-            )
-            if event.samples:
-                name, blurred, output, sharp = event.samples[0]
-                self._show_sample(output, f"training sample: output ({name})")
-        elif kind in ("finished", "cancelled"):
-            self.progress.value = event.step
-            what = "finished" if kind == "finished" else "stopped"
-            self.status.value = f"{what} at step {event.step} after {fmt_seconds(event.seconds)}"
-            if kind == "cancelled" and event.checkpoint:
-                self.resume.value = True  # Start now continues this run instead of refusing its folder
-                self.status.value += " (Start continues it)"
+
+    def _event_validation(self, event):
+        if self.curves is not None:
+            self.curves.add_validation(event.step, event.psnr, event.input_psnr)
+            self.curves.redraw()
+        self.status.value = (f"step {event.step}: validation PSNR {event.psnr:.2f} dB (input {event.input_psnr:.2f}), "
+                             f"SSIM {event.ssim:.3f}")
+        if event.samples:
+            name, _blurred, output, _sharp = event.samples[0]
+            self._show_sample(output, f"training sample: output ({name})")
+
+    def _event_finished(self, event):
+        self.progress.value = event.step
+        self.status.value = f"{event.kind} at step {event.step} after {fmt_seconds(event.seconds)}"
+
+    def _event_stopped(self, event):
+        self._event_finished(event)
+        if event.checkpoint:
+            self.resume.value = True  # Start now continues this run instead of refusing its folder
+            self.status.value += " (Start continues it)"
 
     def _show_sample(self, image, name: str):
         if name in self._viewer.layers:

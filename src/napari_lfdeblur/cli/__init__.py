@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from .._signals import Terminated, sigterm_as_interrupt
+    from .._sigterm import Terminated, sigterm_as_interrupt
 
     try:
         # SIGTERM (kill, a batch system's time limit) stops like Ctrl-C: train saves its last step, writers

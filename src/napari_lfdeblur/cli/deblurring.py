@@ -24,6 +24,11 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
 
 def add_commands(sub) -> None:
     """Add ``deblur`` and ``eval`` to the sub-commands ``sub``."""
+    _add_deblur(sub)
+    _add_eval(sub)
+
+
+def _add_deblur(sub) -> None:
     p = sub.add_parser(
         "deblur",
         help="deblur images (files, folders, globs, TIFF stacks, zarr/OME-Zarr); big ones chunk by chunk",
@@ -45,13 +50,13 @@ def add_commands(sub) -> None:
                         "or a checkpoint path (.pt/.pth)")
     _add_device_options(p)
     p.add_argument("--tile", type=positive_int, default=None,
-                   help="tile size in pixels (default: on the CPU the largest tiles that fit "
-                        "$LFDEBLUR_TILE_MEMORY_MB, 512 MiB, the whole image when it fits; 512 on a GPU)")
+                   help="tile size in pixels, more than twice the overlap (default: on the CPU the largest tiles "
+                        "that fit $LFDEBLUR_TILE_MEMORY_MB, 512 MiB, the whole image when it fits; 512 on a GPU)")
     p.add_argument("--backend", choices=["auto", "torch", "openvino"], default="auto",
                    help="what runs the network: auto (OpenVINO on a CPU with AMX when installed, where it "
                         "was measured faster; else PyTorch), torch or openvino (default auto)")
     p.add_argument("--overlap", type=non_negative_int, default=None,
-                   help="context pixels around each tile (default 48)")
+                   help="context pixels around each tile, cropped away (default 64)")
     p.add_argument("--batch", type=positive_int, default=None,
                    help="tiles per network call (default 1 on CPU, 4 on GPU)")
     p.add_argument("--normalize", default="auto",
@@ -64,6 +69,8 @@ def add_commands(sub) -> None:
                         "the workers must see the input and checkpoint paths")
     p.set_defaults(func=cmd_deblur)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval",
         help="score a model, or a folder of deblurred images, on a pair folder: PSNR, SSIM, MAE (LPIPS)",
@@ -198,7 +205,7 @@ def _deblur_client(address: str):
     # stays half-open, and its __del__ at exit then waits 40 s for a loop that is gone; closed here, it is not
     client = Client.__new__(Client)
     try:
-        client.__init__(address, set_as_default=False, timeout="20s")
+        client.__init__(address, set_as_default=False, timeout="20s")  # type: ignore[misc]
     except BaseException as e:
         with contextlib.suppress(Exception):
             client.close(timeout=5)
@@ -221,17 +228,17 @@ def _deblur_bar(desc: str, unit: str):
     return bar, progress
 
 
-def _deblur_one(src, dst, model, args, normalize, client) -> str:
+def _deblur_one(src, dst, runtime, args, normalize, client) -> str:
     import time
 
     from ..inference.deblur import deblur
-    from ..inference.models import precision_of
     from ..io import check_writable, open_image_info, save_image_streaming
 
     t0 = time.perf_counter()
     arr, info = open_image_info(src, lazy=True if (client is not None or args.lazy) else None)
     check_writable(arr.shape, arr.dtype, dst, rgb=info.rgb)
-    opts = dict(model=model, tile=args.tile, overlap=args.overlap, batch=args.batch, device=args.device,
+    # the model by name or path: the network is cached, and on a cluster it travels as its path
+    opts = dict(model=args.model, tile=args.tile, overlap=args.overlap, batch=args.batch, device=args.device,
                 dtype=args.dtype, normalize=normalize, rgb=info.rgb, backend=args.backend)
     if info.lazy:
         out = deblur(arr, chunk=args.chunk, **opts)
@@ -245,16 +252,13 @@ def _deblur_one(src, dst, model, args, normalize, client) -> str:
         save_image_streaming(out, dst, rgb=info.rgb, axes=info.axes)
     shape = "x".join(str(n) for n in arr.shape)
     how = "chunk by chunk" + (" on the cluster" if client is not None else "") if info.lazy else "in memory"
-    from ..inference.backends import resolve_backend
-
-    runtime = " through OpenVINO" if resolve_backend(model, args.backend) == "openvino" else ""
-    return (f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, network in {precision_of(model)}{runtime}, "
+    through = " through OpenVINO" if runtime.backend == "openvino" else ""
+    return (f"{src} -> {dst}  ({shape} {arr.dtype}, {how}, network in {runtime.precision}{through}, "
             f"{time.perf_counter() - t0:.1f} s)")
 
 
 def cmd_deblur(args) -> int:
-    from ..inference.models import cached_model
-    from ..inference.runners import picklable_model
+    from ..inference.runtime import resolve_runtime
     from ..io import check_writable_file
 
     inputs, one_file = _deblur_inputs(args.inputs)
@@ -263,16 +267,15 @@ def cmd_deblur(args) -> int:
     client = _deblur_client(args.scheduler) if args.scheduler else None
     failed = 0
     try:
-        # load the network once, now: a wrong --model fails before any work; on a cluster it
-        # travels to the workers as its checkpoint path
-        model = (picklable_model(args.model, args.device, args.dtype) if client is not None
-                 else cached_model(args.model, args.device, args.dtype))
+        # the network loaded once, now: a wrong --model, --backend or --tile fails before any work
+        runtime = resolve_runtime(args.model, args.device, args.dtype, args.backend, args.tile, args.overlap,
+                                  args.batch)
         # a read-only or full disk, or a file where the output folder should be: said now, not after the work
         for dst in dict.fromkeys(outputs):
             check_writable_file(dst, folder_ok=True)
         for src, dst in zip(inputs, outputs):
             try:
-                print(_deblur_one(src, dst, model, args, normalize, client))
+                print(_deblur_one(src, dst, runtime, args, normalize, client))
             except LFDeblurError as e:
                 if len(inputs) == 1:
                     raise

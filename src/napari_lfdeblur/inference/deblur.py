@@ -1,25 +1,24 @@
 """``deblur``: any image, any size, numpy in memory or lazy dask, through the network tile by tile.
 
-The flow for one image plane (Y, X[, C]):
+One call, step by step:
 
-    normalise intensities to [0, 1]  (normalize.py, reversible)
-    greyscale -> RGB, RGBA -> RGB + alpha kept aside
-    overlapping tiles -> network in batches -> smooth blending  (tiling.py)
-    back to the input's channels, range and dtype
+    resolve the runtime     the network, its device, precision and backend, the tiles (runtime.py), once
+    normalise               intensities to [0, 1] and back, reversibly (normalize.py)
+    plan the tiles          their size (tile_plan.py); parts of the plane, each with a halo (tiling.py)
+    run each plane          greyscale -> RGB, RGBA -> RGB + alpha kept aside, tiles -> network in batches
+    denormalise             back to the input's channels, range and dtype
 
 numpy in -> numpy out, computed now (with ``progress`` and ``cancel``);
 dask, zarr or other array-likes in -> a lazy dask array out: each chunk is
 deblurred from itself plus a halo of its neighbours when (and only when) it
 is computed (lazy.py), which is what napari does for the tiles it draws.
-Stacks (..., Y, X[, C]) go plane by plane.  Multiscale results for viewers:
-pyramid.py.
+Stacks (..., Y, X[, C]) go plane by plane.  Results for viewers: pyramid.py.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Callable
@@ -28,26 +27,18 @@ import numpy as np
 
 from ..cancel import Cancelled, cancel_check, check_function
 from ..errors import DeblurInputError, OutOfMemoryError
-from .backends import network_function
-from .lazy import DEFAULT_CHUNK, lazy_map_planes
-from .models import cached_model, clear_model_cache, precision_of, torch_module
-from .normalize import Normalization, channels_last, merge_channels, split_channels
-from .tile_plan import bytes_per_pixel, memory_budget, plan_tile
-from .tiling import ALIGN, plan_tiles, run_tiled, tile_shape
+from ..io.chunks import CHUNK
+from ..io.pixels import has_channel_axis
+from .lazy import as_dask, lazy_map_planes
+from .normalize import Normalization, merge_channels, split_channels
+from .runtime import Runtime, resolve_runtime, whole_number
+from .tile_plan import MIN_KEPT, MIN_TILE, tile_for
+from .tiling import plan_tiles, run_tiles, tile_shape
 
-__all__ = ["deblur", "DeblurCancelled", "cached_model", "clear_model_cache", "default_overlap"]
+__all__ = ["deblur", "DeblurCancelled"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TILE = 512
-MIN_TILE = 128
-# Context each tile gets beyond the part of it that is kept, and the width of
-# the cross-fade between neighbours.  The network works at 1/8 scale with a
-# bottleneck of 3x3 convolutions, so features near a tile edge depend on
-# pixels far away; 48 px of context keeps tiled output within 1/255 of the
-# whole-image output (tests/inference/test_deblur_whole.py, benchmarks/bench_deblur.py).
-DEFAULT_MARGIN = 48
-BLEND = 16
 # The smallest side the network is given: narrower tiles are mirrored out to it and cropped back.  At 8 px
 # or less the 1/8-scale bottleneck is a single pixel, where PyTorch's bfloat16 CPU kernels (oneDNN on AMX)
 # returned NaN or garbage, differently each run, and OpenVINO was wrong every time; 32 px leaves 4x4 there.
@@ -58,26 +49,18 @@ class DeblurCancelled(Cancelled):
     """Raised by ``deblur`` when its ``cancel`` token is set; nothing is returned."""
 
 
-def default_overlap() -> int:
-    return DEFAULT_MARGIN
-
-
 def _is_lazy(image) -> bool:
     return not isinstance(image, np.ndarray) and not np.isscalar(image) and hasattr(image, "shape")
 
 
-def _guess_rgb(shape, rgb):
-    return channels_last(shape, rgb)
-
-
-def _as_image(image):
-    """(array, rgb read from the file or None): an image path is read; anything else must be an array."""
+def _as_image(image, rgb):
+    """(array, whether its last axis holds channels): an image path is read; anything else must be an array."""
     if isinstance(image, (str, os.PathLike)):
         from ..io.read import open_image_info
 
-        arr, info = open_image_info(image)
-        return arr, info.rgb
-    if isinstance(image, (list, tuple)):
+        image, info = open_image_info(image)
+        rgb = info.rgb if rgb is None else rgb
+    elif isinstance(image, (list, tuple)):
         image = np.asarray(image)
     if not (hasattr(image, "shape") and hasattr(image, "dtype")):
         from ..io.formats import describe_formats
@@ -86,19 +69,12 @@ def _as_image(image):
             f"deblur takes an image: a numpy, dask or zarr array, or the path of an image file ({describe_formats()}"
             f"); got {'None' if image is None else type(image).__name__}."
         )
-    return image, None
-
-
-def _whole_number(name: str, value, minimum: int, hint: str, unit: str = "pixels") -> int | None:
-    """``value`` as an int >= ``minimum`` (None stays None), or a DeblurInputError that says what works."""
-    if value is None:
-        return None
-    whole = isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
-    if isinstance(value, bool) or not whole:
-        raise DeblurInputError(f"{name} must be a whole number of {unit}; got {value!r} ({hint}).")
-    if int(value) < minimum:
-        raise DeblurInputError(f"{name}={value} is too small: {hint}.")
-    return int(value)
+    if any(isinstance(n, float) and math.isnan(n) for n in image.shape):
+        raise DeblurInputError(
+            f"The image's shape {tuple(image.shape)} is not known yet (a dask array filtered by its values); "
+            "call .compute_chunk_sizes() on it first."
+        )
+    return image, has_channel_axis(image.shape, rgb)
 
 
 def _check_shape(shape, dtype, rgb: bool):
@@ -124,36 +100,39 @@ def _at_least(fn, tiles: np.ndarray, side: int) -> np.ndarray:
     return fn(padded)[:, :h, :w]
 
 
-def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: int,
-                  progress=None, cancel=None) -> Callable[[np.ndarray], np.ndarray]:
-    """A function deblurring one (Y, X[, C]) plane in the input's dtype and range; ``fn`` runs the network.
+def _shrinking(run: Callable, tile: tuple[int, int], halo: int) -> np.ndarray:
+    """``run(tile)``; after an out-of-memory error again with tiles half the size (warned), down to
+    ``MIN_TILE`` pixels, and ``MIN_KEPT`` inside the halos."""
+    floor = max(MIN_TILE, 2 * halo + MIN_KEPT)
+    while True:
+        try:
+            return run(tile)
+        except OutOfMemoryError:
+            if max(tile) <= floor:
+                raise
+            tile = (max(floor, min(tile[0], max(tile) // 2)), max(floor, min(tile[1], max(tile) // 2)))
+            warnings.warn(f"out of memory: retrying with {tile[0]}x{tile[1]}-pixel tiles", RuntimeWarning,
+                          stacklevel=2)
+            log.warning("out of memory: retrying with %dx%d-pixel tiles", *tile)
 
-    ``tile``: a side, (height, width), or a function of the plane's (Y, X) giving one (the memory plan).
-    """
+
+def _plane_function(runtime: Runtime, norm: Normalization, rgb: bool, whole: bool = False, progress=None,
+                    cancel=None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function deblurring one (Y, X[, C]) plane in the input's dtype and range (``whole``: a lazy chunk and
+    its halo, one network call unless the tiles are smaller)."""
 
     def network(tiles: np.ndarray) -> np.ndarray:
         if cancel is not None and cancel():
             raise DeblurCancelled("Deblurring was cancelled.")
-        return _at_least(fn, tiles, MIN_SIDE)
+        return _at_least(runtime, tiles, MIN_SIDE)
 
     def run(plane: np.ndarray) -> np.ndarray:
         plane = np.asarray(plane)
         if plane.dtype.kind == "f" and not np.isfinite(plane).all():
             raise DeblurInputError("The image contains NaN or infinite values; replace them (np.nan_to_num) first.")
-        unit = norm.to_unit(plane)
-        rgb3, _, kind = split_channels(unit, rgb)
-        size = tile_shape(tile(rgb3.shape[:2]) if callable(tile) else tile)
-        while True:
-            try:
-                out = run_tiled(rgb3, network, tile=size, margin=margin, blend=BLEND, batch=batch, progress=progress)
-                break
-            except OutOfMemoryError:
-                if max(size) <= MIN_TILE:
-                    raise
-                size = tuple(max(MIN_TILE, min(s, max(size) // 2)) for s in size)
-                warnings.warn(f"out of memory: retrying with {size[0]}x{size[1]}-pixel tiles", RuntimeWarning,
-                              stacklevel=2)
-                log.warning("out of memory: retrying with %dx%d-pixel tiles", *size)
+        rgb3, _, kind = split_channels(norm.to_unit(plane), rgb)
+        out = _shrinking(lambda tile: run_tiles(rgb3, network, tile, runtime.halo, runtime.batch, progress),
+                         tile_shape(tile_for(runtime, rgb3.shape[:2], whole)), runtime.halo)
         result = norm.from_unit(merge_channels(out, None, kind if kind != "rgba" else "rgb"))
         if kind == "rgba":  # alpha untouched, in the input's own values
             result = np.concatenate([result, plane[..., 3:]], axis=-1)
@@ -162,140 +141,62 @@ def _plane_runner(fn, norm: Normalization, rgb: bool, tile, margin: int, batch: 
     return run
 
 
-def _memory_plan(net, fn, margin: int):
-    """The CPU's tile plan: a function of the plane's (Y, X) giving the tile (whole image when it fits)."""
-    base = getattr(torch_module(net), "base", 32)
-    # OpenVINO runs in the precision PyTorch would (network_function), so one lookup serves both
-    per_px = bytes_per_pixel(base, getattr(fn, "backend", "torch"), precision_of(net))
-    budget = memory_budget()
-    return lambda shape: plan_tile(shape, per_px, budget, 2 * margin + BLEND)
+def _deblur_planes(image: np.ndarray, runtime: Runtime, norm: Normalization, rgb: bool, progress, cancel):
+    """A numpy image deblurred now, plane by plane; ``progress(done, total)`` counts the tiles of all planes."""
+    n_plane = 3 if rgb else 2
+    planes = image.reshape((-1,) + image.shape[image.ndim - n_plane:])
+    plane_shape = (int(planes.shape[1]), int(planes.shape[2]))
+    per_plane = len(plan_tiles(plane_shape, tile_for(runtime, plane_shape), runtime.halo))
+    total = per_plane * len(planes)
+    out = np.empty_like(planes)
+    for i, p in enumerate(planes):
+        report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
+        out[i] = _plane_function(runtime, norm, rgb, progress=report, cancel=cancel)(p)
+    return out.reshape(image.shape)
 
 
 def deblur(image, model="default", tile=None, overlap=None, batch=None, device="auto", *, dtype=None,
            normalize="auto", rgb=None, chunk=None, backend="auto", progress=None, cancel=None):
-    """Remove defocus blur from an image or a stack of images.
+    """Remove defocus blur from an image or a stack of images (``docs/deblurring.md`` has every detail).
 
-    Parameters
-    ----------
-    image
-        (Y, X) greyscale, (Y, X, 3) RGB, (Y, X, 4) RGBA (alpha is passed
-        through), (Y, X, C) with other channel counts (e.g. two-channel
-        microscopy: each channel deblurred as greyscale, with its own
-        intensity range) or a stack (..., Y, X[, C]) deblurred plane by
-        plane; uint8, uint16 or float.  A numpy array is deblurred now; a
-        dask, zarr or tifffile-backed array gives back a lazy dask array; an
-        image path (PNG, JPEG, TIFF, BMP, WebP, PPM/PGM, GIF, zarr) is read
-        first (as :func:`napari_lfdeblur.io.open_image` does: big TIFFs and
-        zarr stores lazily).
-    model
-        ``"default"`` (the shipped model), ``"authors"`` (the authors' published
-        weights, downloaded once into a per-user cache), a checkpoint path (ours
-        or the authors' ``single_image_defocus_deblurring.pth``) or an ``nn.Module``.
-    tile, overlap, batch
-        Tile size in pixels (default 512), context in pixels each tile gets
-        beyond what is kept (default 48, rounded up to a multiple of 8; tiles
-        cross-fade over 16 more pixels),
-        tiles per network call (default 1 on the CPU, 4 on a GPU).  Images no
-        larger than a tile go through whole.  Lazy inputs default to one tile
-        per chunk (chunk plus its halo).
-    device, dtype
-        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda:1"``...;
-        dtype ``None``/``"auto"``: float32, except on a CPU that computes
-        bfloat16 natively (AVX512-BF16, AMX), where the network runs under
-        bfloat16 autocast: about twice as fast, outputs within a level or two
-        of 255 of float32 (``"float32"`` for float32 everywhere);
-        ``"float16"``/``"bfloat16"`` on GPUs.  A CUDA out-of-memory error
-        retries with smaller tiles (down to 128) and warns.
-    normalize
-        How intensities map to the network's [0, 1] (see ``normalize.py``):
-        ``"auto"`` (uint8 / 255; uint16 and float by their 0.05-99.95th
-        percentiles, floats in [0, 1] as they are), ``"percentile"``,
-        ``"dtype"``, ``"none"`` or ``(lo, hi)``.  The output is mapped back the
-        same way into the input dtype.
-    rgb
-        Whether the last axis holds channels; default: when it has at most 8
-        entries (3: RGB, 4: RGBA, 1: greyscale, others: channels deblurred one
-        by one).
-    chunk
-        Lazy inputs: chunk size in Y and X of the output (default: the
-        input's when between 256 and 4096, else 1024).
-    backend
-        What runs the network: ``"auto"`` (OpenVINO on a CPU with AMX when
-        the ``openvino`` package is installed, ``pip install
-        'napari-lfdeblur[openvino]'``, where it was measured faster; PyTorch
-        elsewhere; ``$LFDEBLUR_BACKEND`` = ``torch`` or ``openvino``
-        overrides), ``"torch"`` or ``"openvino"``.  Same precision.
-    progress, cancel
-        numpy inputs: ``progress(done, total)`` after each batch of tiles;
-        ``cancel`` (a :class:`~napari_lfdeblur.CancelToken`, a ``threading.Event`` or a function
-        returning True) stops it with :class:`DeblurCancelled`.
+    ``image``: (Y, X) greyscale, (Y, X, 3) RGB, (Y, X, 4) RGBA (alpha passed through), (Y, X, C) with other
+    channel counts (each channel deblurred as greyscale) or a stack (..., Y, X[, C]), plane by plane; uint8,
+    uint16 or float.  A numpy array is deblurred now; a dask, zarr or tifffile-backed array gives back a lazy
+    dask array; an image path is read first (:func:`napari_lfdeblur.io.open_image`).
+    ``model``: ``"default"`` (the shipped model), ``"authors"`` (the authors' weights, downloaded once), a
+    checkpoint path or an ``nn.Module``.  ``tile``: the largest tile in pixels (default: on the CPU the
+    largest that fit ``$LFDEBLUR_TILE_MEMORY_MB``, the whole image when it fits; 512 on a GPU; lazy inputs:
+    a chunk and its halo per call).  ``overlap``: context each tile gets beyond what is kept (default 64,
+    rounded up to a multiple of 8).  ``batch``: tiles per network call (default 1 on the CPU, 4 on a GPU).
+    ``device``: ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda:1"``...  ``dtype``:
+    ``None``/``"auto"`` (float32; bfloat16 autocast on a CPU that computes it natively), ``"float32"``,
+    ``"float16"``/``"bfloat16"`` on GPUs; out of memory retries with smaller tiles and warns.
+    ``normalize``: how intensities map to [0, 1] and back: ``"auto"`` (uint8 / 255; uint16 and float by
+    their 0.05-99.95th percentiles, floats in [0, 1] as they are), ``"percentile"``, ``"dtype"``,
+    ``"none"`` or ``(lo, hi)``.  ``rgb``: whether the last axis holds channels (default: when it has at
+    most 8 entries).  ``chunk``: lazy inputs' chunk in Y and X (default: the input's when between 256 and
+    4096, else 1024).  ``backend``: ``"auto"`` (OpenVINO on a CPU with AMX when installed; PyTorch
+    elsewhere; ``$LFDEBLUR_BACKEND`` overrides), ``"torch"`` or ``"openvino"``.  ``progress(done, total)``
+    after each batch of tiles and ``cancel`` (a :class:`~napari_lfdeblur.CancelToken`, a
+    ``threading.Event`` or a function returning True: :class:`DeblurCancelled`) for numpy inputs.
 
-    Returns
-    -------
-    Same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
+    Returns the same shape and dtype as ``image``: numpy for numpy, lazy dask otherwise.
     """
     check_function(progress, "progress", "progress(done, total)", where="deblur", error=DeblurInputError)
     stop = cancel_check(cancel, where="deblur")
-    image, file_rgb = _as_image(image)
-    if any(isinstance(n, float) and math.isnan(n) for n in image.shape):
-        raise DeblurInputError(
-            f"The image's shape {tuple(image.shape)} is not known yet (a dask array filtered by its values); "
-            "call .compute_chunk_sizes() on it first."
-        )
-    shape, in_dtype = tuple(image.shape), np.dtype(image.dtype)
-    rgb = _guess_rgb(shape, file_rgb if rgb is None else rgb)
-    if rgb and len(shape) >= 3 and shape[-1] not in (1, 3, 4):
+    image, rgb = _as_image(image, rgb)
+    if rgb and len(image.shape) >= 3 and image.shape[-1] not in (1, 3, 4):
         return _deblur_channels(image, model=model, tile=tile, overlap=overlap, batch=batch, device=device,
                                 dtype=dtype, normalize=normalize, chunk=chunk, backend=backend,
                                 progress=progress, cancel=cancel)
-    _check_shape(shape, in_dtype, rgb)
-    tile = _whole_number("tile", tile, 16, f"use at least {MIN_TILE} (default {DEFAULT_TILE})")
-    margin = _whole_number("overlap", overlap, 0, f"give 0 or more pixels (default {DEFAULT_MARGIN})")
-    chunk = _whole_number("chunk", chunk, 16, f"give 16 or more pixels (default {DEFAULT_CHUNK})")
-    batch = _whole_number("batch", batch, 1, "the number of tiles per network call, 1 or more", unit="tiles")
-    margin = DEFAULT_MARGIN if margin is None else margin
-    margin = -(-margin // ALIGN) * ALIGN  # whole steps of the network's 1/8 grid
-    if tile is not None:
-        if tile <= 2 * margin + BLEND:
-            raise DeblurInputError(f"tile ({tile}) must exceed twice the overlap plus {BLEND} ({2 * margin + BLEND}).")
-    alpha = rgb and shape[-1] == 4
-    norm = Normalization.for_image(image, normalize, alpha=alpha)
-    net = cached_model(model, device=device, dtype=dtype)
-    fn = network_function(net, backend)
-    from ..network.record import record_of
-
-    kind_of_device = record_of(net).device.type
-    on_cpu = kind_of_device == "cpu"
-    if batch is None:
-        batch = 4 if kind_of_device == "cuda" else 1
-    if tile is None:
-        # the CPU: tiles as large as the memory budget allows (whole image when it fits);
-        # a GPU: 512-pixel tiles in batches (lazy: one chunk and its halo per call)
-        tile = _memory_plan(net, fn, margin) if on_cpu else None
-
+    _check_shape(image.shape, image.dtype, rgb)
+    chunk = whole_number("chunk", chunk, 16, f"give 16 or more pixels (default {CHUNK})")
+    runtime = resolve_runtime(model, device, dtype, backend, tile, overlap, batch)
+    norm = Normalization.for_image(image, normalize, alpha=rgb and image.shape[-1] == 4)
     if _is_lazy(image):
-        import dask.array as da
-
-        arr = image if isinstance(image, da.Array) else da.from_array(image, chunks="auto")
-        if tile is None:  # one network call per chunk: chunk + halo on both sides
-            tile = (chunk or DEFAULT_CHUNK) + 2 * (margin + BLEND)
-        plane = _plane_runner(fn, norm, rgb, tile, margin, batch)
-        return lazy_map_planes(arr, plane, rgb=rgb, depth=margin + BLEND, out_dtype=in_dtype, chunk=chunk)
-
-    image = np.asarray(image)
-    n_plane = 3 if rgb else 2
-    stack_shape = shape[: len(shape) - n_plane]
-    planes = image.reshape((-1,) + shape[len(shape) - n_plane:])
-    H, W = planes.shape[1:3]
-    tile = DEFAULT_TILE if tile is None else tile((H, W)) if callable(tile) else tile
-    per_plane = len(list(plan_tiles((H, W), tile, margin, BLEND)))
-    total = per_plane * len(planes)
-
-    out = np.empty_like(planes)
-    for i, p in enumerate(planes):
-        report = None if progress is None else (lambda d, t, i=i: progress(i * per_plane + d, total))
-        out[i] = _plane_runner(fn, norm, rgb, tile, margin, batch, report, stop)(p)
-    return out.reshape(stack_shape + out.shape[1:])
+        return lazy_map_planes(as_dask(image), _plane_function(runtime, norm, rgb, whole=True), rgb=rgb,
+                               depth=runtime.halo, out_dtype=image.dtype, chunk=chunk)
+    return _deblur_planes(np.asarray(image), runtime, norm, rgb, progress, stop)
 
 
 def _deblur_channels(image, progress=None, **options):
@@ -304,8 +205,7 @@ def _deblur_channels(image, progress=None, **options):
     if lazy:
         import dask.array as da
 
-        if not isinstance(image, da.Array):  # zarr, h5py, ...: slicing one would read it all now
-            image = da.from_array(image, chunks="auto")
+        image = as_dask(image)  # zarr, h5py, ...: slicing one would read it all now
     n = image.shape[-1]
     outs = []
     for c in range(n):

@@ -1,4 +1,5 @@
-"""Lazy, chunked deblurring of dask arrays with ``map_overlap``.
+"""Lazy, chunked deblurring of dask arrays with ``map_overlap``: the tiling of :mod:`.tiling` with dask's chunks
+as the parts.
 
 Each output chunk is computed from its input chunk plus a halo of
 ``depth`` pixels taken from the neighbouring chunks (none at the image
@@ -13,26 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .tile_plan import lazy_chunks
 from .tiling import ALIGN
-
-DEFAULT_CHUNK = 1024
-
-
-def _aligned_chunks(n: int, target: int, depth: int) -> tuple[int, ...]:
-    """Chunks of ``target`` (a multiple of 8) over n; a last chunk thinner than the halo joins its neighbour.
-
-    dask would otherwise re-chunk it itself and move chunk origins off the 8-grid.
-    """
-    if n <= target:
-        return (n,)
-    sizes = [target] * (n // target)
-    rest = n - sum(sizes)
-    if rest:
-        if rest < max(depth, 1):
-            sizes[-1] += rest
-        else:
-            sizes.append(rest)
-    return tuple(sizes)
 
 
 def as_dask(arr):
@@ -57,24 +40,16 @@ def as_dask(arr):
                          name=f"image-{uuid.uuid4().hex}")
 
 
-def spatial_chunks(arr, chunk: int | None, ndim_plane: int, depth: int = 0):
-    """Rechunk so that stack axes have chunk 1, channels one chunk and Y/X about ``chunk``."""
+def _spatial_chunks(arr, chunk: int | None, ndim_plane: int, depth: int = 0):
+    """Rechunk so that stack axes have chunk 1, channels one chunk and Y/X about ``chunk``
+    (:func:`~.tile_plan.lazy_chunks`)."""
     import dask.array as da
 
     arr = da.asarray(arr)
-    chunks = []
     n_stack = arr.ndim - ndim_plane
-    for ax in range(arr.ndim):
-        if ax < n_stack:
-            chunks.append(1)
-        elif ax in (n_stack, n_stack + 1):  # Y, X
-            current = max(arr.chunks[ax])
-            target = chunk or (current if 256 <= current <= 4096 else DEFAULT_CHUNK)
-            # chunk (and halo) origins on multiples of 8: the network's sampling phase
-            target = max(ALIGN, int(target) // ALIGN * ALIGN, depth // ALIGN * ALIGN)
-            chunks.append(_aligned_chunks(arr.shape[ax], target, depth))
-        else:  # channels
-            chunks.append(-1)
+    chunks: list = [1] * n_stack
+    chunks += [lazy_chunks(arr.shape[ax], max(arr.chunks[ax]), chunk, depth) for ax in (n_stack, n_stack + 1)]
+    chunks += [-1] * (ndim_plane - 2)  # channels
     return arr.rechunk(tuple(chunks))
 
 
@@ -96,7 +71,7 @@ def lazy_map_planes(
     if depth % ALIGN:
         raise ValueError(f"depth must be a multiple of {ALIGN}, got {depth}")
     ndim_plane = 3 if rgb else 2
-    arr = spatial_chunks(arr, chunk, ndim_plane, depth)
+    arr = _spatial_chunks(arr, chunk, ndim_plane, depth)
     n_stack = arr.ndim - ndim_plane
     depths = {ax: 0 for ax in range(arr.ndim)}
     for ax in (n_stack, n_stack + 1):  # an axis in one chunk has no neighbour to borrow a halo from

@@ -20,8 +20,8 @@ input dtype.
 
 Channels: greyscale planes go through the RGB network as three equal
 channels and come back as their mean; RGBA keeps its alpha channel untouched.
-A last axis of at most :data:`MAX_CHANNELS` entries holds channels (no image
-is that thin); other counts than 1, 3 and 4 (two-channel microscopy, ...)
+A last axis of at most 8 entries holds channels (no image is that thin:
+:func:`napari_lfdeblur.io.pixels.has_channel_axis`); other counts than 1, 3 and 4 (two-channel microscopy, ...)
 are deblurred channel by channel, each as a greyscale image with its own
 intensity range.
 """
@@ -36,16 +36,6 @@ import numpy as np
 from ..errors import DeblurInputError
 
 PERCENTILES = (0.05, 99.95)
-#: a last axis this short holds channels, not the columns of an image (the network works on an 8-pixel grid)
-MAX_CHANNELS = 8
-
-
-def channels_last(shape, rgb=None) -> bool:
-    """Whether the last axis of an image of ``shape`` holds channels: ``rgb`` when given, else when it has
-    3 or 4 entries (colour) or at most :data:`MAX_CHANNELS` (too thin to be an image's width)."""
-    if rgb is not None:
-        return bool(rgb)
-    return len(shape) >= 3 and 1 <= shape[-1] <= MAX_CHANNELS
 _SAMPLE_PIXELS = 1_000_000
 # how far outside [0, 1] normalize='none' lets values be (rounding of a float pipeline), clipped away
 UNIT_SLACK = 1e-3
@@ -96,6 +86,8 @@ class Normalization:
 
     @classmethod
     def for_image(cls, image, normalize="auto", alpha: bool = False) -> Normalization:
+        """The mapping ``normalize`` asks for (see the module's docstring), from ``image``'s pixels when it
+        depends on them (``alpha``: the last channel is left out of them)."""
         dtype = np.dtype(image.dtype)
         if dtype.kind not in "uif" or dtype.kind == "b":
             raise DeblurInputError(
@@ -103,6 +95,18 @@ class Normalization:
             )
         if dtype.kind in "ui" and dtype.itemsize > 2 and normalize == "auto":
             normalize = "percentile"
+        fixed = cls._fixed(normalize, dtype)
+        if fixed is not None:
+            return fixed
+        if normalize not in ("auto", "percentile", "none"):
+            raise DeblurInputError(
+                f"normalize={normalize!r}: use 'auto', 'percentile', 'dtype', 'none' or a (lo, hi) pair."
+            )
+        return cls._from_sample(pixel_sample(image[..., :3] if alpha else image), normalize, dtype)
+
+    @classmethod
+    def _fixed(cls, normalize, dtype: np.dtype) -> Normalization | None:
+        """The mappings that do not depend on the pixels: ``(lo, hi)``, ``"dtype"``, uint8 by ``"auto"``."""
         if isinstance(normalize, (tuple, list)):
             try:
                 lo, hi = map(float, normalize)
@@ -120,13 +124,14 @@ class Normalization:
             return cls(float(info.min), float(info.max), dtype)
         if normalize == "auto" and dtype == np.uint8:
             return cls(0.0, 255.0, dtype)
-        if normalize not in ("auto", "percentile", "none"):
-            raise DeblurInputError(
-                f"normalize={normalize!r}: use 'auto', 'percentile', 'dtype', 'none' or a (lo, hi) pair."
-            )
-        sample = pixel_sample(image[..., :3] if alpha else image)
+        return None
+
+    @classmethod
+    def _from_sample(cls, sample: np.ndarray, normalize: str, dtype: np.dtype) -> Normalization:
+        """``"auto"``, ``"percentile"`` or ``"none"`` from a sample of the pixels."""
         if not np.isfinite(sample).all():
-            raise DeblurInputError("The image contains NaN or infinite values; replace them (e.g. np.nan_to_num) first.")
+            raise DeblurInputError("The image contains NaN or infinite values; replace them (e.g. np.nan_to_num) "
+                                   "first.")
         if normalize == "none":
             # taken as it is: values outside [0, 1] would be clipped away (a 0-255 image came back half white)
             if sample.size and (sample.min() < -UNIT_SLACK or sample.max() > 1.0 + UNIT_SLACK):

@@ -11,8 +11,10 @@ where the CPU has it, which PyTorch's eager mode does not.  The flow:
 2. per input shape the model is fixed to that shape and compiled; OpenVINO's
    own ``CACHE_DIR`` keeps the compiled graph on disk, and this process keeps
    the last few in memory (tiles of an image share one or two shapes);
-3. each batch goes in as NHWC float in [0, 1] (the [-1, 1] scaling and the
-   layout change run inside the compiled graph) and comes back the same way.
+3. each batch goes in as NHWC float in the network's [-1, 1] (the layout
+   change runs inside the compiled graph) and comes back the same way; the
+   :class:`~napari_lfdeblur.inference.runtime.Runtime` scales images to it
+   and back, as for PyTorch, and falls back to PyTorch when this fails.
 
 Inputs are padded to multiples of 8 here, as DRBNet does itself, because the
 traced graph holds only the no-padding branch.  :class:`OpenVINONetwork`
@@ -29,11 +31,11 @@ import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError
-from .models import torch_module
 
 __all__ = ["OpenVINONetwork", "openvino_available", "openvino_cache_dir"]
 
@@ -59,7 +61,7 @@ def openvino_available() -> bool:
 def openvino_cache_dir() -> Path:
     """Where traced models and compiled graphs are kept: ``openvino/`` in the per-user cache
     (``$LFDEBLUR_CACHE``, else platformdirs'), beside the authors' weights."""
-    from ..network.authors import cache_dir
+    from ..cache import cache_dir
 
     return cache_dir() / "openvino"
 
@@ -96,7 +98,7 @@ def _traced_model(module):
             log.warning("could not read the cached OpenVINO model %s (%s); tracing again", xml, e)
     log.info("tracing the network for OpenVINO (once per set of weights; kept in %s)", folder)
     traced = module
-    if any(p.dtype != torch.float32 for p in module.parameters()) or any(p.device.type != "cpu" for p in module.parameters()):
+    if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in module.parameters()):
         traced = copy.deepcopy(module).to("cpu", torch.float32)
     traced = traced.eval()
     # DRBNet's forward checks shapes; tracing fixes them to constants and says so for each
@@ -135,32 +137,24 @@ def _prune(folder: Path, max_bytes: int) -> None:
 
 
 class OpenVINONetwork:
-    """A DRBNet run by OpenVINO on the CPU: call it on (N, H, W, 3) float RGB in [0, 1], get the same back.
+    """A DRBNet run by OpenVINO on the CPU: call it on (N, H, W, 3) float RGB in [-1, 1], get the same back.
 
-    ``precision``: ``"bfloat16"`` or ``"float32"`` (what OpenVINO computes in);
-    ``threads``: OpenVINO's threads per call (default: torch's, so that
-    dask's one-block-per-``threads`` accounting holds).
+    ``precision``: ``"bfloat16"`` or ``"float32"`` (what OpenVINO computes in).  It runs on as many threads
+    per call as torch does, so that dask's one-block-per-thread accounting holds.
     """
 
-    def __init__(self, net, precision: str = "float32", threads: int | None = None):
+    def __init__(self, net, precision: str = "float32"):
         if precision not in ("bfloat16", "float32"):
             raise ModelError(f"OpenVINO runs in 'bfloat16' or 'float32', not {precision!r}")
         self.net = net
         self.precision = precision
-        self.threads = threads
-        self._model = None  # the traced model with free shape, made on first call
+        self._model: Any = None  # the traced model with free shape, made on first call
         self._compiled: OrderedDict[tuple, object] = OrderedDict()
         self._lock = threading.Lock()
+        self.failed = False  # set by the runtime when it gave up on OpenVINO for PyTorch
 
     def __reduce__(self):
-        return (OpenVINONetwork, (self.net, self.precision, self.threads))
-
-    def _threads(self) -> int:
-        if self.threads:
-            return int(self.threads)
-        import torch
-
-        return max(1, torch.get_num_threads())
+        return (OpenVINONetwork, (self.net, self.precision))
 
     def compiled(self, shape: tuple[int, int, int, int]):
         """The graph compiled for NHWC ``shape`` (H and W multiples of 8), made once per shape."""
@@ -170,26 +164,26 @@ class OpenVINONetwork:
                 self._compiled.move_to_end(shape)
                 return hit
             import openvino as ov
+            import torch
             from openvino.preprocess import PrePostProcessor
 
             if self._model is None:
                 with _convert_lock:
-                    self._model = _traced_model(torch_module(self.net))
+                    self._model = _traced_model(self.net)
             model = self._model.clone()
             n, h, w, _ = shape
             model.reshape([n, 3, h, w])
             ppp = PrePostProcessor(model)
-            # NHWC in [0, 1] from the caller; the network wants NCHW in [-1, 1]: (x - 0.5) / 0.5
+            # NHWC from the caller; the network wants NCHW
             ppp.input().tensor().set_layout(ov.Layout("NHWC"))
             ppp.input().model().set_layout(ov.Layout("NCHW"))
-            ppp.input().preprocess().mean(0.5).scale(0.5)
             ppp.output().tensor().set_layout(ov.Layout("NHWC"))
             ppp.output().model().set_layout(ov.Layout("NCHW"))
             model = ppp.build()
             folder = openvino_cache_dir() / "compiled"
             config = {
                 "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bfloat16" else "f32",
-                "INFERENCE_NUM_THREADS": self._threads(),
+                "INFERENCE_NUM_THREADS": max(1, torch.get_num_threads()),
                 "PERFORMANCE_HINT": "LATENCY",
             }
             try:
@@ -205,17 +199,14 @@ class OpenVINONetwork:
                 self._compiled.popitem(last=False)
             return compiled
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        single = rgb.ndim == 3
-        batch = np.ascontiguousarray(rgb[None] if single else rgb, dtype=np.float32)
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
         n, h, w, _ = batch.shape
         ph, pw = (-h) % _MULTIPLE, (-w) % _MULTIPLE
         if ph or pw:  # as DRBNet pads: reflect where the side allows it, else replicate
-            mode = "reflect" if (ph < h and pw < w) else "edge"
-            batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+            widths = ((0, 0), (0, ph), (0, pw), (0, 0))
+            batch = np.pad(batch, widths, mode="reflect") if ph < h and pw < w else np.pad(batch, widths, mode="edge")
         compiled = self.compiled(tuple(batch.shape))
         request = compiled.create_infer_request()  # one per call: dask threads call at once
         request.infer({0: batch})
-        y = request.get_output_tensor(0).data[:, :h, :w]
-        out = np.clip((y + 1.0) * 0.5, 0.0, 1.0, dtype=np.float32)
-        return out[0] if single else out
+        return request.get_output_tensor(0).data[:, :h, :w].copy()  # the request's buffer is reused

@@ -1,5 +1,9 @@
 """Lazy multiscale deblurring for viewers: a first picture from a cheap overview, full resolution tile by tile.
 
+:func:`deblur_for_viewer` is what the Deblur dock shows, and what a script
+gets to show the same: a lazily deblurred layer, multiscale when the image is
+larger than 4096 pixels or multiscale itself.
+
 napari draws a multiscale layer from the one level that matches the zoom and
 computes the chunks of that level on screen (whole chunks: it widens the
 view to chunk borders).  So what a first picture costs is set by the levels:
@@ -25,15 +29,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .deblur import _guess_rgb, deblur
+from ..io.pixels import has_channel_axis
+from .deblur import deblur
 from .lazy import as_dask
 from .normalize import Normalization
-from .tiling import ALIGN
+from .tile_plan import LEVEL_CHUNK, level_chunk
 
-__all__ = ["block_mean", "deblur_pyramid", "input_levels", "hold_small_levels", "level_chunk", "LEVEL_CHUNK",
-           "MIN_SIZE"]
+__all__ = ["PYRAMID_ABOVE", "block_mean", "deblur_for_viewer", "deblur_pyramid", "input_levels",
+           "hold_small_levels", "MIN_SIZE"]
 
-LEVEL_CHUNK = 512  # px: chunk of every level; one network call of 640 x 640 with the halo
+PYRAMID_ABOVE = 4096  # px: larger images are shown as a multiscale result
 MIN_SIZE = 256  # px: the coarsest level's longer side is at most this
 HOLD_BYTES = 64 * 2**20  # what hold_small_levels keeps in memory at most
 # A multiscale input's levels are read, not made from the full resolution: holding them only buys the
@@ -194,7 +199,7 @@ def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None
     finest first.
     """
     first = image[0] if isinstance(image, (list, tuple)) else image
-    rgb = _guess_rgb(first.shape, rgb)
+    rgb = has_channel_axis(first.shape, rgb)
     levels = input_levels(image, rgb=rgb, min_size=min_size)
     options.setdefault("normalize", "auto")
     if options["normalize"] in ("auto", "percentile") and np.dtype(first.dtype) != np.uint8:
@@ -205,14 +210,33 @@ def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None
                    **options) for level in levels]
 
 
-def level_chunk(shape, target: int = LEVEL_CHUNK) -> int:
-    """A chunk near ``target`` that cuts the longer side into equal parts (on the network's 8-px grid).
+def deblur_for_viewer(image, model="default", *, rgb=None, chunk: int | None = None, **options) -> list:
+    """A lazily deblurred image for a viewer, its levels finest first: what the Deblur dock shows.
 
-    1250 px in chunks of 512 would be 512 + 512 + 226: three halos per axis
-    and a thin last chunk; two chunks of 632 + 618 cost 17 % fewer network
-    pixels, and the level napari draws for a whole-image view is about that
-    size.  Chunks stay within 0.75-1.5 x ``target``.
+    ``image``: an array (numpy or lazy), or the levels of a multiscale image, finest first.  One no larger
+    than ``PYRAMID_ABOVE`` (4096) pixels gives one level, :func:`~napari_lfdeblur.deblur` of it in chunks of
+    ``chunk``.  A larger or multiscale one gives ``deblur_pyramid``'s levels: its small input levels are
+    computed now, in one pass over the input (``hold_small_levels``), and so is the coarsest deblurred
+    level, the thumbnail napari reads whole before it draws anything; call it off a GUI thread.  The network
+    runs in PyTorch: OpenVINO compiles a graph per input shape (about a second each, a few kept), and a lazy
+    layer's chunks come in a dozen shapes over its levels (edges, halos, level sizes), which cost more than
+    its faster calls save (a 20000² layer's first picture took 7.4 s with OpenVINO, 2.9 s with PyTorch,
+    ``benchmarks/bench_viewer_first_picture.py``).  ``options`` go to :func:`~napari_lfdeblur.deblur`
+    (``device``, ``dtype``, ``normalize``, ...).  Show the levels with ``viewer.add_image(levels,
+    multiscale=len(levels) > 1, contrast_limits=...)``: fixed contrast limits, or napari computes the whole
+    result to find them.
     """
-    n = max(shape)
-    parts = max(1, round(n / target))
-    return -(-n // parts // ALIGN) * ALIGN if parts > 1 else max(n, ALIGN)
+    import dask.array as da
+
+    multiscale = isinstance(image, (list, tuple))
+    first = image[0] if multiscale else image
+    rgb = has_channel_axis(first.shape, rgb)
+    options = dict(options, backend="torch")
+    y_ax = _plane_axes(first, rgb)
+    if not multiscale and max(first.shape[y_ax:y_ax + 2]) <= PYRAMID_ABOVE:
+        return [deblur(as_dask(image), model, rgb=rgb, chunk=chunk, **options)]
+    levels = hold_small_levels(input_levels(image, rgb=rgb), rgb=rgb, stored=len(image) if multiscale else 1,
+                               max_bytes=HOLD_STORED_BYTES if multiscale else HOLD_BYTES)
+    out = deblur_pyramid(levels, model, rgb=rgb, chunk=chunk, **options)
+    out[-1] = da.from_array(out[-1].compute(), chunks=out[-1].chunks)
+    return out

@@ -1,13 +1,16 @@
-"""How big the tiles are: the largest that fit a memory budget, shaped so that as few pixels as possible are computed twice.
+"""Every size deblurring cuts an image into: tiles in memory, chunks of lazy images and of a viewer's levels.
 
-Tiles overlap by ``2 * margin + blend`` pixels, so every extra tile computes
-that strip again: 512-pixel tiles of a 1-megapixel image compute 1.5 times
-its pixels.  :func:`plan_tile` takes the whole image when it fits the budget,
-else the (height, width) tile, as few and as square as the budget allows,
-that computes the fewest pixels.  The budget is working memory for one
-network call: ``$LFDEBLUR_TILE_MEMORY_MB`` (default 512 MiB; anything but a
-positive number is a :class:`~napari_lfdeblur.errors.DeblurInputError`), at
-most a quarter of the memory available.
+- :func:`tile_for`: the tiles of a plane: the ``tile`` asked for; on the CPU the largest that fit a memory
+  budget (:func:`plan_tile`); elsewhere 512 pixels, or the whole plane given (a lazy chunk and its halo).
+- :func:`plan_tile`: tiles overlap by twice the halo, so every extra tile computes that strip again:
+  512-pixel tiles of a 1-megapixel image compute 1.56 times its pixels.  The plan takes the whole image
+  when it fits the budget, else the (height, width) tile, as few and as square as the budget allows, that
+  computes the fewest pixels.  The budget is working memory for one network call:
+  ``$LFDEBLUR_TILE_MEMORY_MB`` (default 512 MiB; anything but a positive number is a
+  :class:`~napari_lfdeblur.errors.DeblurInputError`), at most a quarter of the memory available.
+- :func:`lazy_chunks`: the chunks of a lazy image in Y or X (the image's own, see
+  :func:`napari_lfdeblur.io.chunks.chunk_size`, on the network's 8-pixel grid);
+  :func:`level_chunk`: equal chunks near 512 pixels for the levels a viewer draws.
 """
 
 from __future__ import annotations
@@ -16,10 +19,20 @@ import math
 import os
 
 from ..errors import DeblurInputError
-from .tiling import ALIGN, tile_spans
+from ..io.chunks import chunk_size
+from .tiling import ALIGN, spans, windows
 
-__all__ = ["DEFAULT_BUDGET_MB", "bytes_per_pixel", "memory_budget", "plan_tile", "computed_pixels"]
+__all__ = ["DEFAULT_BUDGET_MB", "DEFAULT_OVERLAP", "DEFAULT_TILE", "LEVEL_CHUNK", "MIN_KEPT", "MIN_TILE",
+           "bytes_per_pixel", "computed_pixels", "lazy_chunks", "level_chunk", "memory_budget", "plan_tile",
+           "tile_for"]
 
+DEFAULT_TILE = 512  # px: tiles on a GPU, batched
+# Context each tile gets beyond the part of it that is kept.  The network works at 1/8 scale with a
+# bottleneck of 3x3 convolutions, so features near a tile edge depend on pixels far away; 64 px of context
+# keeps tiled output within 1/255 of the whole-image output (tests/inference/test_deblur_lazy.py,
+# benchmarks/bench_deblur.py).
+DEFAULT_OVERLAP = 64
+LEVEL_CHUNK = 512  # px: chunk of every level of a viewer's pyramid; one network call of 640 x 640 with the halo
 DEFAULT_BUDGET_MB = 512
 BUDGET_ENV = "LFDEBLUR_TILE_MEMORY_MB"
 # Working memory of one call per tile pixel for the width-32 network, measured on a CPU
@@ -28,7 +41,10 @@ BUDGET_ENV = "LFDEBLUR_TILE_MEMORY_MB"
 _FULL_BYTES = {("torch", "bfloat16"): 450, ("torch", "float32"): 800,
                ("openvino", "bfloat16"): 900, ("openvino", "float32"): 1250}
 _FLOOR = 0.25
-_MIN_TILE = 128
+#: the smallest tiles: out of memory, tiles are halved down to this side, and never keep fewer than MIN_KEPT
+#: pixels inside their halos (smaller parts would compute mostly halo)
+MIN_TILE = 128
+MIN_KEPT = 64
 
 
 def bytes_per_pixel(base: int = 32, backend: str = "torch", precision: str = "float32") -> float:
@@ -55,7 +71,7 @@ def memory_budget() -> float:
     1 MiB budget for 0) would run with a memory use the user did not ask for.
     """
     raw = os.environ.get(BUDGET_ENV, "").strip()
-    mb = DEFAULT_BUDGET_MB
+    mb = float(DEFAULT_BUDGET_MB)
     if raw:
         try:
             mb = float(raw)
@@ -69,39 +85,74 @@ def memory_budget() -> float:
     return min(mb * 2**20, _available_bytes() / 4)
 
 
-def computed_pixels(shape: tuple[int, int], tile: tuple[int, int], overlap: int) -> int:
-    """Pixels the network computes for an image of ``shape`` in tiles of ``tile`` (overlaps counted twice)."""
-    ys = tile_spans(shape[0], tile[0], overlap)
-    xs = tile_spans(shape[1], tile[1], overlap)
-    return sum(h for _, h in ys) * sum(w for _, w in xs)
+def computed_pixels(shape: tuple[int, int], tile: tuple[int, int], halo: int) -> int:
+    """Pixels the network computes for an image of ``shape`` in tiles of ``tile`` (halos counted)."""
+    rows = sum(b - a for a, b, _, _ in windows(shape[0], tile[0], halo))
+    cols = sum(b - a for a, b, _, _ in windows(shape[1], tile[1], halo))
+    return rows * cols
 
 
-def _side_for(n: int, count: int, overlap: int) -> int:
-    """The tile side (a multiple of 8) that covers ``n`` pixels in about ``count`` overlapping tiles."""
-    if count <= 1:
-        return n
-    side = math.ceil((n - overlap) / count) + overlap
-    return max(_MIN_TILE, -(-side // ALIGN) * ALIGN, overlap + 2 * ALIGN)
+def _axis_plans(n: int, halo: int) -> list[tuple[int, int, int]]:
+    """(tile, largest tile the network is given, pixels computed) of an axis of ``n`` pixels cut into 1, 2,
+    3, ... parts, down to parts of ``MIN_KEPT`` pixels."""
+    plans: list[tuple[int, int, int]] = []
+    for count in range(1, max(1, n // MIN_KEPT) + 1):
+        tile = n if count == 1 else -(-math.ceil((n - 2 * halo) / count) // ALIGN) * ALIGN + 2 * halo
+        if plans and tile >= plans[-1][0]:
+            continue
+        tiles = windows(n, tile, halo)
+        plans.append((tile, max(b - a for a, b, _, _ in tiles), sum(b - a for a, b, _, _ in tiles)))
+    return plans
 
 
-def plan_tile(shape: tuple[int, int], bytes_per_px: float, budget: float, overlap: int) -> tuple[int, int]:
+def plan_tile(shape: tuple[int, int], bytes_per_px: float, budget: float, halo: int) -> tuple[int, int]:
     """(height, width) of the tiles for an image of ``shape``: whole when it fits ``budget``, else the plan
     computing the fewest pixels among those whose tiles fit (ties: the squarer tile)."""
     H, W = int(shape[0]), int(shape[1])
-    max_px = max(budget / max(bytes_per_px, 1e-9), float(_MIN_TILE * _MIN_TILE))
+    max_px = max(budget / max(bytes_per_px, 1e-9), float(MIN_TILE * MIN_TILE))
     if H * W <= max_px:
         return H, W
+    rows, cols = _axis_plans(H, halo), _axis_plans(W, halo)
     best = None
-    for ny in range(1, max(1, math.ceil(H / _MIN_TILE)) + 1):
-        ty = min(H, _side_for(H, ny, overlap))
-        if ty * _MIN_TILE > max_px and ny > 1 and ty > _MIN_TILE:
-            continue
+    for tile_h, largest_h, computed_h in rows:
         # the widest tile that fits beside this height
-        for nx in range(1, max(1, math.ceil(W / _MIN_TILE)) + 1):
-            tx = min(W, _side_for(W, nx, overlap))
-            if ty * tx <= max_px or (ty <= _MIN_TILE and tx <= _MIN_TILE):
-                cost = (computed_pixels((H, W), (ty, tx), overlap), abs(math.log(ty / tx)))
-                if best is None or cost < best[0]:
-                    best = (cost, (ty, tx))
-                break
-    return best[1] if best else (min(H, _MIN_TILE), min(W, _MIN_TILE))
+        fit = next(((t, w, c) for t, w, c in cols if largest_h * w <= max_px), None)
+        if fit is not None:
+            cost = (computed_h * fit[2], abs(math.log(largest_h / fit[1])))
+            if best is None or cost < best[0]:
+                best = (cost, (tile_h, fit[0]))
+    return best[1] if best else (rows[-1][0], cols[-1][0])
+
+
+def tile_for(runtime, shape: tuple[int, int], whole: bool = False) -> tuple[int, int]:
+    """(height, width) of the tiles a plane of ``shape`` goes through ``runtime``'s network in: its ``tile``
+    when one was asked for; on the CPU the memory plan; elsewhere 512 pixels, or the plane whole when
+    ``whole`` (a lazy chunk and its halo: one call each)."""
+    if runtime.tile is not None:
+        return runtime.tile, runtime.tile
+    if runtime.device.type == "cpu":
+        per_px = bytes_per_pixel(getattr(runtime.net, "base", 32), runtime.backend, runtime.precision)
+        return plan_tile(shape, per_px, memory_budget(), runtime.halo)
+    return (int(shape[0]), int(shape[1])) if whole else (DEFAULT_TILE, DEFAULT_TILE)
+
+
+def lazy_chunks(n: int, current: int, chunk: int | None, halo: int) -> tuple[int, ...]:
+    """Chunks over an axis of ``n`` pixels of a lazy image chunked by ``current``: ``chunk`` pixels (default
+    :func:`~napari_lfdeblur.io.chunks.chunk_size` of ``current``), on the network's 8-pixel grid, no thinner
+    than the halo (a thinner last chunk joins its neighbour: dask would re-chunk it off the grid)."""
+    target = chunk or chunk_size(current)
+    target = max(ALIGN, int(target) // ALIGN * ALIGN, halo // ALIGN * ALIGN)
+    return tuple(b - a for a, b in spans(n, target, max(halo, 1)))
+
+
+def level_chunk(shape, target: int = LEVEL_CHUNK) -> int:
+    """A chunk near ``target`` that cuts the longer side into equal parts (on the network's 8-px grid).
+
+    1250 px in chunks of 512 would be 512 + 512 + 226: three halos per axis
+    and a thin last chunk; two chunks of 632 + 618 cost 17 % fewer network
+    pixels, and the level napari draws for a whole-image view is about that
+    size.  Chunks stay within 0.75-1.5 x ``target``.
+    """
+    n = max(shape)
+    parts = max(1, round(n / target))
+    return -(-n // parts // ALIGN) * ALIGN if parts > 1 else max(n, ALIGN)

@@ -5,23 +5,22 @@
   :func:`image_files`, the rule by which every folder of images is listed;
 - :mod:`.read`: :func:`read_image` (the one decoder), :func:`image_header`,
   and :func:`open_image` / :func:`open_image_info` (numpy, or lazy dask for
-  big TIFFs and zarr);
+  big TIFFs, above ``read.LAZY_BYTES``, and zarr);
+- :mod:`.chunks`: the chunk size of big images (one rule for reading,
+  writing and lazy deblurring), and dask chunks computed a few at a time,
+  locally or on a cluster;
 - :mod:`.write`: :func:`save_image`, :func:`save_image_streaming` (TIFF tile
   by tile, OME-Zarr with a pyramid) and :func:`check_writable`;
 - :mod:`.atomic`: atomic file and folder writes with one permission rule, and
   the writability checks raising :class:`~napari_lfdeblur.errors.OutputError`;
 - :mod:`.pixels`: conversions between stored samples and floats in [0, 1],
-  and the grey/RGB layout.
+  and the channel layout (:func:`has_channel_axis`, grey/RGB).
 
 Unreadable files and images a format cannot hold raise
 :class:`~napari_lfdeblur.errors.ImageFileError`.  Nothing here imports torch.
 """
 
 from __future__ import annotations
-
-#: TIFFs larger than this (uncompressed bytes) open lazily in :func:`open_image` when ``lazy=None``; a setting
-#: of the package (``napari_lfdeblur.io.LAZY_BYTES = ...``), read at each call
-LAZY_BYTES = 256 * 2**20
 
 from ..errors import ImageFileError, OutputError
 from .atomic import (
@@ -34,6 +33,7 @@ from .atomic import (
     writable_folder,
     writing_failed,
 )
+from .chunks import CHUNK
 from .formats import (
     FORMATS,
     IMAGE_SUFFIXES,
@@ -49,9 +49,8 @@ from .formats import (
     stem,
     suffix_of,
 )
-from .pixels import grey_or_rgb, to_float, to_rgb, to_uint8, to_uint16
+from .pixels import grey_or_rgb, has_channel_axis, to_float, to_rgb, to_uint8, to_uint16
 from .read import (
-    CHUNK,
     ImageHeader,
     ImageInfo,
     image_header,
@@ -67,7 +66,6 @@ __all__ = [
     "CHUNK",
     "FORMATS",
     "IMAGE_SUFFIXES",
-    "LAZY_BYTES",
     "NOT_WRITTEN_SUFFIXES",
     "TIFF_TILE",
     "WRITE_SUFFIXES",
@@ -82,6 +80,7 @@ __all__ = [
     "check_writable_file",
     "describe_formats",
     "grey_or_rgb",
+    "has_channel_axis",
     "image_files",
     "image_format",
     "image_header",

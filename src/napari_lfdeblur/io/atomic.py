@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeGuard
 
 from ..errors import OutputError
 
@@ -57,20 +58,18 @@ def output_error(path, e: OSError, what: str = "") -> OutputError:
     return err
 
 
-def is_place_error(e: BaseException) -> bool:
+def is_place_error(e: BaseException) -> TypeGuard[OSError]:
     """Whether ``e`` is an OSError about the place written to (permissions, full disk, ...), not a bug."""
     return isinstance(e, OSError) and not isinstance(e, OutputError) and e.errno in _PLACE_ERRNOS
 
 
-def writing_failed(e: BaseException, tmp) -> bool:
+def writing_failed(e: BaseException, tmp) -> TypeGuard[OSError]:
     """Whether ``e``, raised while writing ``tmp``, is the disk's doing (full, read-only) rather than the data's."""
-    if not is_place_error(e):
-        return False
-    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or (
-        e.filename is not None and os.path.abspath(str(e.filename)) == os.path.abspath(str(tmp)))
+    return is_place_error(e) and (e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or (
+        e.filename is not None and os.path.abspath(str(e.filename)) == os.path.abspath(str(tmp))))
 
 
-def _failed_inside(e: BaseException, tmp) -> bool:
+def _failed_inside(e: BaseException, tmp) -> TypeGuard[OSError]:
     """Whether ``e`` is a place error on ``tmp`` or on a file inside it (a folder being written)."""
     return writing_failed(e, tmp) or (is_place_error(e) and e.filename is not None
                                       and str(e.filename).startswith(str(tmp)))

@@ -1,5 +1,5 @@
 """Pixel conversions between stored samples (uint8, uint16, float) and float images in [0, 1], and the
-grey/RGB channel layout: one definition each, for reading, writing, training and scoring.
+grey/RGB channel layout: one definition each, for reading, writing, deblurring, training and scoring.
 
 :func:`to_stored` is the one rule for floats saved as 8- or 16-bit files (NaN and floats on another scale are
 refused, a small overshoot is clipped with a warning); :func:`to_uint8` / :func:`to_uint16` are the quiet
@@ -13,8 +13,11 @@ import numpy as np
 
 from ..errors import ImageFileError
 
-__all__ = ["grey_or_rgb", "to_float", "to_rgb", "to_stored", "to_uint8", "to_uint16"]
+__all__ = ["MAX_CHANNELS", "grey_or_rgb", "has_channel_axis", "to_float", "to_rgb", "to_stored", "to_uint8",
+           "to_uint16"]
 
+#: a last axis this short holds channels, not the columns of an image (the network works on an 8-pixel grid)
+MAX_CHANNELS = 8
 # floats beyond these are not a [0, 1] image that overshot but values on another scale (0-255, -1..1, ...)
 _OVERSHOOT = (-0.5, 1.5)
 
@@ -101,6 +104,14 @@ def to_float(a: np.ndarray) -> np.ndarray:
     if a.dtype == bool:
         return a.astype(np.float32)
     return np.clip(np.nan_to_num(a.astype(np.float32, copy=False)), 0.0, 1.0)
+
+
+def has_channel_axis(shape, rgb: bool | None = None) -> bool:
+    """Whether the last axis of an image of ``shape`` holds channels: ``rgb`` when given, else when it has
+    at most ``MAX_CHANNELS`` entries (colour, or too thin to be an image's width)."""
+    if rgb is not None:
+        return bool(rgb)
+    return len(shape) >= 3 and 1 <= shape[-1] <= MAX_CHANNELS
 
 
 def grey_or_rgb(a: np.ndarray) -> np.ndarray | None:

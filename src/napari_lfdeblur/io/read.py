@@ -14,7 +14,7 @@
   numpy or lazily:
 
   * TIFF: numpy when the image (first series, full resolution) holds at most
-    ``napari_lfdeblur.io.LAZY_BYTES``, else a lazy dask array reading through tifffile's
+    ``napari_lfdeblur.io.read.LAZY_BYTES``, else a lazy dask array reading through tifffile's
     zarr store (``tifffile.imread(path, aszarr=True)``) one chunk at a time.
     The dask graph holds the file *path*, not an open file, so it can be sent
     to ``dask.distributed`` workers (tifffile's store itself cannot be
@@ -39,10 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageFileError
+from .chunks import native_multiple_chunks
 from .formats import describe_formats, image_format, stem
+from .pixels import has_channel_axis
 
 __all__ = [
-    "CHUNK",
+    "LAZY_BYTES",
     "ImageHeader",
     "ImageInfo",
     "image_header",
@@ -51,8 +53,9 @@ __all__ = [
     "read_image",
 ]
 
-#: chunk size (Y and X) of lazily read images and of written OME-Zarr arrays
-CHUNK = 1024
+#: TIFFs larger than this (uncompressed bytes) open lazily in :func:`open_image` when ``lazy=None``; read at each
+#: call, so that ``napari_lfdeblur.io.read.LAZY_BYTES = ...`` changes it
+LAZY_BYTES = 256 * 2**20
 
 _TIFF = ("tif",)
 # Pillow mode -> the mode it is decoded in (None: as it is); every mode Pillow has
@@ -118,10 +121,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
         with Image.open(p) as im:
             mode = _pil_mode(im)
-            if mode != im.mode:
-                im = im.convert(mode)
-            im.load()
-            a = np.asarray(im)
+            decoded = im.convert(mode) if mode != im.mode else im
+            decoded.load()
+            a = np.asarray(decoded)
         if mode == "I":  # 16-bit samples widened to int32 by Pillow
             if a.size and (a.min() < 0 or a.max() > 65535):
                 raise ValueError("32-bit integer samples outside the 16-bit range")
@@ -206,12 +208,6 @@ class ImageInfo:
         return stem(self.path)
 
 
-def _guess_rgb(shape) -> bool:
-    from ..inference.normalize import channels_last
-
-    return channels_last(shape)
-
-
 class _TiffArray:
     """An array-like over a TIFF file's first series (full resolution), read through tifffile's zarr store.
 
@@ -271,18 +267,17 @@ def _open_tiff(path: Path, lazy):
             shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
             nbytes = math.prod(shape) * dtype.itemsize
             if lazy is None:
-                from . import LAZY_BYTES  # the package's setting, read now so that it can be changed
-
                 lazy = nbytes > LAZY_BYTES
             arr = None if lazy else series.asarray()
     except Exception as e:
         raise _read_failed(path, e) from e
     axes = axes.upper()
     # samples per pixel, or a last axis too thin to be an image's width (tifffile calls a (Y, X, 2) array QYX)
-    rgb = axes.endswith("S") or _guess_rgb(shape)
+    rgb = axes.endswith("S") or has_channel_axis(shape)
     separate = axes.endswith("SYX") and shape[-3] in (3, 4)  # planar RGB
     our_axes = "".join("c" if a == "S" else a.lower() for a in axes)
     if not lazy:
+        assert arr is not None  # read above when not lazy
         if separate:
             arr, rgb = np.moveaxis(arr, -3, -1), True
             our_axes = our_axes[:-3] + our_axes[-2:] + "c"
@@ -304,40 +299,50 @@ def _open_tiff(path: Path, lazy):
     return arr, rgb, our_axes, True
 
 
-def native_multiple_chunks(shape, native, has_channels: bool, separate: bool = False, target: int = CHUNK):
-    """Dask chunks for an image of ``shape`` stored in ``native`` chunks (None: one): Y/X chunks of about
-    ``target`` made of whole native chunks; stack axes 1; channels whole."""
-    nd = len(shape)
-    if separate:
-        y_ax, c_ax = nd - 2, nd - 3
-    elif has_channels:
-        y_ax, c_ax = nd - 3, nd - 1
-    else:
-        y_ax, c_ax = nd - 2, None
-    out = []
-    for ax, size in enumerate(shape):
-        nat = native[ax] if native is not None else size
-        if ax == c_ax:
-            out.append(size)
-        elif ax in (y_ax, y_ax + 1):
-            nat = max(1, nat)
-            if nat >= size:  # one chunk (or strips) spanning the axis
-                out.append(min(size, target))
-            elif nat > target:  # big native tiles: one each
-                out.append(nat)
-            else:  # whole native tiles adding up to about target
-                out.append(min(size, max(1, round(target / nat)) * nat))
-        else:
-            out.append(1)
-    return tuple(out)
-
-
 def _ome_multiscales(attrs) -> list | None:
     attrs = dict(attrs)
     if "ome" in attrs and isinstance(attrs["ome"], dict):  # NGFF 0.5 (zarr v3)
         attrs = attrs["ome"]
     ms = attrs.get("multiscales")
     return ms if isinstance(ms, list) and ms else None
+
+
+def _zarr_keys(node, path: Path, levels: bool) -> tuple[list, str | None]:
+    """(the keys of the arrays to read, None for the node itself; the OME axes or None) of a zarr node."""
+    import zarr
+
+    if not isinstance(node, zarr.Group):
+        return [None], None
+    ms = _ome_multiscales(node.attrs)
+    if ms is not None:
+        datasets = ms[0].get("datasets") or [{"path": "0"}]
+        keys = [str(d.get("path", "0")) for d in datasets][: None if levels else 1]
+        ax = ms[0].get("axes")
+        axes = "".join((a["name"] if isinstance(a, dict) else str(a))[:1].lower() for a in ax) if ax else None
+        return keys, axes
+    names = sorted(node.array_keys())
+    if "0" in names:
+        return ["0"], None
+    if len(names) == 1:
+        return names, None
+    raise ImageFileError(
+        f"{path} is a zarr group with arrays {names or 'none'} and no OME-Zarr 'multiscales' "
+        "metadata: give the array's own folder (e.g. path/to/group.zarr/name)."
+    )
+
+
+def _channels_moved_last(arrays: list, axes: str | None) -> tuple[list, bool | None, str | None]:
+    """(arrays, rgb, axes) with an OME channel axis of 1, 3 or 4 channels moved last (more: grey planes)."""
+    import dask.array as da
+
+    if axes is None or len(axes) != arrays[0].ndim:
+        return arrays, None, None
+    if "c" not in axes:
+        return arrays, False, axes
+    c = axes.index("c")
+    if arrays[0].shape[c] not in (1, 3, 4):  # many channels: greyscale planes of a stack
+        return arrays, False, axes
+    return [da.moveaxis(a, c, -1) for a in arrays], True, axes[:c] + axes[c + 1:] + "c"
 
 
 def _open_zarr(path: Path, levels: bool = False):
@@ -350,27 +355,7 @@ def _open_zarr(path: Path, levels: bool = False):
         node = zarr.open(str(path), mode="r")
     except Exception as e:
         raise _read_failed(path, e) from e
-    axes = None
-    keys = [None]
-    if isinstance(node, zarr.Group):
-        ms = _ome_multiscales(node.attrs)
-        if ms is not None:
-            datasets = ms[0].get("datasets") or [{"path": "0"}]
-            keys = [str(d.get("path", "0")) for d in datasets][: None if levels else 1]
-            ax = ms[0].get("axes")
-            if ax:
-                axes = "".join((a["name"] if isinstance(a, dict) else str(a))[:1].lower() for a in ax)
-        else:
-            names = sorted(node.array_keys())
-            if "0" in names:
-                keys = ["0"]
-            elif len(names) == 1:
-                keys = names
-            else:
-                raise ImageFileError(
-                    f"{path} is a zarr group with arrays {names or 'none'} and no OME-Zarr 'multiscales' "
-                    "metadata: give the array's own folder (e.g. path/to/group.zarr/name)."
-                )
+    keys, axes = _zarr_keys(node, path, levels)
     arrays = []
     for key in keys:
         try:
@@ -380,20 +365,7 @@ def _open_zarr(path: Path, levels: bool = False):
         if not isinstance(level, zarr.Array):
             raise ImageFileError(f"{path} does not hold a zarr array")
         arrays.append(da.from_zarr(level))
-    arr = arrays[0]
-    if axes is not None and len(axes) != arr.ndim:
-        axes = None
-    rgb = None
-    if axes is not None and "c" in axes:
-        c = axes.index("c")
-        if arr.shape[c] in (1, 3, 4):
-            arrays = [da.moveaxis(a, c, -1) for a in arrays]
-            axes = axes[:c] + axes[c + 1:] + "c"
-            rgb = True
-        else:  # many channels: greyscale planes of a stack
-            rgb = False
-    elif axes is not None:
-        rgb = False
+    arrays, rgb, axes = _channels_moved_last(arrays, axes)
     return (arrays if levels else arrays[0]), rgb, axes, True
 
 
@@ -464,7 +436,7 @@ def open_image(path, lazy: bool | None = None):
     """An image file as numpy (PNG, JPEG, small TIFF, ...) or a lazy dask array (big TIFF, zarr, OME-Zarr).
 
     ``lazy``: None (default) decides by format and size (TIFFs above
-    ``napari_lfdeblur.io.LAZY_BYTES`` and every zarr store are lazy), True always gives a
+    ``napari_lfdeblur.io.read.LAZY_BYTES`` and every zarr store are lazy), True always gives a
     dask array, False always numpy.  Colour comes last: (..., Y, X[, C]).
     Unreadable files raise :class:`~napari_lfdeblur.errors.ImageFileError`.
     """

@@ -20,7 +20,7 @@ save replaces only an OME-Zarr image, never another folder of that name.
   them as RGB.  Dask arrays are written chunk by chunk.
 
 Dask arrays are computed one chunk at a time, a few chunks in flight
-(:func:`~napari_lfdeblur.inference.runners.iter_computed_blocks`): on local
+(:func:`~napari_lfdeblur.io.chunks.iter_computed_blocks`): on local
 threads, or on a ``dask.distributed`` cluster when a ``client`` is given (the
 chunks are computed on the workers and written here, by the client).
 
@@ -46,9 +46,10 @@ import numpy as np
 from ..cancel import Cancelled, cancel_check, check_function
 from ..errors import ImageFileError, OutputError
 from .atomic import atomic_dir, atomic_path
+from .chunks import iter_computed_blocks, native_multiple_chunks, stored_chunk_size
 from .formats import _is_zarr_folder, output_format, stem
-from .pixels import to_stored
-from .read import CHUNK, _guess_rgb, is_ome_zarr_image, native_multiple_chunks
+from .pixels import has_channel_axis, to_stored
+from .read import is_ome_zarr_image
 
 __all__ = ["TIFF_TILE", "check_writable", "save_image", "save_image_streaming"]
 
@@ -68,7 +69,7 @@ def _is_dask(a) -> bool:
 
 def _plane_layout(shape, rgb):
     """(number of leading stack axes, whether the last axis is channels)."""
-    rgb = _guess_rgb(shape) if rgb is None else bool(rgb)
+    rgb = has_channel_axis(shape, rgb)
     n_plane = 3 if rgb else 2
     if len(shape) < n_plane:
         raise ImageFileError(f"cannot write an image of shape {tuple(shape)}")
@@ -115,8 +116,6 @@ def _computed(arr, n_stack, rgb, progress, client, workers):
     done = 0
     if progress:
         progress(0, total)
-    from ..inference.runners import iter_computed_blocks
-
     for key, block in iter_computed_blocks(source(), client=client, workers=workers):
         done += 1
         if progress:
@@ -177,7 +176,7 @@ def _write_raster(array, path: Path, fmt: str, rgb, progress, client, workers, q
 
 # ------------------------------------------------------------------ TIFF
 def _tiff_options(shape, dtype, rgb) -> dict:
-    opts = {"photometric": "rgb" if rgb and shape[-1] in (3, 4) else "minisblack"}
+    opts: dict[str, object] = {"photometric": "rgb" if rgb and shape[-1] in (3, 4) else "minisblack"}
     if rgb and shape[-1] == 4:
         opts["extrasamples"] = ("unassalpha",)
     if math.prod(shape) * np.dtype(dtype).itemsize > _BIGTIFF_BYTES:
@@ -278,7 +277,7 @@ def _ngff_attrs(names_disk: list[str], dtype, name: str, n_channels: int) -> dic
     axes = []
     for n in names_disk:
         axes.append({"name": n, "type": _AXIS_TYPES[n]})
-    attrs = {
+    attrs: dict[str, object] = {
         "multiscales": [{
             "version": "0.4",
             "name": name,
@@ -412,8 +411,7 @@ def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | N
     names_disk = [names[p] for p in perm]
     lazy = _is_dask(array)
     if chunk is None:
-        chunk = max(array.chunks[n_stack]) if lazy else CHUNK
-        chunk = int(min(max(chunk, 256), 4096))
+        chunk = stored_chunk_size(max(array.chunks[n_stack]) if lazy else None)
     y_ax, x_ax = n_stack, n_stack + 1  # in our layout
     chunks = tuple(min(chunk, shape[p]) if p in (y_ax, x_ax) else (shape[p] if rgb and p == len(shape) - 1 else 1)
                    for p in perm)

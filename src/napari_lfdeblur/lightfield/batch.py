@@ -112,10 +112,11 @@ def _one_source(src, batch: PairBatch, apertures, focus, crop, format, read, kee
 
     def counted(pairs):
         for pair in pairs:
+            yield pair
+            # the consumer came back for the next pair: this one is written (a failed write never returns here)
             batch.made += 1
             if keep:
                 batch.pairs.append(pair)
-            yield pair
 
     pairs = counted(iter_pairs(lf, apertures=apertures, focus=focus, crop=crop, cancel=stop, progress=progress))
     if batch.out is not None:

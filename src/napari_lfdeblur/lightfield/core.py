@@ -175,6 +175,58 @@ def _checked_chunk(block, mask=None, what="the light field", float_source=True, 
     return out
 
 
+def _check_array(data) -> None:
+    """``LightField.data`` is a 5-D numpy or dask array, or a LightFieldError says how to get one."""
+    if not (isinstance(data, np.ndarray) or (_is_dask(data) and hasattr(data, "map_blocks"))):
+        raise LightFieldError(
+            f"LightField data must be a numpy or dask array shaped (V, U, Y, X, C), got "
+            f"{type(data).__name__}. Read files, zarr/HDF5 arrays and arrays in another axis order or value "
+            "range with napari_lfdeblur.read_lightfield(...)."
+        )
+    if data.ndim != 5:
+        raise LightFieldError(
+            f"LightField.data must be 5D (V, U, Y, X, C), got shape {tuple(data.shape)}; "
+            "greyscale light fields keep a channel axis of 1."
+        )
+
+
+def _mask_for(view_mask, grid: tuple[int, int]) -> np.ndarray | None:
+    """``view_mask`` as a (V, U) boolean array, checked against the grid; None stays None."""
+    if view_mask is None:
+        return None
+    try:
+        mask = np.asarray(view_mask, dtype=bool)
+    except (TypeError, ValueError):
+        raise LightFieldError(
+            f"view_mask must be a (V, U) array of booleans, got {type(view_mask).__name__}."
+        ) from None
+    if mask.shape != grid:
+        raise LightFieldError(f"view_mask shape {mask.shape} does not match the view grid {grid}.")
+    return mask
+
+
+def _apply_value_rule(data, mask, what: str):
+    """(data as float32 in [0, 1], the view mask): numpy data now (NaN views are missing views), dask data
+    chunk by chunk when it is computed (a lazy light field is never read just to check it)."""
+    if _is_dask(data):
+        check_scalable(data.dtype, what)
+        mask = np.ones(data.shape[:2], bool) if mask is None else mask
+        return data.map_blocks(
+            _checked_chunk, mask=mask, what=what, float_source=data.dtype.kind == "f",
+            dtype=np.float32, meta=np.empty((0,) * 5, np.float32),
+        ), mask
+    out = _to_float32(data, what)
+    if data.dtype.kind == "f":
+        inferred = mask is None
+        mask = _check_views(out, mask, what)
+        if inferred and not mask.any():
+            raise LightFieldError(
+                f"Every view of {what[0].lower() + what[1:]} is NaN: there is no data in it "
+                "(NaN marks missing views)."
+            )
+    return out, mask
+
+
 @dataclass
 class LightField:
     """A 4D light field with its views on a regular (V, U) grid.
@@ -206,7 +258,8 @@ class LightField:
     """
 
     data: Any
-    view_mask: np.ndarray | None = None
+    # None when constructed means every view is present; __post_init__ always sets the (V, U) array
+    view_mask: np.ndarray = None  # type: ignore[assignment]
     disparity: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
     # internal: True where ``data`` already passed the value rule (a reader that applied it while decoding, a
@@ -215,33 +268,12 @@ class LightField:
 
     def __post_init__(self, _checked: bool = False):
         data = self.data
-        if not (isinstance(data, np.ndarray) or (_is_dask(data) and hasattr(data, "map_blocks"))):
-            raise LightFieldError(
-                f"LightField data must be a numpy or dask array shaped (V, U, Y, X, C), got "
-                f"{type(data).__name__}. Read files, zarr/HDF5 arrays and arrays in another axis order or value "
-                "range with napari_lfdeblur.read_lightfield(...)."
-            )
-        if data.ndim != 5:
-            raise LightFieldError(
-                f"LightField.data must be 5D (V, U, Y, X, C), got shape {tuple(data.shape)}; "
-                "greyscale light fields keep a channel axis of 1."
-            )
+        _check_array(data)
         if self.metadata is None:
             self.metadata = {}
         if not isinstance(self.metadata, dict):
             raise LightFieldError(f"LightField metadata must be a dict, got {type(self.metadata).__name__}.")
-        mask = None
-        if self.view_mask is not None:
-            try:
-                mask = np.asarray(self.view_mask, dtype=bool)
-            except (TypeError, ValueError):
-                raise LightFieldError(
-                    f"view_mask must be a (V, U) array of booleans, got {type(self.view_mask).__name__}."
-                ) from None
-            if mask.shape != tuple(data.shape[:2]):
-                raise LightFieldError(
-                    f"view_mask shape {mask.shape} does not match the view grid {tuple(data.shape[:2])}."
-                )
+        mask = _mask_for(self.view_mask, tuple(data.shape[:2]))
         if 0 in data.shape[2:]:
             raise LightFieldError(f"The views of this light field hold no pixels (shape {tuple(data.shape)}).")
         if 0 in data.shape[:2]:
@@ -249,24 +281,7 @@ class LightField:
         if not _checked:
             source = self.metadata.get("source")
             what = f"The light field {source}" if source else "The light-field data"
-            if _is_dask(data):
-                # checked per chunk when it is computed: a lazy light field is never read just to check it
-                check_scalable(data.dtype, what)
-                mask = np.ones(data.shape[:2], bool) if mask is None else mask
-                self.data = data.map_blocks(
-                    _checked_chunk, mask=mask, what=what, float_source=data.dtype.kind == "f",
-                    dtype=np.float32, meta=np.empty((0,) * 5, np.float32),
-                )
-            else:
-                self.data = _to_float32(data, what)
-                if data.dtype.kind == "f":
-                    inferred = mask is None
-                    mask = _check_views(self.data, mask, what)
-                    if inferred and not mask.any():
-                        raise LightFieldError(
-                            f"Every view of {what[0].lower() + what[1:]} is NaN: there is no data in it "
-                            "(NaN marks missing views)."
-                        )
+            self.data, mask = _apply_value_rule(data, mask, what)
         self.view_mask = np.ones(data.shape[:2], dtype=bool) if mask is None else mask
         if not self.view_mask.any():
             raise LightFieldError("The light field has no views at all.")

@@ -67,7 +67,7 @@ _ORDER = 3  # interpolation of the warps: cubic (bilinear blur biases the sweep 
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-def _star(lf: LightField, ref: tuple[int, int], max_views: int | None = None):
+def _star(lf: LightField, ref: tuple[int, int]):
     """[(ray index, v, u)] of the present views on the eight rays from ``ref``."""
     V, U = lf.grid
     vr, ur = ref
@@ -187,7 +187,7 @@ def _subcandidate(S, cands):
     return d + torch.where(off > 0, off * step_r, off * step_l)
 
 
-def _cost_volume(ref, views, cands, progress=None, should_stop=None, cost_dtype=None):
+def _cost_volume(ref, views, cands, progress=None, stop=None):
     """(N, Y, X) occlusion-aware matching costs.  ``views``: [(ray, dv, du, tensor)]."""
     import torch
 
@@ -208,7 +208,7 @@ def _cost_volume(ref, views, cands, progress=None, should_stop=None, cost_dtype=
     # is slow, so channels are summed once per wedge and candidate instead of per view
     ray_cost = torch.empty((len(_RAYS), Y, X, C), dtype=torch.float32, device=dev)
     for n, d in enumerate(cands):
-        if should_stop is not None and should_stop():
+        if stop is not None and stop():
             return None
         ray_cost.zero_()
         for r, dv, du, src in views:
@@ -292,7 +292,6 @@ def estimate_disparity(
     device=None,
     progress: Callable[[int, int], Any] | None = None,
     cancel=None,
-    should_stop=None,
 ) -> np.ndarray | None:
     """Disparity (pixels per view step) of the centre view, (Y, X) float32.
 
@@ -316,11 +315,10 @@ def estimate_disparity(
         ``progress(i, n)`` after each candidate; when ``cancel`` (a
         :class:`~napari_lfdeblur.CancelToken` or a function returning True)
         asks to stop, the estimation stops and None is returned.
-        ``should_stop`` is the deprecated name of ``cancel``.
     """
     import torch
 
-    stop = cancel_check(cancel, should_stop, where="estimate_disparity")
+    stop = cancel_check(cancel, where="estimate_disparity")
     check_lightfield(lf)
     if not (isinstance(smoothness, (int, float)) and smoothness >= 0 and math.isfinite(smoothness)):
         raise LightFieldError(f"smoothness must be a number >= 0, got {smoothness!r}.")

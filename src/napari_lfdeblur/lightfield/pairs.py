@@ -39,7 +39,7 @@ import inspect
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,34 @@ def _focus_list(lf: LightField, focus) -> list[float]:
     return ds
 
 
+def _crop_pixels(crop, focuses: list[float], weights, center, view: tuple[int, int]) -> int:
+    """Pixels to remove from each side: ``crop`` checked, ``"auto"`` the border the largest shift leaves
+    unreliable (the largest focus disparity times the farthest view any aperture uses)."""
+    if crop is None:
+        return 0
+    if isinstance(crop, str):
+        if crop != "auto":
+            raise LightFieldError(f"crop must be None, 'auto' or a number of pixels, got {crop!r}.")
+        vc, uc = center
+        max_off = 0.0
+        for w in weights:
+            vv, uu = np.nonzero(w > 0)
+            max_off = max(max_off, float(np.max(np.maximum(np.abs(vv - vc), np.abs(uu - uc)))))
+        c = math.ceil(max(abs(d) for d in focuses) * max_off - 1e-6)
+    elif isinstance(crop, (int, np.integer)) and not isinstance(crop, bool) and crop >= 0:
+        c = int(crop)
+    else:
+        raise LightFieldError(f"crop must be None, 'auto' or a number of pixels >= 0, got {crop!r}.")
+    Y, X = view
+    if 2 * c >= min(Y, X) - 8:
+        raise LightFieldError(
+            f"cropping {c} px from each side of {Y}x{X} views leaves (almost) nothing; the focus disparities "
+            f"({min(focuses):.2f}..{max(focuses):.2f}) are too large for this light field. Pass crop=None or a "
+            "smaller crop, or focus disparities closer to 0."
+        )
+    return c
+
+
 def iter_pairs(
     lf: LightField,
     apertures: Sequence[float] = DEFAULT_APERTURES,
@@ -174,13 +202,12 @@ def iter_pairs(
     device=None,
     progress: Callable[[int, int], Any] | None = None,
     cancel=None,
-    should_stop=None,
 ) -> Iterator[Pair]:
     """Generator form of :func:`make_pairs` (one pair at a time, same arguments).
 
     The arguments are checked (and the light field prepared) when it is called,
     the pairs are made as they are consumed."""
-    stop = cancel_check(cancel, should_stop, where="iter_pairs")
+    stop = cancel_check(cancel, where="iter_pairs")
     check_lightfield(lf)
     check_function(progress, "progress", "progress(done, total)", where="make_pairs/iter_pairs",
                    error=LightFieldError)
@@ -197,28 +224,8 @@ def iter_pairs(
     focuses = _focus_list(lf, focus)
     rf = Refocuser(sub, device=device)
     weights = [rf.weights(a, aperture_shape) for a in aps]  # validates the apertures too
-    vc, uc = sub.center
-    max_off = 0.0
-    for w in weights:
-        vv, uu = np.nonzero(w > 0)
-        max_off = max(max_off, float(np.max(np.maximum(np.abs(vv - vc), np.abs(uu - uc)))))
     Y, X = sub.view_shape
-    if crop is None:
-        c = 0
-    elif isinstance(crop, str):
-        if crop != "auto":
-            raise LightFieldError(f"crop must be None, 'auto' or a number of pixels, got {crop!r}.")
-        c = math.ceil(max(abs(d) for d in focuses) * max_off - 1e-6)
-    elif isinstance(crop, (int, np.integer)) and not isinstance(crop, bool) and crop >= 0:
-        c = int(crop)
-    else:
-        raise LightFieldError(f"crop must be None, 'auto' or a number of pixels >= 0, got {crop!r}.")
-    if 2 * c >= min(Y, X) - 8:
-        raise LightFieldError(
-            f"cropping {c} px from each side of {Y}x{X} views leaves (almost) nothing; the focus disparities "
-            f"({min(focuses):.2f}..{max(focuses):.2f}) are too large for this light field. Pass crop=None or a "
-            "smaller crop, or focus disparities closer to 0."
-        )
+    c = _crop_pixels(crop, focuses, weights, sub.center, (Y, X))
 
     def cut(img):
         return img[c : Y - c, c : X - c] if c else img
@@ -241,14 +248,14 @@ def iter_pairs(
 
 def _generate(
     rf, sharp, cut, aps, weights, focuses, aperture_shape, common,
-    skip_duplicates, duplicate_psnr, duplicate_ratio, progress, should_stop,
+    skip_duplicates, duplicate_psnr, duplicate_ratio, progress, stop,
 ) -> Iterator[Pair]:  # fmt: skip
     n_total = len(focuses) * len(aps)
     kept: list[tuple[np.ndarray, float]] = []  # (blurred, its MSE to sharp)
     done = 0
     for j, d in enumerate(focuses):
         for i, (a, w) in enumerate(zip(aps, weights)):
-            if should_stop():
+            if stop():
                 return
             index = j * len(aps) + i
             blurred = np.ascontiguousarray(cut(rf(d, a, aperture_shape)))
@@ -313,7 +320,7 @@ def make_pairs(lf: LightField, *args, **kwargs) -> list[Pair]:
     cancel
         A :class:`~napari_lfdeblur.CancelToken` (or a function returning
         True to stop), checked before each pair: the pairs made so far are
-        returned.  ``should_stop`` is its deprecated name.
+        returned.
 
     Returns
     -------
@@ -322,13 +329,12 @@ def make_pairs(lf: LightField, *args, **kwargs) -> list[Pair]:
     aperture_index) stays the same when duplicates are skipped, so names made
     from it are stable across runs.
     """
-    if "should_stop" in kwargs:  # the deprecation warning names this function
-        kwargs["cancel"] = cancel_check(kwargs.get("cancel"), kwargs.pop("should_stop"), where="make_pairs")
     return list(iter_pairs(lf, *args, **kwargs))
 
 
 # the parameters are iter_pairs' (written once, there); help() and the API reference show them here too
-make_pairs.__signature__ = inspect.signature(iter_pairs).replace(return_annotation="list[Pair]")
+make_pairs.__signature__ = inspect.signature(iter_pairs).replace(  # type: ignore[attr-defined]
+    return_annotation="list[Pair]")
 
 
 # --------------------------------------------------------------------------
@@ -364,16 +370,94 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def write_pairs(
-    pairs: Iterable[Pair],
-    folder,
-    format: str = "png",
-    name: str | None = None,
-    *,
-    progress: Callable[[int, int | None], Any] | None = None,
-    cancel=None,
-    should_stop=None,
-) -> Path:
+def _check_pairs(pairs) -> None:
+    """Before any folder is made: None, one Pair or a string would fail (or write nothing) half-way."""
+    if isinstance(pairs, Pair):
+        raise LightFieldError("write_pairs takes a list (or iterator) of Pair objects, got one Pair; pass [pair].")
+    if isinstance(pairs, (str, bytes, dict)) or not isinstance(pairs, Iterable):
+        raise LightFieldError(
+            f"write_pairs takes a list (or iterator) of Pair objects, e.g. from make_pairs(lf) or iter_pairs(lf), "
+            f"got {type(pairs).__name__}."
+        )
+
+
+def _pair_format(format) -> tuple[str, str]:
+    """(``"png"`` or ``"tiff16"``, the files' suffix) from ``format``."""
+    fmt = str(format).lower()
+    if fmt in ("tif", "tiff", "tiff16", "tif16"):
+        fmt = "tiff16"
+    if fmt not in ("png", "tiff16"):
+        raise LightFieldError(f"format must be 'png' or 'tiff16', got {format!r}.")
+    return fmt, suffix_of("png" if fmt == "png" else "tif")
+
+
+def _pair_folder(folder) -> Path:
+    """``folder`` with its ``blur/`` and ``sharp/`` sub-folders, made when missing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LightFieldError(f"{folder} exists and is not a folder.")
+    try:
+        (folder / "blur").mkdir(parents=True, exist_ok=True)
+        (folder / "sharp").mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only or full disk, a file where a folder should be
+        raise output_error(folder, e, "the pair folder") from e
+    return folder
+
+
+def _pair_stem(pair, k: int, name: str | None, seen: set[str]) -> str:
+    """The file name (without suffix) of the ``k``-th pair, ``{scene}_{index:03d}_a{aperture}_f{focus}``, added to
+    ``seen``; two pairs of one name are an error."""
+    if not isinstance(pair, Pair):
+        raise LightFieldError(f"write_pairs expects Pair objects, got {type(pair).__name__}.")
+    info = pair.info
+    scene = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)) if name else str(info.get("scene") or "pair")
+    stem = f"{scene}_{int(info.get('index', k)):03d}"
+    if "aperture" in info and "focus" in info:
+        stem += f"_a{float(info['aperture']):.2f}_f{float(info['focus']):+.2f}"
+    if stem in seen:
+        raise LightFieldError(
+            f"two pairs would both be written as {stem!r}; give each light field its own scene name "
+            "(make_pairs(scene=...)) or leave name=None."
+        )
+    seen.add(stem)
+    return stem
+
+
+@dataclass
+class _PairFiles:
+    """Writes pairs' images into a pair folder: a sharp image equal to the previous one is linked to its file."""
+
+    folder: Path
+    fmt: str
+    ext: str
+    last_sharp: tuple[np.ndarray, Path] | None = None
+
+    def write(self, stem: str, pair: Pair) -> dict:
+        """Write ``pair`` as ``stem``; its manifest row."""
+        if pair.blurred.shape != pair.sharp.shape:
+            raise LightFieldError(
+                f"pair {stem}: blurred {pair.blurred.shape} and sharp {pair.sharp.shape} differ in shape."
+            )
+        blur_rel, sharp_rel = f"blur/{stem}{self.ext}", f"sharp/{stem}{self.ext}"
+        save_image(self.folder / blur_rel, pair.blurred)
+        last = self.last_sharp
+        if last is not None and last[1].is_file() and (last[0] is pair.sharp or np.array_equal(last[0], pair.sharp)):
+            link_or_copy(last[1], self.folder / sharp_rel)
+        else:
+            save_image(self.folder / sharp_rel, pair.sharp)
+            self.last_sharp = (pair.sharp, self.folder / sharp_rel)
+        shape = pair.blurred.shape
+        row = {"name": stem, "blur": blur_rel, "sharp": sharp_rel, "height": shape[0], "width": shape[1],
+               "channels": shape[2] if len(shape) == 3 else 1, "format": self.fmt}
+        for key in ("source", "scene", "kind", "aperture", "aperture_shape", "n_views", "focus", "focus_index",
+                    "index", "crop", "psnr"):
+            if key in pair.info:
+                row[key] = _fmt(pair.info[key])
+        return row
+
+
+def write_pairs(pairs: Iterable[Pair], folder, format: str = "png", name: str | None = None, *,
+                progress: Callable[[int, int | None], Any] | None = None, cancel=None) -> Path:
     """Write pairs into a pair folder (see the module docstring) and return the
     manifest's path.
 
@@ -394,89 +478,27 @@ def write_pairs(
     cancel
         A :class:`~napari_lfdeblur.CancelToken` (or a function returning
         True to stop), checked before each pair: writing stops and the
-        manifest keeps what was finished.  ``should_stop`` is its deprecated
-        name.
+        manifest keeps what was finished.
     """
-    stop = cancel_check(cancel, should_stop, where="write_pairs")
+    stop = cancel_check(cancel, where="write_pairs")
     check_function(progress, "progress", "progress(done, total)", where="write_pairs", error=LightFieldError)
-    # before any folder is made: None, one Pair or a string would fail (or write nothing) half-way
-    if isinstance(pairs, Pair):
-        raise LightFieldError("write_pairs takes a list (or iterator) of Pair objects, got one Pair; pass [pair].")
-    if isinstance(pairs, (str, bytes, dict)) or not isinstance(pairs, Iterable):
-        raise LightFieldError(
-            f"write_pairs takes a list (or iterator) of Pair objects, e.g. from make_pairs(lf) or iter_pairs(lf), "
-            f"got {type(pairs).__name__}."
-        )
-    fmt = str(format).lower()
-    if fmt in ("tif", "tiff", "tiff16", "tif16"):
-        fmt = "tiff16"
-    if fmt not in ("png", "tiff16"):
-        raise LightFieldError(f"format must be 'png' or 'tiff16', got {format!r}.")
-    ext = suffix_of("png" if fmt == "png" else "tif")
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise LightFieldError(f"{folder} exists and is not a folder.")
-    try:
-        (folder / "blur").mkdir(parents=True, exist_ok=True)
-        (folder / "sharp").mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a read-only or full disk, a file where a folder should be
-        raise output_error(folder, e, "the pair folder") from e
-
-    rows = [r for r in read_manifest(folder) if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
+    _check_pairs(pairs)
+    fmt, ext = _pair_format(format)
+    folder = _pair_folder(folder)
+    # pairs listed with both files there are kept (and skipped below); the others are written again
+    rows = [r for r in read_manifest(folder)
+            if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
     done = {r["name"] for r in rows}
     seen: set[str] = set()
-    n = len(pairs) if hasattr(pairs, "__len__") else None
-    last_sharp: tuple[np.ndarray, Path] | None = None
-    last_save = time.monotonic()
+    n = len(pairs) if isinstance(pairs, Sized) else None
+    files, last_save = _PairFiles(folder, fmt, ext), time.monotonic()
     try:
         for k, pair in enumerate(pairs):
             if stop():
                 break
-            if not isinstance(pair, Pair):
-                raise LightFieldError(f"write_pairs expects Pair objects, got {type(pair).__name__}.")
-            info = pair.info
-            scene = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)) if name else str(info.get("scene") or "pair")
-            index = int(info.get("index", k))
-            stem = f"{scene}_{index:03d}"
-            if "aperture" in info and "focus" in info:
-                stem += f"_a{float(info['aperture']):.2f}_f{float(info['focus']):+.2f}"
-            if stem in seen:
-                raise LightFieldError(
-                    f"two pairs would both be written as {stem!r}; give each light field its own scene name "
-                    "(make_pairs(scene=...)) or leave name=None."
-                )
-            seen.add(stem)
-            blur_rel, sharp_rel = f"blur/{stem}{ext}", f"sharp/{stem}{ext}"
+            stem = _pair_stem(pair, k, name, seen)
             if stem not in done:
-                if pair.blurred.shape != pair.sharp.shape:
-                    raise LightFieldError(
-                        f"pair {stem}: blurred {pair.blurred.shape} and sharp {pair.sharp.shape} differ in shape."
-                    )
-                save_image(folder / blur_rel, pair.blurred)
-                if (
-                    last_sharp is not None
-                    and last_sharp[1].suffix == ext
-                    and last_sharp[1].is_file()
-                    and (last_sharp[0] is pair.sharp or np.array_equal(last_sharp[0], pair.sharp))
-                ):
-                    link_or_copy(last_sharp[1], folder / sharp_rel)
-                else:
-                    save_image(folder / sharp_rel, pair.sharp)
-                    last_sharp = (pair.sharp, folder / sharp_rel)
-                row = {
-                    "name": stem,
-                    "blur": blur_rel,
-                    "sharp": sharp_rel,
-                    "height": pair.blurred.shape[0],
-                    "width": pair.blurred.shape[1],
-                    "channels": pair.blurred.shape[2] if pair.blurred.ndim == 3 else 1,
-                    "format": fmt,
-                }
-                for key in ("source", "scene", "kind", "aperture", "aperture_shape", "n_views", "focus",
-                            "focus_index", "index", "crop", "psnr"):
-                    if key in info:
-                        row[key] = _fmt(info[key])
-                rows = [r for r in rows if r["name"] != stem] + [row]
+                rows = [r for r in rows if r["name"] != stem] + [files.write(stem, pair)]
                 done.add(stem)
                 if time.monotonic() - last_save > 2.0:
                     _write_manifest(folder, rows)

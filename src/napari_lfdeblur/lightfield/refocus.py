@@ -80,7 +80,6 @@ def aperture_weights(lf: LightField, aperture: float = 1.0, aperture_shape: Any 
 
 
 def _aperture_weights(grid, mask, center, aperture, aperture_shape) -> np.ndarray:
-    V, U = grid
     mask = np.asarray(mask, dtype=bool)
     if isinstance(aperture, bool) or not isinstance(aperture, (int, float, np.integer, np.floating)):
         raise LightFieldError(f"aperture must be a number in (0, 1], got {aperture!r}.")
@@ -90,40 +89,55 @@ def _aperture_weights(grid, mask, center, aperture, aperture_shape) -> np.ndarra
             f"aperture must be in (0, 1] (a fraction of the largest aperture the view grid allows), got {aperture}."
         )
     if isinstance(aperture_shape, str):
-        shape = aperture_shape.lower()
-        if shape not in _APERTURE_SHAPES:
-            raise LightFieldError(
-                f"aperture_shape must be one of {_APERTURE_SHAPES} or a (V, U) array of weights, got {aperture_shape!r}."
-            )
-        vc, uc = center
-        vv, uu = np.meshgrid(np.arange(V) - vc, np.arange(U) - uc, indexing="ij")
-        if shape == "disk":
-            r = np.hypot(vv, uu)
-            rmax = math.hypot(vc, uc)
-            sel = r <= aperture * rmax + 1e-6
-        else:
-            nv = np.abs(vv) / vc if vc > 0 else np.zeros_like(vv)
-            nu = np.abs(uu) / uc if uc > 0 else np.zeros_like(uu)
-            r = np.maximum(nv, nu)
-            sel = r <= aperture + 1e-6
-        sel &= mask
-        if not sel.any():  # tiny aperture: keep the present view(s) nearest the centre
-            dist = np.where(mask, np.hypot(vv, uu), np.inf)
-            sel = mask & (dist <= dist.min() + 1e-6)
-        w = sel.astype(np.float64)
+        w = _shaped_aperture(aperture_shape, mask, center, aperture)
     else:
-        try:
-            w = np.asarray(aperture_shape, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise LightFieldError("aperture_shape must be 'disk', 'square' or a (V, U) array of weights.") from e
-        if w.shape != (V, U):
-            raise LightFieldError(f"aperture weights must have the view-grid shape {(V, U)}, got {w.shape}.")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise LightFieldError("aperture weights must be finite and non-negative.")
-        w = np.where(mask, w, 0.0)
-        if w.sum() <= 0:
-            raise LightFieldError("aperture weights select no present view: give a positive weight to at least one view.")
+        w = _given_weights(aperture_shape, mask, tuple(grid))
     return (w / w.sum()).astype(np.float32)
+
+
+def _shaped_aperture(aperture_shape: str, mask: np.ndarray, center, aperture: float) -> np.ndarray:
+    """(V, U) 0/1 weights of the present views inside a ``"disk"`` or ``"square"`` aperture."""
+    shape = aperture_shape.lower()
+    if shape not in _APERTURE_SHAPES:
+        raise LightFieldError(
+            f"aperture_shape must be one of {_APERTURE_SHAPES} or a (V, U) array of weights, "
+            f"got {aperture_shape!r}."
+        )
+    V, U = mask.shape
+    vc, uc = center
+    vv, uu = np.meshgrid(np.arange(V) - vc, np.arange(U) - uc, indexing="ij")
+    if shape == "disk":
+        r = np.hypot(vv, uu)
+        rmax = math.hypot(vc, uc)
+        sel = r <= aperture * rmax + 1e-6
+    else:
+        nv = np.abs(vv) / vc if vc > 0 else np.zeros_like(vv)
+        nu = np.abs(uu) / uc if uc > 0 else np.zeros_like(uu)
+        r = np.maximum(nv, nu)
+        sel = r <= aperture + 1e-6
+    sel &= mask
+    if not sel.any():  # tiny aperture: keep the present view(s) nearest the centre
+        dist = np.where(mask, np.hypot(vv, uu), np.inf)
+        sel = mask & (dist <= dist.min() + 1e-6)
+    return sel.astype(np.float64)
+
+
+def _given_weights(aperture_shape, mask: np.ndarray, grid: tuple) -> np.ndarray:
+    """(V, U) weights given as an array, checked, zero at the missing views."""
+    try:
+        w = np.asarray(aperture_shape, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise LightFieldError("aperture_shape must be 'disk', 'square' or a (V, U) array of weights.") from e
+    if w.shape != grid:
+        raise LightFieldError(f"aperture weights must have the view-grid shape {grid}, got {w.shape}.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise LightFieldError("aperture weights must be finite and non-negative.")
+    w = np.where(mask, w, 0.0)
+    if w.sum() <= 0:
+        raise LightFieldError(
+            "aperture weights select no present view: give a positive weight to at least one view."
+        )
+    return w
 
 
 # --------------------------------------------------------------------------
@@ -280,14 +294,14 @@ class Refocuser:
         cancel=None,
     ) -> np.ndarray:
         """(N, Y, X, C) float32 focal stack; see :func:`focal_stack`."""
-        should_stop = cancel_check(cancel, where="focal_stack")
+        stop = cancel_check(cancel, where="focal_stack")
         check_function(progress, "progress", "progress(done, total)", where="focal_stack", error=LightFieldError)
         ds = [_check_disparity(d, self.shape[:2]) for d in disparities]
         w = self.weights(aperture, aperture_shape)
         out = np.empty((len(ds), *self.shape), dtype=np.float32)
         n = len(ds)
         for i, d in enumerate(ds):
-            if should_stop():
+            if stop():
                 return out[:i]
             with cpu_threads(self.device):
                 t = self._refocus_scalar(d, w) if isinstance(d, float) else self._refocus_map(d, w)
@@ -364,7 +378,6 @@ def focal_stack(
     device=None,
     progress: Callable[[int, int], Any] | None = None,
     cancel=None,
-    should_stop=None,
 ) -> np.ndarray:
     """Refocus at each of ``disparities``: a (N, Y, X, C) float32 focal stack.
 
@@ -380,7 +393,7 @@ def focal_stack(
     called after each slice; when ``cancel`` (a
     :class:`~napari_lfdeblur.CancelToken` or a function returning True; see
     :mod:`napari_lfdeblur.cancel`) asks to stop, the slices computed so far are
-    returned.  ``should_stop`` is the deprecated name of ``cancel``.
+    returned.
     """
     check_lightfield(lf)
     check_function(progress, "progress", "progress(done, total)", where="focal_stack", error=LightFieldError)
@@ -395,7 +408,7 @@ def focal_stack(
         raise LightFieldError("disparities must be a sequence of numbers or an int number of planes.") from e
     if not ds:
         raise LightFieldError("disparities is empty: give at least one focus disparity.")
-    stop = cancel_check(cancel, should_stop, where="focal_stack")
+    stop = cancel_check(cancel, where="focal_stack")
     check_disparity_reach(lf, ds)
     rf = _get_refocuser(lf, device)
     return rf.stack(ds, aperture, aperture_shape, progress=progress, cancel=stop)

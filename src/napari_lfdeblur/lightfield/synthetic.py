@@ -247,62 +247,8 @@ def _as_pair(x, what: str) -> tuple[int, int]:
     return a, b
 
 
-def synthetic_lightfield(
-    seed: int = 0,
-    views=9,
-    size=256,
-    n_layers: int = 5,
-    disparity_range: tuple[float, float] = (-2.0, 2.0),
-    channels: int = 3,
-    *,
-    textures=None,
-    shapes=None,
-    noise: float = 0.0,
-    images=None,
-) -> LightField:
-    """A procedural light field with its ground-truth disparity.
-
-    Parameters
-    ----------
-    seed
-        Random seed; the same arguments give the same light field.
-    views
-        Grid size: V = U = ``views``, or a pair (V, U); at most
-        ``MAX_VIEWS`` (17) per side.
-    size
-        View size: Y = X = ``size``, or a pair (Y, X); from 16 to
-        ``MAX_SIZE`` (4096) pixels.
-    n_layers
-        Number of depth layers: one background plane and ``n_layers - 1``
-        objects.
-    disparity_range
-        (lo, hi) in pixels per view step; layer disparities are spread over it
-        (stratified at random, the background the farthest, i.e. the lowest).
-    channels
-        1 (grey), 3 (RGB) or any other count (random mixtures of RGB).
-    textures
-        Names to draw textures from (default: all of ``BUNDLED_TEXTURES`` and
-        ``PROCEDURAL_TEXTURES``).
-    shapes
-        Object shapes to draw from (default ``("disc", "rectangle", "blob")``).
-    noise
-        Standard deviation of Gaussian noise added to every view (0 = none).
-    images
-        Sharp photographs ((H, W) or (H, W, 3); uint8, uint16 or floats in
-        [0, 1]) to texture every layer with instead of ``textures``: each
-        layer gets a random crop of a random one, at its native scale.
-
-    Returns
-    -------
-    LightField with ``data`` (V, U, Y, X, C) float32, ``disparity`` (Y, X) the
-    reference view's ground truth, and metadata ``format="synthetic"``,
-    ``disparity_range``, ``layers`` (disparity, texture, shape of each) and
-    ``seed``.
-    """
-    import torch
-
-    from .shifts import cpu_threads, shift
-
+def _check_grid(views, size) -> tuple[int, int, int, int]:
+    """(V, U, Y, X) from ``views`` and ``size``, checked."""
     V, U = _as_pair(views, "views")
     Y, X = _as_pair(size, "size")
     if V < 1 or U < 1 or V * U < 2:
@@ -313,6 +259,11 @@ def synthetic_lightfield(
     if not (16 <= Y <= MAX_SIZE and 16 <= X <= MAX_SIZE):
         raise LightFieldError(f"size must be from 16 to {MAX_SIZE} pixels per side, got {Y}x{X}: give a size in "
                               "that range.")
+    return V, U, Y, X
+
+
+def _check_numbers(n_layers, channels, disparity_range, noise) -> tuple[float, float]:
+    """Check the layer and channel counts and the noise; the disparity range as (lo, hi)."""
     if not (isinstance(n_layers, (int, np.integer)) and n_layers >= 1):
         raise LightFieldError(f"n_layers must be an int >= 1, got {n_layers!r}.")
     if not (isinstance(channels, (int, np.integer)) and channels >= 1):
@@ -325,6 +276,11 @@ def synthetic_lightfield(
         raise LightFieldError(f"disparity_range must be finite with lo <= hi, got {disparity_range!r}.")
     if not (noise >= 0 and math.isfinite(noise)):
         raise LightFieldError(f"noise must be >= 0, got {noise!r}.")
+    return lo, hi
+
+
+def _check_names(textures, shapes) -> tuple[tuple, tuple]:
+    """The texture and shape names to draw from (the defaults for None), checked."""
     textures = tuple(textures) if textures is not None else BUNDLED_TEXTURES + PROCEDURAL_TEXTURES
     shapes = tuple(shapes) if shapes is not None else _SHAPES
     for t in textures:
@@ -335,16 +291,14 @@ def synthetic_lightfield(
             raise LightFieldError(f"unknown shape {s!r}; use names from {_SHAPES}.")
     if not textures or not shapes:
         raise LightFieldError("textures and shapes must not be empty.")
-    photos = check_images(images) if images is not None else None
+    return textures, shapes
 
-    rng = np.random.default_rng(seed)
-    vc, uc = (V - 1) / 2.0, (U - 1) / 2.0
-    margin = math.ceil(max(abs(lo), abs(hi)) * max(vc, uc)) + 2
+
+def _make_layers(rng, disp, textures, shapes, photos, view: tuple[int, int], margin: int) -> list[dict]:
+    """One layer per disparity, back to front: its texture (covering the canvas, the view plus ``margin`` on
+    each side) and its opacity; the first is the background plane."""
+    Y, X = view
     H, W = Y + 2 * margin, X + 2 * margin
-
-    # layer disparities: stratified over the range, ascending (background first)
-    n = int(n_layers)
-    disp = [lo + (hi - lo) * (i + rng.uniform(0.15, 0.85)) / n for i in range(n)] if hi > lo else [lo] * n
     layers = []
     for i, d in enumerate(disp):
         if photos is None:
@@ -363,24 +317,32 @@ def synthetic_lightfield(
             centre = (margin + rng.uniform(0.15, 0.85) * Y, margin + rng.uniform(0.15, 0.85) * X)
             alpha = _shape_mask(shape_kind, (H, W), centre, radius, rng)
         layers.append({"disparity": float(d), "texture": tex_kind, "shape": shape_kind, "tex": tex, "alpha": alpha})
+    return layers
 
-    # colour mixing for channel counts other than 3
+
+def _colour_mix(channels: int, rng) -> np.ndarray | None:
+    """(3, channels) RGB weights for channel counts other than 3 (grey: luminance; others: random mixtures)."""
     if channels == 3:
-        mix = None
-    elif channels == 1:
-        mix = np.array([[0.299], [0.587], [0.114]], np.float32)
-    else:
-        mix = rng.uniform(0, 1, size=(3, channels)).astype(np.float32)
-        mix /= mix.sum(0, keepdims=True)
+        return None
+    if channels == 1:
+        return np.array([[0.299], [0.587], [0.114]], np.float32)
+    mix = rng.uniform(0, 1, size=(3, channels)).astype(np.float32)
+    return mix / mix.sum(0, keepdims=True)
 
+
+def _render(layers: list[dict], mix, grid: tuple[int, int], view: tuple[int, int], margin: int) -> np.ndarray:
+    """(V, U, Y, X, C) float32 views: every layer shifted by ``-d * (v - vc, u - uc)``, composited "over"."""
+    import torch
+
+    from .shifts import cpu_threads, shift
+
+    (V, U), (Y, X) = grid, view
+    vc, uc = (V - 1) / 2.0, (U - 1) / 2.0
     # every layer's texture covers the whole canvas; its shape is an opacity mask
-    C = channels
-    texs, alphas = [], []
-    for L in layers:
-        tex = L["tex"] if mix is None else L["tex"] @ mix
-        texs.append(torch.from_numpy(np.ascontiguousarray(tex, dtype=np.float32)))
-        alphas.append(torch.from_numpy(L["alpha"][..., None]))
-
+    texs = [torch.from_numpy(np.ascontiguousarray(L["tex"] if mix is None else L["tex"] @ mix, dtype=np.float32))
+            for L in layers]
+    alphas = [torch.from_numpy(L["alpha"][..., None]) for L in layers]
+    H, W, C = texs[0].shape
     data = np.empty((V, U, Y, X, C), np.float32)
     tbuf, ttmp = torch.empty((H, W, C)), torch.empty((H, W, C))
     abuf, atmp = torch.empty((H, W, 1)), torch.empty((H, W, 1))
@@ -398,14 +360,19 @@ def synthetic_lightfield(
                     al = shift(abuf, a, sy, sx, atmp, order=1)
                     img.add_(al * (col - img))
                 data[v, u] = img[margin : margin + Y, margin : margin + X].numpy()
-    if noise > 0:
-        data += rng.normal(0.0, noise, size=data.shape).astype(np.float32)
-    np.clip(data, 0.0, 1.0, out=data)
+    return data
 
-    # ground truth of the reference view: frontmost layer where its shifted alpha > 0.5
-    probe = LightField(data[:, :, :1, :1], metadata={})
-    rv, ru = probe.center_index()
-    gt = np.full((Y, X), disp[0], np.float32)
+
+def _ground_truth(layers: list[dict], data: np.ndarray, margin: int) -> np.ndarray:
+    """The reference view's disparity: the frontmost layer where its shifted opacity is over 0.5."""
+    import torch
+
+    from .shifts import cpu_threads, shift
+
+    V, U, Y, X = data.shape[:4]
+    vc, uc = (V - 1) / 2.0, (U - 1) / 2.0
+    rv, ru = LightField(data[:, :, :1, :1], metadata={}).center_index()
+    gt = np.full((Y, X), layers[0]["disparity"], np.float32)
     with torch.no_grad(), cpu_threads():
         for L in layers[1:]:
             d = L["disparity"]
@@ -413,14 +380,61 @@ def synthetic_lightfield(
             s = shift(torch.empty_like(a), a, -d * (rv - vc), -d * (ru - uc), torch.empty_like(a))
             m = s[margin : margin + Y, margin : margin + X, 0].numpy() > 0.5
             gt[m] = d
+    return gt
 
-    meta = {
-        "source": f"synthetic_lightfield(seed={seed})",
-        "format": "synthetic",
-        "name": f"synthetic_{seed}",
-        "seed": seed,
-        "disparity_range": (lo, hi),
-        "layers": [{k: L[k] for k in ("disparity", "texture", "shape")} for L in layers],
-        "noise": float(noise),
-    }
-    return LightField(data, disparity=gt, metadata=meta)
+
+def synthetic_lightfield(seed: int = 0, views=9, size=256, n_layers: int = 5,
+                         disparity_range: tuple[float, float] = (-2.0, 2.0), channels: int = 3, *, textures=None,
+                         shapes=None, noise: float = 0.0, images=None) -> LightField:
+    """A procedural light field with its ground-truth disparity.
+
+    Parameters
+    ----------
+    seed
+        Random seed; the same arguments give the same light field.
+    views
+        Grid size: V = U = ``views``, or a pair (V, U); at most ``MAX_VIEWS`` (17) per side.
+    size
+        View size: Y = X = ``size``, or a pair (Y, X); from 16 to ``MAX_SIZE`` (4096) pixels.
+    n_layers
+        Number of depth layers: one background plane and ``n_layers - 1`` objects.
+    disparity_range
+        (lo, hi) in pixels per view step; layer disparities are spread over it (stratified at random, the
+        background the farthest, i.e. the lowest).
+    channels
+        1 (grey), 3 (RGB) or any other count (random mixtures of RGB).
+    textures
+        Names to draw textures from (default: all of ``BUNDLED_TEXTURES`` and ``PROCEDURAL_TEXTURES``).
+    shapes
+        Object shapes to draw from (default ``("disc", "rectangle", "blob")``).
+    noise
+        Standard deviation of Gaussian noise added to every view (0 = none).
+    images
+        Sharp photographs ((H, W) or (H, W, 3); uint8, uint16 or floats in [0, 1]) to texture every layer with
+        instead of ``textures``: each layer gets a random crop of a random one, at its native scale.
+
+    Returns
+    -------
+    LightField with ``data`` (V, U, Y, X, C) float32, ``disparity`` (Y, X) the reference view's ground truth,
+    and metadata ``format="synthetic"``, ``disparity_range``, ``layers`` (disparity, texture, shape of each) and
+    ``seed``.
+    """
+    V, U, Y, X = _check_grid(views, size)
+    lo, hi = _check_numbers(n_layers, channels, disparity_range, noise)
+    textures, shapes = _check_names(textures, shapes)
+    photos = check_images(images) if images is not None else None
+
+    rng = np.random.default_rng(seed)
+    margin = math.ceil(max(abs(lo), abs(hi)) * max((V - 1) / 2.0, (U - 1) / 2.0)) + 2
+    # layer disparities: stratified over the range, ascending (background first)
+    n = int(n_layers)
+    disp = [lo + (hi - lo) * (i + rng.uniform(0.15, 0.85)) / n for i in range(n)] if hi > lo else [lo] * n
+    layers = _make_layers(rng, disp, textures, shapes, photos, (Y, X), margin)
+    data = _render(layers, _colour_mix(channels, rng), (V, U), (Y, X), margin)
+    if noise > 0:
+        data += rng.normal(0.0, noise, size=data.shape).astype(np.float32)
+    np.clip(data, 0.0, 1.0, out=data)
+    layer_info = [{k: L[k] for k in ("disparity", "texture", "shape")} for L in layers]
+    meta = {"source": f"synthetic_lightfield(seed={seed})", "format": "synthetic", "name": f"synthetic_{seed}",
+            "seed": seed, "disparity_range": (lo, hi), "layers": layer_info, "noise": float(noise)}
+    return LightField(data, disparity=_ground_truth(layers, data, margin), metadata=meta)

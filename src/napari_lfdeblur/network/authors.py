@@ -16,36 +16,38 @@ afterwards::
     <cache>/authors/single_image_defocus_deblurring.pth
     <cache>/authors/single_image_defocus_deblurring.pth.sha256
 
-``<cache>`` is ``$LFDEBLUR_CACHE`` when set, else platformdirs'
-``user_cache_dir("napari-lfdeblur")`` (``~/.cache/napari-lfdeblur`` on Linux).
-A download is written beside its final name and moved into place only once
-it loads strictly as the authors' DRBNet with ``weights_only=True``; its
-sha256 is recorded then and checked on every later load.  A file put there by
-hand (offline machines) is checked the same way on first use, and recorded.
-``$LFDEBLUR_AUTHORS_URL`` (or ``url=``) replaces the download address, for
-mirrors and tests: an ``http(s)://`` or ``ftp://`` address with a host, or a
-``file:///`` path; anything else is a ModelError naming where it came from.
+``<cache>`` is ``napari_lfdeblur.cache.cache_dir()``.  pooch downloads
+the archive into a temporary folder beside the file; the checkpoint is moved
+into place only once it loads strictly as the authors' DRBNet with
+``weights_only=True``.  The authors publish no checksum, so the file's
+sha256 is recorded then (trust on first use) and checked on every later
+load.  A file put there by hand (offline machines) is checked the same way on
+first use, and recorded.  ``$LFDEBLUR_AUTHORS_URL`` (or ``url=``) replaces the
+download address, for mirrors and tests: an ``http(s)://`` or ``ftp://``
+address with a host, or a ``file:///`` path; anything else is a ModelError
+naming where it came from.
 """
 
 from __future__ import annotations
 
-import hashlib
+import ftplib
 import html
-import http.client
 import logging
 import os
+import re
 import shutil
-import ssl
+import socket
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.request import url2pathname
 
+from ..cache import CACHE_ENV, cache_dir, cache_hint
 from ..cancel import cancel_check
 from ..errors import LFDeblurError, ModelError
 from ..io.atomic import atomic_path
@@ -61,7 +63,6 @@ __all__ = [
     "DownloadCancelled",
     "authors_checkpoint",
     "authors_checkpoint_path",
-    "cache_dir",
     "fetch_authors_checkpoint",
     "is_downloaded",
     "size_text",
@@ -83,16 +84,13 @@ APPROX_SIZE = 90_000_000
 LICENCE = "AGPL-3.0"
 AUTHORS_CONFIG = {"arch": "DRBNet", "base": 32, "res_blocks": 2}
 
-CACHE_ENV = "LFDEBLUR_CACHE"
 URL_ENV = "LFDEBLUR_AUTHORS_URL"
 _SUBDIR = "authors"
 _CHUNK = 1 << 20
 _TIMEOUT = 60  # s without a byte before giving up
 _MAX_PAGE = 2 << 20  # bytes of a web page read to find Drive's "download anyway" form
 _MAX_MEMBER = 1 << 30  # a checkpoint larger than this in the archive is not the authors'
-_NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, ssl.SSLError, http.client.HTTPException)
-_CACHE_HINT = f"free some space, or set ${CACHE_ENV} to a writable folder"
-_URL_SCHEMES = ("http", "https", "ftp", "file")  # what urllib opens
+_URL_SCHEMES = ("http", "https", "ftp", "file")  # what the downloaders below open
 
 
 class DownloadCancelled(LFDeblurError):
@@ -100,16 +98,6 @@ class DownloadCancelled(LFDeblurError):
 
 
 # --- where it lives -------------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """The per-user cache of napari-lfdeblur: ``$LFDEBLUR_CACHE``, else platformdirs' user cache dir."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("napari-lfdeblur", appauthor=False))
-
-
 def authors_checkpoint_path() -> Path:
     """Where the authors' checkpoint is (or will be) kept; it may not exist."""
     return cache_dir() / _SUBDIR / FILENAME
@@ -132,8 +120,8 @@ def size_text() -> str:
 def _url(url: str | None) -> str:
     """The download address: ``url``, else ``$LFDEBLUR_AUTHORS_URL``, else the authors' link.
 
-    Checked before anything is announced or opened: urllib answers a value that is no address with a bare
-    ValueError, and one without a host with an error read as "offline".
+    Checked before anything is announced or opened, so that a value that is no address, or one without a
+    host, is said as such rather than as a bare ValueError or an error read as "offline".
     """
     where = "url="
     if not url:
@@ -155,12 +143,6 @@ def _url(url: str | None) -> str:
     return url
 
 
-def _cache_hint() -> str:
-    """What to do when the cache cannot be written; names ``$LFDEBLUR_CACHE``'s value when it chose the folder."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    return f"{_CACHE_HINT} (${CACHE_ENV} is {env!r} now)" if env else _CACHE_HINT
-
-
 def manual_instructions(path: Path | None = None) -> str:
     """How to install the checkpoint by hand (offline machines)."""
     path = authors_checkpoint_path() if path is None else path
@@ -172,14 +154,6 @@ def manual_instructions(path: Path | None = None) -> str:
 
 
 # --- checking a file -----------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _recorded_sha(path: Path) -> str | None:
     sha_file = _sha_path(path)
     try:
@@ -210,7 +184,9 @@ def _verify_model(path: Path, source: str) -> None:
 def _check_cached(path: Path) -> Path:
     """The cached file, after its sha256 check (recorded on first use when it was put there by hand)."""
     recorded = _recorded_sha(path)
-    digest = _sha256(path)
+    import pooch  # not at import: the GPU machines' environment has no pooch, and needs no download
+
+    digest = pooch.file_hash(str(path))
     if recorded is None:
         _verify_model(path, str(path))
         _record_sha(path, digest)
@@ -276,53 +252,160 @@ def _confirm_url(page: str, base: str) -> str | None:
     return None
 
 
-def _is_page(response) -> bool:
-    return response.headers.get_content_type() in ("text/html", "application/xhtml+xml")
+def _stop_if_asked(stop: Callable[[], bool]) -> None:
+    if stop():
+        raise DownloadCancelled("the download was cancelled: nothing was saved")
 
 
-def _request(url: str):
-    req = urllib.request.Request(url, headers={"User-Agent": f"napari-lfdeblur/{_package_version()}"})
-    return urllib.request.urlopen(req, timeout=_TIMEOUT)
+class _Progress:
+    """The progress bar pooch's downloaders drive (``total``, ``update``, ``reset``, ``close``): it passes the
+    count on as ``progress(done, total or None)``, and its ``update`` raising DownloadCancelled is the cancel."""
+
+    def __init__(self, progress, stop: Callable[[], bool]):
+        self.progress, self.stop = progress, stop
+        self.total = 0  # set by the downloader: the announced length, 0 when there is none
+        self.done = 0
+
+    def update(self, n: int) -> None:
+        _stop_if_asked(self.stop)
+        # pooch counts whole chunks (the last one is shorter) and fills the bar with update(total) at the end
+        done = min(self.done + n, self.total) if self.total else self.done + n
+        if done != self.done:
+            self.done = done
+            if self.progress is not None:
+                self.progress(done, self.total or None)
+
+    def reset(self) -> None:  # the count is kept: the final update(total) is capped to it
+        pass
+
+    def close(self) -> None:
+        pass
 
 
-def _open_archive(url: str):
-    """The response that carries the archive, past Google Drive's confirm page when it shows one."""
-    response = _request(url)
+def _copier(bar: _Progress):
+    """A pooch downloader for ``file:///`` addresses (offline mirrors, tests), with the same progress and cancel."""
+
+    def copy(url: str, output_file: str, _pooch) -> None:
+        source = Path(url2pathname(urlsplit(url).path))
+        try:
+            src = open(source, "rb")
+        except OSError as e:
+            raise ModelError(f"cannot read {source} ({e.strerror or e}), given as {url}. "
+                             + manual_instructions()) from e
+        with src, open(output_file, "wb") as dst:
+            bar.total = os.fstat(src.fileno()).st_size
+            for block in iter(lambda: src.read(_CHUNK), b""):
+                dst.write(block)
+                bar.update(len(block))
+
+    return copy
+
+
+def _downloader(url: str, bar: _Progress):
+    import pooch
+
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "file":
+        return _copier(bar)
+    if scheme == "ftp":  # pooch's FTP downloader draws only its own bar: no progress, cancel between files
+        return pooch.FTPDownloader(timeout=_TIMEOUT, chunk_size=_CHUNK)
+    return pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK, timeout=_TIMEOUT,
+                                headers={"User-Agent": f"napari-lfdeblur/{_package_version()}"})
+
+
+@contextmanager
+def _quiet_pooch():
+    """pooch logs each download and advises pinning its hash: the callers say what happens in their own words."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _retrieve(url: str, folder: Path, progress, stop: Callable[[], bool]) -> Path:
+    """``url`` downloaded by pooch as ``folder/ARCHIVE_NAME`` (written to a temporary file there, then moved)."""
+    import pooch
+    import requests
+
+    _stop_if_asked(stop)
+    bar = _Progress(progress, stop)
+    try:
+        with _quiet_pooch():
+            got = pooch.retrieve(url, None, fname=ARCHIVE_NAME, path=folder, downloader=_downloader(url, bar))
+    except requests.exceptions.ChunkedEncodingError as e:  # the connection closed before the announced length
+        raise ModelError(f"the download from {url} stopped after {bar.done:,} of {bar.total:,} bytes; "
+                         "nothing was saved") from e
+    return Path(got)
+
+
+def _is_page(path: Path) -> bool:
+    """A web page, not an archive or a torch file (both begin with binary bytes)."""
+    with open(path, "rb") as fh:
+        return fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def _download_archive(url: str, folder: Path, progress, stop: Callable[[], bool]) -> Path:
+    """The archive downloaded into ``folder``, past Google Drive's confirm page when it shows one."""
+    nxt = url
     for _ in range(3):
-        if not _is_page(response):
-            return response
-        with response:
-            page = response.read(_MAX_PAGE).decode("utf-8", "replace")
-            where = response.geturl()
-        nxt = _confirm_url(page, where)
-        if nxt is None:
+        archive = _retrieve(nxt, folder, progress, stop)
+        if not _is_page(archive):
+            return archive
+        with open(archive, "rb") as fh:
+            page = fh.read(_MAX_PAGE).decode("utf-8", "replace")
+        archive.unlink()
+        confirm = _confirm_url(page, nxt)
+        if confirm is None:
             break
-        response = _request(nxt)
+        nxt = confirm
     raise ModelError(
         f"{url} sent a web page instead of the checkpoint archive (Google Drive does this when the file's daily "
         "download quota is used up, or when it moved); nothing was saved. Try again later, or install it by hand."
     )
 
 
-def _download(url: str, out: Path, progress, cancel) -> None:
-    """Stream ``url`` into ``out`` with ``progress(done, total or None)``; ``cancel`` stops it."""
-    with _open_archive(url) as response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() and int(length) > 0 else None
-        done = 0
-        with open(out, "wb") as fh:
-            while True:
-                if cancel():
-                    raise DownloadCancelled("the download was cancelled: nothing was saved")
-                block = response.read(_CHUNK)
-                if not block:
-                    break
-                fh.write(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
-    if total is not None and done != total:
-        raise ModelError(f"the download from {url} stopped after {done:,} of {total:,} bytes; nothing was saved")
+def _reason(e: Exception) -> str:
+    """The cause as people read it ("[Errno 111] Connection refused"), without requests' and urllib3's wrapping."""
+    text = str(e)
+    found = re.search(r"\[Errno [^\]]+\][^'\")]*", text)
+    return found.group(0).strip() if found else text
+
+
+def _fetch_into(final: Path, url: str, progress, stop: Callable[[], bool]) -> str:
+    """Download, take out, load-check and move the checkpoint to ``final``; its sha256.  Errors say what to do."""
+    import pooch
+    import requests
+
+    # requests' errors (http, https), ftplib's and the socket's own; an OSError that is none of these is the disk's
+    network_errors = (requests.exceptions.RequestException, ftplib.Error, EOFError, ConnectionError, TimeoutError,
+                      socket.gaierror)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".download.", dir=final.parent) as folder:
+            archive = _download_archive(url, Path(folder), progress, stop)
+            with atomic_path(final) as candidate:
+                _extract(archive, candidate, url)
+                _verify_model(candidate, f"the file downloaded from {url}")
+                return pooch.file_hash(str(candidate))
+    except requests.exceptions.HTTPError as e:
+        answer = f"HTTP {e.response.status_code} ({e.response.reason})" if e.response is not None else str(e)
+        raise ModelError(
+            f"could not download the authors' DRBNet checkpoint: {url} answered {answer}. "
+            + manual_instructions(final)
+        ) from e
+    except network_errors as e:
+        raise ModelError(
+            f"could not download the authors' DRBNet checkpoint from {url} ({_reason(e)}): this machine seems "
+            "offline, or the address is blocked. " + manual_instructions(final)
+        ) from e
+    except LFDeblurError:
+        raise
+    except OSError as e:  # the disk, not the network
+        raise ModelError(f"could not save the download in {final.parent} ({e}): " + cache_hint()) from e
 
 
 def _extract(archive: Path, out: Path, url: str) -> None:
@@ -352,50 +435,28 @@ def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None 
     """Download the authors' DRBNet checkpoint into the cache (once) and return its path.
 
     When the file is already there (and ``force`` is false), nothing is
-    downloaded: its sha256 is checked and its path returned.  Otherwise the
-    archive at ``url`` (default: the authors' link, or ``$LFDEBLUR_AUTHORS_URL``)
-    is downloaded to a temporary file, the single-image checkpoint taken out of
-    it, loaded strictly as the authors' DRBNet with ``weights_only=True``, moved
-    into place and its sha256 recorded.  A failure leaves nothing in the cache.
+    downloaded: its sha256 is checked and its path returned.  Otherwise pooch
+    downloads the archive at ``url`` (default: the authors' link, or
+    ``$LFDEBLUR_AUTHORS_URL``) to a temporary folder in the cache; the
+    single-image checkpoint is taken out of it, loaded strictly as the authors'
+    DRBNet with ``weights_only=True``, moved into place and its sha256
+    recorded.  A failure leaves nothing in the cache.
 
     ``progress(done_bytes, total_bytes or None)`` is called as bytes arrive;
     ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops the download
     with :class:`~napari_lfdeblur.network.authors.DownloadCancelled`.  Network failures raise a ModelError that
     says how to install the file by hand.
     """
+    stop = cancel_check(cancel, where="fetch_authors_checkpoint")
     final = authors_checkpoint_path()
     if final.is_file() and not force:
         return _check_cached(final)
     url = _url(url)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".part", dir=final.parent)
-        os.close(fd)
     except OSError as e:
-        raise ModelError(f"cannot write to the cache folder {final.parent} ({e}): " + _cache_hint()) from e
-    archive = Path(tmp)
-    try:
-        try:
-            _download(url, archive, progress, cancel_check(cancel, where="fetch_authors_checkpoint"))
-        except urllib.error.HTTPError as e:
-            raise ModelError(
-                f"could not download the authors' DRBNet checkpoint: {url} answered HTTP {e.code} ({e.reason}). "
-                + manual_instructions(final)
-            ) from e
-        except _NETWORK_ERRORS as e:
-            reason = getattr(e, "reason", None) or e
-            raise ModelError(
-                f"could not download the authors' DRBNet checkpoint from {url} ({reason}): this machine seems "
-                "offline, or the address is blocked. " + manual_instructions(final)
-            ) from e
-        except OSError as e:  # the disk, not the network
-            raise ModelError(f"could not save the download in {final.parent} ({e}): " + _cache_hint()) from e
-        with atomic_path(final) as candidate:
-            _extract(archive, candidate, url)
-            _verify_model(candidate, f"the file downloaded from {url}")
-            digest = _sha256(candidate)
-    finally:
-        archive.unlink(missing_ok=True)
+        raise ModelError(f"cannot write to the cache folder {final.parent} ({e}): " + cache_hint()) from e
+    digest = _fetch_into(final, url, progress, stop)
     _record_sha(final, digest)
     log.info("downloaded the authors' DRBNet checkpoint to %s (sha256 %s)", final, digest)
     return final

@@ -23,20 +23,20 @@ checkpoint cannot run code.  :func:`load_model` also reads
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
 
+from ..devices import resolve_device
 from ..errors import ModelError
 from ..io.atomic import atomic_path
-from .devices import inference_autocast, resolve_device, resolve_dtype, use_channels_last
 from .drbnet import INPUT_CONVENTION, DRBNet
+from .precision import inference_precision, use_channels_last
 from .record import ModelRecord, record_of
 
 __all__ = ["FORMAT", "default_model_path", "is_torch_file", "load_model", "read_checkpoint", "save_model"]
@@ -149,7 +149,7 @@ def save_payload(payload, path: Path) -> Path:
 
 
 # --------------------------------------------------------------------- loading
-def _is_state_dict(obj: Any) -> bool:
+def _is_state_dict(obj: Any) -> TypeGuard[Mapping[str, torch.Tensor]]:
     return (
         isinstance(obj, Mapping)
         and len(obj) > 0
@@ -309,33 +309,49 @@ def is_torch_file(p: Path) -> bool:
     return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
+def _weights_dtype(model: nn.Module) -> torch.dtype | None:
+    p = next(iter(model.parameters()), None)
+    return None if p is None else p.dtype
+
+
 def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False, training=None, source=None) -> nn.Module:
     """``model`` on ``device`` in ``dtype``, in eval mode, with its :class:`~.record.ModelRecord` (``training``
     and ``source`` replace what an earlier ``load_model`` recorded)."""
     before = record_of(model)
     dev = resolve_device(device)
-    if keep_dtype and dtype is None:
-        model = model.to(device=dev)
-    else:
-        model = model.to(device=dev, dtype=resolve_dtype(dtype, dev))
+    weights, autocast = inference_precision(dtype, dev, _weights_dtype(model) if keep_dtype else None)
+    model = model.to(device=dev) if keep_dtype and dtype is None else model.to(device=dev, dtype=weights)
     if use_channels_last(dev):
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in torch's stubs
     model.eval()
-    model.record = ModelRecord(
+    model.record = ModelRecord(  # type: ignore[assignment]  # an attribute of ours on the module
         device=dev,
-        # what deblurring computes in: bfloat16 autocast on CPUs that have it natively, by default
-        compute_dtype=inference_autocast(dtype, dev),
+        compute_dtype=autocast,
         input_convention=before.input_convention,
         training=before.training if training is None else training,
         source=before.source if source is None else source,
     )
-    if not isinstance(model, DRBNet):
-        # scripts written before the record read these off any loaded module (DRBNet has them as properties);
-        # the package itself reads model.record
-        model.input_convention = model.record.input_convention
-        with contextlib.suppress(AttributeError, TypeError):
-            model.device = dev
     return model
+
+
+def _checkpoint_file(name_or_path) -> Path:
+    """The file a model name (``"default"``, ``"authors"``, ...) or path stands for; a name's file may be fetched."""
+    name = str(name_or_path).strip().lower() if isinstance(name_or_path, str) else None
+    if name == "default":
+        path = default_model_path()
+        if not path.exists():
+            raise ModelError(
+                f"the default model file is missing ({path}): reinstall napari-lfdeblur (its wheel ships "
+                "weights/default.pt; a source checkout gets it from git), or pass a checkpoint path instead: "
+                "one saved with save_model / a training run, or the "
+                f"authors' '{_AUTHORS_FILE}' (load_model('path/to/{_AUTHORS_FILE}'))"
+            )
+        return path
+    if name in NAMED_MODELS:
+        return NAMED_MODELS[name]()
+    if not str(name_or_path).strip():
+        raise ModelError(_EMPTY_PATH)
+    return Path(name_or_path)
 
 
 def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
@@ -348,43 +364,25 @@ def load_model(name_or_path="default", device="auto", dtype=None) -> nn.Module:
     (napari-lfdeblur format, the authors' bare state dict, or a wrapped state
     dict), a state dict already in memory, or an ``nn.Module`` (returned
     as is, moved to the device; its dtype is kept unless ``dtype`` is given).  ``device``: see
-    :func:`~napari_lfdeblur.network.devices.resolve_device`; ``dtype``: ``None``/``"auto"``
-    (float32 weights; on a CPU with native bfloat16, deblurring runs under bfloat16
-    autocast, about twice as fast), ``"float32"`` (no autocast), ``"float16"`` or
-    ``"bfloat16"`` (weights converted on GPUs; on the CPU bfloat16 is autocast and
-    float16 falls back to float32 with a warning).  The result carries a
+    :func:`~napari_lfdeblur.devices.resolve_device`; ``dtype``: see
+    ``napari_lfdeblur.network.precision.inference_precision`` (``None``/``"auto"``: float32 weights,
+    under bfloat16 autocast on a CPU with native bfloat16, about twice as fast).  The result carries a
     :class:`~napari_lfdeblur.network.record.ModelRecord` as ``.record`` (device, the
     autocast type or None, input convention, training summary, source).
     Every problem raises :class:`~napari_lfdeblur.errors.ModelError`.
     """
     if isinstance(name_or_path, nn.Module):
         return _prepare(name_or_path, device, dtype, keep_dtype=True)
-
     if isinstance(name_or_path, Mapping):
         obj, source = name_or_path, "the given dict"
     elif isinstance(name_or_path, (str, os.PathLike)):
-        if isinstance(name_or_path, str) and name_or_path.strip().lower() == "default":
-            path = default_model_path()
-            if not path.exists():
-                raise ModelError(
-                    f"the default model file is missing ({path}): reinstall napari-lfdeblur (its wheel ships "
-                    "weights/default.pt; a source checkout gets it from git), or pass a checkpoint path instead: "
-                    "one saved with save_model / a training run, or the "
-                    f"authors' '{_AUTHORS_FILE}' (load_model('path/to/{_AUTHORS_FILE}'))"
-                )
-        elif isinstance(name_or_path, str) and name_or_path.strip().lower() in NAMED_MODELS:
-            path = NAMED_MODELS[name_or_path.strip().lower()]()
-        elif not str(name_or_path).strip():
-            raise ModelError(_EMPTY_PATH)
-        else:
-            path = Path(name_or_path)
+        path = _checkpoint_file(name_or_path)
         obj, source = read_checkpoint(path), str(path)
     else:
         raise ModelError(
             f"model must be 'default', a checkpoint path, a state dict or a torch nn.Module, "
             f"got {type(name_or_path).__name__}"
         )
-
     sd, config, meta = _find_state_dict(obj, source)
     if config is None:
         config = _infer_config(sd, source)

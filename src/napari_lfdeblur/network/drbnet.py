@@ -165,6 +165,24 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Te
     return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
 
 
+def _check_size(base, res_blocks) -> None:
+    """A ModelError for a width or depth that is not a whole number, or is too large to allocate."""
+    if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+        raise ModelError(f"DRBNet base width must be a positive integer (32 = the paper's network), got {base!r}")
+    if isinstance(res_blocks, bool) or not isinstance(res_blocks, int) or res_blocks < 0:
+        raise ModelError(f"DRBNet res_blocks must be a non-negative integer (2 = the paper), got {res_blocks!r}")
+    # refuse before allocating: the weights grow with base**2 (base 1e5: tens of terabytes)
+    if base > MAX_BASE:
+        n = PAPER_PARAMETERS * (base / FULL_BASE) ** 2
+        raise ModelError(
+            f"DRBNet base width {base} is unreasonably wide: about {n:.2g} weights ({4 * n / 1e9:.3g} GB); "
+            f"use at most {MAX_BASE} (32 = the paper's network, 16 or 8 for lighter ones)"
+        )
+    if res_blocks > MAX_RES_BLOCKS:
+        raise ModelError(f"DRBNet res_blocks={res_blocks} is unreasonably deep: use at most {MAX_RES_BLOCKS} "
+                         "(2 = the paper)")
+
+
 class DRBNet(nn.Module):
     """The DRBNet deblurring network; ``DRBNet()`` is the authors' configuration.
 
@@ -186,20 +204,7 @@ class DRBNet(nn.Module):
     def __init__(self, base: int = FULL_BASE, res_blocks: int = 2, *, input_detail: bool = False,
                  fac_impl: str = "shift"):
         super().__init__()
-        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-            raise ModelError(f"DRBNet base width must be a positive integer (32 = the paper's network), got {base!r}")
-        if isinstance(res_blocks, bool) or not isinstance(res_blocks, int) or res_blocks < 0:
-            raise ModelError(f"DRBNet res_blocks must be a non-negative integer (2 = the paper), got {res_blocks!r}")
-        # refuse before allocating: the weights grow with base**2 (base 1e5: tens of terabytes)
-        if base > MAX_BASE:
-            n = PAPER_PARAMETERS * (base / FULL_BASE) ** 2
-            raise ModelError(
-                f"DRBNet base width {base} is unreasonably wide: about {n:.2g} weights ({4 * n / 1e9:.3g} GB); "
-                f"use at most {MAX_BASE} (32 = the paper's network, 16 or 8 for lighter ones)"
-            )
-        if res_blocks > MAX_RES_BLOCKS:
-            raise ModelError(f"DRBNet res_blocks={res_blocks} is unreasonably deep: use at most {MAX_RES_BLOCKS} "
-                             "(2 = the paper)")
+        _check_size(base, res_blocks)
         self.base = base
         self.res_blocks = res_blocks
         #: re-inject the input's own detail band into each upsampled estimate (see ``forward``); off for the paper
@@ -207,12 +212,18 @@ class DRBNet(nn.Module):
         self.fac_impl = fac_impl
         #: clamp the full-resolution output to [-1, 1] (the paper's output); a trainer may turn it off
         self.clip_output = True
+        # registration order follows the authors' state dict
+        self._add_encoder()
+        self._add_decoder()
+        if self.input_detail:
+            self.zero_init_heads()  # an untrained input-detail network starts as the identity
 
-        def s(width: int) -> int:  # a width of the paper's network, scaled
-            return width * base // FULL_BASE
+    def _width(self, width: int) -> int:
+        """A width of the paper's network, scaled to this one's ``base``."""
+        return width * self.base // FULL_BASE
 
-        e1, e2, e3, e4 = s(32), s(64), s(128), s(256)
-        # encoder (registration order follows the authors' state dict)
+    def _add_encoder(self) -> None:
+        e1, e2, e3, e4 = (self._width(w) for w in (32, 64, 128, 256))
         self.conv1_1 = conv(N_IMG, e1)
         self.conv1_2 = conv(e1, e1)
         self.conv1_3 = conv(e1, e1)
@@ -225,40 +236,35 @@ class DRBNet(nn.Module):
         self.conv4_1 = conv(e3, e4, stride=2)
         self.conv4_2 = conv(e4, e4)
         self.conv4_3 = conv(e4, e4)
-        self.conv4_4 = nn.Sequential(conv(e4, e4), *[ResBlock(e4) for _ in range(res_blocks)], conv(e4, e4))
+        self.conv4_4 = nn.Sequential(conv(e4, e4), *[ResBlock(e4) for _ in range(self.res_blocks)], conv(e4, e4))
 
-        # 1/8 -> 1/4 decoder
-        self.upconv3_u = upconv(e4, e3)
-        for i in range(res_blocks):
-            setattr(self, f"upconv3_{i + 1}", ResBlock(e3))
-        # DRB at 1/8
+    def _add_decoder(self) -> None:
+        s = self._width
+        e1, e2, e3, e4 = s(32), s(64), s(128), s(256)
+        # 1/8 -> 1/4 decoder, and the DRB at 1/8
+        self._add_upsampling(3, e4, e3)
         self.img_d8_feature = image_branch((s(64), s(128), s(256)))
         self.upconv3_kernel = kernel_head(e4 + s(256), s(256), s(128))
         self.upconv3_res = residual_head(e4 + s(256), s(256), s(64))
-
-        # 1/4 -> 1/2 decoder
-        self.upconv2_u = upconv(e3, e2)
-        for i in range(res_blocks):
-            setattr(self, f"upconv2_{i + 1}", ResBlock(e2))
-        # DRB at 1/4
+        # 1/4 -> 1/2 decoder, and the DRB at 1/4
+        self._add_upsampling(2, e3, e2)
         self.img_d4_feature = image_branch((s(64), s(128), s(128)))
         self.upconv2_kernel = kernel_head(e3 + s(128), s(128), s(128))
         self.upconv2_res = residual_head(e3 + s(128), s(128), s(64))
-
-        # DRB at 1/2
+        # DRB at 1/2; 1/2 -> 1/1 decoder; the heads of the DRBs at 1/2 and 1/1
         self.img_d2_feature = image_branch((s(64), s(64), s(64)))
-        # 1/2 -> 1/1 decoder
-        self.upconv1_u = upconv(e2, e1)
-        for i in range(res_blocks):
-            setattr(self, f"upconv1_{i + 1}", ResBlock(e1))
-        # DRB at 1/2 (heads) and 1/1
+        self._add_upsampling(1, e2, e1)
         self.img_d1_feature = image_branch((s(64), s(64), s(32)))
         self.upconv1_kernel = kernel_head(e2 + s(64), s(64), s(64))
         self.upconv1_res = residual_head(e2 + s(64), s(64), s(64))
         self.upconv0_kernel = kernel_head(e1 + s(32), s(64), s(64))
         self.upconv0_res = residual_head(e1 + s(32), s(64), s(64))
-        if self.input_detail:
-            self.zero_init_heads()  # an untrained input-detail network starts as the identity
+
+    def _add_upsampling(self, k: int, cin: int, cout: int) -> None:
+        """``upconv{k}_u`` (doubles H and W) and its residual blocks ``upconv{k}_1``, ``upconv{k}_2``, ..."""
+        setattr(self, f"upconv{k}_u", upconv(cin, cout))
+        for i in range(self.res_blocks):
+            setattr(self, f"upconv{k}_{i + 1}", ResBlock(cout))
 
     # ------------------------------------------------------------------ config
     @property
@@ -293,25 +299,6 @@ class DRBNet(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
-
-    # what load_model recorded (``self.record``, a network.record.ModelRecord), also readable as attributes
-    @property
-    def compute_dtype(self) -> torch.dtype | None:
-        """The autocast type deblurring computes in (None: the weights' own)."""
-        record = self.__dict__.get("record")
-        return record.compute_dtype if record is not None else None
-
-    @property
-    def training_summary(self) -> dict:
-        """The training summary stored in the checkpoint it was loaded from ({} for others)."""
-        record = self.__dict__.get("record")
-        return record.training if record is not None else {}
-
-    @property
-    def checkpoint_path(self) -> str | None:
-        """The checkpoint it was loaded from (None: built in memory)."""
-        record = self.__dict__.get("record")
-        return record.source if record is not None else None
 
     @property
     def fac_impl(self) -> str:
@@ -410,58 +397,45 @@ class DRBNet(nn.Module):
         # scale minus the input at the coarser scale upsampled): an identity
         # coarser estimate then hands on the input itself, not a blocky copy, so
         # the blocks only have to learn the correction.  A 3-channel pyramid: cheap.
-        pyramid = None
-        if self.input_detail:
-            pyramid = [x, F.avg_pool2d(x, 2), F.avg_pool2d(x, 4), est]
-
+        pyramid = [x, F.avg_pool2d(x, 2), F.avg_pool2d(x, 4), est] if self.input_detail else None
         f1 = self.conv1_3(self.conv1_2(self.conv1_1(x)))
         del x
         f2 = self.conv2_3(self.conv2_2(self.conv2_1(f1)))
         f3 = self.conv3_3(self.conv3_2(self.conv3_1(f2)))
-        f = self.conv4_4(self.conv4_3(self.conv4_2(self.conv4_1(f3))))
-
-        intermediates = []
-        # scale 1/8
-        est = self._drb([f], est, self.img_d8_feature, self.upconv3_kernel, self.upconv3_res)
-        if return_intermediate:
-            intermediates.append(est)
-        d = _add_skip(self.upconv3_u(f), f3)
-        del f, f3
-        for i in range(self.res_blocks):
-            d = getattr(self, f"upconv3_{i + 1}")(d)
-        # scale 1/4
-        est = self._upsample(est, pyramid, 2)
-        est = self._drb([d], est, self.img_d4_feature, self.upconv2_kernel, self.upconv2_res)
-        if return_intermediate:
-            intermediates.append(est)
-        d = _add_skip(self.upconv2_u(d), f2)
-        del f2
-        for i in range(self.res_blocks):
-            d = getattr(self, f"upconv2_{i + 1}")(d)
-        # scale 1/2
-        est = self._upsample(est, pyramid, 1)
-        est = self._drb([d], est, self.img_d2_feature, self.upconv1_kernel, self.upconv1_res)
-        if return_intermediate:
-            intermediates.append(est)
-        d = _add_skip(self.upconv1_u(d), f1)
-        del f1
-        for i in range(self.res_blocks):
-            d = getattr(self, f"upconv1_{i + 1}")(d)
-        # scale 1/1
-        est = self._upsample(est, pyramid, 0)
-        del pyramid
-        holder = [d]
-        del d  # the block frees the full-resolution decoder features once concatenated
-        out = self._drb(holder, est, self.img_d1_feature, self.upconv0_kernel, self.upconv0_res)
-        del est
-
+        holder = [self.conv4_4(self.conv4_3(self.conv4_2(self.conv4_1(f3))))]
+        skips = [f1, f2, f3]
+        del f1, f2, f3  # the decoder frees each once it is added
+        intermediates: list | None = [] if return_intermediate else None
+        out = self._decode(holder, skips, est, pyramid, intermediates)
         if out.shape[-2] != h or out.shape[-1] != w:
             out = out[..., :h, :w]
         if self.clip_output:
             out = out.clamp(-1.0, 1.0)
-        if not return_intermediate:
+        if intermediates is None:
             return out
-        cropped = []
-        for e, scale in zip(intermediates, (8, 4, 2)):
-            cropped.append(e[..., : math.ceil(h / scale), : math.ceil(w / scale)])
-        return out, cropped
+        return out, [e[..., : math.ceil(h / s), : math.ceil(w / s)] for e, s in zip(intermediates, (8, 4, 2))]
+
+    def _decode(self, holder: list, skips: list, est: torch.Tensor, pyramid: list | None,
+                intermediates: list | None) -> torch.Tensor:
+        """The decoder, coarse to fine: at 1/8, 1/4 and 1/2 a DRB refines the estimate, then the features are
+        upsampled and added to the encoder's (``skips``, popped finest last); at 1/1 the last DRB.
+
+        ``holder`` holds the 1/8 features, popped so that they are freed once upsampled; the coarser
+        estimates are appended to ``intermediates`` unless it is None.
+        """
+        d = holder.pop()
+        for k, branch in ((3, self.img_d8_feature), (2, self.img_d4_feature), (1, self.img_d2_feature)):
+            if k < 3:
+                est = self._upsample(est, pyramid, k)
+            est = self._drb([d], est, branch, getattr(self, f"upconv{k}_kernel"), getattr(self, f"upconv{k}_res"))
+            if intermediates is not None:
+                intermediates.append(est)
+            d = _add_skip(getattr(self, f"upconv{k}_u")(d), skips.pop())
+            for i in range(self.res_blocks):
+                d = getattr(self, f"upconv{k}_{i + 1}")(d)
+        est = self._upsample(est, pyramid, 0)
+        if pyramid is not None:
+            pyramid.clear()  # the input and its downsampled copies, needed no more
+        last = [d]
+        del d  # the block frees the full-resolution decoder features once concatenated
+        return self._drb(last, est, self.img_d1_feature, self.upconv0_kernel, self.upconv0_res)

@@ -1,16 +1,15 @@
-"""Choosing the floating-point type a network runs in, on the device :mod:`napari_lfdeblur.devices` chose.
+"""The floating-point types a network runs in, on the device :mod:`napari_lfdeblur.devices` chose.
 
-- :func:`resolve_device`, :func:`available_devices` and :func:`device_label`
-  live in :mod:`napari_lfdeblur.devices` (light-field code uses them too) and
-  are re-exported here.
-- :func:`resolve_dtype`: ``None``/``"float32"`` (default), ``"float16"`` or
-  ``"bfloat16"``.  Half precision is meant for GPUs: asked for on the CPU it
-  falls back to float32 with a ``RuntimeWarning`` (CPU half-precision
-  convolutions are slow or missing, and a device picker set to ``"auto"``
-  should not fail on a machine without a GPU).
+- :func:`inference_precision`: the one decision of deblurring's precision: the weights' type and the
+  autocast type (``None``/``"auto"``: float32, under bfloat16 autocast on a CPU that computes it natively;
+  ``"float16"``/``"bfloat16"`` weights on GPUs; on the CPU bfloat16 is autocast and float16 falls back to
+  float32 with a ``RuntimeWarning``, since CPU half-precision convolutions are slow or missing and a device
+  picker set to ``"auto"`` should not fail on a machine without a GPU).
+  :func:`~napari_lfdeblur.load_model` records both; deblurring reads them back.
 - :func:`autocast_dtype`: the mixed-precision type a *training* run uses for
   its ``amp`` setting: float16 on CUDA, bfloat16 on a CPU that computes it
   natively (AVX512-BF16 or AMX: training steps 1.2-1.7x faster there), else none.
+- :func:`use_channels_last`: the memory format convolutions run in.
 """
 
 from __future__ import annotations
@@ -19,16 +18,13 @@ import warnings
 
 import torch
 
-from ..devices import available_devices, device_label, resolve_device
 from ..errors import ModelError
 
 __all__ = [
     "autocast_dtype",
-    "available_devices",
+    "cpu_has_amx",
     "cpu_has_native_bf16",
-    "device_label",
-    "resolve_device",
-    "resolve_dtype",
+    "inference_precision",
     "use_channels_last",
 ]
 
@@ -50,18 +46,14 @@ def _dtype_key(name) -> str:
     return str(name).strip().lower().removeprefix("torch.")
 
 
-def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
-    """The weights' floating-point type on ``device``: float32 unless half precision is asked for on a GPU.
-
-    On the CPU the weights always stay float32: ``"bfloat16"`` there runs as autocast
-    (see :func:`inference_autocast`), and ``"float16"`` falls back to float32 with a warning.
-    """
+def _asked_dtype(dtype) -> torch.dtype | None:
+    """The type ``dtype`` names (None for ``None``/``"auto"``), or a ModelError saying what works."""
     if dtype is None:
-        return torch.float32
+        return None
     if isinstance(dtype, str):
         key = _dtype_key(dtype)
         if key in ("auto", "default"):
-            return torch.float32
+            return None
         if key not in _DTYPES:
             raise ModelError(f"unknown dtype {dtype!r}: use 'auto', 'float32', 'float16' or 'bfloat16'")
         dt = _DTYPES[key]
@@ -71,16 +63,33 @@ def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
         raise ModelError(f"dtype must be None, a string or a torch.dtype, got {type(dtype).__name__}")
     if dt not in (torch.float32, torch.float16, torch.bfloat16):
         raise ModelError(f"dtype {dt} is not supported: use float32, float16 or bfloat16")
-    if dt != torch.float32 and torch.device(device).type == "cpu":
-        if dt == torch.float16:
-            warnings.warn(
-                "float16 inference is meant for GPUs; running on the CPU in float32 instead (bfloat16 is the "
-                "CPU's half precision)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return torch.float32
     return dt
+
+
+def inference_precision(dtype, device, weights: torch.dtype | None = None) -> tuple[torch.dtype, torch.dtype | None]:
+    """(the weights' type, the ``torch.autocast`` type or None) deblurring computes in on ``device``.
+
+    ``dtype``: ``None``/``"auto"``, ``"float32"``, ``"float16"`` or ``"bfloat16"`` (or a torch.dtype);
+    ``weights``: a module's own type, kept when ``dtype`` is ``None``.  GPUs convert the weights and never
+    autocast.  On the CPU the weights stay float32 and ``None``/``"auto"`` autocast to bfloat16 where the CPU
+    computes it natively (:func:`cpu_has_native_bf16`: about twice as fast as float32, outputs within a level
+    or so of 255 of it), ``"bfloat16"`` on any CPU (slower where emulated; it warns), ``"float16"`` falls back
+    to float32 with a warning.  Autocast applies to float32 weights only: others carry the precision.
+    """
+    asked = _asked_dtype(dtype)
+    if torch.device(device).type != "cpu":
+        return asked or weights or torch.float32, None
+    if asked == torch.float16:
+        warnings.warn("float16 inference is meant for GPUs; running on the CPU in float32 instead (bfloat16 is "
+                      "the CPU's half precision)", RuntimeWarning, stacklevel=3)
+        return torch.float32, None
+    if asked is None and weights not in (None, torch.float32):
+        return weights, None
+    if asked is None:
+        return torch.float32, _cpu_bfloat16(asked=False)
+    if asked == torch.bfloat16:
+        return torch.float32, _cpu_bfloat16(asked=True, what="bfloat16 deblurring", off="dtype='float32'")
+    return torch.float32, None
 
 
 def cpu_has_native_bf16() -> bool:
@@ -100,15 +109,15 @@ def cpu_has_native_bf16() -> bool:
 def cpu_has_amx() -> bool:
     """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids): matrix units that OpenVINO's
     bfloat16 convolutions use and PyTorch's eager ones gain less from."""
-    cpu = getattr(torch, "cpu", None)
+    probe = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
     try:
-        return bool(cpu._is_amx_tile_supported())
-    except Exception:  # a torch build without the probe
+        return bool(probe is not None and probe())
+    except Exception:  # a torch build whose probe fails
         return False
 
 
 def _cpu_bfloat16(asked: bool, what: str = "", off: str = "") -> torch.dtype | None:
-    """bfloat16 on the CPU, for training (:func:`autocast_dtype`) and deblurring (:func:`inference_autocast`)
+    """bfloat16 on the CPU, for training (:func:`autocast_dtype`) and deblurring (:func:`inference_precision`)
     alike: by default only where it is native; asked for by name, anywhere, with a warning where emulated."""
     if not asked:
         return torch.bfloat16 if cpu_has_native_bf16() else None
@@ -151,26 +160,6 @@ def autocast_dtype(amp, device) -> torch.dtype | None:
         raise ModelError(f"float16 mixed precision needs a CUDA GPU, not {kind}: use amp='bfloat16' on a CPU "
                          "or amp=False")
     raise ModelError(f"mixed precision is not supported on {kind}: use amp=False")
-
-
-def inference_autocast(dtype, device) -> torch.dtype | None:
-    """The ``torch.autocast`` type deblurring runs under on ``device``, or None (the weights' own type).
-
-    Only the CPU autocasts (on GPUs the weights themselves are converted, see
-    :func:`resolve_dtype`).  There ``None``/``"auto"`` mean bfloat16 where the
-    CPU computes it natively (:func:`cpu_has_native_bf16`): about twice as fast
-    as float32, with outputs within a level or so of 255 of it; float32 on other
-    CPUs.  ``"bfloat16"`` asks for it on any CPU (slower where emulated; it
-    warns); ``"float32"`` (or ``"float16"``, which falls back) turns it off.
-    """
-    if torch.device(device).type != "cpu":
-        return None
-    key = "auto" if dtype is None else _dtype_key(dtype)
-    if key in ("auto", "default"):
-        return _cpu_bfloat16(asked=False)
-    if _DTYPES.get(key) == torch.bfloat16:
-        return _cpu_bfloat16(asked=True, what="bfloat16 deblurring", off="dtype='float32'")
-    return None
 
 
 def use_channels_last(device) -> bool:

@@ -8,9 +8,10 @@ options, read by the command-line parser and the widgets) imports no torch; the 
   (blurred, sharp) float32 tensors (3, H, W) in [0, 1];
 - :func:`make_loss` and the losses (:mod:`.losses`);
 - :func:`train`, :func:`finetune`, :class:`Trainer`, :class:`TrainResult`
-  (:mod:`.trainer`, the loop), and the parts of a run: preparing it (:mod:`.setup`), the learning
-  rate and batch of each step (:mod:`.schedule`, :func:`lr_at`), validation (:mod:`.validation`),
-  checkpoints and resume (:mod:`.checkpointing`); multi-process runs under torchrun (:mod:`.ddp`);
+  (:mod:`.trainer`, the loop), and the parts of a run: what it is made of (:mod:`.run`), preparing it
+  (:mod:`.setup`), the learning rate and batch of each step (:mod:`.schedule`, :func:`lr_at`), validation
+  (:mod:`.validation`), checkpoints and resume (:mod:`.checkpointing`); multi-process runs under torchrun
+  (:mod:`.ddp`);
 - the progress events and :class:`CancelToken` (:mod:`.events`);
 - :func:`psnr`, :func:`ssim`, :func:`score_model` (a network over a pair dataset; :mod:`.metrics`).
 """
@@ -21,7 +22,7 @@ from .._lazy import lazy_names
 _LAZY = {
     **dict.fromkeys(("ConcatPairs", "FolderPairs", "LightFieldPairs", "PairDataset", "ProceduralPairs",
                      "detect_layout", "image_files", "match_exposure", "open_pairs", "split"), ".datasets"),
-    **dict.fromkeys(("Cancelled", "CancelToken", "CheckpointSaved", "Error", "Finished", "Started", "Step",
+    **dict.fromkeys(("CancelToken", "CheckpointSaved", "Error", "Finished", "Started", "Step", "Stopped",
                      "TrainingEvent", "Validation"), ".events"),
     **dict.fromkeys(("CombinedLoss", "PixelLoss", "ShiftTolerantL1", "VGGLoss", "charbonnier", "make_loss"),
                     ".losses"),
@@ -36,7 +37,6 @@ __all__ = [
     "match_exposure",
     "VGG19_URL",
     "CancelToken",
-    "Cancelled",
     "CheckpointSaved",
     "CombinedLoss",
     "ConcatPairs",
@@ -50,6 +50,7 @@ __all__ = [
     "ShiftTolerantL1",
     "Started",
     "Step",
+    "Stopped",
     "TrainConfig",
     "TrainResult",
     "Trainer",

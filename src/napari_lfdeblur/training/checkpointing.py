@@ -34,17 +34,22 @@ import math
 import random
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from ..errors import TrainingError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, check_writable_file
 from ..network.checkpoint import is_torch_file, save_payload
-from .events import CheckpointSaved
+from .config import TrainConfig
+from .events import CheckpointSaved, TrainingEvent
+from .run import Progress, RunSetup, describe
 
-__all__ = ["RESUME_FORMAT", "RunFiles", "load_resume", "plain", "resolve_resume", "seed_everything"]
+__all__ = ["RESUME_FORMAT", "RunFiles", "load_resume", "plain", "resolve_resume", "restore_progress", "run_folder",
+           "seed_everything"]
 
 RESUME_FORMAT = "napari-lfdeblur-resume/1"
 
@@ -57,8 +62,8 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
+    np_state = cast(tuple, np.random.get_state(legacy=True))  # ("MT19937", key, pos, has_gauss, gauss)
+    state: dict[str, Any] = {
         "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
         "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
                   "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
@@ -120,11 +125,24 @@ def json_safe(x):
 
 # --------------------------------------------------------------------------- arithmetic record
 def last_amp(record: str) -> str:
-    """The arithmetic a run's last steps used, from its ``amp`` record (see ``RunFiles._amp_record``)."""
+    """The arithmetic a run's last steps used, from its ``amp`` record (see :meth:`RunFiles.amp_record`)."""
     return str(record).rsplit(", then ", 1)[-1]
 
 
-# --------------------------------------------------------------------------- the resume file
+# --------------------------------------------------------------------------- the run folder and the resume file
+def run_folder(out) -> Path | None:
+    """The run folder of the ``out`` option (None: the run writes nothing), checked before anything is read."""
+    if out is None:
+        return None
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise TrainingError(f"out={out} is a file; a training run writes a folder (checkpoints, log.csv): give "
+                            "a folder that does not exist yet, or an earlier run's folder")
+    # a read-only or full disk: said now, not at the first checkpoint
+    check_writable_file(folder / "resume.pt", "the training run")
+    return folder
+
+
 def resolve_resume(resume, out: Path | None) -> Path | None:
     """The resume file that ``resume`` (a run's ``resume`` option) names for the output folder ``out``, or None."""
     r = resume
@@ -185,125 +203,184 @@ def load_resume(path: Path) -> dict:
     return state
 
 
-# --------------------------------------------------------------------------- the trainer's files
-class RunFiles:
-    """The part of :class:`~.trainer.Trainer` that writes and restores a run: checkpoints, the resume
-    file, ``log.csv`` and ``summary.json``, and the summary of the run they hold.
+# --------------------------------------------------------------------------- restoring
+def restore_progress(setup: RunSetup, config: TrainConfig) -> Progress:
+    """A fresh run's progress, or the one in ``setup.resume_state`` (its optimizer, gradient scaler and random
+    generators restored too)."""
+    st = setup.resume_state
+    if st is None:
+        return Progress(amp_before=(setup.amp_name, 0))
+    _check_resumed_data(st.get("data") or {}, setup.data_record, setup.resumed_from)
+    setup.opt.load_state_dict(st["optimizer"])
+    if setup.scaler is not None and st.get("scaler"):
+        setup.scaler.load_state_dict(st["scaler"])
+    step = int(st["step"])
+    best = st.get("best") or {}
+    old = st.get("settings", {})
+    progress = Progress(
+        step=step,
+        history=[dict(r) for r in st.get("history", [])],
+        validations=[dict(r) for r in st.get("validations", [])],
+        best={"psnr": float(best.get("psnr", -math.inf)), "step": int(best.get("step", 0))},
+        input_scores=dict(st["input_scores"]) if st.get("input_scores") else None,
+        elapsed_before=float(st.get("elapsed", 0.0)),
+        amp_before=(str(old.get("amp", "off")), step),  # the arithmetic of the steps done before this session
+    )
+    set_rng_state(st.get("rng", {}))
+    _warn_changes(old, step, config, setup.amp_name)
+    return progress
 
-    It reads the run's options, ``self.net``, ``self.opt``, ``self.scaler``, ``self.data``/``self.val``,
-    ``self.ctx`` and ``self.out``, and owns what a resume restores: ``step``, ``history``,
-    ``validations``, ``best``, ``input_scores`` and ``elapsed_before``.
-    """
+
+def _warn_changes(old: dict, step: int, config: TrainConfig, amp_now: str) -> None:
+    """Warn of the options that make a resumed run differ from an uninterrupted one (``old``: the run's
+    settings as its resume file records them)."""
+    # the warnings point at train(): above are restore_progress, Trainer._start and Trainer.run
+    for k in ("batch", "patch", "seed"):
+        if k in old and old[k] != getattr(config, k):
+            warnings.warn(f"resuming with {k}={getattr(config, k)} but the run used {k}={old[k]}: the "
+                          "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=5)
+    if int(old.get("total", config.steps)) != config.steps:
+        warnings.warn(f"resuming with steps={config.steps} but the run was planned for {old.get('total')}: "
+                      "the learning-rate schedule changes from here", RuntimeWarning, stacklevel=5)
+    if step < config.steps and last_amp(old.get("amp", "off")) != amp_now:
+        warnings.warn(f"resuming with amp {amp_now} but the run used {old.get('amp', 'off')}: the "
+                      "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=5)
+
+
+def _check_resumed_data(old: dict, now: dict, resumed_from: str | None) -> None:
+    """Refuse to continue a run on other data than it was trained on (``old``, ``now``: the records of
+    :func:`~.setup.data_record`; resume files from before this record say nothing, and are not checked)."""
+    run = Path(str(resumed_from)).parent if resumed_from else "the resumed run"
+    elsewhere = (f"or train in a new output folder (model={run / 'last.pt'} starts from its network)"
+                 if isinstance(run, Path) else "or start a new run")
+
+    def differs(k):
+        return bool(old.get(k)) and bool(now.get(k)) and old[k] != now[k]
+
+    if differs("data_key"):
+        raise TrainingError(f"the run in {run} was trained on {old['data']}; you gave {now['data']}. Resume "
+                            f"it with the same data, {elsewhere}")
+    if differs("train_key"):
+        raise TrainingError(f"the run in {run} was trained on {old['train']}; with the validation you gave it "
+                            f"would train on {now['train']}. Resume it with the same val=, "
+                            f"{elsewhere}")
+
+
+# --------------------------------------------------------------------------- the run's files
+class RunFiles:
+    """What a run writes into its folder ``out`` (nothing when None, or on ranks other than 0): checkpoints,
+    the resume file, ``log.csv`` and ``summary.json``, and the summary of the run they hold, from the run's
+    ``config``, ``setup`` and ``progress``; ``emit`` receives a :class:`~.events.CheckpointSaved` per file."""
+
+    def __init__(self, out: Path | None, config: TrainConfig, setup: RunSetup, progress: Progress,
+                 emit: Callable[[TrainingEvent], Any]):
+        self.out, self.config, self.setup, self.progress, self.emit = out, config, setup, progress, emit
+        self.saved_at = time.perf_counter()  # when the last checkpoint was written (the timer's start)
 
     # ---------------------------------------------------------------- the run's summary
-    def _settings(self) -> dict:
-        return {"phase": self.phase, "loss": str(self.loss_fn), "total": self.steps, "batch": self.batch,
-                "patch": self.patch, "lr": self.lr, "schedule": self.schedule, "warmup": self.warmup,
-                "min_lr": self.min_lr, "seed": self.seed, "grad_clip": self.grad_clip,
-                "amp": self._amp_record(), "world_size": self.ctx.world,
-                "data_on_device": getattr(self, "source", None) is not None}
+    def settings(self) -> dict:
+        c = self.config
+        return {"phase": c.phase, "loss": str(self.setup.loss_fn), "total": c.steps, "batch": c.batch,
+                "patch": c.patch, "lr": c.learning_rate, "schedule": c.schedule, "warmup": c.warmup,
+                "min_lr": c.min_lr, "seed": c.seed, "grad_clip": c.grad_clip, "amp": self.amp_record(),
+                "world_size": self.setup.ctx.world}
 
-    def _amp_now(self) -> str:
-        return str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off"
-
-    def _amp_record(self) -> str:
+    def amp_record(self) -> str:
         """The arithmetic of all the run's steps: a run resumed with another ``amp`` says where it changed."""
-        before, upto = self._amp_before
-        now = self._amp_now()
+        before, upto = self.progress.amp_before
+        now = self.setup.amp_name
         if upto == 0:
             return now
-        if self.step == upto or last_amp(before) == now:  # no step this session, or no change: as it was
+        if self.progress.step == upto or last_amp(before) == now:  # no step this session, or no change: as it was
             return before
         return f"{before} to step {upto}, then {now}"
 
-    def _describe(self, ds) -> str:
-        if ds is None:
-            return ""
-        return ds.describe() if hasattr(ds, "describe") else f"{type(ds).__name__} ({len(ds)} items)"
-
-    def _summary(self, at_best: bool = False) -> dict:
-        last_val = self.validations[-1] if self.validations else None
+    def summary(self, at_best: bool = False) -> dict:
+        """The run's summary (what checkpoints and ``summary.json`` hold); ``at_best``: as of the best
+        validation."""
+        s, p = self.setup, self.progress
+        last_val = p.validations[-1] if p.validations else None
         if at_best:
-            last_val = next((v for v in self.validations if v["step"] == self.best["step"]), last_val)
-        inp = self.input_scores or {}
-        s = {
-            **self._settings(),
-            "steps": int(last_val["step"]) if at_best and last_val else self.step,
-            "data": self.description or self._describe(getattr(self, "source", None) or self.data),
-            "n_train": len(self.data),
-            "val_data": self._describe(self.val),
-            "n_val": len(self.val) if self.val is not None else 0,
+            last_val = next((v for v in p.validations if v["step"] == p.best["step"]), last_val)
+        inp = p.input_scores or {}
+        summary = {
+            **self.settings(),
+            "steps": int(last_val["step"]) if at_best and last_val else p.step,
+            "data": self.config.description or describe(s.data),
+            "n_train": len(s.data),
+            "val_data": describe(s.val),
+            "n_val": len(s.val) if s.val is not None else 0,
             "val_psnr": float(last_val["psnr"]) if last_val else math.nan,
             "val_ssim": float(last_val["ssim"]) if last_val else math.nan,
             "val_step": int(last_val["step"]) if last_val else 0,
             "input_psnr": float(inp.get("psnr", math.nan)),
             "input_ssim": float(inp.get("ssim", math.nan)),
-            "best_step": int(self.best["step"]),
-            "best_psnr": float(self.best["psnr"]) if math.isfinite(self.best["psnr"]) else math.nan,
-            "final_loss": float(np.mean([r["loss"] for r in self.history[-50:]])) if self.history else math.nan,
-            "seconds": round(self.elapsed(), 1),
-            "device": str(self.device),
+            "best_step": int(p.best["step"]),
+            "best_psnr": float(p.best["psnr"]) if math.isfinite(p.best["psnr"]) else math.nan,
+            "final_loss": float(np.mean([r["loss"] for r in p.history[-50:]])) if p.history else math.nan,
+            "seconds": round(p.elapsed(), 1),
+            "device": str(s.device),
             "torch_version": torch.__version__,
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
             "config": self.config.to_dict(),  # every option as given: TrainConfig.from_dict makes it again
         }
-        if self.previous:
-            s["previous"] = plain(self.previous)
-        return plain(s)
+        if s.previous:
+            summary["previous"] = plain(s.previous)
+        return plain(summary)
 
     # ---------------------------------------------------------------- writing
-    def _save_models(self, which=("last",)) -> list[Path]:
+    def save_models(self, which=("last",)) -> list[Path]:
         from ..network.checkpoint import save_model
 
-        paths = []
-        if self.out is None or not self.ctx.main:
+        paths: list[Path] = []
+        if self.out is None or not self.setup.ctx.main:
             return paths
         for w in which:
             p = self.out / f"{w}.pt"
-            save_model(self.net, p, training=self._summary(at_best=(w == "best")))
+            save_model(self.setup.net, p, training=self.summary(at_best=(w == "best")))
             paths.append(p)
-            self._emit(CheckpointSaved(self.step, path=str(p), which=w))
+            self.emit(CheckpointSaved(self.progress.step, path=str(p), which=w))
         return paths
 
-    def _save_resume(self) -> Path | None:
-        if self.out is None or not self.ctx.main:
+    def save_resume(self) -> Path | None:
+        if self.out is None or not self.setup.ctx.main:
             return None
+        s, p = self.setup, self.progress
         state = {
             "format": RESUME_FORMAT,
-            "step": self.step,
-            "config": dict(self.net.config),
-            "model": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
-            "optimizer": self.opt.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "step": p.step,
+            "config": dict(s.net.config),
+            "model": {k: v.detach().cpu().clone() for k, v in s.net.state_dict().items()},
+            "optimizer": s.opt.state_dict(),
+            "scaler": s.scaler.state_dict() if s.scaler is not None else None,
             "rng": rng_state(),
-            "history": self.history,
-            "validations": self.validations,
-            "best": {"psnr": float(self.best["psnr"]), "step": int(self.best["step"])},
-            "input_scores": self.input_scores,
-            "elapsed": float(self.elapsed()),
-            "settings": self._settings(),
-            "previous": plain(self.previous) if self.previous else None,
-            "data": dict(getattr(self, "data_record", None) or {}),
+            "history": p.history,
+            "validations": p.validations,
+            "best": {"psnr": float(p.best["psnr"]), "step": int(p.best["step"])},
+            "input_scores": p.input_scores,
+            "elapsed": float(p.elapsed()),
+            "settings": self.settings(),
+            "previous": plain(s.previous) if s.previous else None,
+            "data": dict(s.data_record),
         }
-        p = save_payload(state, self.out / "resume.pt")
-        self._emit(CheckpointSaved(self.step, path=str(p), which="resume"))
-        return p
+        path = save_payload(state, self.out / "resume.pt")
+        self.emit(CheckpointSaved(p.step, path=str(path), which="resume"))
+        return path
 
-    def _write_log(self) -> Path | None:
-        if self.out is None or not self.ctx.main:
+    def write_log(self) -> Path | None:
+        if self.out is None or not self.setup.ctx.main:
             return None
-        vals = {v["step"]: v for v in self.validations}
-        terms = []
-        for r in self.history:
-            for k in r:
-                if k not in ("step", "loss", "lr", "seconds") and k not in terms:
-                    terms.append(k)
+        history = self.progress.history
+        vals = {v["step"]: v for v in self.progress.validations}
+        terms: list[str] = []
+        for r in history:
+            terms += [k for k in r if k not in ("step", "loss", "lr", "seconds") and k not in terms]
         cols = ["step", "loss", *terms, "lr", "seconds", "val_psnr", "val_ssim", "input_psnr", "input_ssim"]
         p = self.out / "log.csv"
         with atomic_path(p) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(cols)
-            for r in self.history:
+            for r in history:
                 v = vals.get(r["step"], {})
                 row = [r["step"], f"{r['loss']:.6g}", *[f"{r[k]:.6g}" if k in r else "" for k in terms],
                        f"{r['lr']:.6g}", f"{r['seconds']:.4g}"]
@@ -311,70 +388,16 @@ class RunFiles:
                 w.writerow(row)
         return p
 
-    def _checkpoint(self, models=("last",)) -> None:
-        self._save_models(models)
-        self._save_resume()
-        self._write_log()
-        self._last_ckpt_time = time.perf_counter()
+    def checkpoint(self, models=("last",)) -> None:
+        """The models ``models``, the resume file and the log."""
+        self.save_models(models)
+        self.save_resume()
+        self.write_log()
+        self.saved_at = time.perf_counter()
 
-    def _write_summary(self, summary: dict) -> None:
+    def write_summary(self, summary: dict) -> None:
+        if self.out is None or not self.setup.ctx.main:
+            return
         with atomic_path(self.out / "summary.json") as tmp:
             tmp.write_text(json.dumps(json_safe(plain(summary)), indent=2, default=str, allow_nan=False),
                            encoding="utf-8")
-
-    # ---------------------------------------------------------------- restoring
-    def _restore(self) -> None:
-        """A fresh run's progress, or the one in ``self.resume_state`` (once the optimizer exists)."""
-        self.step = 0
-        self.history: list[dict] = []
-        self.validations: list[dict] = []
-        self.best = {"psnr": -math.inf, "step": 0}
-        self.input_scores: dict | None = None
-        self.elapsed_before = 0.0
-        self._amp_before = (self._amp_now(), 0)  # (arithmetic of the steps done before this session, their count)
-        if self.resume_state is not None:
-            st = self.resume_state
-            self._check_resumed_data(st.get("data") or {})
-            self.opt.load_state_dict(st["optimizer"])
-            if self.scaler is not None and st.get("scaler"):
-                self.scaler.load_state_dict(st["scaler"])
-            self.step = int(st["step"])
-            self.history = [dict(r) for r in st.get("history", [])]
-            self.validations = [dict(r) for r in st.get("validations", [])]
-            b = st.get("best") or {}
-            self.best = {"psnr": float(b.get("psnr", -math.inf)), "step": int(b.get("step", 0))}
-            self.input_scores = dict(st["input_scores"]) if st.get("input_scores") else None
-            self.elapsed_before = float(st.get("elapsed", 0.0))
-            set_rng_state(st.get("rng", {}))
-            old = st.get("settings", {})
-            # the warnings point at train(): above are _restore, _setup, _start, _run and run
-            self._amp_before = (str(old.get("amp", "off")), self.step)
-            for k in ("batch", "patch", "seed"):
-                if k in old and old[k] != getattr(self, k):
-                    warnings.warn(f"resuming with {k}={getattr(self, k)} but the run used {k}={old[k]}: the "
-                                  "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=6)
-            if int(old.get("total", self.steps)) != self.steps:
-                warnings.warn(f"resuming with steps={self.steps} but the run was planned for {old.get('total')}: "
-                              "the learning-rate schedule changes from here", RuntimeWarning, stacklevel=6)
-            if self.step < self.steps and last_amp(old.get("amp", "off")) != self._amp_now():
-                warnings.warn(f"resuming with amp {self._amp_now()} but the run used {old.get('amp', 'off')}: the "
-                              "continuation will not match an uninterrupted run", RuntimeWarning, stacklevel=6)
-
-    def _check_resumed_data(self, old: dict) -> None:
-        """Refuse to continue a run on other data than it was trained on (resume files from before this record
-        say nothing, and are not checked)."""
-        now = getattr(self, "data_record", None) or {}
-        run = Path(str(self.resumed_from)).parent if self.resumed_from else "the resumed run"
-        elsewhere = (f"or train in a new output folder (model={run / 'last.pt'} starts from its network)"
-                     if isinstance(run, Path) else "or start a new run")
-
-        def differs(k):
-            return bool(old.get(k)) and bool(now.get(k)) and old[k] != now[k]
-
-        if differs("data_key"):
-            raise TrainingError(f"the run in {run} was trained on {old['data']}; you gave {now['data']}. Resume "
-                                f"it with the same data, {elsewhere}")
-        if differs("train_key"):
-            raise TrainingError(f"the run in {run} was trained on {old['train']}; with the validation you gave it "
-                                f"would train on {now['train']}. Resume it with the same val=, "
-                                f"{elsewhere}")

@@ -106,7 +106,7 @@ def _is_torch(v, kind: str) -> bool:
     torch = sys.modules.get("torch")
     if torch is None:
         return False
-    cls = torch
+    cls: Any = torch
     for part in kind.split("."):
         cls = getattr(cls, part, None)
     return isinstance(cls, type) and isinstance(v, cls)
@@ -326,12 +326,6 @@ class TrainConfig:
         (0: the data is prepared in the training process); ``threads``: torch
         CPU threads (None: torch's choice); ``distributed``: ``"auto"`` runs
         DDP under torchrun (see :mod:`.ddp`), False never.
-        ``data_on_device``: make the training pairs on the training device
-        with torch (see :mod:`.ondevice`: procedural light fields rendered
-        there, light fields refocused there, pair folders preloaded there)
-        instead of in data-loader processes: True, False, or ``"auto"`` (the
-        default: on a CUDA GPU when the data allows it; elsewhere the data
-        loader, which is faster on a CPU, and the run stays as it was).
         ``channels_last``: the network's weights and inputs in channels-last
         memory order (faster convolutions on tensor-core GPUs).  ``compile``:
         ``torch.compile`` the training step's network: True (inductor, which
@@ -395,7 +389,6 @@ class TrainConfig:
                                                         "None (torch's choice)", none=True))
     distributed: bool | str = _option("auto", _one_of("auto", True, False, allowed="'auto' (DDP when run under "
                                                                                     "torchrun), True or False"))
-    data_on_device: bool | str = _option("auto", _one_of(True, False, "auto", allowed="True, False or 'auto'"))
     channels_last: bool = _option(False, _flag())
     compile: bool | str = _option(False, _Check("True (torch.compile with inductor), False, or the name of a "
                                                 "torch.compile backend such as 'aot_eager'", _check_compile))

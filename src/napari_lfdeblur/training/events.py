@@ -6,7 +6,7 @@ order::
 
     Started
     (Step | Validation | CheckpointSaved)*
-    Finished | Cancelled | Error
+    Finished | Stopped | Error
 
 ``Error`` is sent just before the exception is raised again.  Every event has
 ``kind`` (its lower-case class name) and ``step`` (the last *completed*
@@ -30,12 +30,12 @@ from ..cancel import CancelToken  # re-exported: training's Stop is the project'
 
 __all__ = [
     "CancelToken",
-    "Cancelled",
     "CheckpointSaved",
     "Error",
     "Finished",
     "Started",
     "Step",
+    "Stopped",
     "TrainingEvent",
     "Validation",
 ]
@@ -132,9 +132,12 @@ class Finished(TrainingEvent):
 
 
 @dataclass
-class Cancelled(TrainingEvent):
-    """Stopped by the cancel token after ``step``; ``checkpoint`` is the
-    ``last.pt`` written for it (None when the run writes no files)."""
+class Stopped(TrainingEvent):
+    """The run stopped on request (the cancel token, Ctrl-C, SIGTERM) after
+    ``step``; ``checkpoint`` is the ``last.pt`` written for it (None when the
+    run writes no files); ``result`` is the
+    :class:`~napari_lfdeblur.training.TrainResult` (None after Ctrl-C, which
+    is raised again)."""
 
     seconds: float = 0.0
     checkpoint: str | None = None

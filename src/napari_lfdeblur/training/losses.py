@@ -283,6 +283,7 @@ def make_loss(spec: str | nn.Module | None = None, phase: str = "pixel", *, mult
                                 "optionally weighted and summed: 'vgg+0.1*shift_l1'")
         w = float(m.group(1)) if m.group(1) else 1.0
         name = m.group(2)
+        fn: nn.Module
         if name in ("l1", "charbonnier", "mse"):
             fn = PixelLoss(name, multiscale=ms, scale_weights=scale_weights)
         elif name == "shift_l1":

@@ -1,25 +1,26 @@
-"""Image quality scores used for validation (and by an evaluation command).
+"""Image quality scores used for validation (and by an evaluation command), computed by scikit-image.
 
 - :func:`psnr`: peak signal-to-noise ratio in dB, ``10 log10(range² / MSE)``,
-  per image, then averaged over the batch.
+  per image (``skimage.metrics.peak_signal_noise_ratio``), then averaged over
+  the batch.
 - :func:`ssim`: structural similarity with the usual constants (Wang et al.
-  2004): an 11x11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03,
-  computed per channel and averaged over channels and pixels, over the
-  *valid* region (5 pixels are lost at each border).  This equals
-  ``skimage.metrics.structural_similarity(a, b, data_range=1,
-  channel_axis=-1, gaussian_weights=True, sigma=1.5,
-  use_sample_covariance=False)``, the setting most deblurring papers use.
-  Images under 11 pixels on a side use the largest odd window that fits
-  (:func:`ssim_window`: the same Gaussian, cut to 3x3 ... 9x9), so they
-  still get a score, though not one comparable with 11x11 scores; images
-  under 3x3 have no SSIM (:class:`~napari_lfdeblur.errors.DeblurInputError`).
+  2004), the setting most deblurring papers use:
+  ``skimage.metrics.structural_similarity(a, b, data_range=1, channel_axis=-1,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``: an 11x11
+  Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, computed per channel
+  and averaged over channels and pixels, over the *valid* region (5 pixels
+  are lost at each border).  Images under 11 pixels on a side use the largest
+  odd window that fits (:func:`ssim_window`, skimage's ``win_size``: the same
+  11-tap Gaussian, with reflected borders, averaged over the pixels at least
+  ``(window - 1) / 2`` from the border), so they still get a score, though
+  not one comparable with 11x11 scores; images under 3x3 have no SSIM
+  (:class:`~napari_lfdeblur.errors.DeblurInputError`).
 - :func:`score_model`: run a network over a pair dataset and score it against
   the sharp images, together with the blurry input itself.
 
 Inputs are images in [0, 1] (``data_range=1``): torch tensors (N, C, H, W)
 or (C, H, W), or numpy arrays (H, W) / (H, W, C) / (N, H, W, C).  Scores are
-computed in float64 on the CPU for numpy input, in float32 on the tensor's
-device otherwise.
+computed in float64 on the CPU (tensors are copied there).
 """
 
 from __future__ import annotations
@@ -37,21 +38,14 @@ __all__ = ["psnr", "psnr_ssim", "score_model", "ssim", "ssim_window"]
 
 _WIN = 11
 _MIN_WIN = 3  # a 1-pixel window has no structure to compare, and windows stay odd (centred)
-_SIGMA = 1.5
-_K1, _K2 = 0.01, 0.03
 
 
-def _as_nchw(x):
-    """(N, C, H, W) torch tensor from a tensor or a numpy array (channels last)."""
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        t = x
-        if t.dim() == 2:
-            t = t[None, None]
-        elif t.dim() == 3:
-            t = t[None]
-        return t.float() if not t.is_floating_point() or t.dtype == torch.float16 or t.dtype == torch.bfloat16 else t
+def _as_nhwc(x) -> np.ndarray:
+    """(N, H, W, C) float64 array from a tensor (channels first) or a numpy array (channels last)."""
+    if hasattr(x, "detach"):  # a torch tensor: (H, W), (C, H, W) or (N, C, H, W)
+        t = x.detach().to("cpu").double()
+        t = t[None, None] if t.dim() == 2 else t[None] if t.dim() == 3 else t
+        return t.numpy().transpose(0, 2, 3, 1)
     a = np.asarray(x)
     if a.dtype.kind in "ui":
         raise TypeError("metrics expect float images in [0, 1]; divide integer images by their maximum first")
@@ -64,24 +58,25 @@ def _as_nchw(x):
         a = a[None]
     if a.ndim != 4:
         raise ValueError(f"expected an image (H, W), (H, W, C) or (N, H, W, C), got shape {a.shape}")
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+    return a
 
 
-def _pair(a, b):
-    ta, tb = _as_nchw(a), _as_nchw(b)
-    if ta.shape != tb.shape:
-        raise ValueError(f"images to compare have different shapes: {tuple(ta.shape)} and {tuple(tb.shape)}")
-    if tb.dtype != ta.dtype:
-        tb = tb.to(ta.dtype)
-    return ta, tb.to(ta.device)
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    na, nb = _as_nhwc(a), _as_nhwc(b)
+    if na.shape != nb.shape:
+        raise ValueError(f"images to compare have different shapes: {na.shape[1:]} and {nb.shape[1:]} "
+                         "(height, width, channels)")
+    return na, nb
 
 
 def psnr(pred, target, data_range: float = 1.0, reduction: str = "mean"):
     """PSNR in dB (per image; ``reduction="mean"`` averages over the batch,
     ``"none"`` returns a list).  Identical images give ``inf``."""
+    from skimage.metrics import peak_signal_noise_ratio
+
     a, b = _pair(pred, target)
-    mse = ((a - b) ** 2).flatten(1).mean(1).double()
-    vals = [math.inf if m == 0 else 10.0 * math.log10(data_range**2 / m) for m in mse.tolist()]
+    with np.errstate(divide="ignore"):  # identical images: inf, said by the value
+        vals = [float(peak_signal_noise_ratio(t, p, data_range=data_range)) for p, t in zip(a, b)]
     return vals if reduction == "none" else float(np.mean(vals))
 
 
@@ -97,42 +92,16 @@ def ssim_window(height: int, width: int) -> int:
     return min(_WIN, side - (1 - side % 2))
 
 
-def _gauss_window(device, dtype, win: int = _WIN):
-    import torch
-
-    # the same sigma for every window: a smaller window cuts the Gaussian's tails rather than narrowing it,
-    # so small images are compared over neighbourhoods of the same scale
-    r = win // 2
-    x = torch.arange(-r, r + 1, dtype=torch.float64)
-    g = torch.exp(-(x**2) / (2 * _SIGMA**2))
-    g = (g / g.sum()).to(device=device, dtype=dtype)
-    return g
-
-
-def _filter(x, g):
-    """Separable valid Gaussian filtering of (N, C, H, W), channel by channel."""
-    import torch.nn.functional as F
-
-    n, c, h, w = x.shape
-    x = x.reshape(n * c, 1, h, w)
-    x = F.conv2d(x, g.view(1, 1, -1, 1))
-    x = F.conv2d(x, g.view(1, 1, 1, -1))
-    return x.reshape(n, c, x.shape[-2], x.shape[-1])
-
-
 def ssim(pred, target, data_range: float = 1.0, reduction: str = "mean"):
     """Mean SSIM (see the module docstring): an 11x11 window, smaller for images under 11x11
     (:func:`ssim_window`); images under 3x3 raise :class:`~napari_lfdeblur.errors.DeblurInputError`."""
+    from skimage.metrics import structural_similarity
+
     a, b = _pair(pred, target)
-    g = _gauss_window(a.device, a.dtype, ssim_window(*a.shape[-2:]))
-    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-    mu_a, mu_b = _filter(a, g), _filter(b, g)
-    s_aa = _filter(a * a, g) - mu_a * mu_a
-    s_bb = _filter(b * b, g) - mu_b * mu_b
-    s_ab = _filter(a * b, g) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
-    den = (mu_a * mu_a + mu_b * mu_b + c1) * (s_aa + s_bb + c2)
-    vals = (num / den).flatten(1).mean(1).double().tolist()
+    win = ssim_window(*a.shape[1:3])
+    vals = [float(structural_similarity(p, t, win_size=win, data_range=data_range, channel_axis=-1,
+                                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+            for p, t in zip(a, b)]
     return vals if reduction == "none" else float(np.mean(vals))
 
 
@@ -155,17 +124,51 @@ def finite_mean(vals) -> float:
     return float(np.mean(finite)) if finite else float(vals[0])
 
 
-def score_model(
-    model,
-    data,
-    *,
-    device=None,
-    batch: int = 1,
-    input_scores: bool = True,
-    samples: int = 0,
-    cancel=None,
-    should_stop=None,
-) -> dict[str, Any]:
+def _next_items(data, i: int, batch: int) -> list:
+    """The dataset's items from ``i`` on that go through the network together: up to ``batch``, or the first
+    alone when their sizes differ."""
+    items = [data[j] for j in range(i, min(len(data), i + batch))]
+    return items if len({tuple(it[0].shape) for it in items}) == 1 else items[:1]
+
+
+def _run_network(model, blur):
+    """The network's output for ``blur`` in [0, 1]: it sees ``2 * blur - 1`` and its output is mapped back."""
+    out = model(blur * 2 - 1)
+    if isinstance(out, tuple):
+        out = out[0]
+    return ((out.float() + 1) * 0.5).clamp_(0, 1)
+
+
+def _scores(out, blur, sharp, input_scores: bool) -> list[dict[str, float]]:
+    """Per image of the batch: the output's PSNR/SSIM against ``sharp`` and the input's (NaN when not asked)."""
+    ps, ss = psnr(out, sharp, reduction="none"), ssim(out, sharp, reduction="none")
+    if input_scores:
+        ips, iss = psnr(blur, sharp, reduction="none"), ssim(blur, sharp, reduction="none")
+    else:
+        ips = iss = [math.nan] * len(ps)
+    return [{"psnr": p, "ssim": s, "input_psnr": ip, "input_ssim": is_} for p, s, ip, is_ in zip(ps, ss, ips, iss)]
+
+
+def _summary(per_image: list[dict], windows: list[int], shots: list, seconds: float, stopped: bool) -> dict:
+    def mean(key):
+        return finite_mean([r[key] for r in per_image])
+
+    return {
+        "psnr": mean("psnr"),
+        "ssim": mean("ssim"),
+        "input_psnr": mean("input_psnr"),
+        "input_ssim": mean("input_ssim"),
+        "n": len(per_image),
+        "per_image": per_image,
+        "ssim_window": min(windows, default=None),
+        "samples": shots,
+        "seconds": seconds,
+        "stopped": stopped,
+    }
+
+
+def score_model(model, data, *, device=None, batch: int = 1, input_scores: bool = True, samples: int = 0,
+                cancel=None) -> dict[str, Any]:
     """Score ``model`` on a pair dataset.
 
     ``data``: a dataset of (blurred, sharp) tensors (3, H, W) in [0, 1] (e.g.
@@ -183,73 +186,36 @@ def score_model(
     a :class:`~napari_lfdeblur.errors.DeblurInputError`), ``samples`` (the first ``samples``
     ``(name, blurred, output, sharp)`` uint8 triples), ``seconds``,
     ``stopped`` (True when ``cancel``, a :class:`~napari_lfdeblur.CancelToken` or a function
-    returning True, interrupted it; ``should_stop`` is its deprecated name).
+    returning True, interrupted it).
     """
-    stop = cancel_check(cancel, should_stop, where="score_model")
+    stop = cancel_check(cancel, where="score_model")
     import torch
 
     from .datasets import PairDataset, open_pairs
 
     if not isinstance(data, torch.utils.data.Dataset):
         data = open_pairs(data, crop="full", augment=False)
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
+    device = torch.device(next(model.parameters()).device if device is None else device)
     names = data.names if isinstance(data, PairDataset) else None
-    was_training = model.training
+    was_training, t0 = model.training, time.perf_counter()
     model.eval()
-    t0 = time.perf_counter()
     per_image: list[dict] = []
     windows: list[int] = []
     shots: list = []
-    stopped = False
-    n = len(data)
+    i, stopped = 0, False
     try:
         with torch.no_grad():
-            i = 0
-            while i < n:
-                if stop():
-                    stopped = True
-                    break
-                items = [data[j] for j in range(i, min(n, i + batch))]
-                shapes = {tuple(it[0].shape) for it in items}
-                if len(shapes) > 1:  # different sizes: one at a time
-                    items = items[:1]
-                blur = torch.stack([it[0] for it in items]).to(device)
-                sharp = torch.stack([it[1] for it in items]).to(device)
+            while i < len(data) and not (stopped := stop()):
+                items = _next_items(data, i, batch)
+                blur, sharp = (torch.stack([it[k] for it in items]).to(device) for k in (0, 1))
                 windows.append(ssim_window(*sharp.shape[-2:]))  # too small for SSIM: said before the network runs
-                out = model(blur * 2 - 1)
-                if isinstance(out, tuple):
-                    out = out[0]
-                out = ((out.float() + 1) * 0.5).clamp_(0, 1)
-                ps, ss = psnr(out, sharp, reduction="none"), ssim(out, sharp, reduction="none")
-                if input_scores:
-                    ips, iss = psnr(blur, sharp, reduction="none"), ssim(blur, sharp, reduction="none")
-                else:
-                    ips = iss = [math.nan] * len(items)
-                for k in range(len(items)):
+                out = _run_network(model, blur)
+                for k, row in enumerate(_scores(out, blur, sharp, input_scores)):
                     name = names[i + k] if names is not None else str(i + k)
-                    per_image.append(
-                        {"name": name, "psnr": ps[k], "ssim": ss[k], "input_psnr": ips[k], "input_ssim": iss[k]}
-                    )
+                    per_image.append({"name": name, **row})
                     if len(shots) < samples:
-                        shots.append((name, _to_uint8_hwc(blur[k]), _to_uint8_hwc(out[k]), _to_uint8_hwc(sharp[k])))
+                        shots.append((name, *(_to_uint8_hwc(t[k]) for t in (blur, out, sharp))))
                 i += len(items)
     finally:
         model.train(was_training)
-
-    def mean(key):
-        return finite_mean([r[key] for r in per_image])
-
-    return {
-        "psnr": mean("psnr"),
-        "ssim": mean("ssim"),
-        "input_psnr": mean("input_psnr"),
-        "input_ssim": mean("input_ssim"),
-        "n": len(per_image),
-        "per_image": per_image,
-        "ssim_window": min(windows, default=None),
-        "samples": shots,
-        "seconds": time.perf_counter() - t0,
-        "stopped": stopped,
-    }
+    return _summary(per_image, windows, shots, time.perf_counter() - t0, stopped)

@@ -58,7 +58,7 @@ class StepBatches(torch.utils.data.Sampler):
         self.n, self.batch, self.seed = n, batch, seed
         self.start, self.total, self.rank, self.world = start, total, rank, world
         self.keyed = keyed
-        self._epoch, self._perm = -1, None
+        self._epoch, self._perm = -1, np.arange(0)
 
     def _index(self, g: int) -> int:
         e = g // self.n

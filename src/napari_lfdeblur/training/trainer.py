@@ -10,16 +10,19 @@ and the ``lfdeblur train`` / ``finetune`` commands call them)::
     r2 = finetune("pairs/dpdd", model=r1.best or r1.last, loss="shift_l1", val=0.15, out="runs/p2")
 
 A run is :class:`Trainer`: ``run()`` is the loop (a step, validation when
-due, a checkpoint when due) and :meth:`Trainer._train_step` one step; the
-rest lives by concern:
+due, a checkpoint when due) and ``Trainer._train_step`` one step.  It is
+made of parts, each given what it needs:
 
 - :mod:`.setup`: device, network, data, loss, optimizer, arithmetic
-  (mixed precision) and data loader, before the first step;
+  (mixed precision), a :class:`~.run.RunSetup`, and the data loader, before
+  the first step;
+- :mod:`.checkpointing`: how far the run is (:class:`~.run.Progress`,
+  fresh or from the resume file, so that it resumes exactly) and what it
+  writes (:class:`~.checkpointing.RunFiles`: ``last.pt``, ``best.pt``,
+  ``resume.pt``, ``log.csv``, ``summary.json``);
 - :mod:`.schedule`: the learning rate and the batch of each step, functions
   of the step alone;
-- :mod:`.validation`: the validation data and the validation pass;
-- :mod:`.checkpointing`: what a run writes (``last.pt``, ``best.pt``,
-  ``resume.pt``, ``log.csv``, ``summary.json``) and how it resumes exactly.
+- :mod:`.validation`: the validation data and the validation pass.
 
 Gradients are clipped to ``grad_clip`` (global norm; None to turn off).
 """
@@ -29,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,17 +41,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._signals import sigterm_as_interrupt
+from .._sigterm import sigterm_as_interrupt
 from ..cancel import cancel_check, check_function
 from ..errors import OutOfMemoryError, TrainingError
-from ..io.atomic import check_writable_file
 from . import ddp as _ddp
-from .checkpointing import RESUME_FORMAT, RunFiles
+from .checkpointing import RESUME_FORMAT, RunFiles, restore_progress, run_folder
 from .config import FINETUNE_PHASE, TrainConfig, with_config_keywords
-from .events import Cancelled, CancelToken, Error, Finished, Started, Step, TrainingEvent
+from .events import CancelToken, Error, Finished, Started, Step, Stopped, TrainingEvent
+from .run import Progress, RunSetup, describe
 from .schedule import lr_at
-from .setup import RunSetup
-from .validation import RunValidation
+from .setup import build_run, data_loader, start_processes
+from .validation import validate
 
 __all__ = ["RESUME_FORMAT", "TrainResult", "Trainer", "finetune", "lr_at", "train"]
 
@@ -66,7 +69,8 @@ class TrainResult:
     (``step``, ``loss``, ``lr``, ``seconds``, the loss terms);
     ``validations``: one dict per validation (``step``, ``psnr``, ``ssim``,
     ``input_psnr``, ``input_ssim``); ``steps``: completed steps; ``total``:
-    the planned number; ``cancelled``; ``seconds``: training time of all
+    the planned number; ``cancelled``: whether it stopped on request
+    (cancel token, Ctrl-C); ``seconds``: training time of all
     sessions together; ``summary``: the training summary stored in the
     checkpoints.
     """
@@ -107,127 +111,116 @@ def _config(config, options: dict, where: str) -> TrainConfig:
     return config.replace(**options)
 
 
-class Trainer(RunSetup, RunFiles, RunValidation):
+class Trainer:
     """One training run; :func:`train` is ``Trainer(...).run()``.  The
     arguments are those of :func:`train`: the data, the validation data, the
     network, the session's cancel token and callback, and a
     :class:`TrainConfig` (``config``) with any of its fields changed by
     keywords.  ``self.config`` is the run's configuration.
 
-    Preparing the run (:class:`~.setup.RunSetup`), its files and resume
-    (:class:`~.checkpointing.RunFiles`) and validation
-    (:class:`~.validation.RunValidation`) are the parts it is made of."""
+    ``run()`` sets the run up (``self.setup``, a :class:`~.run.RunSetup`;
+    ``self.progress``, a :class:`~.run.Progress`; ``self.loader``;
+    ``self.files``, its :class:`~.checkpointing.RunFiles`), then runs its
+    steps, validating with :func:`~.validation.validate`."""
+
+    setup: RunSetup
+    progress: Progress
+    files: RunFiles
+    loader: Iterable
 
     def __init__(self, data, config: TrainConfig | None = None, *, val=None, model=None, cancel=None,
                  callback: Callable[[TrainingEvent], Any] | None = None, **options):
-        config = _config(config, options, "Trainer()")
+        self.config = _config(config, options, "Trainer()")
         check_function(callback, "callback", "callback(event)", where="train/finetune", error=TrainingError)
-        self.config = config
-        self.phase, self.steps, self.batch, self.patch = config.phase, config.steps, config.batch, config.patch
-        self.lr = config.learning_rate
-        self.schedule, self.warmup, self.min_lr = config.schedule, config.warmup, config.min_lr
-        self.milestones, self.gamma, self.weight_decay = config.milestones, config.gamma, config.weight_decay
-        self.amp, self.grad_clip, self.seed = config.amp, config.grad_clip, config.seed
-        self.val_patch, self.val_batch, self.val_samples = config.val_patch, config.val_batch, config.val_samples
-        self.checkpoint_minutes = config.checkpoint_minutes
-        out = config.out
-        self.out = out.expanduser() if out is not None else None
-        if self.out is not None and self.out.exists() and not self.out.is_dir():
-            raise TrainingError(f"out={out} is a file; a training run writes a folder (checkpoints, log.csv): give "
-                                "a folder that does not exist yet, or an earlier run's folder")
-        if self.out is not None:  # a read-only or full disk: said now, not at the first checkpoint
-            check_writable_file(self.out / "resume.pt", "the training run")
-        self.resume_arg = config.resume
-        self.should_stop = cancel_check(cancel, where="train")
-        self.cancel = cancel
+        self.out = run_folder(self.config.out)
+        self.stop_requested = cancel_check(cancel, where="train")
         self.callback = callback
-        self.num_workers = config.num_workers
-        self.log_every = config.log_every
-        self.distributed = config.distributed
-        self.threads = config.threads
-        self.description = config.description
-        self._data_arg, self._val_arg, self._model_arg = data, val, model
-        self._loss_arg = config.loss
-        self._loss_kw = {"max_shift": config.max_shift, "multiscale": config.multiscale,
-                         "vgg_weights": config.vgg_weights, "vgg_download": config.vgg_download}
-        self.device_arg = config.device
-        self.val_seed = config.val_seed
+        self.ctx = _ddp.DistContext()  # the processes' context, once the run has started
+        self._data, self._val, self._model = data, val, model
+        self._bad = 0  # steps in a row whose loss was NaN or infinite
 
     # ---------------------------------------------------------------- events
     def _emit(self, event: TrainingEvent) -> None:
         if self.callback is not None and self.ctx.main:
             self.callback(event)
 
-    def elapsed(self) -> float:
-        return self.elapsed_before + (time.perf_counter() - self._t0)
-
-    # ---------------------------------------------------------------- the loop
+    # ---------------------------------------------------------------- the run
     def run(self) -> TrainResult:
         # SIGTERM (kill, a batch system's time limit) saves and stops as Ctrl-C does, instead of losing the steps
         # since the last checkpoint
         with sigterm_as_interrupt():
-            return self._run()
-
-    def _run(self) -> TrainResult:
-        self._start()
-        cancelled = False
-        try:
-            self._announce()
-            avg, batches = None, iter(self.loader)
-            while self.step < self.steps:
-                if self.should_stop() and not self.ctx.enabled:
-                    cancelled = True
-                    break
-                t = time.perf_counter()
-                blur, sharp = next(batches)
-                value, lr = self._train_step(blur, sharp, self.step)
-                value, stop = self.ctx.reduce_step(value, self.should_stop())
-                self.step += 1
-                avg = self._record_step(value, lr, time.perf_counter() - t, avg)
-                last = self.step == self.steps
-                if self.val is not None and (self.step % self.val_every == 0 or last) and not self._validate():
-                    cancelled = True
-                    break
-                self._save_when_due(last)
-                if stop and self.ctx.enabled:
-                    cancelled = True
-                    break
-            if cancelled:
-                self._checkpoint()
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
-        except BaseException as e:
-            err = self._failed(e)
-            if err is not e:
-                raise err from e
-            raise
-        return self._finish(cancelled)
-
-    def _train_step(self, blur, sharp, i: int) -> tuple[float, dict]:
-        lr = lr_at(i, self.steps, self.lr, self.schedule, warmup=self.warmup, min_lr=self.min_lr,
-                   milestones=self.milestones, gamma=self.gamma)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        blur = blur.to(self.device, non_blocking=True)
-        sharp = sharp.to(self.device, non_blocking=True)
-        if self.config.channels_last:
-            blur = blur.contiguous(memory_format=torch.channels_last)
-        self.opt.zero_grad(set_to_none=True)
-        ctx = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
-               else contextlib.nullcontext())
-        with ctx:
+            self._start()
             try:
-                out, inter = self.model(blur * 2 - 1, return_intermediate=True)
-            except Exception as e:
-                if self.config.compile and type(e).__module__.startswith("torch._dynamo"):
-                    raise TrainingError(f"torch.compile ({self.config.compile!r}) failed: {e}. Train with "
-                                        "compile=False, or install what it needs (a C++ compiler for inductor on "
-                                        "the CPU, triton on a GPU)") from e
+                stopped = self._steps()
+            except KeyboardInterrupt:
+                self._interrupted()
                 raise
-        pred = (out.float() + 1) * 0.5
-        inter = [(e.float() + 1) * 0.5 for e in inter]
-        loss = self.loss_fn(pred, sharp, inter)
+            except BaseException as e:
+                err = self._failed(e)
+                if err is not e:
+                    raise err from e
+                raise
+            return self._finish(stopped)
+
+    def _start(self) -> None:
+        """Set the run up (an :class:`~.events.Error` event when that fails); the clock starts after."""
+        try:
+            device, self.ctx = start_processes(self.config)
+            self.setup = build_run(self.config, self.ctx, device, data=self._data, val=self._val, model=self._model,
+                                   out=self.out)
+            self.progress = restore_progress(self.setup, self.config)
+            self.loader = data_loader(self.setup.data, self.config, device, self.ctx, self.progress.step)
+        except BaseException as e:
+            self._emit(Error(0, message=str(e), exception=e))
+            _ddp.teardown(self.ctx)
+            raise
+        self.progress.started = time.perf_counter()
+        self.files = RunFiles(self.out, self.config, self.setup, self.progress, self._emit)
+        self.setup.net.clip_output = False  # clamping would cut the gradient of out-of-range pixels
+
+    def _steps(self) -> bool:
+        """The steps from where the run is to its end, validation and checkpoints when due; returns whether
+        the run stopped on request."""
+        config, p, ctx = self.config, self.progress, self.ctx
+        validating = self.setup.val is not None
+        self._announce()
+        avg, batches = None, iter(self.loader)
+        while p.step < config.steps:
+            if self.stop_requested() and not ctx.enabled:
+                return self._stopped()
+            t = time.perf_counter()
+            blur, sharp = next(batches)
+            value, lr = self._train_step(blur, sharp, p.step)
+            value, stop = ctx.reduce_step(value, self.stop_requested())
+            p.step += 1
+            avg = self._record_step(value, lr, time.perf_counter() - t, avg)
+            last = p.step == config.steps
+            if validating and (p.step % config.validation_interval() == 0 or last) and not self._validate():
+                return self._stopped()
+            self._save_when_due(last)
+            if stop and ctx.enabled:  # every process stops after the same step
+                return self._stopped()
+        return False
+
+    def _stopped(self) -> bool:
+        self.files.checkpoint()
+        return True
+
+    # ---------------------------------------------------------------- one step
+    def _train_step(self, blur, sharp, i: int) -> tuple[float, float]:
+        """Step ``i`` (0-based) on a batch: returns (its loss, its learning rate)."""
+        c, s = self.config, self.setup
+        lr = lr_at(i, c.steps, c.learning_rate, c.schedule, warmup=c.warmup, min_lr=c.min_lr,
+                   milestones=c.milestones, gamma=c.gamma)
+        for g in s.opt.param_groups:
+            g["lr"] = lr
+        # pinned CPU batches (on CUDA): the copy overlaps the work already queued on the device
+        blur = blur.to(s.device, non_blocking=True)
+        sharp = sharp.to(s.device, non_blocking=True)
+        if c.channels_last:
+            blur = blur.contiguous(memory_format=torch.channels_last)
+        s.opt.zero_grad(set_to_none=True)
+        loss = self._loss(blur, sharp)
         value = float(loss.detach())
         if not math.isfinite(value):
             self._bad += 1
@@ -238,75 +231,99 @@ class Trainer(RunSetup, RunFiles, RunValidation):
                 )
             return value, lr  # skip the update (GradScaler would too)
         self._bad = 0
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            if self.grad_clip:
-                self.scaler.unscale_(self.opt)
-                nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            loss.backward()
-            if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-            self.opt.step()
+        self._update(loss)
         return value, lr
 
-    # ---------------------------------------------------------------- around the loop
-    def _start(self) -> None:
-        """Set the run up (an :class:`~.events.Error` event when that fails); the clock starts after."""
-        self._t0 = time.perf_counter()
-        self.ctx = _ddp.DistContext()
-        try:
-            self._setup()
-        except BaseException as e:
-            self._emit(Error(0, message=str(e), exception=e))
-            _ddp.teardown(self.ctx)
-            raise
-        self._t0 = time.perf_counter()
-        self._last_ckpt_time = self._t0
-        self._bad = 0
-        self.net.clip_output = False  # clamping would cut the gradient of out-of-range pixels
+    def _loss(self, blur: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+        """The forward pass (in the run's arithmetic) and the loss of its output and intermediate estimates."""
+        s, how = self.setup, self.config.compile
+        ctx = (torch.autocast(device_type=s.device.type, dtype=s.amp_dtype) if s.amp_dtype is not None
+               else contextlib.nullcontext())
+        with ctx:
+            try:
+                out, inter = s.model(blur * 2 - 1, return_intermediate=True)
+            except Exception as e:
+                if how and type(e).__module__.startswith("torch._dynamo"):
+                    raise TrainingError(f"torch.compile ({how!r}) failed: {e}. Train with compile=False, or "
+                                        "install what it needs (a C++ compiler for inductor on the CPU, triton on "
+                                        "a GPU)") from e
+                raise
+        pred = (out.float() + 1) * 0.5
+        inter = [(e.float() + 1) * 0.5 for e in inter]
+        return s.loss_fn(pred, sharp, inter)
 
+    def _update(self, loss: torch.Tensor) -> None:
+        """Backward, gradient clipping (``grad_clip``) and the optimizer's step (through the scaler in float16)."""
+        s, clip = self.setup, self.config.grad_clip
+        if s.scaler is not None:
+            s.scaler.scale(loss).backward()
+            if clip:
+                s.scaler.unscale_(s.opt)
+                nn.utils.clip_grad_norm_(s.net.parameters(), clip)
+            s.scaler.step(s.opt)
+            s.scaler.update()
+        else:
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(s.net.parameters(), clip)
+            s.opt.step()
+
+    # ---------------------------------------------------------------- around the steps
     def _announce(self) -> None:
-        self._emit(Started(self.step, total=self.steps, phase=self.phase, loss=str(self.loss_fn),
-                           device=str(self.device), model=dict(self.net.config), n_train=len(self.data),
-                           n_val=len(self.val) if self.val is not None else 0,
-                           data=self.description or self._describe(self.source or self.data),
-                           out=str(self.out) if self.out else None, resumed_from=self.resumed_from,
-                           world_size=self.ctx.world, amp=self._amp_now()))
+        s, c = self.setup, self.config
+        self._emit(Started(self.progress.step, total=c.steps, phase=c.phase, loss=str(s.loss_fn),
+                           device=str(s.device), model=dict(s.net.config), n_train=len(s.data),
+                           n_val=len(s.val) if s.val is not None else 0, data=c.description or describe(s.data),
+                           out=str(self.out) if self.out else None, resumed_from=s.resumed_from,
+                           world_size=self.ctx.world, amp=s.amp_name))
         if self.out is not None and self.ctx.main:
             self.out.mkdir(parents=True, exist_ok=True)
 
     def _record_step(self, value: float, lr: float, dt: float, avg: float | None) -> float:
         """The step's row in the history and its :class:`~.events.Step` event; returns the smoothed seconds
         per step."""
+        p, total = self.progress, self.config.steps
         avg = dt if avg is None else 0.9 * avg + 0.1 * dt
-        row = {"step": self.step, "loss": value, "lr": lr, "seconds": dt}
-        terms = getattr(self.loss_fn, "terms", {}) or {}
+        row = {"step": p.step, "loss": value, "lr": lr, "seconds": dt}
+        terms = getattr(self.setup.loss_fn, "terms", {}) or {}
         if len(terms) > 1:
             row.update({k: float(v) for k, v in terms.items()})
-        self.history.append(row)
-        self._emit(Step(self.step, total=self.steps, loss=value, lr=lr, seconds_per_step=avg,
-                        eta=avg * (self.steps - self.step), terms=dict(terms)))
+        p.history.append(row)
+        self._emit(Step(p.step, total=total, loss=value, lr=lr, seconds_per_step=avg, eta=avg * (total - p.step),
+                        terms=dict(terms)))
         return avg
 
+    def _validate(self) -> bool:
+        """Validate on rank 0 (the others wait); a better PSNR than before writes ``best.pt``.  Returns False
+        when stopped midway."""
+        ok = True
+        if self.ctx.main:
+            event = validate(self.setup, self.config, self.progress, self.stop_requested)
+            ok = event is not None
+            if event is not None:
+                self._emit(event)
+                if event.best:
+                    self.files.save_models(("best",))
+        self.ctx.barrier()
+        return ok
+
     def _save_when_due(self, last: bool) -> None:
-        """A checkpoint at the end, every ``ckpt_every`` steps and every ``checkpoint_minutes``; else the log
-        every ``log_every`` steps."""
-        due = self.step % self.ckpt_every == 0 or (
-            self.checkpoint_minutes and time.perf_counter() - self._last_ckpt_time >= 60 * self.checkpoint_minutes)
+        """A checkpoint at the end, every ``checkpoint_every`` steps and every ``checkpoint_minutes``; else the
+        log every ``log_every`` steps."""
+        c, step = self.config, self.progress.step
+        due = step % c.checkpoint_interval(validating=self.setup.val is not None) == 0 or (
+            c.checkpoint_minutes and time.perf_counter() - self.files.saved_at >= 60 * c.checkpoint_minutes)
         if last or due:
-            self._checkpoint()
-        elif self.step % self.log_every == 0:
-            self._write_log()
+            self.files.checkpoint()
+        elif step % c.log_every == 0:
+            self.files.write_log()
 
     def _interrupted(self) -> None:
         """Ctrl-C: keep what was done (the last completed step), then stop."""
         with contextlib.suppress(Exception):
-            self._checkpoint()
-        self._emit(Cancelled(self.step, seconds=self.elapsed(),
-                             checkpoint=str(self.out / "last.pt") if self.out else None))
+            self.files.checkpoint()
+        self._emit(Stopped(self.progress.step, seconds=self.progress.elapsed(),
+                           checkpoint=str(self.out / "last.pt") if self.out else None))
         self._finish_model()
         _ddp.teardown(self.ctx)
 
@@ -316,50 +333,43 @@ class Trainer(RunSetup, RunFiles, RunValidation):
         err = e
         if isinstance(e, getattr(torch, "OutOfMemoryError", MemoryError)) or (
                 type(e) is RuntimeError and "out of memory" in str(e).lower()):
+            c = self.config
             err = OutOfMemoryError(
-                f"{self.device} ran out of memory at step {self.step + 1} (batch {self.batch}, patch "
-                f"{self.patch}, {self.net.config}): lower batch or patch, or use a lighter network (model=16)"
+                f"{self.setup.device} ran out of memory at step {self.progress.step + 1} (batch {c.batch}, patch "
+                f"{c.patch}, {self.setup.net.config}): lower batch or patch, or use a lighter network (model=16)"
             )
-        self._emit(Error(self.step, message=str(err), exception=err))
+        self._emit(Error(self.progress.step, message=str(err), exception=err))
         self._finish_model()
         _ddp.teardown(self.ctx)
         return err
 
-    def _finish(self, cancelled: bool) -> TrainResult:
+    def _finish(self, stopped: bool) -> TrainResult:
         self._finish_model()
-        result = self._result(cancelled)
-        if self.out is not None and self.ctx.main and not cancelled:
-            self._write_summary(result.summary)
-        if cancelled:
-            self._emit(Cancelled(self.step, seconds=result.seconds, checkpoint=str(result.last) if result.last
-                                 else None, result=result))
+        result = self._result(stopped)
+        if not stopped:
+            self.files.write_summary(result.summary)
+            self._emit(Finished(result.steps, seconds=result.seconds, result=result))
         else:
-            self._emit(Finished(self.step, seconds=result.seconds, result=result))
+            self._emit(Stopped(result.steps, seconds=result.seconds,
+                               checkpoint=str(result.last) if result.last else None, result=result))
         _ddp.teardown(self.ctx)
         return result
 
-    def _result(self, cancelled: bool) -> TrainResult:
-        out = self.out
-        exists = (lambda p: p if (p is not None and p.is_file()) else None)
+    def _result(self, stopped: bool) -> TrainResult:
+        def written(name: str) -> Path | None:
+            p = self.out / name if self.out is not None else None
+            return p if p is not None and p.is_file() else None
+
         return TrainResult(
-            model=self.net,
-            out=out,
-            last=exists(out / "last.pt") if out else None,
-            best=exists(out / "best.pt") if out else None,
-            resume=exists(out / "resume.pt") if out else None,
-            log=exists(out / "log.csv") if out else None,
-            history=self.history,
-            validations=self.validations,
-            steps=self.step,
-            total=self.steps,
-            cancelled=cancelled,
-            seconds=self.elapsed(),
-            summary=self._summary(),
+            model=self.setup.net, out=self.out, last=written("last.pt"), best=written("best.pt"),
+            resume=written("resume.pt"), log=written("log.csv"), history=self.progress.history,
+            validations=self.progress.validations, steps=self.progress.step, total=self.config.steps,
+            cancelled=stopped, seconds=self.progress.elapsed(), summary=self.files.summary(),
         )
 
     def _finish_model(self) -> None:
-        self.net.clip_output = True
-        self.net.eval()
+        self.setup.net.clip_output = True
+        self.setup.net.eval()
 
 
 # --------------------------------------------------------------------------- public functions
@@ -412,16 +422,15 @@ def train(data, *, val=None, model=None, config: TrainConfig | None = None,
         lists every option with its default.
     cancel, callback
         A :class:`~.events.CancelToken` (or callable / ``threading.Event``):
-        when set the run stops after the current step and writes
-        ``last.pt``/``resume.pt`` for it; ``callback(event)`` receives the
-        :mod:`~.events` (on rank 0 only in multi-process runs).
+        when set the run stops after the current step, writes ``last.pt`` and
+        ``resume.pt`` for it and sends :class:`~.events.Stopped`;
+        ``callback(event)`` receives the :mod:`~.events` (rank 0 only).
 
     Raises
     ------
     TrainingError
-        Bad data or arguments, a loss that stays NaN, a resume file that does
-        not fit; :class:`~napari_lfdeblur.errors.OutOfMemoryError` when the
-        device runs out of memory.
+        Bad data or arguments, a loss that stays NaN, an unfit resume file;
+        :class:`~napari_lfdeblur.OutOfMemoryError` when memory runs out.
     """
     return Trainer(data, _config(config, options, "train()"), val=val, model=model, cancel=cancel,
                    callback=callback).run()

@@ -3,29 +3,33 @@
 ``val`` is None (no validation), a fraction such as 0.15 (of the data's
 scenes, held out with :func:`~.datasets.split`), a list of scene names to
 hold out, or separate data (path, dataset, ...).  The network is scored in
-float32, with its output clipped, on rank 0 (the other processes wait); the
-blurry input is scored once, for reference; a better PSNR than any before
-writes ``best.pt``.
+float32, with its output clipped, on rank 0 (the other processes wait:
+:class:`~.trainer.Trainer` calls :func:`validate` there); the blurry input is
+scored once, for reference; a better PSNR than any before writes ``best.pt``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ..errors import TrainingError
+from .config import TrainConfig
 from .datasets import PairDataset, ProceduralPairs, open_pairs, split
 from .datasets.base import fit_patch
 from .events import Validation
 from .metrics import score_model
+from .run import Progress, RunSetup
 
-__all__ = ["RunValidation", "validation_data"]
+__all__ = ["validate", "validation_data"]
 
 
 def validation_data(ds, val, *, patch: int, val_patch: int | None, val_seed: int):
     """``(training data, validation data or None)``: ``val`` held out of ``ds``, or opened on its own."""
-    vds = None
+    vds: Any = None
     if val is None or val is False:
         pass
     elif isinstance(val, float) or (isinstance(val, int) and not isinstance(val, bool) and 0 < val < 1):
@@ -43,49 +47,40 @@ def validation_data(ds, val, *, patch: int, val_patch: int | None, val_seed: int
         if isinstance(vds, ProceduralPairs):
             vds = vds.heldout(16, patch=val_patch or patch, crop="center", augment=False)
     # no validation crop larger than the validation pairs: padding would be scored as if it were an image
-    # (the same check as the training pairs'; stacklevel: fit_patch, here, then the trainer, up to train())
-    vds = fit_patch(vds, getattr(vds, "patch", None), validation=True, stacklevel=7)
+    # (the same check as the training pairs'; stacklevel: fit_patch, here, build_run, Trainer._start and
+    # Trainer.run, up to train())
+    vds = fit_patch(vds, getattr(vds, "patch", None), validation=True, stacklevel=6)
     if vds is not None and len(vds) == 0:
         vds = None
     return ds, vds
 
 
-class RunValidation:
-    """The part of :class:`~.trainer.Trainer` that validates (``_validate``): it reads ``net``, ``val``,
-    ``device``, ``val_batch``, ``val_samples`` and ``step``, and records into ``validations``, ``best`` and
-    ``input_scores``."""
-
-    def _validate(self) -> bool:
-        """Validate on rank 0 (others wait); returns False when cancelled midway."""
-        ok = True
-        if self.ctx.main:
-            net = self.net
-            clip = net.clip_output
-            net.clip_output = True
-            try:
-                first = self.input_scores is None
-                r = score_model(net, self.val, device=self.device, batch=self.val_batch, input_scores=first,
-                             samples=self.val_samples, cancel=self.should_stop)
-            finally:
-                net.clip_output = clip
-                net.train()
-            if r["stopped"]:
-                ok = False
-            else:
-                if first:
-                    self.input_scores = {"psnr": r["input_psnr"], "ssim": r["input_ssim"]}
-                rec = {"step": self.step, "psnr": float(r["psnr"]), "ssim": float(r["ssim"]),
-                       "input_psnr": float(self.input_scores["psnr"]), "input_ssim": float(self.input_scores["ssim"]),
-                       "seconds": float(r["seconds"])}
-                self.validations.append(rec)
-                is_best = math.isfinite(rec["psnr"]) and rec["psnr"] > self.best["psnr"]
-                if is_best:
-                    self.best = {"psnr": rec["psnr"], "step": self.step}
-                self._emit(Validation(self.step, psnr=rec["psnr"], ssim=rec["ssim"], input_psnr=rec["input_psnr"],
-                                      input_ssim=rec["input_ssim"], n_images=r["n"], seconds=r["seconds"],
-                                      best=is_best, samples=r["samples"] or None))
-                if is_best:
-                    self._save_models(("best",))
-        self.ctx.barrier()
-        return ok
-
+def validate(setup: RunSetup, config: TrainConfig, progress: Progress,
+             cancelled: Callable[[], bool]) -> Validation | None:
+    """Score ``setup.net`` on ``setup.val`` (float32, output clipped; the blurry input too, the first time) and
+    record the scores in ``progress`` (its validations, best PSNR and input scores); returns the
+    :class:`~.events.Validation` event to send, or None when ``cancelled()`` stopped it midway."""
+    net = setup.net
+    clip = net.clip_output
+    net.clip_output = True
+    first = progress.input_scores is None
+    try:
+        r = score_model(net, setup.val, device=setup.device, batch=config.val_batch, input_scores=first,
+                        samples=config.val_samples, cancel=cancelled)
+    finally:
+        net.clip_output = clip
+        net.train()
+    if r["stopped"]:
+        return None
+    if first:
+        progress.input_scores = {"psnr": r["input_psnr"], "ssim": r["input_ssim"]}
+    inp = progress.input_scores or {}
+    rec = {"step": progress.step, "psnr": float(r["psnr"]), "ssim": float(r["ssim"]),
+           "input_psnr": float(inp["psnr"]), "input_ssim": float(inp["ssim"]), "seconds": float(r["seconds"])}
+    progress.validations.append(rec)
+    is_best = math.isfinite(rec["psnr"]) and rec["psnr"] > progress.best["psnr"]
+    if is_best:
+        progress.best = {"psnr": rec["psnr"], "step": progress.step}
+    return Validation(progress.step, psnr=rec["psnr"], ssim=rec["ssim"], input_psnr=rec["input_psnr"],
+                      input_ssim=rec["input_ssim"], n_images=r["n"], seconds=r["seconds"], best=is_best,
+                      samples=r["samples"] or None)

@@ -107,9 +107,9 @@ class VGG19Features(nn.Module):
             raise TrainingError("VGG19Features needs at least one layer")
         last = max(self.layer_indices)
         convs = [v for v in _CFG if v != "M"]
-        widths = list(widths) if widths is not None else convs
-        if len(widths) != len(convs):
-            raise TrainingError(f"VGG19 has {len(convs)} convolutions; got {len(widths)} widths")
+        width = [int(w) for w in (widths if widths is not None else convs)]
+        if len(width) != len(convs):
+            raise TrainingError(f"VGG19 has {len(convs)} convolutions; got {len(width)} widths")
         seq: list[nn.Module] = []
         cin, k = 3, 0
         for v in _CFG:
@@ -118,11 +118,13 @@ class VGG19Features(nn.Module):
             if v == "M":
                 seq.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                seq.append(nn.Conv2d(cin, widths[k], kernel_size=3, padding=1))
+                seq.append(nn.Conv2d(cin, width[k], kernel_size=3, padding=1))
                 seq.append(nn.ReLU(inplace=False))
-                cin = widths[k]
+                cin = width[k]
                 k += 1
         self.features = nn.Sequential(*seq[: last + 1])
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import LightFieldError
@@ -31,7 +32,7 @@ from .hci import is_hci_folder, read_hci
 from .lenslet import read_lenslet
 from .pfm import read_pfm, write_pfm
 
-READERS = {
+READERS: dict[str, Callable[..., LightField]] = {
     "hci": read_hci,
     "grid": read_grid_folder,
     "eslf": read_eslf,
@@ -96,9 +97,12 @@ def detect_format(path, **options) -> str:
             return "array"
         if options.get("pattern") is not None:
             return "grid"
-        if is_hci_folder(p):
-            return "hci"
-        return "grid"  # the grid reader explains what it looked for if nothing matches
+        return "hci" if is_hci_folder(p) else "grid"  # the grid reader explains what it looked for if nothing matches
+    return _file_format(p, options)
+
+
+def _file_format(p: Path, options: dict) -> str:
+    """The reader of the file ``p`` by its suffix (and name, and ``views=``)."""
     suffix = p.suffix.lower()
     if suffix in IMAGE_SUFFIXES and ("eslf" in p.name.lower() or options.get("views") is not None):
         return "eslf"
@@ -182,39 +186,9 @@ def read_lightfield(path, format: str | None = None, **options) -> LightField:
     fmt = format
     try:
         general = {k: options.pop(k) for k in _GENERAL_OPTIONS if k in options}
-        if fmt is None:
-            fmt = detect_format(path, **options)
-        if not isinstance(fmt, str) or _ALIASES.get(fmt.lower(), fmt.lower()) not in READERS:
-            raise LightFieldError(f"Unknown format {format!r}; choose one of {', '.join(FORMATS)} or None (detect).")
-        fmt = _ALIASES.get(fmt.lower(), fmt.lower())
-        reader = READERS[fmt]
-        if _is_path(path) and not str(path).strip():
-            raise LightFieldError("The path is empty; give a folder of views, a light-field file or an array.")
-        if fmt != "array" and not _is_path(path):
-            raise LightFieldError(
-                f"format={fmt!r} reads a path, but got a {type(path).__name__}; use format='array' for arrays."
-            )
-        if fmt == "grid" and _is_path(path) and not Path(path).exists():
-            split = _split_pattern_path(Path(path))
-            if split and "pattern" not in options:
-                path, options["pattern"] = split[0], split[1]
-        if _is_path(path):
-            _check_path_kind(Path(path), fmt)
-        _check_options(fmt, reader, options)
-        lf = reader(path, **options)
-        md = lf.metadata
-        if "angular_spacing" in general:
-            md["angular_spacing"] = general["angular_spacing"]
-        if "disparity_range" in general:
-            try:
-                lo, hi = (float(x) for x in general["disparity_range"])
-            except (TypeError, ValueError):
-                raise LightFieldError(
-                    f"disparity_range={general['disparity_range']!r}: give a pair (low, high) in px per view."
-                ) from None
-            md["disparity_range"] = (lo, hi)
-        for k in ("source", "format", "angular_spacing", "disparity_range", "source_dtype"):
-            md.setdefault(k, None)
+        fmt, path = _resolve_format(path, format, options)
+        lf = READERS[fmt](path, **options)
+        _set_general(lf.metadata, general)
         return lf
     except LightFieldError:
         raise
@@ -227,3 +201,42 @@ def read_lightfield(path, format: str | None = None, **options) -> LightField:
         raise LightFieldError(
             f"Could not read {what} as a light field (format {fmt or 'auto'!r}): {type(e).__name__}: {e}"
         ) from e
+
+
+def _resolve_format(path, format, options: dict):
+    """(the reader's name, the path it reads) for ``path`` and ``format``, checked with the reader's options;
+    ``folder/name_{row}_{col}.png`` becomes the folder, with the name as ``options["pattern"]``."""
+    fmt = detect_format(path, **options) if format is None else format
+    if not isinstance(fmt, str) or _ALIASES.get(fmt.lower(), fmt.lower()) not in READERS:
+        raise LightFieldError(f"Unknown format {format!r}; choose one of {', '.join(FORMATS)} or None (detect).")
+    fmt = _ALIASES.get(fmt.lower(), fmt.lower())
+    if _is_path(path) and not str(path).strip():
+        raise LightFieldError("The path is empty; give a folder of views, a light-field file or an array.")
+    if fmt != "array" and not _is_path(path):
+        raise LightFieldError(
+            f"format={fmt!r} reads a path, but got a {type(path).__name__}; use format='array' for arrays."
+        )
+    if fmt == "grid" and _is_path(path) and not Path(path).exists():
+        split = _split_pattern_path(Path(path))
+        if split and "pattern" not in options:
+            path, options["pattern"] = split[0], split[1]
+    if _is_path(path):
+        _check_path_kind(Path(path), fmt)
+    _check_options(fmt, READERS[fmt], options)
+    return fmt, path
+
+
+def _set_general(md: dict, general: dict) -> None:
+    """The options every format takes, into the metadata; the keys every light field's metadata has."""
+    if "angular_spacing" in general:
+        md["angular_spacing"] = general["angular_spacing"]
+    if "disparity_range" in general:
+        try:
+            lo, hi = (float(x) for x in general["disparity_range"])
+        except (TypeError, ValueError):
+            raise LightFieldError(
+                f"disparity_range={general['disparity_range']!r}: give a pair (low, high) in px per view."
+            ) from None
+        md["disparity_range"] = (lo, hi)
+    for k in ("source", "format", "angular_spacing", "disparity_range", "source_dtype"):
+        md.setdefault(k, None)

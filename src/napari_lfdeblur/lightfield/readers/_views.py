@@ -157,6 +157,49 @@ def _describe_mismatch(infos: list[ImageInfo], attr: str, label) -> str:
     return f"{n} views are {label(common)}, but {examples}{more}"
 
 
+def _probe_views(paths: dict[tuple[int, int], Path], V: int, U: int) -> list[ImageInfo]:
+    """The headers of the view files, in grid order, checked to be of one size and channel count."""
+    if not paths:
+        raise LightFieldError("No view files to open.")
+    outside = [(k, p.name) for k, p in paths.items() if not (0 <= k[0] < V and 0 <= k[1] < U)]
+    if outside:
+        raise LightFieldError(f"View files outside the {V}x{U} grid: {outside[:4]}.")
+    try:
+        infos = [probe_image(paths[k]) for k in sorted(paths)]
+    except ImageFileError as e:
+        raise _view_error(e) from e
+    if len({i.shape for i in infos}) > 1:
+        raise LightFieldError(
+            "The views have different sizes: "
+            + _describe_mismatch(infos, "shape", lambda s: f"{s[0]}x{s[1]} (Y x X)")
+            + ". All views of a light field must have the same size; remove or resize the odd ones."
+        )
+    if len({i.channels for i in infos}) > 1:
+        raise LightFieldError(
+            "The views have different channel counts: "
+            + _describe_mismatch(infos, "channels", lambda c: f"{c} channel{'s' if c != 1 else ''}")
+            + ". Convert them all to RGB or all to greyscale."
+        )
+    return infos
+
+
+def _dask_views(src: ViewGridSource):
+    """``src`` as a dask array, one chunk per view."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    V, U, Y, X, C = src.shape
+    # a deterministic name from paths, sizes and modification times: reopening
+    # unchanged files reuses dask's cache keys, an edited file gets a new key
+    stamp = []
+    for k in sorted(src.files):
+        st = os.stat(src.files[k])
+        stamp.append((k, str(src.files[k]), st.st_size, st.st_mtime_ns))
+    name = "lf-views-" + tokenize(stamp, (V, U), (Y, X), C)
+    return da.from_array(src, chunks=(1, 1, Y, X, C), name=name, asarray=False, fancy=False,
+                         meta=np.empty((0, 0, 0, 0, 0), dtype=np.float32))
+
+
 def open_view_grid(
     files: Mapping[tuple[int, int], str | os.PathLike],
     grid: tuple[int, int],
@@ -181,56 +224,13 @@ def open_view_grid(
         data (V, U, Y, X, C) float32 in [0, 1] (NaN for missing views),
         view_mask (V, U) bool, info dict with ``source_dtype``.
     """
-    import dask.array as da
-    from dask.base import tokenize
-
     V, U = int(grid[0]), int(grid[1])
-    files = {(int(v), int(u)): Path(p) for (v, u), p in files.items()}
-    if not files:
-        raise LightFieldError("No view files to open.")
-    outside = [(k, p.name) for k, p in files.items() if not (0 <= k[0] < V and 0 <= k[1] < U)]
-    if outside:
-        raise LightFieldError(f"View files outside the {V}x{U} grid: {outside[:4]}.")
-    keys = sorted(files)
-    try:
-        infos = [probe_image(files[k]) for k in keys]
-    except ImageFileError as e:
-        raise _view_error(e) from e
-    if len({i.shape for i in infos}) > 1:
-        raise LightFieldError(
-            "The views have different sizes: "
-            + _describe_mismatch(infos, "shape", lambda s: f"{s[0]}x{s[1]} (Y x X)")
-            + ". All views of a light field must have the same size; remove or resize the odd ones."
-        )
-    if len({i.channels for i in infos}) > 1:
-        raise LightFieldError(
-            "The views have different channel counts: "
-            + _describe_mismatch(infos, "channels", lambda c: f"{c} channel{'s' if c != 1 else ''}")
-            + ". Convert them all to RGB or all to greyscale."
-        )
-    view_shape, channels = infos[0].shape, infos[0].channels
+    paths = {(int(v), int(u)): Path(p) for (v, u), p in files.items()}
+    infos = _probe_views(paths, V, U)
     mask = np.zeros((V, U), dtype=bool)
-    for v, u in keys:
+    for v, u in paths:
         mask[v, u] = True
-    dtypes = sorted({str(i.dtype) for i in infos})
-
-    src = ViewGridSource(files, (V, U), view_shape, channels)
-    # a deterministic name from paths, sizes and modification times: reopening
-    # unchanged files reuses dask's cache keys, an edited file gets a new key
-    stamp = []
-    for k in keys:
-        st = os.stat(files[k])
-        stamp.append((k, str(files[k]), st.st_size, st.st_mtime_ns))
-    name = "lf-views-" + tokenize(stamp, (V, U), view_shape, channels)
-    data = da.from_array(
-        src,
-        chunks=(1, 1, view_shape[0], view_shape[1], channels),
-        name=name,
-        asarray=False,
-        fancy=False,
-        meta=np.empty((0, 0, 0, 0, 0), dtype=np.float32),
-    )
-    if not lazy:
-        data = _decode_all(src)
-    info = {"source_dtype": "+".join(dtypes), "n_view_files": len(keys)}
+    src = ViewGridSource(paths, (V, U), infos[0].shape, infos[0].channels)
+    data = _dask_views(src) if lazy else _decode_all(src)
+    info = {"source_dtype": "+".join(sorted({str(i.dtype) for i in infos})), "n_view_files": len(paths)}
     return data, mask, info

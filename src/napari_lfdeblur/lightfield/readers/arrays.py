@@ -60,7 +60,8 @@ def _open_zarr(path: Path, key):
 
     node = zarr.open(str(path), mode="r")
     if hasattr(node, "members"):  # a group: collect its arrays at any depth
-        found = {name: (a, a.shape) for name, a in node.members(max_depth=None) if hasattr(a, "dtype")}
+        found = {name: (a, a.shape) for name, a in node.members(max_depth=None)  # type: ignore[union-attr]
+                 if hasattr(a, "dtype")}
         return _pick(found, key, path, "zarr array")
     if key is not None:
         raise LightFieldError(f"{path} is a single zarr array; key={key!r} does not apply.")
@@ -109,33 +110,40 @@ def _open_file(path: Path, key, lazy: bool):
 
 
 # -- axes and scaling ------------------------------------------------------
-def _parse_axes(axes, shape: tuple) -> str:
+def _default_axes(shape: tuple) -> str:
+    """``"VUYX"`` for 4D, ``"VUYXC"`` for 5D; other arrays, and ones whose last axis says otherwise, are refused."""
     ndim = len(shape)
-    if axes is None:
-        if ndim == 3:
-            raise LightFieldError(
-                f"A 3D array {shape} is not a light field (it is one image or a plain stack). A light field "
-                "is 4D (V, U, Y, X) or 5D (V, U, Y, X, C); reshape a stack of N = V*U views to "
-                "(V, U, Y, X[, C]), or pass axes= for another order."
-            )
-        if ndim == 4:
-            if shape[-1] in (3, 4):
-                raise LightFieldError(
-                    f"The 4D array {shape} ends in {shape[-1]}, which looks like colour channels of a stack of "
-                    "views rather than a greyscale light field (V, U, Y, X). Reshape it to (V, U, Y, X, C), "
-                    "or pass axes='VUYX' if it really is greyscale."
-                )
-            return "VUYX"
-        if ndim == 5:
-            if shape[-1] > 4:
-                raise LightFieldError(
-                    f"The 5D array {shape} has {shape[-1]} entries on its last axis, too many for channels; "
-                    "pass axes= to say its order (e.g. axes='VUCYX')."
-                )
-            return "VUYXC"
+    if ndim == 3:
         raise LightFieldError(
-            f"A {ndim}D array {shape} is not a light field: expected 4D (V, U, Y, X) or 5D (V, U, Y, X, C)."
+            f"A 3D array {shape} is not a light field (it is one image or a plain stack). A light field "
+            "is 4D (V, U, Y, X) or 5D (V, U, Y, X, C); reshape a stack of N = V*U views to "
+            "(V, U, Y, X[, C]), or pass axes= for another order."
         )
+    if ndim == 4:
+        if shape[-1] in (3, 4):
+            raise LightFieldError(
+                f"The 4D array {shape} ends in {shape[-1]}, which looks like colour channels of a stack of "
+                "views rather than a greyscale light field (V, U, Y, X). Reshape it to (V, U, Y, X, C), "
+                "or pass axes='VUYX' if it really is greyscale."
+            )
+        return "VUYX"
+    if ndim == 5:
+        if shape[-1] > 4:
+            raise LightFieldError(
+                f"The 5D array {shape} has {shape[-1]} entries on its last axis, too many for channels; "
+                "pass axes= to say its order (e.g. axes='VUCYX')."
+            )
+        return "VUYXC"
+    raise LightFieldError(
+        f"A {ndim}D array {shape} is not a light field: expected 4D (V, U, Y, X) or 5D (V, U, Y, X, C)."
+    )
+
+
+def _parse_axes(axes, shape: tuple) -> str:
+    """The array's axis letters, upper case: ``axes`` checked against ``shape``, or the default."""
+    if axes is None:
+        return _default_axes(shape)
+    ndim = len(shape)
     if not isinstance(axes, str):
         raise LightFieldError(f"axes must be a string like 'VUYXC', got {axes!r}.")
     ax = axes.upper()
@@ -207,79 +215,16 @@ def read_array(
     LightField
         (V, U, Y, X, C) float32 in [0, 1]; greyscale keeps C = 1.
     """
-    import dask.array as da
-    from dask.base import tokenize
-
-    meta: dict = {"format": "array", "angular_spacing": None, "disparity_range": None}
-    name = None
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        arr, key, is_lazy = _open_file(path, key, lazy)
-        meta["source"] = str(path)
-        if key is not None:
-            meta["key"] = key
-        if is_lazy:
-            st = path.stat()
-            name = "lf-array-" + tokenize(str(path.resolve()), key, st.st_mtime_ns, st.st_size)
-    else:
-        arr = source
-        if not (hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__getitem__")):
-            arr = np.asarray(arr)
-        is_lazy = _is_dask(arr) or not isinstance(arr, np.ndarray)
-        meta["source"] = f"<{type(arr).__module__.split('.')[0]} array>"
-
+    arr, is_lazy, name, meta = _open_source(source, key, lazy)
     shape = tuple(int(s) for s in arr.shape)
     ax = _parse_axes(axes, shape)
     dtype = np.dtype(arr.dtype)
     meta["source_dtype"] = str(dtype)
     meta["axes"] = ax
-    if scale is None:
-        check_scalable(dtype, "The light-field array")
-    elif not (isinstance(scale, str) and scale == "minmax"):
-        if not (isinstance(scale, (int, float)) or (isinstance(scale, (tuple, list)) and len(scale) == 2)):
-            raise LightFieldError(f"scale={scale!r}: give a number, a (low, high) pair or 'minmax'.")
-        apply_scale(np.zeros(1, np.float32), scale)  # validates the range early
-
-    order = [ax.index(c) for c in "VUYXC" if c in ax]
+    _check_scale(scale, dtype)
     if is_lazy:
-        if _is_dask(arr):
-            d = arr
-        else:
-            # one chunk per view, whatever the stored order
-            chunks = tuple(1 if c in "VU" else s for c, s in zip(ax, shape))
-            d = da.from_array(arr, chunks=chunks, name=name, asarray=True, fancy=False)
-        d = d.transpose(order)
-        if "C" not in ax:
-            d = d[..., None]
-        if isinstance(scale, str):
-            lo, hi = da.compute(da.nanmin(d), da.nanmax(d))
-            scale = _minmax(lo, hi)
-        d = d.rechunk({0: 1, 1: 1}) if any(c > 1 for c in d.chunks[0] + d.chunks[1]) else d
-        if scale is not None:
-            d = d.map_blocks(apply_scale, scale, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
-        mask, checked = None, False
-        if dtype.kind == "f":
-            # fail at open time rather than at the first draw (values outside [0, 1], infinities, NaN inside a
-            # view), and count views that are entirely NaN as missing: read every view of a file once when that
-            # is cheap, else (big files, dask graphs of the caller's) the centre one.  Either way it is the
-            # value rule of core, which LightField applies to each chunk as it is computed when not scanned.
-            if not _is_dask(arr) and math.prod(shape) * dtype.itemsize <= _SCAN_BYTES:
-                mask = _scan_views(d, "The light-field array")
-                d, checked = d.astype(np.float32), True
-            else:
-                V, U = d.shape[:2]
-                mask = np.ones((V, U), bool)
-                mask[V // 2, U // 2] = not np.isnan(d[V // 2, U // 2].compute()).all()
-        if scale is not None:
-            meta["scale"] = scale
-        if mask is not None and not mask.any():
-            raise LightFieldError(
-                "Every view of the array is NaN: there is no data in it (NaN marks missing views); check that the "
-                "file was written after its views were filled."
-            )
-        # LightField converts the samples to float32 [0, 1] (uint8 / 255, ...) inside each chunk
-        return LightField(data=d, view_mask=mask, metadata=meta, _checked=checked)
-    a = np.transpose(np.asarray(arr), order)
+        return _lazy_lightfield(arr, ax, scale, name, meta)
+    a = np.transpose(np.asarray(arr), [ax.index(c) for c in "VUYXC" if c in ax])
     if "C" not in ax:
         a = a[..., None]
     if isinstance(scale, str):
@@ -290,6 +235,87 @@ def read_array(
     # LightField converts and checks the samples (the one value rule) and takes all-NaN views as missing
     # (e.g. a saved incomplete light field)
     return LightField(data=np.ascontiguousarray(a), metadata=meta)
+
+
+def _open_source(source, key, lazy: bool):
+    """(the array, whether it stays lazy, its dask name or None, the metadata so far) of a path or an array."""
+    from dask.base import tokenize
+
+    meta: dict = {"format": "array", "angular_spacing": None, "disparity_range": None}
+    if not isinstance(source, (str, os.PathLike)):
+        arr = source
+        if not (hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__getitem__")):
+            arr = np.asarray(arr)
+        meta["source"] = f"<{type(arr).__module__.split('.')[0]} array>"
+        return arr, _is_dask(arr) or not isinstance(arr, np.ndarray), None, meta
+    path = Path(source)
+    arr, key, is_lazy = _open_file(path, key, lazy)
+    meta["source"] = str(path)
+    if key is not None:
+        meta["key"] = key
+    name = None
+    if is_lazy:
+        st = path.stat()
+        name = "lf-array-" + tokenize(str(path.resolve()), key, st.st_mtime_ns, st.st_size)
+    return arr, is_lazy, name, meta
+
+
+def _check_scale(scale, dtype: np.dtype) -> None:
+    """``scale`` is None (for a type with a known range), a number, a (low, high) pair or ``"minmax"``."""
+    if scale is None:
+        check_scalable(dtype, "The light-field array")
+    elif not (isinstance(scale, str) and scale == "minmax"):
+        if not (isinstance(scale, (int, float)) or (isinstance(scale, (tuple, list)) and len(scale) == 2)):
+            raise LightFieldError(f"scale={scale!r}: give a number, a (low, high) pair or 'minmax'.")
+        apply_scale(np.zeros(1, np.float32), scale)  # validates the range early
+
+
+def _lazy_lightfield(arr, ax: str, scale, name, meta: dict) -> LightField:
+    """A LightField over a dask array of ``arr``, one chunk per view, scaled and converted inside each chunk."""
+    import dask.array as da
+
+    if _is_dask(arr):
+        d = arr
+    else:
+        # one chunk per view, whatever the stored order
+        chunks = tuple(1 if c in "VU" else int(s) for c, s in zip(ax, arr.shape))
+        d = da.from_array(arr, chunks=chunks, name=name, asarray=True, fancy=False)
+    d = d.transpose([ax.index(c) for c in "VUYXC" if c in ax])
+    if "C" not in ax:
+        d = d[..., None]
+    if isinstance(scale, str):
+        lo, hi = da.compute(da.nanmin(d), da.nanmax(d))
+        scale = _minmax(lo, hi)
+    d = d.rechunk({0: 1, 1: 1}) if any(c > 1 for c in d.chunks[0] + d.chunks[1]) else d
+    if scale is not None:
+        d = d.map_blocks(apply_scale, scale, dtype=np.float32, meta=np.empty((0,) * 5, np.float32))
+        meta["scale"] = scale
+    mask, checked = None, False
+    if np.dtype(arr.dtype).kind == "f":
+        d, mask, checked = _float_views(d, arr)
+    if mask is not None and not mask.any():
+        raise LightFieldError(
+            "Every view of the array is NaN: there is no data in it (NaN marks missing views); check that the "
+            "file was written after its views were filled."
+        )
+    # LightField converts the samples to float32 [0, 1] (uint8 / 255, ...) inside each chunk
+    return LightField(data=d, view_mask=mask, metadata=meta, _checked=checked)  # type: ignore[arg-type]  # None: all
+
+
+def _float_views(d, arr):
+    """(d, the view mask, whether d is checked) of a lazy float array.
+
+    Fail at open time rather than at the first draw (values outside [0, 1], infinities, NaN inside a view), and
+    count views that are entirely NaN as missing: read every view of a file once when that is cheap, else (big
+    files, dask graphs of the caller's) the centre one.  Either way it is the value rule of core, which
+    LightField applies to each chunk as it is computed when not scanned.
+    """
+    if not _is_dask(arr) and math.prod(arr.shape) * np.dtype(arr.dtype).itemsize <= _SCAN_BYTES:
+        return d.astype(np.float32), _scan_views(d, "The light-field array"), True
+    V, U = d.shape[:2]
+    mask = np.ones((V, U), bool)
+    mask[V // 2, U // 2] = not np.isnan(d[V // 2, U // 2].compute()).all()
+    return d, mask, False
 
 
 def _minmax(lo, hi):

@@ -169,6 +169,31 @@ def read_grid_folder(
     if not folder.is_dir():
         raise LightFieldError(f"{folder} is not a folder of views.")
     files = image_files(folder)
+    pattern_name, used, found = _find_views(folder, files, pattern, vertical)
+    strays: dict[tuple[int, int], Path] = {}
+    if grid is None:
+        found, strays = _drop_strays(folder, found, explicit=pattern is not None)
+    base = _auto_base(found) if base is None else int(base)
+    V, U = _grid_size(found, base, grid)
+    if pattern is None:
+        _check_dense(found, (V, U), folder, used)
+    views = {(r - base, c - base): p for (r, c), p in found.items()}
+    data, mask, info = open_view_grid(views, (V, U), lazy=lazy)
+    meta = {"source": str(folder), "format": "grid", "pattern": used, "pattern_name": pattern_name,
+            "index_base": base, "angular_spacing": None, "disparity_range": None, **info}
+    used_files = set(found.values())
+    ignored = [p.name for p in files if p not in used_files]
+    if ignored:  # other images in the folder (a depth map, a thumbnail ...): listed, not read
+        meta["ignored_files"] = ignored[:20]
+    if strays:
+        meta["stray_files"] = sorted(p.name for p in strays.values())
+    # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
+    return LightField(data=data, view_mask=mask, metadata=meta, _checked=True)
+
+
+def _find_views(folder: Path, files: list[Path], pattern: str | None, vertical: str):
+    """(pattern name, pattern, {(row, col): path}) of the folder's views: by ``pattern``, or the built-in
+    pattern that matches the most files; at least two views."""
     if pattern is None:
         best = detect_pattern(folder)
         if best is None:
@@ -188,13 +213,24 @@ def read_grid_folder(
             f"Only one view ({next(iter(found.values())).name}) in {folder} matches {used!r}; a light field "
             "needs at least two views."
         )
+    return pattern_name, used, found
 
-    strays: dict[tuple[int, int], Path] = {}
-    if grid is None:
-        found, strays = _drop_strays(folder, found, explicit=pattern is not None)
+
+def _check_dense(found, grid: tuple[int, int], folder: Path, used: str) -> None:
+    """A guard for auto-detection (napari offers every folder to the reader): a few photos that happen to end
+    in _N_M are not a light field."""
+    V, U = grid
+    if len(found) < 0.25 * V * U:
+        raise LightFieldError(
+            f"Only {len(found)} of the {V}x{U} grid positions implied by the names in {folder} have a view "
+            f"(built-in pattern {used!r}); if this is a light field, pass pattern= (and grid=) explicitly."
+        )
+
+
+def _grid_size(found, base: int, grid) -> tuple[int, int]:
+    """(V, U): what the names' indices span from ``base``, or ``grid`` when given (not smaller)."""
     rows = [k[0] for k in found]
     cols = [k[1] for k in found]
-    base = _auto_base(found) if base is None else int(base)
     if min(rows) < base or min(cols) < base:
         raise LightFieldError(f"base={base} but the file names have indices down to {min(min(rows), min(cols))}.")
     V, U = max(rows) - base + 1, max(cols) - base + 1
@@ -203,33 +239,7 @@ def read_grid_folder(
         if gv < V or gu < U:
             raise LightFieldError(f"grid={grid!r} is smaller than the {V}x{U} views found in the names.")
         V, U = gv, gu
-    if pattern is None and len(found) < 0.25 * V * U:
-        # a guard for auto-detection (napari offers every folder to the reader):
-        # a few photos that happen to end in _N_M are not a light field
-        raise LightFieldError(
-            f"Only {len(found)} of the {V}x{U} grid positions implied by the names in {folder} have a view "
-            f"(built-in pattern {used!r}); if this is a light field, pass pattern= (and grid=) explicitly."
-        )
-    views = {(r - base, c - base): p for (r, c), p in found.items()}
-    data, mask, info = open_view_grid(views, (V, U), lazy=lazy)
-    meta = {
-        "source": str(folder),
-        "format": "grid",
-        "pattern": used,
-        "pattern_name": pattern_name,
-        "index_base": base,
-        "angular_spacing": None,
-        "disparity_range": None,
-        **info,
-    }
-    used_files = set(found.values())
-    ignored = [p.name for p in files if p not in used_files]
-    if ignored:  # other images in the folder (a depth map, a thumbnail ...): listed, not read
-        meta["ignored_files"] = ignored[:20]
-    if strays:
-        meta["stray_files"] = sorted(p.name for p in strays.values())
-    # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
-    return LightField(data=data, view_mask=mask, metadata=meta, _checked=True)
+    return V, U
 
 
 def _auto_base(found) -> int:

@@ -59,7 +59,7 @@ def read_parameters_cfg(path: str | os.PathLike) -> dict:
     except OSError as e:
         raise LightFieldError(f"Could not read {path}: {e}") from e
     cp = configparser.ConfigParser(interpolation=None, strict=False, inline_comment_prefixes=("#", ";"))
-    cp.optionxform = str  # keep key case
+    cp.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case
     try:
         cp.read_string("[__top__]\n" + text, source=str(path))
     except configparser.Error as e:
@@ -108,57 +108,14 @@ def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
     path = Path(path)
     if not path.is_dir():
         raise LightFieldError(f"{path} is not a folder; an HCI scene is a folder of input_CamNNN.png views.")
-    cams = {}
-    for p in sorted(path.iterdir()):
-        m = CAM_RE.match(p.name)
-        if m:
-            n = int(m.group(1))
-            if n in cams:
-                raise LightFieldError(f"Two files for camera {n} in {path}: {cams[n].name} and {p.name}.")
-            cams[n] = p
-    if not cams:
-        raise LightFieldError(
-            f"No input_CamNNN.png views in {path}: this is not an HCI benchmark folder. For other view "
-            "folders use format='grid' (with pattern='...{row}...{col}...' if the names are unusual)."
-        )
-
-    params = {}
+    cams = _cameras(path)
     cfg = path / "parameters.cfg"
-    if cfg.is_file():
-        params = read_parameters_cfg(cfg)
-    ncx, ncy = _find(params, "num_cams_x"), _find(params, "num_cams_y")
-    if isinstance(ncx, int) and isinstance(ncy, int) and ncx > 0 and ncy > 0:
-        V, U = ncy, ncx
-    else:
-        # no camera counts given: the benchmark's grids are square
-        n = math.isqrt(len(cams))
-        if n * n != len(cams):
-            raise LightFieldError(
-                f"{path} has {len(cams)} input_CamNNN views, not a square number, so the grid size is "
-                "unknown. Add the missing views, or a parameters.cfg with num_cams_x/num_cams_y."
-            )
-        V = U = n
-    bad = sorted(k for k in cams if k >= V * U)
-    if bad:
-        raise LightFieldError(f"Camera numbers {bad[:5]} in {path} do not fit a {V}x{U} grid (numbers 0..{V * U - 1}).")
+    params = read_parameters_cfg(cfg) if cfg.is_file() else {}
+    V, U = _grid_of(path, cams, params)
     files = {(k // U, k % U): p for k, p in cams.items()}
     data, mask, info = open_view_grid(files, (V, U), lazy=lazy)
-
-    disparity = None
     meta = {"source": str(path), "format": "hci", **info}
-    for name in DISPARITY_FILES:
-        f = path / name
-        if f.is_file():
-            d = read_pfm(f)
-            if d.ndim == 3:
-                d = d[..., 0]
-            if d.shape == tuple(data.shape[2:4]):
-                disparity = d
-                meta["disparity_file"] = name
-            else:
-                meta["disparity_note"] = f"{name} is {d.shape}, not the view size; not loaded"
-            break
-
+    disparity = _ground_truth(path, tuple(data.shape[2:4]), meta)
     lo, hi = _find(params, "disp_min"), _find(params, "disp_max")
     if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
         meta["disparity_range"] = (float(lo), float(hi))
@@ -178,3 +135,57 @@ def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
     meta.setdefault("disparity_range", None)
     # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
     return LightField(data=data, view_mask=mask, disparity=disparity, metadata=meta, _checked=True)
+
+
+def _cameras(path: Path) -> dict[int, Path]:
+    """``{camera number: file}`` of the folder's ``input_CamNNN`` views."""
+    cams: dict[int, Path] = {}
+    for p in sorted(path.iterdir()):
+        m = CAM_RE.match(p.name)
+        if m:
+            n = int(m.group(1))
+            if n in cams:
+                raise LightFieldError(f"Two files for camera {n} in {path}: {cams[n].name} and {p.name}.")
+            cams[n] = p
+    if not cams:
+        raise LightFieldError(
+            f"No input_CamNNN.png views in {path}: this is not an HCI benchmark folder. For other view "
+            "folders use format='grid' (with pattern='...{row}...{col}...' if the names are unusual)."
+        )
+    return cams
+
+
+def _grid_of(path: Path, cams: dict[int, Path], params: dict) -> tuple[int, int]:
+    """(V, U): the cfg's camera counts, else the square grid of the views (the benchmark's grids are square)."""
+    ncx, ncy = _find(params, "num_cams_x"), _find(params, "num_cams_y")
+    if isinstance(ncx, int) and isinstance(ncy, int) and ncx > 0 and ncy > 0:
+        V, U = ncy, ncx
+    else:
+        n = math.isqrt(len(cams))
+        if n * n != len(cams):
+            raise LightFieldError(
+                f"{path} has {len(cams)} input_CamNNN views, not a square number, so the grid size is "
+                "unknown. Add the missing views, or a parameters.cfg with num_cams_x/num_cams_y."
+            )
+        V = U = n
+    bad = sorted(k for k in cams if k >= V * U)
+    if bad:
+        raise LightFieldError(f"Camera numbers {bad[:5]} in {path} do not fit a {V}x{U} grid (numbers 0..{V * U - 1}).")
+    return V, U
+
+
+def _ground_truth(path: Path, view_shape: tuple, meta: dict):
+    """The centre view's ground-truth disparity when the folder has it at the view size (else None, and a
+    note in ``meta``)."""
+    for name in DISPARITY_FILES:
+        f = path / name
+        if f.is_file():
+            d = read_pfm(f)
+            if d.ndim == 3:
+                d = d[..., 0]
+            if d.shape == view_shape:
+                meta["disparity_file"] = name
+                return d
+            meta["disparity_note"] = f"{name} is {d.shape}, not the view size; not loaded"
+            return None
+    return None

@@ -104,6 +104,48 @@ def _table_from_array(a: np.ndarray, what: str) -> np.ndarray:
     )
 
 
+def _mat_table(p: Path, key: str | None) -> tuple[np.ndarray, str | None]:
+    """(the table, its variable name) in a MATLAB file: ``key``, or its one (rows, cols, 2) variable."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(p)
+    except NotImplementedError:
+        raise LightFieldError(f"{p} is a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') or as .npy.") from None
+    variables = {k: v for k, v in mat.items() if not k.startswith("__")}
+    cands = {k: v for k, v in variables.items() if getattr(v, "ndim", 0) == 3 and v.shape[2] == 2}
+    if key is not None:
+        if key not in variables:
+            raise LightFieldError(f"No variable {key!r} in {p}; it has {', '.join(variables)}.")
+        return variables[key], key
+    if len(cands) == 1:
+        ((key, arr),) = cands.items()
+        return arr, key
+    raise LightFieldError(
+        f"{p} holds {len(cands)} (rows, cols, 2) tables ({', '.join(cands) or 'none'}); "
+        "choose one with centers_key='NAME'."
+    )
+
+
+def _centers_file(p: Path, key: str | None) -> tuple[np.ndarray, bool, str]:
+    """(the table as stored, whether its file type counts from 1, its description) of a table file."""
+    if not p.is_file():
+        raise LightFieldError(f"The microlens-centre table {p} does not exist or is not a file.")
+    suffix = p.suffix.lower()
+    if suffix == ".mat":
+        arr, key = _mat_table(p, key)
+        return arr, True, f"{p}:{key}"
+    if suffix == ".npy":
+        return np.load(p, allow_pickle=False), False, str(p)
+    if suffix in (".csv", ".txt"):
+        try:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2)
+        except ValueError:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)  # a header line
+        return arr, False, str(p)
+    raise LightFieldError(f"Unknown centre-table file type {suffix!r}; use .mat, .npy or .csv.")
+
+
 def load_centers(centers, one_based: bool | None = None, key: str | None = None) -> tuple[np.ndarray, str]:
     """Microlens centres as a float (rows, cols, 2) [y, x] 0-based array.
 
@@ -123,44 +165,7 @@ def load_centers(centers, one_based: bool | None = None, key: str | None = None)
     table, description
     """
     if isinstance(centers, (str, os.PathLike)):
-        p = Path(centers)
-        if not p.is_file():
-            raise LightFieldError(f"The microlens-centre table {p} does not exist or is not a file.")
-        suffix = p.suffix.lower()
-        if suffix == ".mat":
-            import scipy.io
-
-            try:
-                mat = scipy.io.loadmat(p)
-            except NotImplementedError:
-                raise LightFieldError(
-                    f"{p} is a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') or as .npy."
-                ) from None
-            variables = {k: v for k, v in mat.items() if not k.startswith("__")}
-            cands = {k: v for k, v in variables.items() if getattr(v, "ndim", 0) == 3 and v.shape[2] == 2}
-            if key is not None:
-                if key not in variables:
-                    raise LightFieldError(f"No variable {key!r} in {p}; it has {', '.join(variables)}.")
-                arr = variables[key]
-            elif len(cands) == 1:
-                ((key, arr),) = cands.items()
-            else:
-                raise LightFieldError(
-                    f"{p} holds {len(cands)} (rows, cols, 2) tables ({', '.join(cands) or 'none'}); "
-                    "choose one with centers_key='NAME'."
-                )
-            default_one = True
-        elif suffix == ".npy":
-            arr, default_one = np.load(p, allow_pickle=False), False
-        elif suffix in (".csv", ".txt"):
-            try:
-                arr = np.loadtxt(p, delimiter=",", ndmin=2)
-            except ValueError:
-                arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)  # a header line
-            default_one = False
-        else:
-            raise LightFieldError(f"Unknown centre-table file type {suffix!r}; use .mat, .npy or .csv.")
-        desc = str(p) + (f":{key}" if suffix == ".mat" else "")
+        arr, default_one, desc = _centers_file(Path(centers), key)
     else:
         arr, default_one, desc = np.asarray(centers), False, "<array>"
     table = _table_from_array(arr, f"The centre table {desc}")
@@ -224,42 +229,32 @@ def _views_pair(views) -> tuple[int, int]:
     return views_pair(views, "a number such as 7 or a pair (V, U)")
 
 
-def read_lenslet(
-    path: str | os.PathLike,
-    centers=None,
-    bayer: str | None = "bggr",
-    views=None,
-    pitch_step: float = 1.0,
-    one_based: bool | None = None,
-    centers_key: str | None = None,
-    refine_centers: bool = True,
-    hex_align: bool = True,
-    devignette: bool = False,
-    lazy: bool = True,
-) -> LightField:
+def read_lenslet(path: str | os.PathLike, centers=None, bayer: str | None = "bggr", views=None,
+                 pitch_step: float = 1.0, one_based: bool | None = None, centers_key: str | None = None,
+                 refine_centers: bool = True, hex_align: bool = True, devignette: bool = False,
+                 lazy: bool = True) -> LightField:
     """Decode a raw lenslet image into sub-aperture views.
 
     Parameters
     ----------
     path
-        The raw image: a one-channel Bayer mosaic (or an RGB image with
-        ``bayer=None``).
+        The raw image: a one-channel Bayer mosaic (or an RGB image with ``bayer=None``).
     centers
-        Microlens centres, (rows, cols, 2) [y, x] array or a ``.mat`` /
-        ``.npy`` / ``.csv`` file (see ``load_centers``).
+        Microlens centres, (rows, cols, 2) [y, x] array or a ``.mat`` / ``.npy`` / ``.csv`` file (see
+        ``load_centers``).
     bayer
-        Mosaic colour order (``"bggr"``, ``"rggb"``, ``"grbg"``, ``"gbrg"``)
-        or None for an image that is already colour or greyscale.
+        Mosaic colour order (``"bggr"``, ``"rggb"``, ``"grbg"``, ``"gbrg"``) or None for an image that is already
+        colour or greyscale.
     views
-        ``n`` or ``(V, U)`` views.  None: an odd count covering ~80 % of the
-        lens diameter (7 for the Lytro 1st generation at pitch_step 1).
+        ``n`` or ``(V, U)`` views.  None: an odd count covering ~80 % of the lens diameter (7 for the Lytro 1st
+        generation at pitch_step 1).
     pitch_step
         Sensor pixels between neighbouring views under one microlens.
     one_based, centers_key
         See ``load_centers`` (``one_based`` defaults to True for ``.mat``).
     refine_centers
-        Fit a regular hexagonal grid to the table (used when it fits within
-        0.75 px RMS, else the table is kept as is).
+        Fit a regular hexagonal grid to the table (used when it fits within 0.75 px RMS, else the table is kept
+        as is).
     hex_align
         Resample odd lens rows onto the even rows' columns (module docstring).
     devignette
@@ -274,11 +269,46 @@ def read_lenslet(
     """
     path = Path(path)
     if centers is None:
-        raise LightFieldError(
-            f"Decoding the raw lenslet image {path.name} needs the microlens centres: pass "
-            "centers='image_cords.mat' (or a .npy/.csv table, or an array of shape (rows, cols, 2))."
-        )
+        raise LightFieldError(f"Decoding the raw lenslet image {path.name} needs the microlens centres: pass "
+                              "centers='image_cords.mat' (or a .npy/.csv table, or an array of shape "
+                              "(rows, cols, 2)).")
     table, centers_desc = load_centers(centers, one_based=one_based, key=centers_key)
+    raw, img = _raw_image(path, bayer)
+    cen, grid_info, use_fit = _lens_centres(table, refine_centers)
+    V, U = _view_count(views, pitch_step, grid_info["pitch_x_px"])
+    _check_inside(cen, img.shape[:2], centers_desc)
+    out = _sample_views(img, cen, (V, U), pitch_step)
+    if hex_align:
+        out = _hex_align(out, grid_info["hex_offset_px"] / grid_info["pitch_x_px"])
+    if devignette:
+        out = _devignette(out)
+    return LightField(data=out, metadata={
+        "source": str(path), "format": "lenslet", "centers": centers_desc, "bayer": bayer, "views": (V, U),
+        "pitch_step": float(pitch_step), "angular_spacing": float(pitch_step),
+        "angular_spacing_unit": "sensor px under a microlens", "disparity_range": None,
+        "source_dtype": str(raw.dtype), "lens_grid": grid_info, "centers_refined": bool(use_fit),
+        "hex_aligned": bool(hex_align), "devignetted": bool(devignette),
+        "sample_spacing_px": (grid_info["pitch_y_px"], grid_info["pitch_x_px"])})
+
+
+def _devignette(out: np.ndarray) -> np.ndarray:
+    """Each view scaled so that its mean (per channel) matches the centre view's."""
+    V, U = out.shape[:2]
+    ref = np.nanmean(out[V // 2, U // 2], axis=(0, 1))
+    gains = ref / np.maximum(np.nanmean(out, axis=(2, 3)), 1e-6)
+    return np.clip(out * gains[:, :, None, None, :], 0.0, 1.0).astype(np.float32)
+
+
+def _lens_centres(table: np.ndarray, refine: bool) -> tuple[np.ndarray, dict, bool]:
+    """(the centres used, the fitted grid's pitch and offset, whether they are the fit): the fitted hexagonal
+    grid when ``refine`` and it fits within 0.75 px RMS, else the table as it is."""
+    fitted, grid_info = fit_hex_grid(table)
+    use_fit = refine and grid_info["rms_residual_px"] <= 0.75
+    return (fitted if use_fit else table), grid_info, use_fit
+
+
+def _raw_image(path: Path, bayer: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the stored samples, the image as float (Y, X, C) in [0, 1], demosaiced when ``bayer`` is given)."""
     raw = read_view_image(path)
     img = to_float01(raw, f"raw lenslet image {path}")
     if bayer is not None:
@@ -288,31 +318,40 @@ def read_lenslet(
                 "image that is already colour."
             )
         img = demosaic_bilinear(img[..., 0], bayer)
-    H, W = img.shape[:2]
+    return raw, img
 
-    fitted, grid_info = fit_hex_grid(table)
-    use_fit = refine_centers and grid_info["rms_residual_px"] <= 0.75
-    cen = fitted if use_fit else table
+
+def _view_count(views, pitch_step: float, pitch_x: float) -> tuple[int, int]:
+    """(V, U) from ``views`` (None: an odd count covering ~80 % of the lens), checked to stay under the lens."""
     if views is None:
-        half = int(np.floor(0.4 * grid_info["pitch_x_px"] / float(pitch_step)))
+        half = int(np.floor(0.4 * pitch_x / float(pitch_step)))
         views = 2 * max(half, 1) + 1
     V, U = _views_pair(views)
     if V < 1 or U < 1 or pitch_step <= 0:
         raise LightFieldError(f"views={views!r} and pitch_step={pitch_step!r} must be positive.")
     reach = max(V - 1, U - 1) / 2 * pitch_step
-    if reach > 0.75 * grid_info["pitch_x_px"]:
+    if reach > 0.75 * pitch_x:
         raise LightFieldError(
             f"views={views!r} with pitch_step={pitch_step} reaches {reach:.1f} px from the lens centres, beyond "
-            f"the microlens images (pitch {grid_info['pitch_x_px']:.1f} px); use fewer views or a smaller step."
+            f"the microlens images (pitch {pitch_x:.1f} px); use fewer views or a smaller step."
         )
+    return V, U
+
+
+def _check_inside(cen: np.ndarray, size: tuple[int, int], desc: str) -> None:
+    H, W = size
     if cen[..., 0].min() < 0 or cen[..., 1].min() < 0 or cen[..., 0].max() > H - 1 or cen[..., 1].max() > W - 1:
         raise LightFieldError(
-            f"The microlens centres ({centers_desc}) fall outside the {H}x{W} image; check the table, "
+            f"The microlens centres ({desc}) fall outside the {H}x{W} image; check the table, "
             "its [y, x] order and one_based=."
         )
 
+
+def _sample_views(img: np.ndarray, cen: np.ndarray, grid: tuple[int, int], pitch_step: float) -> np.ndarray:
+    """(V, U, rows, cols, C): view (v, u) samples every lens at ``centre + (v - vc, u - uc) * pitch_step``."""
     from scipy.ndimage import map_coordinates
 
+    V, U = grid
     R, Cn = cen.shape[:2]
     vc, uc = (V - 1) / 2, (U - 1) / 2
     out = np.empty((V, U, R, Cn, img.shape[2]), np.float32)
@@ -322,27 +361,4 @@ def read_lenslet(
             for ch in range(img.shape[2]):
                 # outside the sensor -> NaN: no invented pixels
                 out[v, u, :, :, ch] = map_coordinates(img[..., ch], coords, order=1, mode="constant", cval=np.nan)
-    if hex_align:
-        out = _hex_align(out, grid_info["hex_offset_px"] / grid_info["pitch_x_px"])
-    if devignette:
-        ref = np.nanmean(out[V // 2, U // 2], axis=(0, 1))
-        gains = ref / np.maximum(np.nanmean(out, axis=(2, 3)), 1e-6)
-        out = np.clip(out * gains[:, :, None, None, :], 0.0, 1.0).astype(np.float32)
-    meta = {
-        "source": str(path),
-        "format": "lenslet",
-        "centers": centers_desc,
-        "bayer": bayer,
-        "views": (V, U),
-        "pitch_step": float(pitch_step),
-        "angular_spacing": float(pitch_step),
-        "angular_spacing_unit": "sensor px under a microlens",
-        "disparity_range": None,
-        "source_dtype": str(raw.dtype),
-        "lens_grid": grid_info,
-        "centers_refined": bool(use_fit),
-        "hex_aligned": bool(hex_align),
-        "devignetted": bool(devignette),
-        "sample_spacing_px": (grid_info["pitch_y_px"], grid_info["pitch_x_px"]),
-    }
-    return LightField(data=out, metadata=meta)
+    return out

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -105,8 +106,9 @@ def _pad_to(a: np.ndarray, patch: int) -> np.ndarray:
     if ph == 0 and pw == 0:
         return a
     pads = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)) + ((0, 0),) * (a.ndim - 2)
-    mode = "reflect" if (ph < a.shape[0] and pw < a.shape[1]) else "edge"
-    return np.pad(a, pads, mode=mode)
+    if ph < a.shape[0] and pw < a.shape[1]:
+        return np.pad(a, pads, mode="reflect")
+    return np.pad(a, pads, mode="edge")
 
 
 def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
@@ -141,6 +143,9 @@ def _check_patch(patch, what="patch") -> int | None:
 
 
 # --------------------------------------------------------------------------- base
+_Dataset = TypeVar("_Dataset", bound="PairDataset")
+
+
 class PairDataset(torch.utils.data.Dataset):
     """Base class: ``(blurred, sharp)`` float32 tensors (3, H, W) in [0, 1].
 
@@ -232,7 +237,7 @@ class PairDataset(torch.utils.data.Dataset):
         g = self._groups()
         return g if self._index is None else [g[j] for j in self._index]
 
-    def options(self, **kw) -> PairDataset:
+    def options(self: _Dataset, **kw) -> _Dataset:
         """A shallow copy with other ``patch``/``crop``/``augment``/``seed``/``signed``
         (sharing caches and the underlying data).  ``patch=None`` alone means
         full images; a new ``crop`` alone sets ``augment`` to ``crop == "random"``."""
@@ -311,7 +316,7 @@ def fit_patch(ds, patch: int | None, *, validation: bool = False, stacklevel: in
     A crop larger than the image would be padded, by reflection or, for an image under half the patch, by
     repeating its edge (a 1x1 pair becomes a flat patch): made-up pixels to learn from, or to score.
 
-    Training (:class:`~..setup.RunSetup`, for ``train`` and ``finetune`` alike): the pairs smaller than
+    Training (:func:`~..setup.build_run`, for ``train`` and ``finetune`` alike): the pairs smaller than
     ``patch`` on either side are left out, which a warning names; a :class:`TrainingError` naming them when no
     pair is large enough.
 

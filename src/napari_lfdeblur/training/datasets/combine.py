@@ -111,22 +111,14 @@ def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, si
         given = {k: v for k, v in common.items() if v is not None and not (k in ("seed", "signed") and not v)}
         return source.options(**given) if given else source
     if isinstance(source, (list, tuple)):
-        if not source:
-            raise TrainingError("open_pairs got an empty list")
-        def is_folder(s):
-            return isinstance(s, (str, Path)) and not (isinstance(s, str) and s.strip().lower() in _PROCEDURAL_NAMES) \
-                and detect_layout(Path(s).expanduser()) is not None
-
-        # light-field options go to the light-field parts only
-        parts = [open_pairs(s, patch=patch, crop=crop, augment=augment, seed=seed, signed=signed, cache=cache,
-                            cache_mb=cache_mb, **({"match_exposure": match_exposure} if is_folder(s)
-                                                  else lightfield_options)) for s in source]
-        return parts[0] if len(parts) == 1 else ConcatPairs(parts)
+        return _open_list(source, common, cache=cache, cache_mb=cache_mb, match_exposure=match_exposure,
+                          **lightfield_options)
+    # light fields and procedural scenes cut 128-px crops unless told otherwise
+    lf_common = {**common, "patch": patch if patch is not None else 128}
     if isinstance(source, LightField):
-        return LightFieldPairs([source], **{**common, "patch": patch if patch is not None else 128},
-                               **lightfield_options)
+        return LightFieldPairs([source], **lf_common, **lightfield_options)
     if isinstance(source, str) and source.strip().lower() in _PROCEDURAL_NAMES:
-        return ProceduralPairs(**{**common, "patch": patch if patch is not None else 128}, **lightfield_options)
+        return ProceduralPairs(**lf_common, **lightfield_options)
     if isinstance(source, (str, Path)) or hasattr(source, "__fspath__"):
         p = Path(source).expanduser()
         if not p.exists():
@@ -135,16 +127,37 @@ def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, si
             if lightfield_options:
                 raise TrainingError(f"options {sorted(lightfield_options)} apply to light fields, not pair folders")
             return FolderPairs(p, cache=cache, cache_mb=cache_mb, match_exposure=match_exposure, **common)
-        from ...lightfield.readers import read_lightfield
-
-        try:
-            lf = read_lightfield(p)
-        except LightFieldError as e:
-            raise TrainingError(f"{p} is neither a pair folder ({_LAYOUT_HELP}) nor a light field ({e})") from e
-        return LightFieldPairs([lf], **{**common, "patch": patch if patch is not None else 128},
-                               **lightfield_options)
+        return LightFieldPairs([_read_lightfield(p)], **lf_common, **lightfield_options)
     raise TrainingError(
         f"cannot make training pairs from a {type(source).__name__}: give a pair folder, a light field (path or "
         "LightField), 'synthetic', a PairDataset or a list of these"
     )
 
+
+def _is_folder(source) -> bool:
+    """Whether ``source`` names a pair folder."""
+    return isinstance(source, (str, Path)) and not (
+        isinstance(source, str) and source.strip().lower() in _PROCEDURAL_NAMES) and \
+        detect_layout(Path(source).expanduser()) is not None
+
+
+def _open_list(sources, common: dict, *, cache, cache_mb: float, match_exposure: bool,
+               **lightfield_options) -> PairDataset:
+    """One dataset of several sources (:class:`ConcatPairs` when more than one); the light-field options go to
+    the light-field parts only."""
+    if not sources:
+        raise TrainingError("open_pairs got an empty list")
+    parts = [open_pairs(s, **common, cache=cache, cache_mb=cache_mb,
+                        **({"match_exposure": match_exposure} if _is_folder(s) else lightfield_options))
+             for s in sources]
+    return parts[0] if len(parts) == 1 else ConcatPairs(parts)
+
+
+def _read_lightfield(path: Path):
+    """The light field at ``path``, which is not a pair folder."""
+    from ...lightfield.readers import read_lightfield
+
+    try:
+        return read_lightfield(path)
+    except LightFieldError as e:
+        raise TrainingError(f"{path} is neither a pair folder ({_LAYOUT_HELP}) nor a light field ({e})") from e

@@ -62,7 +62,7 @@ def _pair_dirs(folder: Path, candidates) -> tuple[Path, Path] | None:
     for b, s in candidates:
         bd = _subdir(folder, b)
         sd = _subdir(folder, s) if bd is not None else None
-        if sd is not None:
+        if bd is not None and sd is not None:
             return bd, sd
     return None
 

@@ -109,9 +109,8 @@ class _LFSampler:
         cut = [slice(None)] * self.data.ndim
         cut[2 + axis] = slice(start, stop)
         new.data = self.data[tuple(cut)]
-        shape = list(self.view_shape)
-        shape[axis] = stop - start
-        new.view_shape = tuple(shape)
+        y, x = self.view_shape
+        new.view_shape = (stop - start, x) if axis == 0 else (y, stop - start)
         new.name = name or self.name
         return new
 

@@ -54,65 +54,86 @@ def split(dataset: PairDataset, val_fraction: float | None = None, val_names: Se
         return dataset, None
     if val_fraction is not None and not (0 < float(val_fraction) < 1):
         raise TrainingError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    fraction = float(val_fraction or 0.0)  # 0 only when val_names are given, which decide alone
     crop = val_crop or ("center" if val_patch else "full")
     vopts = {"patch": val_patch if crop != "full" else None, "crop": crop, "augment": False}
-
     if isinstance(dataset, ConcatPairs):
-        trains, vals = [], []
-        for d in dataset.datasets:
-            try:
-                t, v = split(d, val_fraction, val_names, seed=seed, val_patch=val_patch, val_crop=val_crop,
-                             val_count=val_count)
-            except TrainingError:
-                if val_names is None:
-                    raise
-                t, v = d, None  # these names belong to another part
-            trains.append(t)
-            if v is not None:
-                vals.append(v)
-        if val_names is not None and not vals:
-            raise TrainingError(f"none of the validation names {list(val_names)[:5]} is in the data")
-        train = trains[0] if len(trains) == 1 else ConcatPairs(trains)
-        val = None if not vals else vals[0] if len(vals) == 1 else ConcatPairs(vals)
-        return train, val
+        return _split_parts(dataset, val_fraction, val_names, seed=seed, val_patch=val_patch, val_crop=val_crop,
+                            val_count=val_count)
     if isinstance(dataset, ProceduralPairs):
         if val_names is not None:
             raise TrainingError("procedural pairs have no named scenes to hold out; use val_fraction")
         return dataset, dataset.heldout(val_count, **vopts)
-
-    groups, names = dataset.groups, dataset.names
-    unique = sorted(set(groups))
     if val_names is not None:
-        wanted = {str(n) for n in val_names}
-        known = set(unique) | set(names)
-        unknown = sorted(wanted - known)
-        if unknown:
-            raise TrainingError(
-                f"validation name(s) {unknown[:5]} not in the data (scenes are e.g. {unique[:5]})"
-            )
-        is_val = [g in wanted or n in wanted for g, n in zip(groups, names)]
-    else:
-        if len(unique) < 2 and isinstance(dataset, LightFieldPairs):
-            return _split_lightfield_region(dataset, float(val_fraction), val_patch)
-        if len(unique) < 2 and isinstance(dataset, FolderPairs):
-            return _split_folder_band(dataset, float(val_fraction), val_patch)
-        if len(unique) < 2:
-            raise TrainingError(
-                f"cannot hold out a fraction of {dataset.describe()}: it has a single scene ({unique[0]!r}); "
-                "give separate validation data"
-            )
-        n_val = min(len(unique) - 1, max(1, round(float(val_fraction) * len(unique))))
-        order = np.random.default_rng(seed).permutation(len(unique))
-        chosen = {unique[i] for i in order[:n_val]}
-        is_val = [g in chosen for g in groups]
+        return _split_groups(dataset, _named(dataset, val_names), vopts)
+    if len(set(dataset.groups)) < 2:
+        return _split_single_scene(dataset, fraction, val_patch)
+    return _split_groups(dataset, _drawn(dataset, fraction, seed), vopts)
+
+
+def _split_parts(dataset: ConcatPairs, val_fraction, val_names, **options) -> tuple[PairDataset, PairDataset | None]:
+    """Each part of a concatenation split on its own; names that belong to another part leave a part whole."""
+    trains, vals = [], []
+    for d in dataset.datasets:
+        try:
+            t, v = split(d, val_fraction, val_names, **options)
+        except TrainingError:
+            if val_names is None:
+                raise
+            t, v = d, None  # these names belong to another part
+        trains.append(t)
+        if v is not None:
+            vals.append(v)
+    if val_names is not None and not vals:
+        raise TrainingError(f"none of the validation names {list(val_names)[:5]} is in the data")
+    train = trains[0] if len(trains) == 1 else ConcatPairs(trains)
+    val = None if not vals else vals[0] if len(vals) == 1 else ConcatPairs(vals)
+    return train, val
+
+
+def _named(dataset: PairDataset, val_names: Sequence[str]) -> list[bool]:
+    """Which items ``val_names`` (groups or item names) hold out."""
+    groups, names = dataset.groups, dataset.names
+    wanted = {str(n) for n in val_names}
+    unique = sorted(set(groups))
+    unknown = sorted(wanted - (set(unique) | set(names)))
+    if unknown:
+        raise TrainingError(f"validation name(s) {unknown[:5]} not in the data (scenes are e.g. {unique[:5]})")
+    return [g in wanted or n in wanted for g, n in zip(groups, names)]
+
+
+def _drawn(dataset: PairDataset, fraction: float, seed: int) -> list[bool]:
+    """Which items a ``fraction`` of the groups, drawn with ``seed`` (at least one, never all), holds out."""
+    groups = dataset.groups
+    unique = sorted(set(groups))
+    n_val = min(len(unique) - 1, max(1, round(fraction * len(unique))))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    chosen = {unique[i] for i in order[:n_val]}
+    return [g in chosen for g in groups]
+
+
+def _split_groups(dataset: PairDataset, is_val: list[bool], vopts: dict) -> tuple[PairDataset, PairDataset]:
+    """The items ``is_val`` marks held out (with the validation options ``vopts``), the others to train on."""
     tr = [i for i, v in enumerate(is_val) if not v]
     va = [i for i, v in enumerate(is_val) if v]
     if not tr:
         raise TrainingError("the validation split leaves no training pairs")
     if isinstance(dataset, LightFieldPairs):
         # on-the-fly data: rebuild with the light fields of each side (lengths kept proportional)
-        return _split_lightfields(dataset, {groups[i] for i in va}, vopts)
+        return _split_lightfields(dataset, {dataset.groups[i] for i in va}, vopts)
     return dataset.subset(tr), dataset.subset(va).options(**vopts)
+
+
+def _split_single_scene(dataset: PairDataset, fraction: float, val_patch: int | None):
+    """Data of one scene: a band of its views (a light field) or of its images (a pair folder) held out."""
+    if isinstance(dataset, LightFieldPairs):
+        return _split_lightfield_region(dataset, fraction, val_patch)
+    if isinstance(dataset, FolderPairs):
+        return _split_folder_band(dataset, fraction, val_patch)
+    raise TrainingError(
+        f"cannot hold out a fraction of {dataset.describe()}: it has a single scene ({dataset.groups[0]!r}); "
+        "give separate validation data"
+    )
 
 
 def _split_lightfields(ds: LightFieldPairs, val_groups: set, vopts) -> tuple[PairDataset, PairDataset]:
