@@ -123,6 +123,7 @@ def test_light_field_layer_trains_with_validation_on_a_held_out_band(train_widge
 
 def test_stop_then_start_continues_the_run_and_never_overwrites_it(train_widget, qtbot):
     viewer, w = train_widget
+    w.val_fraction.value = 0.0  # (no validation: this is about the run's folder and steps)
     _start_then_stop(w, qtbot, steps=40, after=2)
     stopped_at = w.result.steps
     assert w.result.cancelled and stopped_at < 40
@@ -149,6 +150,7 @@ def test_a_finished_run_keeps_its_default_folder_and_the_next_start_gets_a_new_o
     viewer, w = train_widget
     first = _widget_train._new_run_folder()
     w.out.value = str(first)
+    w.val_fraction.value = 0.0  # (no validation: this is about the run's folder)
     w.steps.value = 2
     w.start()
     qtbot.waitUntil(lambda: w.result is not None and w.start_button.enabled, timeout=120000)
@@ -186,6 +188,7 @@ def test_procedural_scenes_textured_with_an_image_layer(train_widget, qtbot):
     planes = layer_images(layer)
     assert len(planes) == 3 and planes[0].shape == (80, 90)
     np.testing.assert_allclose(planes[1], (stack[1] - 100) / 3900, atol=1e-6)
+    w.val_fraction.value = 0.0  # (no validation: this is about the textures reaching the run)
     w.steps.value = 3
     w.start()
     qtbot.waitUntil(lambda: w.result is not None or w.status.value.startswith("Error"), timeout=120000)

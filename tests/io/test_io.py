@@ -188,3 +188,11 @@ def test_deblur_photos_and_evaluate_accept_the_same_files(tmp_path, one_torch_th
     Image.fromarray(_grad()).save(tmp_path / "outputs" / "x.bmp")  # scored like any other image
     result = evaluate(pairs, outputs=tmp_path / "outputs", lpips=False)
     assert [r["name"] for r in result.rows] == ["x"] and result.rows[0]["psnr"] == float("inf")
+
+
+def test_to_uint8_and_uint16_clip_and_take_nan_as_black():
+    from napari_lfdeblur.io import to_uint8, to_uint16
+
+    x = np.array([np.nan, np.inf, -np.inf, -0.5, 0.3, 2.0], np.float32)
+    assert to_uint8(x).tolist() == [0, 255, 0, 0, 77, 255]
+    assert to_uint16(x.astype(np.float64)).tolist() == [0, 65535, 0, 0, 19661, 65535]

@@ -26,7 +26,9 @@ def _unit_float(img, keep_float64: bool) -> np.ndarray:
     """``img`` as float32 (float64 kept when asked) in [0, 1], NaN -> 0."""
     a = np.asarray(img)
     a = a if keep_float64 and a.dtype == np.float64 else a.astype(np.float32)
-    return np.clip(np.nan_to_num(a, nan=0.0), 0.0, 1.0)
+    # minimum keeps NaN, fmax then picks 0 over it: clip and NaN -> 0 in two passes (nan_to_num + clip made
+    # seven, a tenth of the time it took to quantise a procedural light field for training)
+    return np.fmax(np.minimum(a, 1.0), 0.0)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
