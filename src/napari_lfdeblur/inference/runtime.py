@@ -7,9 +7,8 @@ and the tiles' size, halo and batch.  Calling the runtime runs the network on fl
 back.
 
 The backend: ``"auto"`` picks OpenVINO for a DRBNet on a CPU with AMX when the ``openvino`` package is
-installed (the ``[openvino]`` extra): on a 2-core Intel Xeon with AMX it ran the full network on 1 MP in 3.7 s
-against 6.9 s for PyTorch in bfloat16; on a 2-core AMD EPYC with AVX512-BF16 and no AMX PyTorch was the faster
-(4.2 s against 4.6 s; ``benchmarks/bench_inference.py``).  ``$LFDEBLUR_BACKEND`` (``torch`` or
+installed (the ``[openvino]`` extra), where it measured faster than PyTorch (docs/performance.md, "CPU runtimes
+and tiles").  ``$LFDEBLUR_BACKEND`` (``torch`` or
 ``openvino``; anything else, a typo, is a :class:`~napari_lfdeblur.errors.ModelError`) overrides ``auto``.
 If OpenVINO fails (a version that cannot import this torch's graphs, a read-only cache...), the runtime warns
 once and runs PyTorch, unless ``"openvino"`` was asked for by name.

@@ -23,12 +23,8 @@ Method (a plane sweep with occlusion-aware costs and semi-global smoothing):
 5. Winner-takes-all with sub-candidate refinement (equiangular line fit, the
    right model for absolute-difference costs).
 
-On the HCI "antinous" scene (9x9x512x512) this gives MSE x 100 = 8.3 and
-BadPix(0.07) = 11.6 % over the image minus a 15 px border (a constant
-prediction: 538 and 88 %), in about 5 s on one CPU thread plus about 1 s for
-the range (``benchmarks/bench_disparity.py``).  Weakly textured regions (a
-dim wall, a smooth floor) and occlusion edges hold most of the remaining
-error.
+Its accuracy and speed on the HCI "antinous" scene: docs/performance.md,
+"Light fields".
 
 ``estimate_disparity_range`` runs the same estimator on views downsampled to
 about 128 px over a wide search range and returns robust percentiles of the

@@ -22,11 +22,9 @@ A shift by ``k + f`` pixels (integer ``k``, fraction ``f``) is the weighted sum
 of two integer shifts, and an integer shift with clamped borders is a slice
 copy plus a broadcast of the edge column.  Each view thus costs two fused
 multiply-adds (``torch.add_(..., alpha=w)``) on contiguous memory, with no
-index arrays and no padded copy of the light field: about 30 ms for a
-9x9x512x512x3 light field on one CPU thread, against about 0.2 s for
-``torch.nn.functional.grid_sample`` on the same batch of views and 2.5 s for a
-``scipy.ndimage.shift`` loop (``benchmarks/bench_refocus.py``), so a focus
-slider needs no downsampled preview.  Borders are clamped (the edge pixel is
+index arrays and no padded copy of the light field, fast enough on one CPU
+thread for a live focus slider (figures: docs/performance.md, "Light
+fields").  Borders are clamped (the edge pixel is
 repeated), never zero-filled.  The loop runs single-threaded on purpose (see
 ``LOOP_THREADS``).
 
