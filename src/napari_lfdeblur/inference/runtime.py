@@ -54,9 +54,11 @@ def to_network(unit):
     return unit * 2 - 1
 
 
-def from_network(out):
-    """The network's [-1, 1] output (numpy or torch) as images in [0, 1], clipped."""
-    return ((out + 1) * 0.5).clip(0, 1)
+def from_network(out, clip: bool = True):
+    """The network's [-1, 1] output (numpy or torch) as images in [0, 1], clipped (``clip=False`` for a
+    training loss, whose gradient must not stop at the range's ends)."""
+    unit = (out + 1) * 0.5
+    return unit.clip(0, 1) if clip else unit
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..cancel import cancel_check
 from ..errors import DeblurInputError
+from ..inference.runtime import from_network, to_network
 
 __all__ = ["psnr", "psnr_ssim", "score_model", "ssim", "ssim_window"]
 
@@ -132,11 +133,11 @@ def _next_items(data, i: int, batch: int) -> list:
 
 
 def _run_network(model, blur):
-    """The network's output for ``blur`` in [0, 1]: it sees ``2 * blur - 1`` and its output is mapped back."""
-    out = model(blur * 2 - 1)
+    """The network's output for ``blur`` in [0, 1], through the network's [-1, 1] scaling and back."""
+    out = model(to_network(blur))
     if isinstance(out, tuple):
         out = out[0]
-    return ((out.float() + 1) * 0.5).clamp_(0, 1)
+    return from_network(out.float())
 
 
 def _scores(out, blur, sharp, input_scores: bool) -> list[dict[str, float]]:

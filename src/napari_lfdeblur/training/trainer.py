@@ -44,6 +44,7 @@ from torch import nn
 from .._sigterm import sigterm_as_interrupt
 from ..cancel import cancel_check, check_function
 from ..errors import OutOfMemoryError, TrainingError
+from ..inference.runtime import from_network, to_network
 from . import ddp as _ddp
 from .checkpointing import RESUME_FORMAT, RunFiles, restore_progress, run_folder
 from .config import FINETUNE_PHASE, TrainConfig, with_config_keywords
@@ -241,15 +242,15 @@ class Trainer:
                else contextlib.nullcontext())
         with ctx:
             try:
-                out, inter = s.model(blur * 2 - 1, return_intermediate=True)
+                out, inter = s.model(to_network(blur), return_intermediate=True)
             except Exception as e:
                 if how and type(e).__module__.startswith("torch._dynamo"):
                     raise TrainingError(f"torch.compile ({how!r}) failed: {e}. Train with compile=False, or "
                                         "install what it needs (a C++ compiler for inductor on the CPU, triton on "
                                         "a GPU)") from e
                 raise
-        pred = (out.float() + 1) * 0.5
-        inter = [(e.float() + 1) * 0.5 for e in inter]
+        pred = from_network(out.float(), clip=False)
+        inter = [from_network(e.float(), clip=False) for e in inter]
         return s.loss_fn(pred, sharp, inter)
 
     def _update(self, loss: torch.Tensor) -> None:
