@@ -1,15 +1,6 @@
-"""napari-lfdeblur: defocus deblurring trained on light-field-generated pairs.
+"""napari-lfdeblur: defocus deblurring trained on light-field-generated pairs (the public API).
 
-The public API, importable from scripts, notebooks and the napari console::
-
-    import napari_lfdeblur as lfd
-    lf = lfd.read_lightfield("path/to/hci_scene")
-    img = lfd.refocus(lf, disparity=0.5, aperture=1.0)
-    sharp = lfd.deblur(img, model="default")
-
-Names are resolved lazily so that ``import napari_lfdeblur`` (and opening
-napari) does not import torch.
-"""
+Names are resolved lazily so that ``import napari_lfdeblur`` (and opening napari) does not import torch."""
 
 from __future__ import annotations
 
@@ -31,7 +22,6 @@ from .errors import (
     TrainingError,
 )
 
-# public name -> module that defines it (relative to this package)
 _LAZY = {
     "LightField": ".lightfield.core",
     "read_lightfield": ".lightfield.readers",

@@ -1,12 +1,7 @@
 """SIGTERM handled like Ctrl-C, so that long work saves (training) or cleans up (half-written outputs) first.
 
-A batch system, ``kill`` or ``timeout`` stop a process with SIGTERM, whose
-default action ends Python at once: no ``finally`` runs, a training run loses
-the steps since its last checkpoint and a half-written output stays behind.
-Inside :func:`sigterm_as_interrupt`, SIGTERM raises :class:`Terminated` (a
-``KeyboardInterrupt``) in the main thread instead, which every handler of
-Ctrl-C already deals with.
-"""
+SIGTERM's default action (``kill``, ``timeout``, a batch system) ends Python at once: no ``finally`` runs.
+Inside :func:`sigterm_as_interrupt` it raises :class:`Terminated`, a ``KeyboardInterrupt``, instead."""
 
 from __future__ import annotations
 
@@ -27,11 +22,8 @@ def _raise_terminated(signum, frame):
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises :class:`Terminated`.
-
-    Only in the main thread (signal handlers live there) and only while SIGTERM
-    has its default action: a handler someone else installed is left alone.
-    """
+    """Within the block, SIGTERM raises :class:`Terminated`: in the main thread (signal handlers live there) and
+    only while SIGTERM has its default action (a handler someone else installed is left alone)."""
     previous = _install()
     try:
         yield
@@ -41,11 +33,8 @@ def sigterm_as_interrupt():
 
 
 def _install():
-    """Install the handler where allowed; the handler it replaced, or None when it installed nothing.
-
-    (Kept out of the generator above: an exception raised in the ``with`` block must never meet an
-    ``except`` clause around its ``yield``, a ValueError from the work would be taken for one from
-    ``signal.signal``.)"""
+    """The handler it replaced, or None when it installed nothing.  Kept out of the generator: a ValueError from the
+    ``with`` block must never meet the ``except`` meant for ``signal.signal``."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         return None
     try:

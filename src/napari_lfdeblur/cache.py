@@ -1,8 +1,4 @@
-"""Where the package caches files: the authors' weights, OpenVINO's traced and compiled networks.
-
-``$LFDEBLUR_CACHE`` when set, else platformdirs' ``user_cache_dir("napari-lfdeblur")``
-(``~/.cache/napari-lfdeblur`` on Linux).
-"""
+"""Where the package caches files: the authors' weights, OpenVINO's traced and compiled networks."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""Stopping a long job: one token class, and the one adapter every long-running function reads it through;
-the one check of the functions a long job calls back (``progress``, ``callback``).
-
-Every public function that can run for long (``deblur``, ``make_pairs``,
-``iter_pairs``, ``write_pairs``, ``focal_stack``, ``estimate_disparity``,
-``evaluate``, ``train``, ``finetune``) takes ``cancel=``: a
-:class:`CancelToken`, a ``threading.Event``, or any callable returning True
-to stop.
-"""
+"""Stopping a long job: one token class, and the one adapter every long-running function reads its ``cancel=``
+through; the one check of the functions a long job calls back (``progress``, ``callback``)."""
 
 from __future__ import annotations
 
@@ -50,11 +43,7 @@ class CancelToken:
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    def __call__(self) -> bool:
-        return self._event.is_set()
-
-    def __bool__(self) -> bool:  # ``if token:`` reads as "was it cancelled"
-        return self._event.is_set()
+    __call__ = __bool__ = is_set  # ``if token:`` reads as "was it cancelled"
 
     def __repr__(self) -> str:
         return f"CancelToken(cancelled={self.cancelled})"
@@ -73,8 +62,7 @@ def check_function(value, name: str, call: str, *, where: str, error: type = LFD
 def cancel_check(cancel=None, *, where: str = "this function") -> Callable[[], bool]:
     """A no-argument function returning True when ``cancel`` asks to stop.
 
-    ``cancel``: None, a :class:`CancelToken`, a ``threading.Event`` or a
-    callable.
+    ``cancel``: None, a :class:`CancelToken`, a ``threading.Event`` or a callable returning True to stop.
     """
     if cancel is None:
         return lambda: False

@@ -1,21 +1,8 @@
 """``lfdeblur demo``: the whole story on the shipped data, as figures, files and (optionally) a napari window.
 
-1. the shipped real light field (Lytro plants) and a procedural one (exact
-   ground truth: its centre view is all in focus, its disparity map is known):
-   a summary, views, an epipolar-plane image;
-2. the focal range (``estimate_disparity_range``) and refocused images across it;
-3. (blurred, sharp) pairs from both (``make_pairs``), written as a pair folder
-   (``write_pairs``) to ``OUT/pairs``;
-4. a blurred pair of each light field deblurred with the default model (or
-   ``model=``), with PSNR/SSIM of the blurry input and of the result against
-   the sharp target.
-
-Everything is written atomically to ``out``: ``demo_lightfield.png`` (steps
-1-3), ``demo_deblur.png`` (step 4), the images, the pair folder and
-``summary.json``.  Without a model the deblurring step is skipped with a
-message that says how to get one.  :func:`populate_viewer` puts the same
-results and the plugin's widgets into a napari viewer (``--gui``).
-"""
+The shipped real light field (Lytro plants) and a procedural one (exact ground truth): their views, focal range,
+training pairs and one deblurred pair each, written atomically to ``out``; napari and Qt live in
+``_napari/_demo_gui.py``."""
 
 from __future__ import annotations
 
@@ -320,18 +307,17 @@ def _deblur_figure(demo: Demo) -> Path:
     rows = []
     for case in demo.cases:
         s = case.scores
-        panels: list[tuple] = [(f"blurry input: {s['psnr_before']:.2f} dB, SSIM {s['ssim_before']:.3f}", case.blurred)]
-        if case.restored is not None:
-            panels.append((f"deblurred: {s['psnr_after']:.2f} dB, SSIM {s['ssim_after']:.3f}", case.restored))
-            gain = np.abs(case.blurred - case.sharp).mean(-1) - np.abs(case.restored - case.sharp).mean(-1)
-            lim = float(np.percentile(np.abs(gain), 99)) or 1e-3
-            panels.append((f"sharp target: {case.target}", case.sharp))
-            panels.append(("error reduction (red: better)", gain, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}))
-        else:
-            panels.append((f"sharp target: {case.target}", case.sharp))
-        rows.append((case.label.replace(": ", "\n", 1), panels))
-        if case.restored is not None:
-            rows.append(_detail_row(case, gain))
+        blurry: tuple = (f"blurry input: {s['psnr_before']:.2f} dB, SSIM {s['ssim_before']:.3f}", case.blurred)
+        sharp = (f"sharp target: {case.target}", case.sharp)
+        label = case.label.replace(": ", "\n", 1)
+        if case.restored is None:
+            rows.append((label, [blurry, sharp]))
+            continue
+        gain = np.abs(case.blurred - case.sharp).mean(-1) - np.abs(case.restored - case.sharp).mean(-1)
+        lim = float(np.percentile(np.abs(gain), 99)) or 1e-3
+        deblurred = (f"deblurred: {s['psnr_after']:.2f} dB, SSIM {s['ssim_after']:.3f}", case.restored)
+        error = ("error reduction (red: better)", gain, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim})
+        rows += [(label, [blurry, deblurred, sharp, error]), _detail_row(case, gain)]
     model = demo.report.get("deblur", {}).get("model")
     title = ("Deblurring refocused (blurred) images: PSNR / SSIM against the sharp target"
              if model else "Blurred pairs and their targets\n(no model installed: deblurring skipped;\n"
@@ -341,11 +327,11 @@ def _deblur_figure(demo: Demo) -> Path:
 
 # ------------------------------------------------------------------ entry points
 def run_demo(out: str | Path = "lfdeblur-demo", gui: bool = False, model=None) -> Demo:
-    """Run the demo (see the module docstring) and write its outputs to ``out``.
+    """Run the demo and write its figures (``demo_lightfield.png``, ``demo_deblur.png``), images, pair folder
+    (``pairs/``) and ``summary.json`` to ``out``.
 
-    ``model``: None (the shipped default, skipped with a message when it is
-    not installed), a checkpoint path or an ``nn.Module``.  ``gui=True``
-    opens napari with the results afterwards.  Returns a :class:`Demo` whose
+    ``model``: None (the shipped default, skipped with a message when it is not installed), a checkpoint path or
+    an ``nn.Module``.  ``gui=True`` opens napari with the results afterwards.  Returns a :class:`Demo` whose
     ``report`` is what ``summary.json`` holds.
     """
     from .lightfield.synthetic import synthetic_lightfield

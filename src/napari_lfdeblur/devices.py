@@ -1,16 +1,5 @@
 """Choosing the device torch work runs on: networks (:mod:`.network`, :mod:`.inference`, :mod:`.training`) and
-light-field refocusing (:mod:`.lightfield`) alike, so neither imports the other for it.
-
-- :func:`resolve_device` turns ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
-  ``"mps"``, ``"xpu"`` or a ``torch.device`` into an available
-  ``torch.device``; ``"auto"`` picks CUDA, then Apple MPS, then Intel XPU,
-  then the CPU.  Asking for a device that is not there raises
-  :class:`~napari_lfdeblur.errors.ModelError` saying what is available.
-- :func:`available_devices` lists device strings for a device picker;
-  :func:`device_label` describes one (``"cuda:0 (NVIDIA H100, 80 GB)"``).
-
-The floating-point types on a device are :mod:`napari_lfdeblur.network.precision`'s concern.
-"""
+light-field refocusing (:mod:`.lightfield`) alike, so neither imports the other for it."""
 
 from __future__ import annotations
 
@@ -44,7 +33,7 @@ def _cuda_unavailable_reason() -> str:
 
 
 def available_devices() -> list[str]:
-    """Device strings usable here, best first is not implied: ``["cpu", "cuda:0", ...]``."""
+    """Device strings usable here, for a device picker (not best first): ``["cpu", "cuda:0", ...]``."""
     out = ["cpu"]
     if torch.cuda.is_available():
         out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
@@ -56,7 +45,7 @@ def available_devices() -> list[str]:
 
 
 def device_label(device) -> str:
-    """A human-readable description of a device, for pickers and logs."""
+    """A human-readable description of a device, for pickers and logs: ``"cuda:0 (NVIDIA H100, 80 GB)"``."""
     dev = resolve_device(device)
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
@@ -133,7 +122,11 @@ def _mps_device() -> torch.device:
 
 
 def resolve_device(device="auto") -> torch.device:
-    """An available ``torch.device`` for ``device`` (see the module docstring)."""
+    """An available ``torch.device`` for ``"auto"``, ``"gpu"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``,
+    ``"xpu"`` or a ``torch.device``; ``"auto"`` picks CUDA, then Apple MPS, then Intel XPU, then the CPU.
+
+    Raises :class:`~napari_lfdeblur.errors.ModelError`, saying what is available, for a device that is not there.
+    """
     dev = _asked_device(device)
     if dev is None:  # auto
         return _gpu() or torch.device("cpu")

@@ -1,10 +1,5 @@
-"""The project's own exception types.
-
-Every error a user can cause (a wrong folder, missing views, a checkpoint of
-another network, ...) is raised as one of these, with a message that says what
-is wrong and what to try.  They subclass ``ValueError``/``RuntimeError`` too, so
-generic handlers keep working.
-"""
+"""The project's own exception types; they subclass ``ValueError``/``RuntimeError`` too, so generic handlers keep
+working."""
 
 from __future__ import annotations
 
@@ -38,9 +33,8 @@ class ImageFileError(DeblurInputError, LightFieldError, TrainingError):
     """An image file could not be read (missing, damaged, a format not read here) or an image cannot be
     written in the format asked for (a stack as PNG, 16-bit colour PNG, ...).
 
-    Deblurring, light-field reading and training all read image files through one decoder, so this is one of
-    each of their errors too: code catching ``DeblurInputError``, ``LightFieldError`` or ``TrainingError``
-    catches it.
+    Deblurring, light-field reading and training read image files through one decoder, so code catching
+    ``DeblurInputError``, ``LightFieldError`` or ``TrainingError`` catches it too.
     """
 
 

@@ -1,19 +1,8 @@
-"""Scoring deblurred images against sharp references: PSNR, SSIM, MAE (and LPIPS when available).
+"""Scoring deblurred images against sharp references (how: docs/api.md, Evaluation).
 
-- :func:`compare`: one image against its reference (what the Deblur widget
-  shows for a "sharp reference" layer);
-- :func:`evaluate`: a whole pair folder, deblurred by a model or given as a
-  folder of outputs, scored together with the blurry input itself so the gain
-  is visible; a table (:meth:`Evaluation.table`) and a CSV.
-
-Scores are on RGB in [0, 1] (greyscale as three equal channels): PSNR in dB
-(``inf`` for identical images; means average the finite values, ``inf`` only
-when every image is identical), SSIM as in
-:mod:`~napari_lfdeblur.training.metrics` (Gaussian 11x11 window; images
-under 11x11 use the largest odd window that fits, which :func:`evaluate`
-notes in its table, and images under 3x3 are refused), MAE the mean absolute
-difference.  LPIPS (AlexNet, v0.1) only when the ``lpips``
-package and both its weight files are on this machine: nothing is downloaded.
+:func:`compare` scores one image (what the Deblur widget shows for a "sharp reference" layer); :func:`evaluate`
+a pair folder, deblurred by a model or given as a folder of outputs, beside the blurry input so that the gain is
+visible.  PSNR and SSIM come from :mod:`~napari_lfdeblur.training.metrics`.
 """
 
 from __future__ import annotations
@@ -49,14 +38,9 @@ def _fixed_range(x: np.ndarray):
 
 
 def _unit_pair(image, reference, rgb):
-    """Both images as float64 (N, H, W, C) in [0, 1].
-
-    uint8 is divided by 255 and floats are taken as they are when the
-    reference lies in [0, 1] (the network's own conventions); other images
-    (uint16 microscopy, floats in other units) are both mapped by the
-    *reference's* minimum and maximum, so a 16-bit image using a tenth of its
-    range is not scored as nearly black.
-    """
+    """Both images as float64 (N, H, W, C) in [0, 1] (see :func:`compare`): images without a fixed range are
+    mapped by the *reference's* minimum and maximum, so a 16-bit image using a tenth of its range is not scored
+    as nearly black."""
     a, r = np.asarray(image), np.asarray(reference)
     if a.shape != r.shape:
         raise DeblurInputError(
@@ -102,15 +86,11 @@ def compare(image, reference, *, rgb=None) -> dict[str, float]:
     """PSNR (dB), SSIM and MAE of ``image`` against ``reference``.
 
     Both (Y, X), (Y, X, C) or stacks of them, of equal shape (else
-    :class:`~napari_lfdeblur.errors.DeblurInputError`); stacks give the mean
-    over planes.  ``rgb``: whether the last axis holds channels (default:
-    when it has 3 or 4).  Intensities: uint8 / 255, floats as they are when
-    the reference is in [0, 1], anything else (uint16, other floats) mapped by
-    the reference's minimum and maximum.  SSIM uses an 11x11 window, for
-    images under 11x11 the largest odd window that fits
-    (``napari_lfdeblur.training.metrics.ssim_window``: a score, though
-    not one comparable with 11x11 scores); images under 3x3 raise
-    :class:`~napari_lfdeblur.errors.DeblurInputError`.
+    :class:`~napari_lfdeblur.errors.DeblurInputError`); stacks give the mean over planes.  ``rgb``: whether the
+    last axis holds channels (default: when it has 3 or 4).  Intensities: uint8 / 255, floats as they are when
+    the reference is in [0, 1], anything else (uint16, other floats) mapped by the reference's minimum and
+    maximum.  SSIM uses an 11x11 window, for images under 11x11 the largest odd window that fits (a score, though
+    not one comparable with 11x11 scores); images under 3x3 raise :class:`~napari_lfdeblur.errors.DeblurInputError`.
     """
     return _scores(*_unit_pair(image, reference, rgb))
 
@@ -163,17 +143,6 @@ def _lpips_scorer(device):
 
 
 # ---------------------------------------------------------------- pair folders
-def _rgb_float(a: np.ndarray) -> np.ndarray:
-    """A decoded file as float (H, W, 3) in [0, 1], the way the pair datasets read it."""
-    from .io.pixels import to_float, to_rgb
-
-    return to_float(to_rgb(np.asarray(a), "output"))
-
-
-def _hwc(t) -> np.ndarray:
-    return t.permute(1, 2, 0).numpy()
-
-
 def _find_outputs(folder, names: list[str]) -> dict[str, Path]:
     """Output file per pair name: ``NAME.ext``, or ``NAME_deblurred.ext`` as ``lfdeblur deblur`` writes."""
     from .io.formats import image_files
@@ -318,12 +287,13 @@ def _producer(model, outputs, names: list[str], *, device, dtype, tile, cancel):
     """(``produce(name, blur, sharp)``, the deblurred image of a pair; what the outputs are, in words): a file
     of the outputs folder, or the model run on the blurred image.  Fails now on a missing file or a wrong model."""
     if outputs is not None:
+        from .io.pixels import to_float, to_rgb
         from .io.read import read_image
 
         files = _find_outputs(outputs, names)
 
         def read(name, blur, sharp):
-            out = _rgb_float(read_image(files[name]))
+            out = to_float(to_rgb(read_image(files[name]), "output"))  # as the pair datasets read the pairs
             if out.shape != sharp.shape:
                 raise DeblurInputError(
                     f"output {files[name].name} is {out.shape[1]}x{out.shape[0]} but the sharp image of {name!r} "
@@ -365,7 +335,7 @@ def _score_pairs(data, produce, lpips_score, progress, cancel) -> tuple[list[dic
     for i, name in enumerate(data.names):
         if cancel():
             return rows, small, True
-        blur, sharp = (_hwc(t) for t in data[i])
+        blur, sharp = (t.permute(1, 2, 0).numpy() for t in data[i])
         try:  # an image too small to score: said now, naming it, before any deblurring
             win = ssim_window(*sharp.shape[:2])
         except DeblurInputError as e:

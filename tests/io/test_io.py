@@ -190,6 +190,23 @@ def test_deblur_photos_and_evaluate_accept_the_same_files(tmp_path, one_torch_th
     assert [r["name"] for r in result.rows] == ["x"] and result.rows[0]["psnr"] == float("inf")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantisers_work_block_by_block_like_one_pass_and_leave_the_input(dtype):
+    """Sizes off the block grid, a strided view and every special value give what the one-pass formula gives."""
+    from napari_lfdeblur.io import pixels
+
+    rng = np.random.default_rng(1)
+    x = (rng.random((3, pixels._BLOCK + 7, 2)) * 1.4 - 0.2).astype(dtype)
+    x[0, :4, 0] = [np.nan, np.inf, -np.inf, 0.5]
+    x = x[:, ::2]  # not contiguous
+    before = x.copy()
+    ref = np.nan_to_num(np.clip(x.astype(np.float32), 0, 1), nan=0.0)
+    np.testing.assert_array_equal(pixels.to_uint8(x), (ref * 255 + 0.5).astype(np.uint8))
+    ref16 = np.nan_to_num(np.clip(x, 0, 1), nan=0.0) if dtype == np.float64 else ref
+    np.testing.assert_array_equal(pixels.to_uint16(x), (ref16 * 65535 + 0.5).astype(np.uint16))
+    np.testing.assert_array_equal(x, before)
+
+
 def test_to_uint8_and_uint16_clip_and_take_nan_as_black():
     from napari_lfdeblur.io import to_uint8, to_uint16
 

@@ -203,6 +203,13 @@ def test_images_with_alpha_or_a_channel_axis_texture_with_their_colour(photo, co
     np.testing.assert_allclose(lf.center_view(), np.broadcast_to(colour, (32, 32, 3)), atol=1e-6)
 
 
+@pytest.mark.parametrize("photo", [np.full((20, 20, 3), 128, np.uint8), np.full((20, 20), 32896, np.uint16)])
+def test_integer_photos_smaller_than_the_scene_keep_their_values_when_enlarged(photo):
+    """A 20 px photo under a 40 px scene is enlarged: its values stay 128/255, not clipped to white."""
+    lf = lfd.synthetic_lightfield(0, views=3, size=40, n_layers=1, disparity_range=(0, 0), images=[photo])
+    np.testing.assert_allclose(lf.center_view(), 128 / 255, atol=1e-4)
+
+
 @pytest.mark.parametrize("images, match", [
     ([], "at least one sharp image"),
     ([np.zeros((8, 8, 3))], "at least 16x16"),

@@ -83,8 +83,9 @@ def test_stopped_during_the_final_evaluation_writes_no_model(script, dpdd_pairs,
 
     monkeypatch.setattr(training, "score_model", evaluate_then_stop)  # the script's own final evaluation
     out = tmp_path / "weights" / "default.pt"
+    # --quick at a quarter of the default network's cost: this is about the stop, not about the model
     code = script.main(["--quick", "--work", str(tmp_path / "run"), "--weights-out", str(out), "--threads", "1",
-                        "--data", str(dpdd_pairs.parents[1])])
+                        "--data", str(dpdd_pairs.parents[1]), "--base", "8", "--patch", "64", "--batch", "2"])
     assert code == 3
     assert not out.exists() and not (out.parent / "MODEL_CARD.md").exists()
     assert (tmp_path / "run" / "phase1" / "last.pt").is_file()  # the trained phases are kept for the rerun

@@ -1,9 +1,5 @@
-"""``lfdeblur demo --gui``: the demo's results as layers in napari, with the plugin's widgets docked.
-
-``populate_viewer`` fills a given viewer (tests use it without ``napari.run``);
-``open_gui`` opens a window and runs napari.  The demo itself
-(:mod:`napari_lfdeblur.demo`) imports no napari or Qt.
-"""
+"""``lfdeblur demo --gui``: the demo's results as layers in napari, with the plugin's widgets docked
+(:func:`populate_viewer` without ``napari.run``, for tests)."""
 
 from __future__ import annotations
 
@@ -18,17 +14,9 @@ from ._layers import lightfield_layers, set_or_add_stack
 from ._models import DEFAULT, FROM_FILE
 
 
-def _stack(images: list) -> np.ndarray:
-    return np.stack([np.asarray(i, dtype=np.float32) for i in images])
-
-
 def populate_viewer(viewer, demo) -> dict:
-    """Add the demo's layers to a napari ``viewer`` and dock the plugin's widgets; returns the widgets by name.
-
-    Layers: both light fields (v, u sliders) and the procedural truth disparity,
-    the focal stacks, the pairs (stacks), and blurry / deblurred / sharp images.
-    Only the plants light field is visible at first.
-    """
+    """Add the demo's layers to a napari ``viewer`` (only the plants light field visible) and dock the plugin's
+    widgets; returns the widgets by name."""
     _add_layers(viewer, demo)
     plants_layer = viewer.layers["Lytro plants"]
     viewer.layers.selection.active = plants_layer
@@ -43,10 +31,7 @@ def populate_viewer(viewer, demo) -> dict:
 
 def _add_layers(viewer, demo) -> None:
     def add(data, **kwargs):
-        kwargs.setdefault("visible", False)
-        kwargs.setdefault("contrast_limits", (0.0, 1.0))
-        kwargs.setdefault("rgb", np.asarray(data).shape[-1] == 3)
-        return viewer.add_image(data, **kwargs)
+        return viewer.add_image(data, visible=False, contrast_limits=(0.0, 1.0), rgb=np.shape(data)[-1] == 3, **kwargs)
 
     for lf, name in ((demo.procedural, "procedural light field"), (demo.plants, "Lytro plants")):
         for data, kwargs, _ in lightfield_layers(lf, name=name):
@@ -54,8 +39,8 @@ def _add_layers(viewer, demo) -> None:
             viewer.add_image(data, **kwargs)
 
     def add_stack(images, name, axis, like=None):  # on a slider of its own, not riding on the light field's u
-        return set_or_add_stack(viewer, name, _stack(images), axis, like=like, visible=False,
-                                contrast_limits=(0.0, 1.0))
+        stack = np.stack([np.asarray(i, dtype=np.float32) for i in images])
+        return set_or_add_stack(viewer, name, stack, axis, like=like, visible=False, contrast_limits=(0.0, 1.0))
 
     for name, planes in demo.focal.items():
         layer = add_stack([img for _, img in planes], f"{name} focal stack", "focus")
@@ -107,7 +92,6 @@ def open_docks(viewer, names=WIDGETS) -> dict:
 
 def _raise_dock(widget) -> None:
     """Bring the dock (tab) holding a magicgui ``widget`` to the front."""
-
     w = widget.native
     while w is not None and not isinstance(w, QDockWidget):
         w = w.parentWidget()
@@ -117,7 +101,6 @@ def _raise_dock(widget) -> None:
 
 
 def open_gui(demo):  # pragma: no cover - interactive
-
     viewer = napari.Viewer(title="napari-lfdeblur demo")
     populate_viewer(viewer, demo)
     QTimer.singleShot(300, viewer.reset_view)  # once the window is laid out: fit the images to the canvas

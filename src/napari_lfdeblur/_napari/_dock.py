@@ -1,17 +1,5 @@
-"""What the plugin's four dock widgets share: a body that scrolls, and jobs that end with the dock.
-
-- napari docks ``widget.native``; for a scrollable magicgui container that is
-  the widget *inside* the scroll area, so the dock could never be shorter
-  than its contents (magicgui#431) and a 775-px Train dock pushed its Start
-  button off a laptop's 768-px screen.  :class:`DockWidget` hands napari the
-  scroll area instead.
-- A job started with :meth:`DockWidget.start_job` is cancelled when its dock
-  is closed or the viewer goes away, and its callbacks are then dropped, so a
-  finishing worker never touches a deleted Qt widget.
-- :meth:`DockWidget.start_task` is the one way a dock runs a long API call:
-  its ``progress=`` on the dock's progress bar, its ``cancel=`` a token the
-  dock's Cancel button (and closing the dock) cancels.
-"""
+"""What the plugin's four dock widgets share: a body that scrolls, and jobs that end with the dock (their callbacks
+dropped then, so a finishing worker never touches a deleted Qt widget)."""
 
 from __future__ import annotations
 
@@ -34,13 +22,8 @@ STOP_WAIT_S = 60.0
 
 
 def message_label(fill: bool = True, **kwargs) -> Label:
-    """A status line whose long messages wrap to the dock's width.
-
-    A word-wrapped QLabel still asks the layout for about 280 px: with the
-    label column that made the Deblur dock's body 407 px wide inside a 311-px
-    dock on a 1366-px screen, and the scroll area (no horizontal bar) cut off
-    the right of every row.
-    """
+    """A status line whose long messages wrap to the dock's width (a word-wrapped QLabel still asks for about
+    280 px, wider than a laptop's dock: the scroll area cut off the right of every row)."""
     label = Label(**kwargs)
     label.native.setWordWrap(True)
     label.native.setMinimumWidth(MIN_MESSAGE_WIDTH)
@@ -93,6 +76,8 @@ class _Jobs:
         self.closed = False
 
     def close(self, wait: bool = False) -> None:
+        """Cancel every job (each stops after its step or tile); ``wait``: the viewer is closing, nothing may
+        outlive it."""
         self.closed = True
         for job in list(self.running):
             if job.token is not None:
@@ -126,13 +111,13 @@ class DockWidget(Container):
 
     @property
     def native(self):
-        # the scroll area, not the widget inside it: see the module docstring
+        # napari docks ``native``: for a scrollable container, magicgui's is the widget inside the scroll area, so
+        # the dock could never be shorter than its contents (magicgui#431; Start off a laptop's screen)
         return self.root_native_widget
 
     def insert(self, key, widget):
-        # a combo box sized to its longest entry (a layer named after a whole file path) widens the dock, and
-        # magicgui fixes the scroll area's minimum width when the widget goes in: the window then outgrew a
-        # laptop's screen (1805 px for a 230-character layer name).  Combo boxes shrink to the dock instead.
+        # a combo box sized to its longest entry (a layer named after a whole file path) widened the dock past a
+        # laptop's screen (magicgui fixes the scroll area's minimum width when it goes in): it shrinks instead
         native = widget.native
         for combo in (native, *native.findChildren(QComboBox)):
             if isinstance(combo, QComboBox):
@@ -153,9 +138,7 @@ class DockWidget(Container):
     def start_job(self, func: Callable, *args, token=None, returned=None, errored=None, yielded=None,
                   finished=None, **kwargs):
         """Run ``func(*args, **kwargs)`` in a worker; ``token`` (a CancelToken) is cancelled if the dock closes.
-
-        The callbacks run in the GUI thread and are skipped once the dock is closed.
-        """
+        The callbacks run in the GUI thread and are skipped once the dock is closed."""
         job, jobs = _Job(token), self._jobs
 
         def run(*a, **kw):
@@ -169,9 +152,7 @@ class DockWidget(Container):
                 return None
 
             def call(*a):
-                if not jobs.closed:
-                    return cb(*a)
-                return None
+                return None if jobs.closed else cb(*a)
 
             return call
 
@@ -212,11 +193,6 @@ class DockWidget(Container):
     def busy(self) -> bool:
         """True while a job runs or its results are still being shown (its callbacks have not all run)."""
         return bool(self._jobs.running)
-
-    def close_jobs(self, wait: bool = False) -> None:
-        """Cancel every running job (they stop after the step or tile in progress and keep what they finished);
-        with ``wait``, block until they have stopped (the viewer is closing: nothing may outlive it)."""
-        self._jobs.close(wait)
 
 
 def _log_error(err: Exception) -> None:

@@ -21,12 +21,8 @@ def lightfield_name(lf: LightField) -> str:
 
 
 def lightfield_layer(lf: LightField, name: str | None = None) -> tuple:
-    """(data, kwargs, "image") for a light field: sliders browse v and u.
-
-    RGB light fields become an rgb image layer over (v, u, y, x); greyscale ones
-    drop the channel axis.  Contrast limits are fixed to [0, 1] so napari never
-    computes the min/max of a lazy array (which would decode every view).
-    """
+    """(data, kwargs, "image") for a light field: sliders browse v and u.  Contrast limits are fixed to [0, 1] so
+    napari never computes the min/max of a lazy array (which would decode every view)."""
     data = lf.data
     rgb = lf.channels in (3, 4)
     if lf.channels == 1:
@@ -43,10 +39,16 @@ def lightfield_layer(lf: LightField, name: str | None = None) -> tuple:
     return data, kwargs, "image"
 
 
+def attached_lightfield(layer) -> LightField | None:
+    """The LightField a reader or the Light field widget attached to a layer, if any."""
+    lf = getattr(layer, "metadata", {}).get("lightfield") if layer is not None else None
+    return lf if isinstance(lf, LightField) else None
+
+
 def disparity_layer(lf: LightField, name: str | None = None) -> tuple | None:
-    if lf.disparity is None:
-        return None
     d = lf.disparity
+    if d is None:
+        return None
     lo, hi = float(d.min()), float(d.max())
     kwargs = {
         "name": name or f"{lightfield_name(lf)} disparity (ground truth)",
@@ -59,11 +61,8 @@ def disparity_layer(lf: LightField, name: str | None = None) -> tuple | None:
 
 
 def lightfield_layers(lf: LightField, name: str | None = None) -> list[tuple]:
-    layers = [lightfield_layer(lf, name)]
     disp = disparity_layer(lf)
-    if disp is not None:
-        layers.append(disp)
-    return layers
+    return [lightfield_layer(lf, name)] + ([disp] if disp is not None else [])
 
 
 def saved_image_layer(levels: list, info) -> tuple:
@@ -127,10 +126,9 @@ def layer_images(layer, limit: int = 64) -> list:
 def stack_on_own_axis(viewer, stack, label: str, rgb: bool) -> tuple:
     """(data, kwargs) for a stack (N, Y, X[, C]) whose first axis gets a slider of its own.
 
-    napari lines layers up by their trailing axes, so a 3-D focal stack beside a (v, u, y, x) light
-    field would ride on the light field's u slider.  The stack gets a length-1 axis under every slider
-    already there, stretched (scale, translate) over that slider's whole range so that it shows at any
-    position of those sliders.
+    napari lines layers up by their trailing axes, so a focal stack beside a (v, u, y, x) light field would
+    ride on its u slider: the stack gets a length-1 axis under every slider already there, stretched over
+    that slider's whole range.
     """
     k = max(viewer.dims.ndim - 2, 0)
     ranges = viewer.dims.range[:k]
@@ -151,6 +149,15 @@ def _expanded(stack, layer):
     if extra < 0 or bool(layer.rgb) != rgb:
         return None
     return stack.reshape(stack.shape[:1] + (1,) * extra + stack.shape[1:])
+
+
+def set_or_add(viewer, name: str, data, **kwargs):
+    """Update the layer ``name`` in place (the user's view is kept) or add it."""
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        layer.data = data
+        return layer
+    return viewer.add_image(data, name=name, **kwargs)
 
 
 def set_or_add_stack(viewer, name: str, stack, label: str, like=None, **kwargs):

@@ -1,6 +1,5 @@
-"""Models known to this napari session: the Train widget registers what it trains,
-the Deblur widget offers them beside the shipped default, the authors' published
-weights (downloaded on first use, after the user confirms) and checkpoint files."""
+"""Models known to this napari session: the Train widget registers what it trains, the Deblur widget offers them
+beside the shipped default, the authors' published weights and checkpoint files."""
 
 from __future__ import annotations
 
@@ -17,10 +16,9 @@ class _ModelRegistry:
     def __init__(self):
         self._models: dict[str, object] = {}
 
-    def register(self, name: str, model_or_path) -> str:
+    def register(self, name: str, model_or_path) -> None:
         self._models[name] = model_or_path
         self.changed.emit()
-        return name
 
     def names(self) -> list[str]:
         return list(self._models)
@@ -63,10 +61,7 @@ def authors_downloaded() -> bool:
 
 
 def confirm_authors_download(parent=None) -> bool:
-    """Ask the user before downloading the authors' checkpoint: size, licence, where it goes.
-
-    A module-level function so that tests (and embedding applications) can replace it.
-    """
+    """Ask the user before downloading the authors' checkpoint: size, licence, where it goes (tests replace it)."""
     from qtpy.QtWidgets import QMessageBox
 
     from ..network.authors import LICENCE, PAGE_URL, SOURCE, authors_checkpoint_path, size_text

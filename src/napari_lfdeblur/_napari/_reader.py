@@ -1,17 +1,8 @@
-"""napari reader contribution: light-field folders and light-field files, and OME-Zarr images.
+"""napari reader contribution: light-field folders and files, and OME-Zarr images as the image they were (napari's
+own reader shows their ``(c, y, x)`` levels as a three-plane grey stack).
 
-The manifest's patterns claim light-field files only (``*.lf.npy``,
-``*.lf.tif``, ``*.lf.zarr``, ``*.lf.h5``, ESLF PNGs) and every folder
-(``accepts_directories: true``): ordinary photos and arrays stay with
-napari's own reader and open without a question.  ``get_reader`` returns None
-for anything that is not a light field, so that other readers get their
-turn, and says why in napari's notifications (napari itself only reports that
-the plugin "refused the file").  It never raises.
-
-An OME-Zarr image (a folder with ``multiscales`` metadata, as *Save result…*
-and File › Save Layers write) opens as the image it was: napari's own reader
-shows its ``(c, y, x)`` levels as a three-plane grey stack.
-"""
+``get_reader`` never raises: it returns None for anything else, so that other readers get their turn, and says why
+in napari's notifications (napari itself only reports that the plugin "refused the file")."""
 
 from __future__ import annotations
 

@@ -1,13 +1,8 @@
-"""napari's "Render Layers Asynchronously" setting, switched on for this session only.
+"""napari's "Render Layers Asynchronously" setting, switched on for this session only (else lazy results compute
+their tiles on the GUI thread: a frozen viewer).
 
-Lazy results compute their tiles while napari draws; without asynchronous
-rendering that happens on the GUI thread (a 1024-px tile of the full network
-takes ~30 s on a CPU: a frozen viewer).  The setting is a saved preference,
-so it is changed the way napari treats a value that came from the
-environment (``NAPARI_ASYNC``): in memory, left out of every save, and put
-back when the viewer closes or the process ends.  The user's settings file
-never learns of it, even when napari saves other preferences meanwhile.
-"""
+The setting is a saved preference, so it is changed the way napari treats a value from the environment
+(``NAPARI_ASYNC``): in memory, left out of every save, put back when the viewer closes or the process ends."""
 
 from __future__ import annotations
 

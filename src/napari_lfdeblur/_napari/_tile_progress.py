@@ -1,11 +1,7 @@
 """Progress of a lazy result while napari computes it: tiles done / total, in the status and the activity dock.
 
-napari computes the chunks of a lazy layer as it draws them, in its own
-threads; nothing reports on them.  Each level of the result is wrapped in a
-pass-through step that records which chunk finished, so a 20000² layer that
-fills for a minute says how far it got instead of showing a black canvas.
-A chunk napari computes again (after its cache let it go) is counted once.
-"""
+napari computes a lazy layer's chunks in its own threads and reports on none: each level is wrapped in a
+pass-through step that records which chunk finished (one napari computes again is counted once)."""
 
 from __future__ import annotations
 
@@ -28,10 +24,6 @@ class TileProgress:
         self._made = False
         self._shown = self._reported = 0
         self.levels = [self._wrap(a, k) for k, a in enumerate(levels)]
-
-    @property
-    def done(self) -> int:
-        return len(self._done)
 
     def _wrap(self, arr, level: int):
         def counted(block, block_info=None):
@@ -58,7 +50,7 @@ class TileProgress:
         if count <= self._shown:
             return
         self._shown = count
-        if self._bar is None and not self._made and count < self.total:
+        if not self._made and count < self.total:
             self._made = True
             self._bar = progress(total=self.total, desc=self.describe)
         count = self._shown  # newer if the bar's making ran this again

@@ -1,15 +1,7 @@
-"""What is on screen: the part of a layer the canvas shows, and the resolution it is shown at.
+"""What is on screen: the part of a layer the canvas shows (from the camera), and the resolution it is shown at.
 
-A preview deblurs what the user sees.  Zoomed out on a big image, the
-canvas shows many data pixels per screen pixel: deblurring all of them at
-full resolution took 43 s for a 4096² photo on two CPU cores, and would take
-minutes for a 20000² one, to show a picture the screen then shrinks.  So the
-region is read from the coarsest level that still has a pixel per screen
-pixel (napari's rule for picking a level; multiscale layers) and averaged
-down in blocks until it has about one pixel per screen pixel: the network
-sees at most a few canvases of pixels.  The region itself comes from the
-camera.
-"""
+A preview deblurs what the user sees, at about one pixel per screen pixel (docs/performance.md): zoomed out on a
+big image, full resolution would cost minutes to show a picture the screen then shrinks."""
 
 from __future__ import annotations
 
@@ -40,10 +32,8 @@ def _viewbox_size(viewer) -> np.ndarray:
 def _visible_extent(layer, viewer) -> np.ndarray:
     """What is on screen in full-resolution pixels, (2, layer ndim): first pixel, one past the last.
 
-    From the camera (2D views): napari's ``corner_pixels`` are widened to whole
-    chunks of a lazy layer, up to a chunk more on each side than the screen
-    shows (a 1024-px view of a pyramid in 1024-px chunks read as 2048 px).
-    In 3D, the corner pixels.
+    From the camera in 2D: napari's ``corner_pixels`` are widened to whole chunks of a lazy layer (a 1024-px
+    view of a pyramid in 1024-px chunks read as 2048 px).  In 3D, the corner pixels.
     """
     if viewer.dims.ndisplay != 2:
         factors = _level_factors(layer, _level(layer))
@@ -73,11 +63,8 @@ def _visible_extent(layer, viewer) -> np.ndarray:
 
 def visible_region(layer, viewer, level: int | None = None) -> tuple[tuple[slice, ...], tuple[float, ...]]:
     """Index into level ``level`` of ``layer.data`` (default: the level napari draws; the data itself for a
-    single-scale layer) for what is on screen, and the offset of that crop in the level's pixels.
-
-    Non-displayed axes take the current slider position; displayed axes what
-    the camera shows of the layer.
-    """
+    single-scale layer) for what is on screen, and the offset of that crop in the level's pixels.  Axes not
+    displayed take the current slider position."""
     multiscale = getattr(layer, "multiscale", False)
     level = _level(layer) if level is None else int(level)
     shape = layer.data[level].shape if multiscale else layer.data.shape

@@ -1,14 +1,5 @@
-"""The "Deblur" dock widget: preview the visible region, deblur a layer lazily or eagerly, compare.
-
-It gathers the arguments of ``napari_lfdeblur.deblur`` and calls it: on a
-crop of what is on screen for the preview, or eagerly on the whole layer in a
-worker with a progress bar and a Cancel button; or it shows what
-``napari_lfdeblur.deblur_for_viewer`` makes of the layer, a lazy (multiscale
-when large) result that napari computes tile by tile as you pan and zoom, as
-a script can.  With a "sharp reference"
-layer picked, the input and the result are scored against it
-(``napari_lfdeblur.evaluation.compare``) in a worker once a result is there.
-"""
+"""The "Deblur" dock widget: preview the visible region, deblur a layer lazily (``deblur_for_viewer``) or eagerly
+(``deblur``), score both against a sharp reference, save the result."""
 
 from __future__ import annotations
 
@@ -207,11 +198,8 @@ class DeblurWidget(DockWidget):
         return self._request
 
     def _score(self, layer, image, result, index, what: str, request: int):
-        """Score ``image`` and ``result`` (the region ``index`` of ``layer``) against the reference, in a worker.
-
-        Lazy arrays are sliced here (no work) and computed in the worker, so only
-        that region is read or deblurred and the viewer stays responsive.
-        """
+        """Score ``image`` and ``result`` (the region ``index`` of ``layer``) against the reference, in a worker
+        (lazy arrays are sliced here and computed there: only that region is read or deblurred)."""
         ref = self.reference.value
         if ref is None or ref is layer:
             self.scores.value = ""
@@ -347,8 +335,7 @@ class DeblurWidget(DockWidget):
 
     def _add_lazy(self, layer, kwargs: dict, name: str, request: int):
         """A lazily computed result layer (``deblur_for_viewer``), made in a worker: napari then computes the
-        chunks it draws.  The tile box sets the chunk, each going through the network in one call with its
-        halo; large or multiscale images come back multiscale, their overview computed first."""
+        chunks it draws.  The tile box sets the chunk."""
         from ..inference.pyramid import PYRAMID_ABOVE, deblur_for_viewer
 
         multiscale = bool(getattr(layer, "multiscale", False))
@@ -413,6 +400,7 @@ class DeblurWidget(DockWidget):
 
     def save_result(self, *_, path=None):
         """Stream the result (lazy ones chunk by chunk) to OME-Zarr or TIFF, with progress and Cancel."""
+        from ..io.atomic import writable_folder
         from ..io.write import check_writable, save_image_streaming
 
         try:
@@ -423,11 +411,10 @@ class DeblurWidget(DockWidget):
                 if not path:
                     return None
             check_writable(data.shape, data.dtype, path, rgb=bool(layer.rgb))
-            from ..io.atomic import writable_folder
-
             writable_folder(Path(path).parent, "folder")
         except LFDeblurError as e:
             return self._notify_error(e)
+
         def done(written):
             self.status.value = f"saved {layer.name} to {written}"
 

@@ -1,9 +1,5 @@
-"""The "Light field" dock widget: load a light field from disk or a layer, browse it, show EPIs.
-
-It does nothing a script cannot: it gathers arguments for
-``read_lightfield``, runs it in a worker thread so the viewer never freezes,
-and adds the result as layers whose sliders are labelled v, u.
-"""
+"""The "Light field" dock widget: load a light field from disk (``read_lightfield`` in a worker thread) or a layer,
+browse it, show EPIs."""
 
 from __future__ import annotations
 
@@ -22,7 +18,7 @@ from magicgui.widgets import (
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
 from ._dock import DockWidget, message_label
-from ._layers import lightfield_layers, lightfield_name
+from ._layers import attached_lightfield, lightfield_layers, lightfield_name
 from ._workers import show_error_in
 
 FORMATS = ("auto", "hci", "grid", "eslf", "lenslet", "array")
@@ -42,8 +38,8 @@ def _parse_views(text: str):
 
 def lightfield_of_layer(layer, axes: str | None = None) -> LightField:
     """The LightField behind a layer: the one a reader attached, or the layer data read as an array."""
-    lf = layer.metadata.get("lightfield") if hasattr(layer, "metadata") else None
-    if isinstance(lf, LightField):
+    lf = attached_lightfield(layer)
+    if lf is not None:
         return lf
     from ..lightfield.readers import read_lightfield
 
@@ -58,16 +54,12 @@ def lightfield_of_layer(layer, axes: str | None = None) -> LightField:
 class LightFieldWidget(DockWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
-        self._worker = None
 
         self.path = FileEdit(label="path", mode="d", tooltip="A folder of views, or a file (tick 'file').")
         self.is_file = CheckBox(label="file", value=False, tooltip="Pick a single file instead of a folder.")
         self.format = ComboBox(label="format", choices=FORMATS, value="auto")
-        self.pattern = LineEdit(
-            label="pattern",
-            value="",
-            tooltip="For 'grid' folders: e.g. view_{row}_{col}.png ({row} is vertical); empty = auto.",
-        )
+        self.pattern = LineEdit(label="pattern", value="", tooltip="For 'grid' folders: e.g. view_{row}_{col}.png "
+                                "({row} is vertical); empty = auto.")
         self.views = LineEdit(label="views", value="", tooltip="For ESLF/lenslet: views per macro-pixel, e.g. 14x14.")
         self.centers = FileEdit(label="centres", mode="r", tooltip="Lenslet: microlens-centre table (.mat/.npy/.csv).")
         self.load_button = PushButton(text="Load light field")
@@ -81,23 +73,10 @@ class LightFieldWidget(DockWidget):
         self._epi_for = None
         self.summary = message_label(value="")
 
-        self.extend(
-            [
-                self.path,
-                self.is_file,
-                self.format,
-                self.pattern,
-                self.views,
-                self.centers,
-                self.load_button,
-                self.layer,
-                self.axes,
-                self.use_layer_button,
-                self.epi_row,
-                self.epi_button,
-                self.summary,
-            ]
-        )
+        self.extend([
+            self.path, self.is_file, self.format, self.pattern, self.views, self.centers, self.load_button,
+            self.layer, self.axes, self.use_layer_button, self.epi_row, self.epi_button, self.summary,
+        ])
         self.is_file.changed.connect(self._on_file_toggled)
         self.format.changed.connect(self._on_format_changed)
         self.load_button.changed.connect(self.load)
@@ -149,15 +128,8 @@ class LightFieldWidget(DockWidget):
             return None
         self.summary.value = f"Opening {path} ..."
         self.load_button.enabled = False
-        self._worker = self.start_job(
-            read_lightfield,
-            path,
-            **opts,
-            returned=self._add_lightfield,
-            errored=self._notify_error,
-            finished=lambda: setattr(self.load_button, "enabled", True),
-        )
-        return self._worker
+        return self.start_job(read_lightfield, path, **opts, returned=self._add_lightfield, errored=self._notify_error,
+                              finished=lambda: setattr(self.load_button, "enabled", True))
 
     def _add_lightfield(self, lf: LightField):
         added = []
@@ -182,15 +154,8 @@ class LightFieldWidget(DockWidget):
         self._update_summary()
         return lf
 
-    def _current_lightfield(self) -> LightField | None:
-        layer = self.layer.value
-        if layer is None:
-            return None
-        lf = layer.metadata.get("lightfield")
-        return lf if isinstance(lf, LightField) else None
-
     def _update_summary(self, *_):
-        lf = self._current_lightfield()
+        lf = attached_lightfield(self.layer.value)
         if lf is None:
             self.summary.value = "Pick or load a light-field layer."
             return
@@ -202,7 +167,7 @@ class LightFieldWidget(DockWidget):
 
     def show_epi(self, *_):
         """Add the horizontal and vertical epipolar-plane images through the centre views."""
-        lf = self._current_lightfield()
+        lf = attached_lightfield(self.layer.value)
         if lf is None:
             self._notify_error(LFDeblurError("Load a light field (or 'Use layer as light field') first."))
             return []

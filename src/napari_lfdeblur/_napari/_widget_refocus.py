@@ -1,10 +1,5 @@
-"""The "Refocus & pairs" dock widget: live synthetic-aperture refocusing and training pairs.
-
-Every button calls the public API (``refocus``, ``focal_stack``,
-``estimate_disparity``, ``make_pairs``, ``write_pairs``) in a worker thread;
-the slider preview keeps only the newest request, so dragging never queues up
-work and the viewer never freezes.
-"""
+"""The "Refocus & pairs" dock widget: live synthetic-aperture refocusing, focal stacks, disparity and training
+pairs, each a public API call in a worker thread."""
 
 from __future__ import annotations
 
@@ -29,7 +24,7 @@ from ..cancel import CancelToken
 from ..errors import LFDeblurError
 from ..lightfield.core import LightField
 from ._dock import DockWidget, message_label
-from ._layers import lightfield_name, set_or_add_stack
+from ._layers import attached_lightfield, lightfield_name, set_or_add, set_or_add_stack
 from ._widget_lightfield import lightfield_of_layer
 from ._workers import LatestOnly, show_error_in
 
@@ -57,13 +52,6 @@ def _focal_bounds(lo: float, hi: float) -> tuple[float, float]:
     return round(lo - pad, 2), round(hi + pad, 2)
 
 
-def _estimate_focal_range(lf: LightField) -> tuple[float, float]:
-    """The scene's disparity range estimated from its views (a worker's job: about a second)."""
-    from ..lightfield.disparity import estimate_disparity_range
-
-    return estimate_disparity_range(lf)
-
-
 # a sentence of a reader's message that tells what to pass to the Python API (pattern=..., centers=...): the
 # dock has no such fields, the Light field widget has
 _API_ADVICE = re.compile(r"\b[a-z_]+=")
@@ -80,18 +68,9 @@ def _skip_reason(err: Exception) -> str:
     return " ".join(kept or sentences[:1])
 
 
-def _set_or_add(viewer, name: str, data, **kwargs):
-    """Update a layer of that name in place (keeps the user's view) or add it."""
-    if name in viewer.layers:
-        layer = viewer.layers[name]
-        layer.data = data
-        return layer
-    return viewer.add_image(data, name=name, **kwargs)
-
-
-def _stack_layer_data(images: list[np.ndarray]) -> np.ndarray:
-    stack = np.stack(images)
-    return stack[..., 0] if stack.shape[-1] == 1 else stack
+def _squeezed(image: np.ndarray) -> np.ndarray:
+    """A one-channel image or stack without its channel axis (a grey layer)."""
+    return image[..., 0] if image.shape[-1] == 1 else image
 
 
 class RefocusWidget(DockWidget):
@@ -100,10 +79,8 @@ class RefocusWidget(DockWidget):
         self._lf: LightField | None = None  # decoded once, reused by every preview
         self._lf_layer = None
         self._cancel: CancelToken | None = None
-        self._job_running = False
         self._estimating = None  # the layer whose focal range is being estimated
         self._range_typed = False  # the user typed the focal range: an estimate arriving later keeps it
-        self._setting_range = False
         self.last_pairs: list = []
         self.last_skipped: list[tuple[str, str]] = []  # (entry, why) of the last folder batch
 
@@ -134,8 +111,7 @@ class RefocusWidget(DockWidget):
         self.extend([
             self.layer, self.focal_range, self.disparity, self.aperture, self.live, self.n_slices,
             self.stack_button, self.disparity_button, self.apertures, self.n_focus, self.source, self.folder_in,
-            self.folder_out,
-            self.pairs_button, self.cancel_button, self.progress, self.status,
+            self.folder_out, self.pairs_button, self.cancel_button, self.progress, self.status,
         ])
         self._job_buttons = (self.stack_button, self.disparity_button, self.pairs_button)
         self._preview = LatestOnly(self._compute_preview, self._show_preview, self._notify_error,
@@ -168,15 +144,15 @@ class RefocusWidget(DockWidget):
         return self._lf
 
     def _on_layer_changed(self, *_):
+        from ..lightfield.disparity import estimate_disparity_range
+
         self._lf = None
         self._estimating = None
         self._range_typed = False
         self._update_stack_button()
         layer = self.layer.value
-        if layer is None:
-            return
-        lf = layer.metadata.get("lightfield")
-        if not isinstance(lf, LightField):
+        lf = attached_lightfield(layer)
+        if lf is None:
             return
         known = self._known_disparity(lf)
         if known is not None:
@@ -208,7 +184,7 @@ class RefocusWidget(DockWidget):
                 self.status.value = (f"{lightfield_name(lf)}: could not estimate its focal range ({err}); type one "
                                      "in 'focal range'")
 
-        self.start_job(_estimate_focal_range, lf, returned=done, errored=failed)
+        self.start_job(estimate_disparity_range, lf, returned=done, errored=failed)
 
     @staticmethod
     def _known_disparity(lf: LightField) -> tuple[float, float] | None:
@@ -222,11 +198,8 @@ class RefocusWidget(DockWidget):
 
     def _set_focal_range(self, lo: float, hi: float) -> None:
         """The focal range field and the slider's bounds; a slider value outside goes to the range's middle."""
-        self._setting_range = True
-        try:
+        with self.focal_range.changed.blocked():  # not a range the user typed
             self.focal_range.value = f"{lo:g}, {hi:g}"
-        finally:
-            self._setting_range = False
         self._apply_range(lo, hi)
 
     def _apply_range(self, lo: float, hi: float) -> None:
@@ -240,8 +213,6 @@ class RefocusWidget(DockWidget):
         slider.min, slider.max = lo, hi
 
     def _on_focal_range_typed(self, *_):
-        if self._setting_range:
-            return
         try:
             lo, hi = _parse_range(self.focal_range.value)
         except LFDeblurError as e:
@@ -251,8 +222,8 @@ class RefocusWidget(DockWidget):
         self.status.value = f"focal range {lo:.2f} .. {hi:.2f} px/view"
 
     def _update_stack_button(self) -> None:
-        # the focal stack spans the focal range: it waits for the estimate
-        self.stack_button.enabled = not self._job_running and self._estimating is None
+        # the focal stack spans the focal range: it waits for the estimate (and, like every job, for the running one)
+        self.stack_button.enabled = not self.cancel_button.enabled and self._estimating is None
 
     def _preview_name(self) -> str:
         return f"{self.layer.value.name} refocused"
@@ -269,8 +240,8 @@ class RefocusWidget(DockWidget):
 
     def _show_preview(self, result):
         disparity, aperture, img = result
-        data = img[..., 0] if img.shape[-1] == 1 else img
-        layer = _set_or_add(self._viewer, self._preview_name(), data, contrast_limits=(0, 1),
+        data = _squeezed(img)
+        layer = set_or_add(self._viewer, self._preview_name(), data, contrast_limits=(0, 1),
                             rgb=data.ndim == 3)
         layer.metadata.update(disparity=disparity, aperture=aperture)
         self.status.value = f"refocused at d={disparity:+.2f}, aperture {aperture:.2f}"
@@ -283,7 +254,6 @@ class RefocusWidget(DockWidget):
     # -- jobs: focal stack, disparity, pairs -----------------------------------
     def _start(self, what: str, returned, func, *args, **kwargs):
         """Run the API call ``func(*args, **kwargs)`` in a worker with the progress bar and the Cancel button."""
-        self._job_running = True
         for button in self._job_buttons:
             button.enabled = False
         self.cancel_button.enabled = True
@@ -311,8 +281,7 @@ class RefocusWidget(DockWidget):
             if len(stack) == 0:
                 self.status.value = "cancelled: no focal stack"
                 return
-            data = stack[..., 0] if stack.shape[-1] == 1 else stack
-            layer = set_or_add_stack(self._viewer, name, data, "focus", contrast_limits=(0, 1))
+            layer = set_or_add_stack(self._viewer, name, _squeezed(stack), "focus", contrast_limits=(0, 1))
             layer.metadata["disparities"] = ds[: len(stack)].tolist()
             cut = f" (cancelled after {len(stack)} of {len(ds)})" if len(stack) < len(ds) else ""
             self.status.value = (f"focal stack: {len(stack)} planes from d={ds[0]:+.2f} to "
@@ -334,7 +303,7 @@ class RefocusWidget(DockWidget):
                 self.status.value = "cancelled: no disparity map"
                 return
             lo, hi = np.percentile(dmap, [1, 99])
-            _set_or_add(self._viewer, name, dmap, colormap="turbo", contrast_limits=(float(lo), float(hi) + 1e-3))
+            set_or_add(self._viewer, name, dmap, colormap="turbo", contrast_limits=(float(lo), float(hi) + 1e-3))
             self.status.value = f"estimated disparity {lo:.2f} .. {hi:.2f} px/view (1st-99th percentile)"
 
         # the bar counts the candidate disparities tested; estimate_disparity reports how many there are
@@ -364,11 +333,10 @@ class RefocusWidget(DockWidget):
                            apertures=apertures, focus=int(self.n_focus.value))
 
     def _job_finished(self):
-        self._job_running = False
+        self.cancel_button.enabled = False
         for button in self._job_buttons:
             button.enabled = True
         self._update_stack_button()
-        self.cancel_button.enabled = False
 
     def cancel(self, *_):
         if self._cancel is not None:
@@ -382,8 +350,8 @@ class RefocusWidget(DockWidget):
         if pairs:
             shapes = {p.blurred.shape for p in pairs}
             if len(shapes) == 1:
-                blurred = _stack_layer_data([p.blurred for p in pairs])
-                sharp = _stack_layer_data([p.sharp for p in pairs])
+                blurred = _squeezed(np.stack([p.blurred for p in pairs]))
+                sharp = _squeezed(np.stack([p.sharp for p in pairs]))
                 b = set_or_add_stack(self._viewer, "pairs: blurred", blurred, "pair", contrast_limits=(0, 1))
                 set_or_add_stack(self._viewer, "pairs: sharp", sharp, "pair", like=b, contrast_limits=(0, 1))
                 b.metadata["pairs"] = [p.info for p in pairs]

@@ -1,12 +1,5 @@
-"""The "Train" dock widget: phase 1 / phase 2 training with progress, live curves and Stop.
-
-It gathers the arguments of ``napari_lfdeblur.train`` / ``finetune`` and
-runs them in a worker thread.  Training events arrive in the GUI thread
-(``ensure_main_thread``): the progress bar, the loss and PSNR curves and a
-sample prediction layer follow them.  Stop sets the run's cancel token: the
-run ends after the step in progress and leaves a valid checkpoint.  Trained
-models appear in the Deblur widget's model list.
-"""
+"""The "Train" dock widget: ``train`` in a worker thread, its events (progress, live curves, a sample prediction)
+shown in the GUI thread; trained models join the Deblur widget's model list."""
 
 from __future__ import annotations
 
@@ -31,7 +24,6 @@ from magicgui.widgets import (
 from ..cancel import CancelToken
 from ..cli.progress import StepClock, fmt_seconds
 from ..errors import LFDeblurError
-from ..lightfield.core import LightField
 from ..training.config import (
     DEFAULT_LR,
     INTERACTIVE_STEPS,
@@ -40,6 +32,7 @@ from ..training.config import (
     TrainConfig,
 )
 from ._dock import DockWidget, message_label
+from ._layers import attached_lightfield, layer_images, layer_snapshot, set_or_add
 from ._models import (
     DEFAULT,
     FROM_FILE,
@@ -62,8 +55,8 @@ def _start_choices(_widget=None) -> list[str]:
 
 
 class Prepared:
-    """Training data made in the worker thread when the run starts: converting a big image stack or
-    computing a lazy light field in the GUI thread would freeze the viewer at Start."""
+    """Training data made in the worker thread when the run starts (in the GUI thread, a big image stack or a lazy
+    light field would freeze the viewer at Start)."""
 
     def __init__(self, make, what: str):
         self.make, self.what = make, what
@@ -74,7 +67,6 @@ class Prepared:
 
 def _textured_scenes(snapshot, patch: int):
     from ..training import open_pairs
-    from ._layers import layer_images
 
     return open_pairs("synthetic", patch=patch, images=layer_images(snapshot))
 
@@ -90,11 +82,8 @@ def _run_training(data, *, config: TrainConfig, **kwargs):
 
 
 def _keep_model(result) -> tuple[object, str]:
-    """What the Deblur widget's model list gets for a run, and its entry's name.
-
-    The run's best.pt / last.pt are rewritten when the run is continued, so the entry points to a copy
-    named after its step: "trained: run-x, best at step 15" always loads the step-15 weights.
-    """
+    """What the Deblur widget's model list gets for a run, and its entry's name: a copy of best.pt / last.pt
+    named after its step (a continued run rewrites them; "best at step 15" always loads the step-15 weights)."""
     import shutil
 
     run = Path(str(result.out)).name if result.out else "in memory"
@@ -118,12 +107,8 @@ _OCCUPIED_HINT = "Tick 'resume from output folder' to continue it, or choose an 
 
 
 def _occupied_run_folder(out: Path) -> str | None:
-    """Why Start refuses ``out`` with 'resume' unticked (what to do is :data:`_OCCUPIED_HINT`); None when it may
-    start there.
-
-    train() refuses the same folder (it never overwrites a run because 'resume' was forgotten), but in the
-    words of its arguments, and only from the worker thread: checked here, the refusal comes at once, in the
-    dock's words."""
+    """Why Start refuses ``out`` with 'resume' unticked; None when it may start there.  train() refuses the same
+    folder, but in the words of its arguments and only from the worker thread: here, at once, in the dock's."""
     if not (out / "resume.pt").is_file():
         return None
     state = "finished" if (out / "summary.json").is_file() else "stopped before its last step"
@@ -250,10 +235,7 @@ class TrainWidget(DockWidget):
             self.source.value = "pair folder"
 
     def _notify_error(self, err: Exception, hint: str = ""):
-        if hint:
-            show_error_in(self.status, err, hint=hint)
-        else:
-            show_error_in(self.status, err)
+        show_error_in(self.status, err, hint=hint)
         if self._before:  # refused before it started: the previous run's curves, progress and status stay
             self.status.value += f"{_STILL_SHOWN}{_as_html(self._before)})"
             self._kept = self._before
@@ -267,14 +249,12 @@ class TrainWidget(DockWidget):
             layer = self.texture_layer.value
             if layer is None:
                 return "synthetic", val
-            from ._layers import layer_snapshot
-
             snap = layer_snapshot(layer)  # what the worker reads: no layer access off the GUI thread
             return Prepared(partial(_textured_scenes, snap, int(self.patch.value)), f"textures of {layer.name}"), val
         if src == "light-field layer":
             layer = self.lf_layer.value
-            lf = layer.metadata.get("lightfield") if layer is not None else None
-            if not isinstance(lf, LightField):
+            lf = attached_lightfield(layer)
+            if lf is None:
                 raise LFDeblurError("Pick a light-field layer (loaded with the Light field widget or its reader).")
             return Prepared(lf.compute, f"light field of {layer.name}"), val
         folder = str(self.folder.value)
@@ -382,7 +362,7 @@ class TrainWidget(DockWidget):
                              f"SSIM {event.ssim:.3f}")
         if event.samples:
             name, _blurred, output, _sharp = event.samples[0]
-            self._show_sample(output, f"training sample: output ({name})")
+            set_or_add(self._viewer, f"training sample: output ({name})", output, rgb=True)
 
     def _event_finished(self, event):
         self.progress.value = event.step
@@ -393,12 +373,6 @@ class TrainWidget(DockWidget):
         if event.checkpoint:
             self.resume.value = True  # Start now continues this run instead of refusing its folder
             self.status.value += " (Start continues it)"
-
-    def _show_sample(self, image, name: str):
-        if name in self._viewer.layers:
-            self._viewer.layers[name].data = image
-        else:
-            self._viewer.add_image(image, name=name, rgb=True)
 
     def _on_result(self, outcome):
         result, model, label = outcome

@@ -1,8 +1,5 @@
-"""Running API calls off the GUI thread: one-shot jobs with progress and cancel, and live previews.
-
-Workers come from ``napari.qt.threading``; their signals are delivered in the
-main thread, so the callbacks here may touch layers and widgets.
-"""
+"""Running API calls off the GUI thread (napari workers: their callbacks run in the main thread), and errors
+shown in a dock's status line."""
 
 from __future__ import annotations
 
@@ -24,12 +21,8 @@ def summary_of(message: str) -> str:
 
 
 def show_error_in(label, err: Exception, hint: str = "") -> None:
-    """Put ``err`` in a widget's status label, short, and in napari's notifications, whole.
-
-    A message of several sentences (a download's addresses, what to install where) does not fit a
-    narrow dock: the label shows its first sentence, ``hint`` (what to do in this dock) and a *details*
-    link that opens the whole text in a box it can be copied from.
-    """
+    """Put ``err`` in a widget's status label, short (its first sentence, ``hint``: what to do in this dock, and
+    a *details* link to the whole text), and in napari's notifications, whole."""
     from napari.utils.notifications import show_error
 
     full = str(err) + (f"\n\n{hint}" if hint else "")
@@ -69,27 +62,20 @@ def open_details(native):
 
 
 def start_worker(func: Callable, *args, returned=None, errored=None, yielded=None, finished=None, **kwargs):
-    """Start ``func(*args, **kwargs)`` (a function or generator) in a napari worker thread.
-
-    Passing ``errored`` through ``_connect`` tells napari the error is handled
-    (shown to the user) rather than re-raised into the Qt event loop.
-    """
+    """Start ``func(*args, **kwargs)`` (a function or generator) in a napari worker thread; an ``errored``
+    connected through ``_connect`` tells napari the error is handled, not to re-raise it into the Qt event loop."""
     from napari.qt.threading import create_worker
 
-    connect = {k: v for k, v in (("returned", returned), ("errored", errored), ("finished", finished)) if v}
-    if yielded is not None:
-        connect["yielded"] = yielded
+    connect = {k: v for k, v in (("returned", returned), ("errored", errored), ("finished", finished),
+                                 ("yielded", yielded)) if v is not None}
     worker = create_worker(func, *args, _start_thread=False, _connect=connect, **kwargs)
     worker.start()
     return worker
 
 
 class LatestOnly:
-    """Run ``func(*args)`` in a worker; requests made while it runs collapse into the newest one.
-
-    A slider firing 30 changes a second then costs one computation at a time and
-    always ends on the value the user let go of, and the viewer never waits.
-    """
+    """Run ``func(*args)`` in a worker; requests made while it runs collapse into the newest one (a dragged
+    slider costs one computation at a time and ends on the value the user let go of)."""
 
     def __init__(self, func: Callable, on_result: Callable, on_error: Callable | None = None,
                  start: Callable = start_worker):
@@ -99,7 +85,6 @@ class LatestOnly:
         self._on_error = on_error
         self._pending = None
         self._busy = False
-        self.worker = None
 
     @property
     def busy(self) -> bool:
@@ -113,9 +98,7 @@ class LatestOnly:
 
     def _start(self, args):
         self._busy = True
-        self.worker = self._start_worker(
-            self._func, *args, returned=self._on_result, errored=self._on_error, finished=self._done
-        )
+        self._start_worker(self._func, *args, returned=self._on_result, errored=self._on_error, finished=self._done)
 
     def _done(self):
         self._busy = False

@@ -1,12 +1,5 @@
-"""napari writer contribution: File › Save Layers streams an image layer to OME-Zarr or TIFF.
-
-napari's own writers hold the whole layer in memory; a lazy deblurred layer
-(a dask array, perhaps a pyramid over a 20000² image) is computed chunk by
-chunk here instead, through the same :func:`~napari_lfdeblur.io.save_image_streaming`
-as the Deblur dock's *Save result…* and ``lfdeblur deblur -o``: written
-atomically, an existing folder that is not an OME-Zarr image refused.  The
-reader (``_reader.py``) opens the OME-Zarr back as the image it was.
-"""
+"""napari writer contribution: File › Save Layers streams an image layer to OME-Zarr or TIFF, chunk by chunk
+(napari's own writers hold the whole layer in memory; a lazy deblurred one may be a 20000² pyramid)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,5 @@
-"""The ``lfdeblur`` command: thin over the public API.
-
-Each sub-command parses its arguments, calls the same function a script would
-call, and prints what happened.  Errors a user can cause are printed as one
-line (exit status 2) instead of a traceback.
-
-- :mod:`.parser`: :func:`build_parser`, the top-level parser; the argparse
-  types of the options are in :mod:`.argtypes`;
-- one module per group of sub-commands, each with its options and its
-  ``cmd_*`` functions: :mod:`.lightfields` (``info``, ``refocus``,
-  ``pairs``), :mod:`.deblurring` (``deblur``, ``eval``), :mod:`.training`
-  (``train``, ``finetune``), :mod:`.demo` (``demo``);
-- :mod:`.messages`: errors in the command line's own words (flags, not Python
-  arguments); :mod:`.progress`: the progress bars on stderr;
-- here, :func:`main`: how a command ends (its exit status).
-"""
+"""The ``lfdeblur`` command, thin over the public API (its modules: docs/architecture.md); here, :func:`main`: how a
+command ends (its exit status)."""
 
 from __future__ import annotations
 
@@ -38,9 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from .._sigterm import Terminated, sigterm_as_interrupt
 
     try:
-        # SIGTERM (kill, a batch system's time limit) stops like Ctrl-C: train saves its last step, writers
-        # remove their half-written outputs
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # SIGTERM stops like Ctrl-C (docs/cli.md)
             return int(args.func(args) or 0)
     except LFDeblurError as e:
         print(f"lfdeblur {args.command}: error: {cli_words(args.command, str(e))}", file=sys.stderr)

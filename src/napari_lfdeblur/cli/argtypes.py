@@ -1,5 +1,4 @@
-"""The argparse types of the ``lfdeblur`` options: a wrong value is refused by the parser, which says what is
-wrong (exit status 2) before any work starts."""
+"""The argparse types of the ``lfdeblur`` options: a wrong value is refused before any work starts."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import re
 
 
 def _int_at_least(minimum: int, wording: str):
-    """An argparse type: a whole number of at least ``minimum`` (``wording`` says so when it is not)."""
 
     def parse(text: str) -> int:
         try:

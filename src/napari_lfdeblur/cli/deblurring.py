@@ -1,5 +1,4 @@
-"""``lfdeblur deblur`` and ``eval``: images deblurred, in memory or chunk by chunk, and deblurring scored on a
-pair folder."""
+"""``lfdeblur deblur`` and ``eval``: images deblurred, and deblurring scored on a pair folder."""
 
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ def _add_device_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
-    """Add ``deblur`` and ``eval`` to the sub-commands ``sub``."""
     _add_deblur(sub)
     _add_eval(sub)
 
@@ -215,7 +213,7 @@ def _deblur_client(address: str):
     return client
 
 
-def _deblur_bar(desc: str, unit: str):
+def _progress_bar(desc: str, unit: str):
     """A tqdm bar and a ``progress(done, total)`` callback driving it."""
     bar = terminal_bar(total=0, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
 
@@ -242,11 +240,11 @@ def _deblur_one(src, dst, runtime, args, normalize, client) -> str:
                 dtype=args.dtype, normalize=normalize, rgb=info.rgb, backend=args.backend)
     if info.lazy:
         out = deblur(arr, chunk=args.chunk, **opts)
-        bar, progress = _deblur_bar(src.name, "chunk")
+        bar, progress = _progress_bar(src.name, "chunk")
         with bar:
             save_image_streaming(out, dst, rgb=info.rgb, progress=progress, client=client, axes=info.axes)
     else:
-        bar, progress = _deblur_bar(src.name, "tile")
+        bar, progress = _progress_bar(src.name, "tile")
         with bar:
             out = deblur(arr, progress=progress, **opts)
         save_image_streaming(out, dst, rgb=info.rgb, axes=info.axes)
@@ -298,17 +296,10 @@ def cmd_eval(args) -> int:
     # a --csv that cannot be written fails now, not after scoring; a failure at the end (a full disk) comes after
     # the table, so the scores are never lost
     csv_path = check_writable_file(args.csv, "the CSV") if args.csv else None
-    bar = terminal_bar(total=0, desc="eval", unit="img", leave=False)
-
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
+    bar, progress = _progress_bar("eval", "img")
+    with bar:
         result = evaluate(args.pairs, model=args.model, outputs=args.outputs, device=args.device, dtype=args.dtype,
                           tile=args.tile, limit=args.limit, lpips=args.lpips, progress=progress)
-    finally:
-        bar.close()
     n = len(result.rows)
     print(f"{n} pair{'s' if n != 1 else ''} from {args.pairs}, {result.source}; 'in' = the blurry input")
     print(result.table())

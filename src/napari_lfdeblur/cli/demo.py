@@ -4,7 +4,6 @@ from __future__ import annotations
 
 
 def add_commands(sub) -> None:
-    """Add ``demo`` to the sub-commands ``sub``."""
     p = sub.add_parser(
         "demo",
         help="the whole story on the shipped data: light fields, focal range, pairs, deblurring; figures in --out",

@@ -23,28 +23,11 @@ def _add_lightfield_arguments(p: argparse.ArgumentParser):
 
 def _lightfield_options(args) -> dict:
     """The options of :func:`_add_lightfield_arguments` that were given, as read_lightfield's arguments."""
-    opts = {}
-    if getattr(args, "format", None):
-        opts["format"] = args.format
-    if getattr(args, "pattern", None):
-        opts["pattern"] = args.pattern
-    if getattr(args, "views", None):
-        opts["views"] = args.views  # (V, U), parsed by views_type
-    if getattr(args, "centers", None):
-        opts["centers"] = args.centers
-    if getattr(args, "axes", None):
-        opts["axes"] = args.axes
-    if getattr(args, "key", None):
-        opts["key"] = args.key
-    return opts
-
-
-def _progress_bar(total: int, desc: str):
-    return terminal_bar(total=total, desc=desc, unit="img")
+    names = ("format", "pattern", "views", "centers", "axes", "key")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None)}
 
 
 def add_commands(sub) -> None:
-    """Add ``info``, ``refocus`` and ``pairs`` to the sub-commands ``sub``."""
     p = sub.add_parser("info", help="describe a light field: grid, present views, view size, dtype, disparity")
     p.add_argument("path", help="light-field folder or file")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -108,12 +91,12 @@ def cmd_refocus(args) -> int:
 
         p = Path(out)
         out = str(p.with_name(p.stem + "_d{d:+.2f}" + (p.suffix or ".png")))
-    for d in disparities:  # before any refocusing
-        check_writable_file(out.format(d=d) if "{" in out else out)
-    with _progress_bar(len(disparities), "refocus") as bar:
-        for d in disparities:
+    paths = [out.format(d=d) if "{" in out else out for d in disparities]
+    for path in paths:  # before any refocusing
+        check_writable_file(path)
+    with terminal_bar(total=len(disparities), desc="refocus", unit="img") as bar:
+        for d, path in zip(disparities, paths):
             img = refocus(lf, d, aperture=args.aperture, aperture_shape=args.shape, device=args.device)
-            path = out.format(d=d) if "{" in out else out
             save_image(path, img)
             bar.update(1)
             bar.write(f"d={d:+.3f} px/view, aperture {args.aperture}: {path}  (mean {float(np.mean(img)):.3f})")
@@ -140,7 +123,7 @@ def cmd_pairs(args) -> int:
         except LFDeblurError as e:  # a reader's format= is this command's --format (--image-format is the pairs')
             raise LFDeblurError(cli_words("info", str(e))) from e
 
-    with _progress_bar(len(sources) * len(args.apertures) * args.focus, "pairs") as bar:
+    with terminal_bar(total=len(sources) * len(args.apertures) * args.focus, desc="pairs", unit="img") as bar:
         batch = pairs_from_lightfields(
             sources, args.out, apertures=args.apertures, focus=args.focus, crop=crop, format=args.image_format,
             read=read, keep=False, progress=lambda done, _total: bar.update(max(done - bar.n, 0)),

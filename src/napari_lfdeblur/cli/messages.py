@@ -1,6 +1,5 @@
 """Errors in the command line's own words: the API's messages name Python arguments (``pattern=...``); on the
-command line the user typed flags (``--pattern ...``).  And an OSError nobody turned into a project error, as
-one line with what to do."""
+command line the user typed flags (``--pattern ...``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The ``lfdeblur`` argument parser: the top level, and the sub-commands of each group in the order of the flow
-(light fields, deblurring, training, the demo).  Building it loads no torch; the documentation's command-line
-reference is rendered from it (``docs/cli.md``)."""
+"""The ``lfdeblur`` argument parser.  Building it loads no torch; ``docs/cli.md`` is rendered from it."""
 
 from __future__ import annotations
 

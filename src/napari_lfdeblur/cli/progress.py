@@ -1,6 +1,5 @@
-"""Progress of the ``lfdeblur`` commands: tqdm bars on stderr, on terminals only; plain lines on stderr every
-so often where stderr is a file or a pipe (a batch job's log); and a training run's steady-state rate and ETA
-(also shown by the Train dock)."""
+"""Progress of the ``lfdeblur`` commands on stderr: tqdm bars on terminals, plain lines every so often in a log;
+a training run's steady-state rate and ETA (also shown by the Train dock)."""
 
 from __future__ import annotations
 
@@ -18,10 +17,8 @@ LOG_INTERVAL_ENV = "LFDEBLUR_LOG_INTERVAL_S"
 
 
 def terminal_bar(**options):
-    """A tqdm bar on stderr, shown on terminals only.
-
-    Some terminals report a size of 0 x 0 (a container's or CI runner's pseudo-terminal, ``script``); tqdm then
-    draws nothing at all, and a long command looks silent: give it 80 x 24 there."""
+    """A tqdm bar on stderr, shown on terminals only; 80 x 24 where a terminal reports 0 x 0 (a container's or CI
+    runner's pseudo-terminal, ``script``), on which tqdm would draw nothing at all."""
     from tqdm import tqdm
 
     options.setdefault("disable", None)
@@ -58,11 +55,9 @@ def fmt_seconds(s: float) -> str:
 class StepClock:
     """The steady-state speed of a training run and its time left, from the moments its steps end.
 
-    The first steps of a run carry its start-up: the first batches read and refocused, data-loader processes
-    started, torch choosing and warming up its kernels.  Extrapolated from them, the first ETA of a 4:53 run
-    said 19:41.  The clock starts at the end of the ``warmup``-th step and the rate is the steps done since over
-    the time since (validations and checkpoints included: they are part of the wait); there is no rate until
-    ``min_steps`` steps were timed so.
+    The first steps carry the run's start-up (data loaders started, kernels warmed up), so the clock starts at the
+    end of the ``warmup``-th step; validations and checkpoints count (they are part of the wait); there is no rate
+    until ``min_steps`` steps were timed so.
     """
 
     def __init__(self, first_step: int, total: int, *, warmup: int = 2, min_steps: int = 3,

@@ -1,5 +1,4 @@
-"""``lfdeblur train`` and ``finetune``: the public train() and finetune() with a progress bar; their options,
-defaults and words come from the training config (:class:`~napari_lfdeblur.training.config.TrainConfig`)."""
+"""``lfdeblur train`` and ``finetune``; their options' defaults and words come from the training config (no torch)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from .progress import ProgressLog, StepClock, terminal_bar
 
 
 def add_commands(sub) -> None:
-    """Add ``train`` and ``finetune`` to the sub-commands ``sub``."""
     for name, helptext in (
         ("train", "train a network (phase 1: light-field pairs, pixel loss)"),
         ("finetune", "fine-tune a trained network (phase 2: real pairs, misalignment-tolerant loss)"),
@@ -27,7 +25,6 @@ def add_commands(sub) -> None:
 
 
 def _add_model_arguments(p, name: str) -> None:
-    # the defaults, the choices and their words come from the training config (no torch)
     from ..training.config import NEW_NETWORK_BASE, PHASES, TrainConfig
 
     if name == "finetune":
@@ -102,7 +99,6 @@ def read_photos(folder) -> list:
 
 
 def cmd_train(args) -> int:
-    """``lfdeblur train`` / ``lfdeblur finetune``: the public train()/finetune() with a progress bar."""
     import warnings
 
     from ..training import finetune, train
@@ -141,8 +137,7 @@ def _config(args):
 
 
 def _data(args) -> list:
-    """The data arguments as train() takes them: names, and pair sources where --photos or --match-exposure
-    shape them."""
+    """The data arguments as train() takes them (pair sources where --photos or --match-exposure shape them)."""
     from ..training import open_pairs
 
     data = [("synthetic" if d in ("synthetic", "procedural") else d) for d in args.data]
@@ -157,7 +152,6 @@ def _data(args) -> list:
 
 
 def _val(val):
-    """--val: a fraction of the scenes, or a folder of validation pairs."""
     if val is None:
         return None
     try:

@@ -1,18 +1,9 @@
 """``deblur``: any image, any size, numpy in memory or lazy dask, through the network tile by tile.
 
-One call, step by step:
-
-    resolve the runtime     the network, its device, precision and backend, the tiles (runtime.py), once
-    normalise               intensities to [0, 1] and back, reversibly (normalize.py)
-    plan the tiles          their size (tile_plan.py); parts of the plane, each with a halo (tiling.py)
-    run each plane          greyscale -> RGB, RGBA -> RGB + alpha kept aside, tiles -> network in batches
-    denormalise             back to the input's channels, range and dtype
-
-numpy in -> numpy out, computed now (with ``progress`` and ``cancel``);
-dask, zarr or other array-likes in -> a lazy dask array out: each chunk is
-deblurred from itself plus a halo of its neighbours when (and only when) it
-is computed (lazy.py), which is what napari does for the tiles it draws.
-Stacks (..., Y, X[, C]) go plane by plane.  Results for viewers: pyramid.py.
+One call: resolve the runtime (runtime.py), normalise (normalize.py), plan the tiles (tile_plan.py, tiling.py),
+run each plane (greyscale -> RGB, alpha kept aside), denormalise.  numpy in -> numpy out, computed now; dask,
+zarr or other array-likes in -> a lazy dask array, each chunk deblurred with a halo when computed (lazy.py).
+Results for viewers: pyramid.py.
 """
 
 from __future__ import annotations
@@ -86,8 +77,7 @@ def _check_shape(shape, dtype, rgb: bool):
     y, x = shape[len(shape) - n_plane], shape[len(shape) - n_plane + 1]
     if y < 2 or x < 2:
         raise DeblurInputError(f"Image plane of {y}x{x} pixels is too small to deblur (need at least 2x2).")
-    kind = np.dtype(dtype).kind
-    if kind not in "uif" or np.dtype(dtype) == np.bool_:
+    if np.dtype(dtype).kind not in "uif":  # bool is "b"
         raise DeblurInputError(f"Unsupported dtype {dtype}: give uint8, uint16 or float images.")
 
 
@@ -130,10 +120,10 @@ def _plane_function(runtime: Runtime, norm: Normalization, rgb: bool, whole: boo
         plane = np.asarray(plane)
         if plane.dtype.kind == "f" and not np.isfinite(plane).all():
             raise DeblurInputError("The image contains NaN or infinite values; replace them (np.nan_to_num) first.")
-        rgb3, _, kind = split_channels(norm.to_unit(plane), rgb)
+        rgb3, kind = split_channels(norm.to_unit(plane), rgb)
         out = _shrinking(lambda tile: run_tiles(rgb3, network, tile, runtime.halo, runtime.batch, progress),
                          tile_shape(tile_for(runtime, rgb3.shape[:2], whole)), runtime.halo)
-        result = norm.from_unit(merge_channels(out, None, kind if kind != "rgba" else "rgb"))
+        result = norm.from_unit(merge_channels(out, kind))
         if kind == "rgba":  # alpha untouched, in the input's own values
             result = np.concatenate([result, plane[..., 3:]], axis=-1)
         return result

@@ -1,10 +1,6 @@
 """Lazy, chunked deblurring of dask arrays with ``map_overlap``: the tiling of :mod:`.tiling` with dask's chunks
-as the parts.
-
-Each output chunk is computed from its input chunk plus a halo of
-``depth`` pixels taken from the neighbouring chunks (none at the image
-border, so the network sees the real border as on a whole image).  dask only
-computes the chunks that are asked for: napari asks for the tiles it draws.
+as the parts, each computed from itself plus a halo of its neighbours (none at the image border) when, and only
+when, it is asked for.
 """
 
 from __future__ import annotations
@@ -19,12 +15,8 @@ from .tiling import ALIGN
 
 
 def as_dask(arr):
-    """``arr`` as a dask array; a numpy array is read through views of its chunks, neither copied nor hashed.
-
-    ``dask.array.from_array`` (dask 2026.8) copies a numpy array and names it
-    by hashing every byte: 3 s and 1.2 GB more for a 20000 x 20000 RGB
-    image that napari already holds in memory.
-    """
+    """``arr`` as a dask array; a numpy array is read through views of its chunks, neither copied nor hashed
+    (``dask.array.from_array`` copies it and hashes every byte: seconds and gigabytes for a huge image)."""
     import dask.array as da
 
     if isinstance(arr, da.Array):
@@ -53,21 +45,10 @@ def _spatial_chunks(arr, chunk: int | None, ndim_plane: int, depth: int = 0):
     return arr.rechunk(tuple(chunks))
 
 
-def lazy_map_planes(
-    arr,
-    plane_fn: Callable[[np.ndarray], np.ndarray],
-    *,
-    rgb: bool,
-    depth: int,
-    out_dtype,
-    chunk: int | None = None,
-):
-    """Apply ``plane_fn`` ((Y', X'[, C]) block -> same shape) lazily to (..., Y, X[, C]).
-
-    Blocks arrive with their halo; the result is trimmed back to the chunk.
-    ``depth`` must be a multiple of 8 so that blocks start on the network's
-    sampling grid.
-    """
+def lazy_map_planes(arr, plane_fn: Callable[[np.ndarray], np.ndarray], *, rgb: bool, depth: int, out_dtype,
+                    chunk: int | None = None):
+    """Apply ``plane_fn`` ((Y', X'[, C]) block -> same shape) lazily to (..., Y, X[, C]): blocks arrive with a
+    halo of ``depth`` pixels (a multiple of 8, so that they start on the network's grid), trimmed off after."""
     if depth % ALIGN:
         raise ValueError(f"depth must be a multiple of {ALIGN}, got {depth}")
     ndim_plane = 3 if rgb else 2

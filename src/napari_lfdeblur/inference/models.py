@@ -1,7 +1,5 @@
 """Networks loaded once: :func:`cached_model` is :func:`~napari_lfdeblur.load_model` cached per (checkpoint
-file, device, dtype), so that repeated ``deblur`` calls do not reload it.
-
-torch is imported inside the functions, so importing this module stays cheap.
+file, device, dtype), so that repeated ``deblur`` calls do not reload it.  torch is imported inside the functions.
 """
 
 from __future__ import annotations

@@ -1,29 +1,6 @@
-"""Intensity and channel conventions between user images and the RGB network.
-
-The network takes RGB in [0, 1] (scaled to [-1, 1] inside).  User images come
-as uint8, uint16 or float, greyscale, RGB or RGBA.  ``Normalization`` maps
-intensities into [0, 1] and back, reversibly within the chosen range:
-
-- uint8: ``x / 255`` (exact, the network's training convention);
-- uint16 and float: by default the 0.05th and 99.95th percentiles (``lo``,
-  ``hi``) of the image (a strided sub-sample for large or lazy arrays) map to
-  0 and 1; values outside are clipped.  A lazy (dask) array with many chunks
-  is sampled from at most 16 chunks spread evenly over it, so choosing the
-  range of a huge image does not read it all (pass ``normalize=(lo, hi)`` when
-  a few chunks are not representative, e.g. a mostly empty slide).  Microscopy data rarely fill the whole
-  uint16 range, so dividing by 65535 would feed the network a black image.
-  Float images already inside [0, 1] are used as they are.  Pass
-  ``normalize="dtype"`` (full dtype range), ``normalize=(lo, hi)`` or
-  ``normalize="none"`` (float in [0, 1] only) to choose yourself.
-The result is mapped back with the same ``lo``/``hi`` and rounded into the
-input dtype.
-
-Channels: greyscale planes go through the RGB network as three equal
-channels and come back as their mean; RGBA keeps its alpha channel untouched.
-A last axis of at most 8 entries holds channels (no image is that thin:
-:func:`napari_lfdeblur.io.pixels.has_channel_axis`); other counts than 1, 3 and 4 (two-channel microscopy, ...)
-are deblurred channel by channel, each as a greyscale image with its own
-intensity range.
+"""Intensity and channel conventions between user images and the RGB network (docs/deblurring.md, "Shapes,
+dtypes and intensities"): :class:`Normalization` maps intensities into [0, 1] and back, reversibly within its
+range; greyscale planes go through the network as three equal channels and come back as their mean.
 """
 
 from __future__ import annotations
@@ -37,6 +14,7 @@ from ..errors import DeblurInputError
 
 PERCENTILES = (0.05, 99.95)
 _SAMPLE_PIXELS = 1_000_000
+_SAMPLE_CHUNKS = 16
 # how far outside [0, 1] normalize='none' lets values be (rounding of a float pipeline), clipped away
 UNIT_SLACK = 1e-3
 
@@ -47,18 +25,13 @@ def _subsample(a, max_pixels: int = _SAMPLE_PIXELS):
         return a
     step = int(np.ceil(np.sqrt(a.size / max_pixels)))
     index = [slice(None)] * a.ndim
-    # stride the two largest axes (the image plane)
     for ax in np.argsort(a.shape)[-2:]:
         index[ax] = slice(None, None, step)
     return a[tuple(index)]
 
 
-_SAMPLE_CHUNKS = 16
-
-
 def _sample_chunks(a, max_chunks: int = _SAMPLE_CHUNKS):
-    """Up to ``max_chunks`` blocks of a dask array, evenly spread in block order,
-    concatenated flat: a representative sample that reads only those blocks."""
+    """Up to ``max_chunks`` blocks of a dask array, evenly spread in block order, concatenated flat."""
     import dask.array as da
 
     n = int(np.prod(a.numblocks))
@@ -86,10 +59,10 @@ class Normalization:
 
     @classmethod
     def for_image(cls, image, normalize="auto", alpha: bool = False) -> Normalization:
-        """The mapping ``normalize`` asks for (see the module's docstring), from ``image``'s pixels when it
-        depends on them (``alpha``: the last channel is left out of them)."""
+        """The mapping ``normalize`` asks for (see :func:`~napari_lfdeblur.deblur`), from ``image``'s pixels when
+        it depends on them (``alpha``: the last channel is left out of them)."""
         dtype = np.dtype(image.dtype)
-        if dtype.kind not in "uif" or dtype.kind == "b":
+        if dtype.kind not in "uif":
             raise DeblurInputError(
                 f"Unsupported dtype {dtype}: give uint8, uint16 or float images (convert others with astype)."
             )
@@ -159,25 +132,22 @@ class Normalization:
         return out.astype(self.dtype)
 
 
-def split_channels(plane: np.ndarray, rgb: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(Y, X[, C]) float plane -> (RGB (Y, X, 3), alpha or None, kind) for the network."""
+def split_channels(plane: np.ndarray, rgb: bool) -> tuple[np.ndarray, str]:
+    """(Y, X[, C]) float plane -> (RGB (Y, X, 3) for the network, kind); RGBA's alpha is left to the caller."""
     if not rgb:
-        return np.repeat(plane[..., None], 3, axis=-1), None, "grey"
+        return np.repeat(plane[..., None], 3, axis=-1), "grey"
     c = plane.shape[-1]
-    if c == 3:
-        return plane, None, "rgb"
-    if c == 4:
-        return plane[..., :3], plane[..., 3:], "rgba"
+    if c in (3, 4):
+        return plane[..., :3], "rgb" if c == 3 else "rgba"
     if c == 1:
-        return np.repeat(plane, 3, axis=-1), None, "grey1"
+        return np.repeat(plane, 3, axis=-1), "grey1"
     raise DeblurInputError(f"{c} channels: the network takes greyscale, RGB or RGBA.")
 
 
-def merge_channels(rgb: np.ndarray, alpha: np.ndarray | None, kind: str) -> np.ndarray:
+def merge_channels(rgb: np.ndarray, kind: str) -> np.ndarray:
+    """The network's RGB back to the channels of :func:`split_channels`' plane (RGBA: its RGB)."""
     if kind == "grey":
         return rgb.mean(axis=-1)
     if kind == "grey1":
         return rgb.mean(axis=-1, keepdims=True)
-    if kind == "rgba":
-        return np.concatenate([rgb, alpha], axis=-1)
     return rgb

@@ -1,24 +1,11 @@
-"""The network through OpenVINO: a runtime made for CPU inference, optional (``pip install napari-lfdeblur[openvino]``).
+"""The network through OpenVINO, an optional runtime made for CPU inference (the ``[openvino]`` extra).
 
-On a CPU, OpenVINO fuses each convolution with its activation and additions,
-plans the activations' memory once per input shape and computes in bfloat16
-where the CPU has it, which PyTorch's eager mode does not.  The flow:
-
-1. the torch network is traced into an OpenVINO model with free height and
-   width, once per set of weights, and kept on disk (``<cache>/openvino``,
-   keyed by a hash of the weights and both libraries' versions), so later
-   sessions skip the tracing (about 13 s for the full DRBNet);
-2. per input shape the model is fixed to that shape and compiled; OpenVINO's
-   own ``CACHE_DIR`` keeps the compiled graph on disk, and this process keeps
-   the last few in memory (tiles of an image share one or two shapes);
-3. each batch goes in as NHWC float in the network's [-1, 1] (the layout
-   change runs inside the compiled graph) and comes back the same way; the
-   :class:`~napari_lfdeblur.inference.runtime.Runtime` scales images to it
-   and back, as for PyTorch, and falls back to PyTorch when this fails.
-
-Inputs are padded to multiples of 8 here, as DRBNet does itself, because the
-traced graph holds only the no-padding branch.  :class:`OpenVINONetwork`
-pickles as its torch network, so dask workers rebuild (and recompile) it.
+The torch network is traced once per set of weights, with free height and width, and kept on disk
+(``<cache>/openvino``); per input shape it is compiled (OpenVINO's ``CACHE_DIR`` keeps compiled graphs on disk,
+this process the last few).  Batches go in and out as NHWC in the network's [-1, 1]: the layout change runs
+inside the compiled graph.  Inputs are padded to multiples of 8 here, as DRBNet does itself, because the traced
+graph holds only the no-padding branch.  :class:`OpenVINONetwork` pickles as its torch network, so dask
+workers rebuild (and recompile) it.
 """
 
 from __future__ import annotations
@@ -36,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from .tiling import ALIGN
 
 __all__ = ["OpenVINONetwork", "openvino_available", "openvino_cache_dir"]
 
 log = logging.getLogger(__name__)
 
-_MULTIPLE = 8
 # part of the cache key: raise it when the tracing changes, so that models traced before are not reused
 _TRACE_FORMAT = 1
 _SHAPES_KEPT = 4  # compiled shapes kept per network: tiles of one image need one to three
@@ -202,7 +189,7 @@ class OpenVINONetwork:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         n, h, w, _ = batch.shape
-        ph, pw = (-h) % _MULTIPLE, (-w) % _MULTIPLE
+        ph, pw = (-h) % ALIGN, (-w) % ALIGN
         if ph or pw:  # as DRBNet pads: reflect where the side allows it, else replicate
             widths = ((0, 0), (0, ph), (0, pw), (0, 0))
             batch = np.pad(batch, widths, mode="reflect") if ph < h and pw < w else np.pad(batch, widths, mode="edge")

@@ -1,31 +1,13 @@
 """Lazy multiscale deblurring for viewers: a first picture from a cheap overview, full resolution tile by tile.
 
-:func:`deblur_for_viewer` is what the Deblur dock shows, and what a script
-gets to show the same: a lazily deblurred layer, multiscale when the image is
-larger than 4096 pixels or multiscale itself.
-
-napari draws a multiscale layer from the one level that matches the zoom and
-computes the chunks of that level on screen (whole chunks: it widens the
-view to chunk borders).  So what a first picture costs is set by the levels:
-
-- each level is ``deblur`` of the input downsampled (the same network on a
-  smaller image), level 0 is ``deblur(image)`` itself;
-- every level is cut into chunks of about ``chunk`` pixels (default 512), each
-  deblurred in one network call with its halo: the level napari draws for
-  the whole-image view (1-2 of its pixels per screen pixel along each axis) costs a
-  few network megapixels, a zoomed-in view only the chunks it touches;
-- levels go down to ``min_size`` (default 256): napari reads the coarsest
-  level whole, for the layer's thumbnail, before it draws anything;
-- a multiscale input (an OME-Zarr pyramid, napari's own levels) gives its
-  levels as they are; coarser ones are block means of its coarsest level;
-- :func:`hold_small_levels` computes the small levels in one pass over the
-  input, so that no coarse chunk re-reads the full resolution under it, and
-  puts a level between each two of them, sqrt(2) apart: the level napari
-  picks for a view then has at most twice the canvas's pixels, not four
-  times.
+Level k is ``deblur`` of the input's level k (its own levels, then block means); napari draws the level that
+matches the zoom and computes only the chunks on screen.  How the levels are chosen, and what they cost, is in
+docs/performance.md ("Huge images: a first picture in seconds").
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -54,9 +36,8 @@ def input_levels(image, *, rgb: bool, min_size: int = MIN_SIZE) -> list:
     """Lazy inputs, finest first: ``image``'s own levels when it is a list (a multiscale image), then block means
     of the coarsest until the longer side is at most ``min_size``.  Nothing is computed.
 
-    Each added level is the 2**k x 2**k mean of the coarsest given level, taken in one step (a chain of 2x2
-    means in float64 cost about 20 times more per pixel), rounded, in the image's dtype.  A numpy image is
-    read through views (:func:`~napari_lfdeblur.inference.lazy.as_dask`), neither copied nor hashed.
+    Each added level is the 2**k x 2**k mean of the coarsest given level in one step (a chain of float64 2x2
+    means cost 20 times more per pixel), rounded, in the image's dtype; a numpy image is read through views.
     """
     import dask.array as da
 
@@ -72,12 +53,9 @@ def input_levels(image, *, rgb: bool, min_size: int = MIN_SIZE) -> list:
 
 
 def _mean_of_blocks(blocks: np.ndarray, axis=None) -> np.ndarray:
-    """The mean over the block axes ``axis`` (which are removed), in ``blocks``' dtype, integers rounded.
-
-    Also ``dask.array.coarsen``'s reduction (its reshaped chunk, every odd axis a block axis; no ``axis``:
-    its probe for the result's type).  Sums one axis at a time, rows first (long contiguous additions), in
-    the narrowest accumulator that cannot overflow: 20 times faster than ``np.mean`` for uint8.
-    """
+    """The mean over the block axes ``axis`` (removed; None: ``dask.array.coarsen``'s probe for the result's
+    type), in ``blocks``' dtype, integers rounded.  Summed one axis at a time in the narrowest accumulator that
+    cannot overflow: 20 times faster than ``np.mean`` for uint8."""
     dtype = blocks.dtype
     axis = tuple(range(blocks.ndim)) if axis is None else tuple(sorted(int(a) for a in axis))
     out, n = blocks, 1
@@ -107,45 +85,29 @@ def hold_small_levels(levels: list, *, rgb: bool, max_bytes: int = HOLD_BYTES, h
                       stored: int = 1) -> list:
     """The coarsest levels that fit in ``max_bytes`` together, computed now in one pass and kept in memory.
 
-    A block-mean level of a lazy image reads the full resolution under every
-    chunk it is asked for; computing the small levels now reads each input
-    chunk once, after which napari's overview and thumbnail cost only the
-    network.  ``stored``: how many of ``levels`` are the image's own (the
-    rest come from :func:`input_levels`): the finest held added level is
-    computed from the input, each coarser one from it in memory (2x2 means),
-    stored levels are read as they are.  Level 0 always stays lazy.
-
-    ``half_steps``: between two held levels, one more at 1/sqrt(2) of the finer
-    (resized in memory).  napari draws the coarsest level with at least one
-    pixel per screen pixel; with levels a factor 2 apart that level has up
-    to 4 times the canvas's pixels, with sqrt(2) up to 2 times: the
-    whole-image view costs about half the network time.
+    A block-mean level of a lazy image reads the full resolution under every chunk it is asked for; held, each
+    input chunk is read once.  ``stored``: how many of ``levels`` are the image's own (read as they are); the
+    finest held added level is computed from the input, each coarser one from it in memory (2x2 means).
+    Level 0 always stays lazy.  ``half_steps``: between two held levels, one more at 1/sqrt(2) of the finer,
+    so that the level napari draws has at most twice the canvas's pixels, not four times.
     """
     import dask
     import dask.array as da
 
-    held, total = [], 0
-    for k in range(len(levels) - 1, 0, -1):
-        size = int(np.prod(levels[k].shape)) * levels[k].dtype.itemsize
-        if total + size > max_bytes:
-            break
-        total += size
-        held.append(k)
-    if not held:
+    # level 0 never; coarsest first, as many as fit
+    n = sum(1 for total in itertools.accumulate(lvl.nbytes for lvl in levels[:0:-1]) if total <= max_bytes)
+    if not n:
         return list(levels)
-    held.sort()
+    held = range(len(levels) - n, len(levels))
     y_ax = _plane_axes(levels[0], rgb)
-    from_input = [k for k in held if k < stored or k - 1 not in held]
+    from_input = [k for k in held if k < stored or k == held.start]
     arrays = dict(zip(from_input, dask.compute(*[levels[k] for k in from_input])))
     for k in held:
         if k not in arrays:  # 2x2 means of the held level above: the same shape as its lazy definition
             arrays[k] = block_mean(arrays[k - 1], 2, y_ax)
-    out = []
-    for k, level in enumerate(levels):
-        if k not in arrays:
-            out.append(level)
-            continue
-        out.append(da.from_array(arrays[k], chunks=level.chunks, name=False))
+    out = list(levels[:held.start])
+    for k in held:
+        out.append(da.from_array(arrays[k], chunks=levels[k].chunks, name=False))
         if half_steps and k + 1 in arrays:
             out.append(da.from_array(_half_step(arrays[k], rgb), name=False))
     return out
@@ -164,10 +126,8 @@ def block_mean(image: np.ndarray, factor: int, y_ax: int) -> np.ndarray:
 
 
 def _half_step(image: np.ndarray, rgb: bool) -> np.ndarray:
-    """``image`` resized to 1/sqrt(2) in Y and X (linear, anti-aliased), in its dtype.
-
-    Through PyTorch's anti-aliased bilinear resize: 0.1 s for 2500 x 2500 RGB, where scikit-image's took 1.9 s.
-    """
+    """``image`` resized to 1/sqrt(2) in Y and X, in its dtype (PyTorch's anti-aliased bilinear resize: 19 times
+    faster than scikit-image's)."""
     import torch
     import torch.nn.functional as F
 
@@ -189,14 +149,11 @@ def deblur_pyramid(image, model="default", *, min_size: int = MIN_SIZE, rgb=None
                    **options) -> list:
     """Lazy multiscale deblurring: level k is :func:`deblur` of the image's level k (downsampled 2**k times).
 
-    ``image``: a (lazy or numpy) array, or a list of levels finest first (a
-    multiscale image, or :func:`hold_small_levels`' output).  Levels are added down
-    to ``min_size`` pixels; each is cut into equal chunks near ``chunk`` pixels
-    (default 512) that go through the network one chunk (plus halo) per call
-    unless ``tile`` is given.  One intensity normalisation, that of level 0,
-    serves every level, so levels match in brightness.  ``options`` go to
-    :func:`deblur`.  Nothing is deblurred here: returns lazy dask arrays,
-    finest first.
+    ``image``: a (lazy or numpy) array, or a list of levels finest first (a multiscale image, or
+    :func:`hold_small_levels`' output).  Levels are added down to ``min_size`` pixels; each is cut into equal
+    chunks near ``chunk`` pixels (default 512), one network call each (plus halo) unless ``tile`` is given.
+    Level 0's intensity normalisation serves every level, so levels match in brightness.  ``options`` go to
+    :func:`deblur`.  Returns lazy dask arrays, finest first: nothing is deblurred here.
     """
     first = image[0] if isinstance(image, (list, tuple)) else image
     rgb = has_channel_axis(first.shape, rgb)
@@ -218,13 +175,10 @@ def deblur_for_viewer(image, model="default", *, rgb=None, chunk: int | None = N
     ``chunk``.  A larger or multiscale one gives ``deblur_pyramid``'s levels: its small input levels are
     computed now, in one pass over the input (``hold_small_levels``), and so is the coarsest deblurred
     level, the thumbnail napari reads whole before it draws anything; call it off a GUI thread.  The network
-    runs in PyTorch: OpenVINO compiles a graph per input shape (about a second each, a few kept), and a lazy
-    layer's chunks come in a dozen shapes over its levels (edges, halos, level sizes), which cost more than
-    its faster calls save (a 20000² layer's first picture took 7.4 s with OpenVINO, 2.9 s with PyTorch,
-    ``benchmarks/bench_viewer_first_picture.py``).  ``options`` go to :func:`~napari_lfdeblur.deblur`
-    (``device``, ``dtype``, ``normalize``, ...).  Show the levels with ``viewer.add_image(levels,
-    multiscale=len(levels) > 1, contrast_limits=...)``: fixed contrast limits, or napari computes the whole
-    result to find them.
+    runs in PyTorch (OpenVINO would compile a graph for each of the dozen chunk shapes a lazy layer has:
+    docs/performance.md).  ``options`` go to :func:`~napari_lfdeblur.deblur` (``device``, ``dtype``,
+    ``normalize``, ...).  Show the levels with ``viewer.add_image(levels, multiscale=len(levels) > 1,
+    contrast_limits=...)``: fixed contrast limits, or napari computes the whole result to find them.
     """
     import dask.array as da
 

@@ -1,17 +1,6 @@
-"""What runs the network in one ``deblur`` call, decided once: :class:`Runtime`.
-
-:func:`resolve_runtime` loads the network (cached) and reads, once, what every tile needs: the device, the
-precision (the weights' type, or the autocast type :func:`~napari_lfdeblur.load_model` recorded), the backend
-and the tiles' size, halo and batch.  Calling the runtime runs the network on float RGB in [0, 1];
-:func:`to_network` and :func:`from_network` are the one place images are scaled to the network's [-1, 1] and
-back.
-
-The backend: ``"auto"`` picks OpenVINO for a DRBNet on a CPU with AMX when the ``openvino`` package is
-installed (the ``[openvino]`` extra), where it measured faster than PyTorch (docs/performance.md, "CPU runtimes
-and tiles").  ``$LFDEBLUR_BACKEND`` (``torch`` or
-``openvino``; anything else, a typo, is a :class:`~napari_lfdeblur.errors.ModelError`) overrides ``auto``.
-If OpenVINO fails (a version that cannot import this torch's graphs, a read-only cache...), the runtime warns
-once and runs PyTorch, unless ``"openvino"`` was asked for by name.
+"""What runs the network in one ``deblur`` call, decided once: :class:`Runtime` (the network, its device,
+precision, backend and tiles).  :func:`to_network` and :func:`from_network` are the one place images are scaled
+to the network's [-1, 1] and back.  How the backend is chosen: docs/performance.md, "CPU runtimes and tiles".
 
 A runtime loaded from a checkpoint name or path pickles as the arguments it was resolved from: dask.distributed
 workers load the network once each, from the same path, instead of receiving its weights with every task.
@@ -121,9 +110,7 @@ class Runtime:
 
 def run_torch(batch: np.ndarray, runtime: Runtime) -> np.ndarray:
     """(N, H, W, 3) float RGB in [0, 1] through ``runtime``'s PyTorch network; float32 in [0, 1] back.
-
-    Runs under ``torch.inference_mode``; out-of-memory becomes ``OutOfMemoryError``.
-    """
+    Out-of-memory becomes ``OutOfMemoryError``."""
     import torch
 
     device = runtime.device

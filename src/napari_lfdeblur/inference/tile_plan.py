@@ -1,16 +1,5 @@
-"""Every size deblurring cuts an image into: tiles in memory, chunks of lazy images and of a viewer's levels.
-
-- :func:`tile_for`: the tiles of a plane: the ``tile`` asked for; on the CPU the largest that fit a memory
-  budget (:func:`plan_tile`); elsewhere 512 pixels, or the whole plane given (a lazy chunk and its halo).
-- :func:`plan_tile`: tiles overlap by twice the halo, so every extra tile computes that strip again:
-  512-pixel tiles of a 1-megapixel image compute 1.56 times its pixels.  The plan takes the whole image
-  when it fits the budget, else the (height, width) tile, as few and as square as the budget allows, that
-  computes the fewest pixels.  The budget is working memory for one network call:
-  ``$LFDEBLUR_TILE_MEMORY_MB`` (default 512 MiB; anything but a positive number is a
-  :class:`~napari_lfdeblur.errors.DeblurInputError`), at most a quarter of the memory available.
-- :func:`lazy_chunks`: the chunks of a lazy image in Y or X (the image's own, see
-  :func:`napari_lfdeblur.io.chunks.chunk_size`, on the network's 8-pixel grid);
-  :func:`level_chunk`: equal chunks near 512 pixels for the levels a viewer draws.
+"""Every size deblurring cuts an image into: tiles in memory (on the CPU the largest that fit a memory budget),
+chunks of lazy images and of a viewer's levels.
 """
 
 from __future__ import annotations
@@ -66,10 +55,7 @@ def _available_bytes() -> float:
 
 def memory_budget() -> float:
     """Bytes one network call may use: ``$LFDEBLUR_TILE_MEMORY_MB`` or 512 MiB, at most a quarter of what is free.
-
-    A value that is not a positive number of MiB is a DeblurInputError: silently using the default (or a
-    1 MiB budget for 0) would run with a memory use the user did not ask for.
-    """
+    A value that is not a positive number of MiB is a DeblurInputError, not silently the default."""
     raw = os.environ.get(BUDGET_ENV, "").strip()
     mb = float(DEFAULT_BUDGET_MB)
     if raw:
@@ -146,13 +132,8 @@ def lazy_chunks(n: int, current: int, chunk: int | None, halo: int) -> tuple[int
 
 
 def level_chunk(shape, target: int = LEVEL_CHUNK) -> int:
-    """A chunk near ``target`` that cuts the longer side into equal parts (on the network's 8-px grid).
-
-    1250 px in chunks of 512 would be 512 + 512 + 226: three halos per axis
-    and a thin last chunk; two chunks of 632 + 618 cost 17 % fewer network
-    pixels, and the level napari draws for a whole-image view is about that
-    size.  Chunks stay within 0.75-1.5 x ``target``.
-    """
+    """A chunk near ``target`` (within 0.75-1.5 x) that cuts the longer side into equal parts on the network's
+    8-px grid: 1250 px as 632 + 618, not 512 + 512 + 226 (three halos and a thin last chunk)."""
     n = max(shape)
     parts = max(1, round(n / target))
     return -(-n // parts // ALIGN) * ALIGN if parts > 1 else max(n, ALIGN)

@@ -1,20 +1,11 @@
 """The one tiling of deblurring: each part of an image is computed from itself plus a halo of context.
 
-Tiles overlap by at least twice the halo, and each keeps its output from the
-middle of its overlap with one neighbour to the middle of its overlap with
-the next: every kept pixel had at least ``halo`` pixels of context on each
-side (none past the image border, where the network sees the real border as
-it would on the whole image).  Tiles start on multiples of 8: the network
-downsamples by 8, so its output is only shift-equivariant for shifts by
-multiples of 8, and a tile at another offset would see a different sampling
-phase than the whole image.
-
-:func:`run_tiles` applies this to an image in memory: tiles of ``tile``
-pixels (the last of a row or column flush with the border, up to 7 pixels
-longer), all of one shape so that they batch, and so that OpenVINO compiles
-few shapes.  A lazy image (:mod:`.lazy`) is cut into chunks (:func:`spans`);
-dask hands each chunk over with its halo, and :func:`run_tiles` runs on it:
-its tiles hand over in the middle of their overlap too, at the chunk borders.
+Tiles overlap by at least twice the halo and each keeps its output between the middles of its overlaps with its
+neighbours, so every kept pixel had ``halo`` pixels of context (none past the image border).  Tiles start on
+multiples of 8: the network downsamples by 8, so its output is only shift-equivariant for shifts by multiples
+of 8.  :func:`run_tiles` tiles an image in memory (tiles of one shape, so that they batch and OpenVINO compiles
+few shapes); a lazy image is cut into chunks (:func:`spans`) that dask hands over with their halo, and
+:func:`run_tiles` runs on each.
 """
 
 from __future__ import annotations

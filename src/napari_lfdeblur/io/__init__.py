@@ -1,23 +1,7 @@
-"""Image files: one home for reading, writing and the formats, like napari's ``napari_builtins/io``.
+"""Image files: reading, writing and the one table of formats, like napari's ``napari_builtins/io``.
 
-- :mod:`.formats`: the one table of formats (suffixes, read and write
-  abilities), :func:`image_format`, :func:`output_format`, and
-  :func:`image_files`, the rule by which every folder of images is listed;
-- :mod:`.read`: :func:`read_image` (the one decoder), :func:`image_header`,
-  and :func:`open_image` / :func:`open_image_info` (numpy, or lazy dask for
-  big TIFFs, above ``read.LAZY_BYTES``, and zarr);
-- :mod:`.chunks`: the chunk size of big images (one rule for reading,
-  writing and lazy deblurring), and dask chunks computed a few at a time,
-  locally or on a cluster;
-- :mod:`.write`: :func:`save_image`, :func:`save_image_streaming` (TIFF tile
-  by tile, OME-Zarr with a pyramid) and :func:`check_writable`;
-- :mod:`.atomic`: atomic file and folder writes with one permission rule, and
-  the writability checks raising :class:`~napari_lfdeblur.errors.OutputError`;
-- :mod:`.pixels`: conversions between stored samples and floats in [0, 1],
-  and the channel layout (:func:`has_channel_axis`, grey/RGB).
-
-Unreadable files and images a format cannot hold raise
-:class:`~napari_lfdeblur.errors.ImageFileError`.  Nothing here imports torch.
+Unreadable files and images a format cannot hold raise :class:`~napari_lfdeblur.errors.ImageFileError`.
+Nothing here imports torch.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """Atomic writes and writability checks: every file and folder the package writes goes through here.
 
-A file or folder is written under a temporary name beside its final one and renamed into place only when
-complete (``os.replace`` is atomic on one file system), so a crash, a cancel or a full disk never leaves a
-half-written result under the final name.  Temporary files are private while written (``mkstemp``: 0600,
-``mkdtemp``: 0700); the result gets the permissions of a normal new file (0666 / 0777 less the umask), read
-without changing the process umask.  Errors of the place written to (read-only or full disk, a file where a
-folder should be, ...) are raised as :class:`~napari_lfdeblur.errors.OutputError` saying what to do.
+A result is written under a temporary name beside its final one (private while written: ``mkstemp``,
+``mkdtemp``) and renamed into place when complete, with the permissions of a normal new file.  Errors of the
+place written to (read-only or full disk, a file where a folder should be, ...) are raised as
+:class:`~napari_lfdeblur.errors.OutputError` saying what to do.
 """
 
 from __future__ import annotations
@@ -124,12 +122,9 @@ def _usual_mode(path) -> None:
 
 # ------------------------------------------------------------------ checks
 def check_writable_file(path, what: str = "", folder_ok: bool = False) -> Path:
-    """Raise :class:`OutputError` now if ``path`` cannot be written (its missing folders could not be made).
-
-    Tries a temporary file in the nearest folder of ``path`` that exists, and
-    leaves nothing behind.  ``folder_ok``: ``path`` may be an existing folder
-    (an OME-Zarr output is one).  Lets callers refuse before hours of work
-    instead of failing at the end."""
+    """Raise :class:`OutputError` now if ``path`` cannot be written (its missing folders could not be made), by
+    trying a temporary file in its nearest existing folder.  ``folder_ok``: ``path`` may be an existing folder
+    (an OME-Zarr output is one).  Lets callers refuse before hours of work instead of failing at the end."""
     path = Path(path).expanduser()
     if path.is_dir() and not folder_ok:
         raise OutputError(f"cannot write {what + ' ' if what else ''}{path}: it is a folder; give a file name")
@@ -147,11 +142,8 @@ def check_writable_file(path, what: str = "", folder_ok: bool = False) -> Path:
 
 
 def writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
-    """Create ``folder`` if needed and prove a file can be written there, before long work starts.
-
-    Raises :class:`OutputError` (what is wrong and what to do), so that a read-only or full disk is found in
-    a second instead of after every pair or step was computed.
-    """
+    """Create ``folder`` if needed and prove a file can be written there, before long work starts; raises
+    :class:`OutputError` (what is wrong and what to do)."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"cannot write the {what} {folder}: it is a file; choose a folder (a new or an existing one)")
@@ -166,11 +158,8 @@ def writable_folder(folder: str | os.PathLike, what: str = "output folder") -> P
 # ------------------------------------------------------------------ writing
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path beside ``final``; move it into place only on success.
-
-    A crash or a cancel leaves no half-written file under the final name (the
-    temporary one is removed), and ``os.replace`` is atomic on one file system.
-    ``suffix``: the temporary file's suffix (default ``final``'s), for writers that choose the format by it.
+    """Yield a temporary path beside ``final``; move it into place (``os.replace``) only on success, else remove
+    it.  ``suffix``: the temporary file's suffix (default ``final``'s), for writers that choose the format by it.
     """
     final = Path(final)
     suffix = final.suffix if suffix is None else suffix

@@ -1,19 +1,10 @@
-"""Chunks of big images: their size (one rule for reading, writing and lazy deblurring) and computing dask
-chunks a few at a time, on local threads or a ``dask.distributed`` cluster.
-
-- :data:`CHUNK`, :func:`chunk_size` and :func:`stored_chunk_size`: the chunk side in Y and X, for
-  computing (an image's own chunks when they are between 256 and 4096 pixels, else 1024) and in files
-  written (the computed chunks' side, brought into 256-4096);
-- :func:`native_multiple_chunks`: dask chunks of about that size made of a file's whole native tiles;
-- :func:`iter_computed_blocks`: ``(key, dask_array)`` pairs computed with a window of them in flight; the
-  streaming writers (:mod:`.write`) write what it yields.
-
-Nothing here imports torch.
-"""
+"""Chunks of big images: their size (one rule for reading, writing and lazy deblurring), and dask chunks
+computed a few at a time, on local threads or a ``dask.distributed`` cluster.  Nothing here imports torch."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 from collections import deque
@@ -129,26 +120,17 @@ def iter_computed_blocks(blocks: Iterable, *, client=None, workers: int | None =
     exception (including KeyboardInterrupt) cancels what is still pending.
     """
     runner = _ClientRunner(client) if client is not None else _LocalRunner(workers)
-    window = 2 * runner.workers
     pending: deque = deque()
     ok = False
     try:
         it = iter(blocks)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                try:
-                    key, block = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append((key, runner.submit(block)))
-            if not pending:
-                break
+        pending.extend((key, runner.submit(block)) for key, block in itertools.islice(it, 2 * runner.workers))
+        while pending:
             key, fut = pending.popleft()
             result = fut.result()
             yield key, np.asarray(result)
             del result
+            pending.extend((k, runner.submit(b)) for k, b in itertools.islice(it, 1))  # the next one, if any
         ok = True
     finally:
         if not ok:

@@ -1,21 +1,6 @@
-"""The one table of image formats: which suffixes name an image, which formats are read and written.
-
-Every part of the package that meets an image file asks this table: ``lfdeblur
-deblur`` listing a folder, ``train --photos``, pair folders, ``lfdeblur eval``'s
-outputs, light-field view files.  So they all accept the same files.
-
-========  ================  =================  =====  ======================
-format    suffixes          read               write  deblur's results as
-========  ================  =================  =====  ======================
-png       .png              yes                yes    png
-jpg       .jpg .jpeg        yes                yes    jpg
-tif       .tif .tiff        yes, lazily (big)  yes    tif
-bmp       .bmp              yes                no     png
-webp      .webp             yes                no     png
-pnm       .ppm .pgm         yes                no     tif (may hold 16 bits)
-gif       .gif              the first frame    no     png
-ome.zarr  .zarr (a folder)  yes, lazily        yes    ome.zarr
-========  ================  =================  =====  ======================
+"""The one table of image formats (:data:`FORMATS`): which suffixes name an image, which formats are read and
+written, and which format ``deblur`` writes each one's results in.  Every part of the package that meets an
+image file asks this table, so they all accept the same files.
 """
 
 from __future__ import annotations
@@ -136,12 +121,12 @@ def stem(path: str | os.PathLike) -> str:
 
 
 def image_files(folder: str | os.PathLike, *, zarr: bool = False, broken: list | None = None) -> list[Path]:
-    """The image files of a folder (``IMAGE_SUFFIXES``, any case), sorted by name.
+    """The image files of a folder (``IMAGE_SUFFIXES``, any case), sorted by name: the one listing rule for every
+    folder of images the package reads.
 
     Hidden files (macOS ``._name.png``) and sub-folders are skipped; ``zarr=True`` lists zarr stores (folders)
     too.  Symbolic links to nothing (broken, or loops) are skipped and, when ``broken`` is a list, appended to
-    it.  The one listing rule for pair folders, ``--photos``, scored outputs, light-field view folders and
-    ``lfdeblur deblur`` folders."""
+    it."""
     found = []
     for p in sorted(Path(folder).iterdir()):
         if p.name.startswith("."):

@@ -1,36 +1,9 @@
-"""Reading image files: one decoder for whole images, a header probe, and the lazy openers for big images.
-
-- :func:`read_image`: one image file decoded to its stored samples (uint8 or
-  uint16 from Pillow; TIFFs in the type they store), (H, W) or (H, W, C)
-  with alpha kept.  Pillow decodes PNG, JPEG, BMP, WebP, PPM/PGM and GIF
-  (the first frame), tifffile TIFF (the first series at full resolution;
-  planar ``(C, H, W)`` samples are moved last).  Pair folders, ``--photos``,
-  ``lfdeblur eval``'s outputs, light-field view files and ``deblur``'s small
-  images all go through it.
-- :func:`image_header`: the size, channels and sample type from the header
-  only (no pixel decoding), so that opening a grid of 225 views reads 225
-  headers, not 225 images.
-- :func:`open_image` / :func:`open_image_info`: an image for ``deblur``, as
-  numpy or lazily:
-
-  * TIFF: numpy when the image (first series, full resolution) holds at most
-    ``napari_lfdeblur.io.read.LAZY_BYTES``, else a lazy dask array reading through tifffile's
-    zarr store (``tifffile.imread(path, aszarr=True)``) one chunk at a time.
-    The dask graph holds the file *path*, not an open file, so it can be sent
-    to ``dask.distributed`` workers (tifffile's store itself cannot be
-    pickled);
-  * ``.zarr`` folders (zarr v2 or v3): a single array, or an OME-Zarr
-    multiscale group, of which the full-resolution level (the first dataset,
-    ``0``) is read; an OME channel axis of 1, 3 or 4 channels is moved last
-    (``(c, y, x)`` on disk -> ``(y, x, c)``, the layout ``deblur`` expects);
-  * every other format: :func:`read_image` (grey + alpha becomes RGBA so that
-    alpha passes through ``deblur``).
-
-Files that cannot be read raise :class:`~napari_lfdeblur.errors.ImageFileError`.
-"""
+"""Reading image files: one decoder for whole images, a header probe, and the openers ``deblur`` uses, numpy or
+lazy for big TIFFs and zarr (docs/performance.md, "Files of any size from the command line")."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -84,6 +57,19 @@ def _missing(path) -> ImageFileError:
     return ImageFileError(f"{path} does not exist")
 
 
+@contextlib.contextmanager
+def _reading(path: Path, when: str = "decode"):
+    """Failures to read ``path`` as an ImageFileError naming it (Pillow, tifffile and zarr raise many types)."""
+    try:
+        yield
+    except ImageFileError:
+        raise
+    except FileNotFoundError as e:
+        raise _missing(path) from e
+    except Exception as e:
+        raise _read_failed(path, e, when) from e
+
+
 def _pil_mode(im) -> str:
     """The mode ``im`` is decoded in."""
     if im.mode not in _PIL_DECODE:
@@ -103,13 +89,13 @@ def _planar(shape, axes: str) -> bool:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to its stored samples: (H, W) or (H, W, C), alpha kept.
 
-    uint8 or uint16 (in native byte order) or float32 from Pillow; a TIFF's
-    own sample type; palette, CMYK, YCbCr and bilevel images become RGB(A)
-    or grey uint8.  Raises :class:`~napari_lfdeblur.errors.ImageFileError` for a
-    missing, damaged or unreadable file.
+    uint8 or uint16 (in native byte order) or float32 from Pillow (PNG, JPEG, BMP, WebP, PPM/PGM, the first
+    frame of a GIF); palette, CMYK, YCbCr and bilevel images become RGB(A) or grey uint8.  A TIFF's first series
+    at full resolution in its own sample type (planar (C, H, W) samples moved last).  Raises
+    :class:`~napari_lfdeblur.errors.ImageFileError` for a missing, damaged or unreadable file.
     """
     p = Path(path)
-    try:
+    with _reading(p):
         if image_format(p) in _TIFF:
             import tifffile
 
@@ -131,12 +117,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         elif a.dtype.kind == "u" and a.dtype.itemsize == 2:
             a = a.astype(np.uint16, copy=False)  # I;16B: big-endian samples to native
         return a
-    except ImageFileError:
-        raise
-    except FileNotFoundError as e:
-        raise _missing(p) from e
-    except Exception as e:  # Pillow and tifffile raise many types for damaged files
-        raise _read_failed(p, e) from e
 
 
 @dataclass(frozen=True)
@@ -162,11 +142,11 @@ class ImageHeader:
 
 
 def image_header(path: str | os.PathLike) -> ImageHeader:
-    """Read only the header of an image file (no pixel decoding).
+    """Read only the header of an image file (no pixel decoding: a grid of 225 views reads 225 headers).
 
     Raises :class:`~napari_lfdeblur.errors.ImageFileError` for a missing or damaged file."""
     p = Path(path)
-    try:
+    with _reading(p, "read the header of"):
         if image_format(p) in _TIFF:
             import tifffile
 
@@ -184,12 +164,6 @@ def image_header(path: str | os.PathLike) -> ImageHeader:
             frames = int(getattr(im, "n_frames", 1))
         c, dt = _PIL_SAMPLES[mode]
         return ImageHeader(p, (h, w, c) if c > 1 else (h, w), "yxc" if c > 1 else "yx", np.dtype(dt), frames)
-    except ImageFileError:
-        raise
-    except FileNotFoundError as e:
-        raise _missing(p) from e
-    except Exception as e:
-        raise _read_failed(p, e, "read the header of") from e
 
 
 # ------------------------------------------------------------------ images for deblur, lazily when big
@@ -209,11 +183,8 @@ class ImageInfo:
 
 
 class _TiffArray:
-    """An array-like over a TIFF file's first series (full resolution), read through tifffile's zarr store.
-
-    It pickles as its path (the open store stays behind), so dask graphs built
-    on it can run on ``dask.distributed`` workers that see the same file.
-    """
+    """An array-like over a TIFF's first series (full resolution) through tifffile's zarr store; it pickles as its
+    path, so that dask graphs on it run on ``dask.distributed`` workers that see the same file."""
 
     def __init__(self, path, shape, dtype):
         import threading
@@ -237,12 +208,8 @@ class _TiffArray:
 
     def __getitem__(self, key):
         # read when a chunk is computed, long after opening: a damaged tile says which file, as reading it all would
-        try:
+        with _reading(Path(self.path)):
             return np.asarray(self._array()[key])
-        except FileNotFoundError as e:
-            raise _missing(Path(self.path)) from e
-        except Exception as e:  # tifffile and zarr raise many types for damaged files
-            raise _read_failed(Path(self.path), e) from e
 
     def __getstate__(self):
         return {"path": self.path, "shape": self.shape, "dtype": self.dtype.str}
@@ -251,52 +218,33 @@ class _TiffArray:
         self.__init__(state["path"], state["shape"], state["dtype"])
 
 
-def _from_array_lazily(a, name: str, chunks):
-    import dask.array as da
-
-    return da.from_array(a, chunks=chunks, name=name, lock=False, asarray=False,
-                         meta=np.empty((0,) * len(a.shape), dtype=a.dtype))
-
-
 def _open_tiff(path: Path, lazy):
     import tifffile
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
-            nbytes = math.prod(shape) * dtype.itemsize
-            if lazy is None:
-                lazy = nbytes > LAZY_BYTES
-            arr = None if lazy else series.asarray()
-    except Exception as e:
-        raise _read_failed(path, e) from e
-    axes = axes.upper()
+    with _reading(path), tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes.upper()
+        lazy = math.prod(shape) * dtype.itemsize > LAZY_BYTES if lazy is None else bool(lazy)
+        arr = None if lazy else series.asarray()
     # samples per pixel, or a last axis too thin to be an image's width (tifffile calls a (Y, X, 2) array QYX)
     rgb = axes.endswith("S") or has_channel_axis(shape)
     separate = axes.endswith("SYX") and shape[-3] in (3, 4)  # planar RGB
     our_axes = "".join("c" if a == "S" else a.lower() for a in axes)
-    if not lazy:
-        assert arr is not None  # read above when not lazy
-        if separate:
-            arr, rgb = np.moveaxis(arr, -3, -1), True
-            our_axes = our_axes[:-3] + our_axes[-2:] + "c"
-        return arr, rgb, our_axes, False
-    import dask.array as da
-    from dask.base import tokenize
+    if arr is None:
+        import dask.array as da
+        from dask.base import tokenize
 
-    src = _TiffArray(path, shape, dtype)
-    try:
-        native = src._array().chunks
-    except Exception as e:
-        raise _read_failed(path, e) from e
-    chunks = native_multiple_chunks(shape, native, rgb or separate, separate)
-    st = path.stat()
-    arr = _from_array_lazily(src, "tiff-" + tokenize(str(path.resolve()), st.st_mtime_ns, st.st_size), chunks)
+        src = _TiffArray(path, shape, dtype)
+        with _reading(path):
+            native = src._array().chunks
+        st = path.stat()
+        arr = da.from_array(src, chunks=native_multiple_chunks(shape, native, rgb or separate, separate),
+                            name="tiff-" + tokenize(str(path.resolve()), st.st_mtime_ns, st.st_size), lock=False,
+                            asarray=False, meta=np.empty((0,) * len(shape), dtype=dtype))
     if separate:
-        arr, rgb = da.moveaxis(arr, -3, -1), True
+        arr, rgb = np.moveaxis(arr, -3, -1), True
         our_axes = our_axes[:-3] + our_axes[-2:] + "c"
-    return arr, rgb, our_axes, True
+    return arr, rgb, our_axes, lazy
 
 
 def _ome_multiscales(attrs) -> list | None:
@@ -435,9 +383,11 @@ def open_image_info(path, lazy: bool | None = None) -> tuple:
 def open_image(path, lazy: bool | None = None):
     """An image file as numpy (PNG, JPEG, small TIFF, ...) or a lazy dask array (big TIFF, zarr, OME-Zarr).
 
-    ``lazy``: None (default) decides by format and size (TIFFs above
-    ``napari_lfdeblur.io.read.LAZY_BYTES`` and every zarr store are lazy), True always gives a
-    dask array, False always numpy.  Colour comes last: (..., Y, X[, C]).
-    Unreadable files raise :class:`~napari_lfdeblur.errors.ImageFileError`.
+    ``lazy``: None (default) decides by format and size (TIFFs above ``napari_lfdeblur.io.read.LAZY_BYTES``,
+    their first series at full resolution, and every zarr store are lazy), True always gives a dask array,
+    False always numpy.  Colour comes last: (..., Y, X[, C]); an OME-Zarr's channel axis of 1, 3 or 4 channels
+    is moved last, and grey + alpha becomes RGBA so that alpha passes through ``deblur``.  A zarr folder is
+    an array, or an OME-Zarr group of which the first dataset (full resolution) is read.  Unreadable files raise
+    :class:`~napari_lfdeblur.errors.ImageFileError`.
     """
     return open_image_info(path, lazy)[0]

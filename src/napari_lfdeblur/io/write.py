@@ -1,33 +1,9 @@
 """Writing images of any size: PNG, JPEG, TIFF (streamed tile by tile) and OME-Zarr with a pyramid.
 
-Everything is written to a temporary name beside the final one and renamed
-into place only when complete (:mod:`.atomic`): an interrupted run leaves no
-half-written file or folder under the final name.  A full or read-only disk is
-an :class:`~napari_lfdeblur.errors.OutputError` (one line), and an OME-Zarr
-save replaces only an OME-Zarr image, never another folder of that name.
-
-- PNG / JPEG: the whole image in memory (these formats are not tiled);
-- TIFF: numpy arrays directly; dask arrays tile by tile (256 x 256 tiles,
-  BigTIFF when needed), computing one row of dask chunks at a time, so memory
-  stays flat however large the image is;
-- OME-Zarr (``.ome.zarr`` / ``.zarr``): zarr v2 with OME-NGFF 0.4
-  ``multiscales`` metadata: the image, then a pyramid of levels halved in y
-  and x (2x2 means) down to one chunk, built from the written levels a few
-  chunks at a time, which napari (built-in zarr reader or
-  napari-ome-zarr), ome-zarr-py, Fiji and vizarr open.  Axes follow NGFF
-  order: stack axes, then ``c`` for colour images, then ``y``, ``x``; colour
-  images get ``omero`` channel colours (red, green, blue) so viewers compose
-  them as RGB.  Dask arrays are written chunk by chunk.
-
-Dask arrays are computed one chunk at a time, a few chunks in flight
-(:func:`~napari_lfdeblur.io.chunks.iter_computed_blocks`): on local
-threads, or on a ``dask.distributed`` cluster when a ``client`` is given (the
-chunks are computed on the workers and written here, by the client).
-
-An image a format cannot hold (a stack as PNG, 16-bit colour PNG, RGBA JPEG,
-...) raises :class:`~napari_lfdeblur.errors.ImageFileError` before any work;
-so do floats :func:`save_image` cannot store as 8/16-bit samples (NaN, a 0-255
-scale: :func:`~napari_lfdeblur.io.pixels.to_stored`).
+Everything is written under a temporary name and renamed into place when complete (:mod:`.atomic`).  Dask
+arrays are computed a few chunks at a time (:func:`~napari_lfdeblur.io.chunks.iter_computed_blocks`), locally
+or on a ``dask.distributed`` cluster, so memory stays flat.  An image a format cannot hold (a stack as PNG,
+16-bit colour PNG, RGBA JPEG, ...) raises :class:`~napari_lfdeblur.errors.ImageFileError` before any work.
 """
 
 from __future__ import annotations
@@ -60,10 +36,8 @@ _BIGTIFF_BYTES = 2**32 - 2**25
 
 
 def _is_dask(a) -> bool:
-    try:
-        import dask.array as da
-    except ImportError:  # pragma: no cover
-        return False
+    import dask.array as da
+
     return isinstance(a, da.Array)
 
 
@@ -99,13 +73,9 @@ def _blocks_in_order(arr, n_stack: int, rgb: bool):
                     arr.blocks[s + (iy, ix) + tail]
 
 
-def _n_blocks(arr, n_stack: int) -> int:
-    return math.prod(arr.shape[:n_stack]) * len(arr.chunks[n_stack]) * len(arr.chunks[n_stack + 1])
-
-
 def _computed(arr, n_stack, rgb, progress, client, workers):
     """Yield (key, slices, numpy block) in order, reporting progress(done, total)."""
-    total = _n_blocks(arr, n_stack)
+    total = math.prod(arr.shape[:n_stack]) * len(arr.chunks[n_stack]) * len(arr.chunks[n_stack + 1])
     slices_of = {}
 
     def source():
@@ -274,14 +244,13 @@ _CHANNEL_LABELS = ("red", "green", "blue", "alpha")
 
 
 def _ngff_attrs(names_disk: list[str], dtype, name: str, n_channels: int) -> dict:
-    axes = []
-    for n in names_disk:
-        axes.append({"name": n, "type": _AXIS_TYPES[n]})
+    """OME-NGFF 0.4 ``multiscales`` metadata; colour images get ``omero`` channel colours (red, green, blue) so
+    that viewers compose them as RGB."""
     attrs: dict[str, object] = {
         "multiscales": [{
             "version": "0.4",
             "name": name,
-            "axes": axes,
+            "axes": [{"name": n, "type": _AXIS_TYPES[n]} for n in names_disk],
             "datasets": [{"path": "0", "coordinateTransformations": [
                 {"type": "scale", "scale": [1.0] * len(names_disk)}]}],
             "metadata": {"description": "deblurred with napari-lfdeblur"},
@@ -315,16 +284,13 @@ def _create_level(root, level: int, shape: tuple, chunks: tuple, dtype):
 
 # ------------------------------------------------------------------ what an OME-Zarr save may replace
 _ZARR_FILES = frozenset({".zgroup", ".zattrs", ".zarray", ".zmetadata", "zarr.json"})  # metadata at a store's top
-def _check_replaceable(path: Path) -> None:
-    """Refuse (:class:`OutputError`) to replace ``path`` with an OME-Zarr image unless nothing would be lost
-    that the user did not ask to replace.
 
-    The rule: an empty folder, or an OME-Zarr image: a zarr group whose metadata holds ``multiscales``, with
-    nothing at its top level but zarr metadata files and zarr arrays or groups (folders holding ``.zarray``,
-    ``.zgroup`` or ``zarr.json``).  Saving over an image written before replaces it, as a file is replaced; but
-    a file, a folder of photos that happens to be named ``X.ome.zarr``, a plain zarr array (another program's
-    data) or an image with other files put beside its levels is never deleted.  Links are judged by what they
-    point to (a link is replaced, its target kept)."""
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse (:class:`OutputError`) to replace ``path`` with an OME-Zarr image unless it is an empty folder or
+    an OME-Zarr image with nothing at its top but zarr metadata and zarr arrays or groups: a file, a folder of
+    photos named ``X.ome.zarr``, a plain zarr array or an image with other files beside its levels is never
+    deleted.  Links are judged by what they point to (a link is replaced, its target kept)."""
     what = "a folder of other files"
     try:
         if path.is_dir():
@@ -438,10 +404,8 @@ def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | N
 
 
 def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
-    """Levels 1, 2, ... of an OME-Zarr group: each the previous one halved in y and x (2x2 means, an odd last
-    row/column dropped), until a level fits in one chunk, so viewers show a huge image's overview at once.
-
-    Each level is read back from the one just written, a few chunks at a time (memory stays flat), on local
+    """Levels 1, 2, ... of an OME-Zarr group, each the previous one halved in y and x (2x2 means, an odd last
+    row/column dropped), until a level fits in one chunk.  Each is read back from the one just written, on local
     threads: the files are in this machine's temporary folder, which cluster workers may not see."""
     import dask
     import dask.array as da
@@ -494,7 +458,7 @@ def check_writable(shape, dtype, path, rgb: bool | None = None) -> str:
     fmt = output_format(path)
     shape = tuple(shape)
     n_stack, rgb = _plane_layout(shape, rgb)
-    if np.dtype(dtype).kind not in "uif" or np.dtype(dtype) == np.bool_:
+    if np.dtype(dtype).kind not in "uif":  # bool is "b"
         raise ImageFileError(f"cannot write {np.dtype(dtype)} pixels")
     if fmt in ("png", "jpg"):
         _check_raster(shape, dtype, fmt, rgb)
@@ -522,17 +486,15 @@ def save_image_streaming(array, path, *, rgb: bool | None = None, progress: Call
                          chunk: int | None = None, cancel=None) -> Path:
     """Write a numpy or (lazy) dask image to ``path`` atomically; dask arrays are computed chunk by chunk.
 
-    The format follows the suffix: ``.png``, ``.jpg``/``.jpeg``, ``.tif``/
-    ``.tiff`` or ``.zarr``/``.ome.zarr`` (OME-Zarr, zarr v2, NGFF 0.4).
-    ``rgb``: whether the last axis holds colour channels (default: when it has
-    3 or 4).  ``progress(done, total)`` is called after each chunk;
-    ``client``: a ``dask.distributed`` client computing the chunks on its
-    workers (else ``workers`` local threads, default one per CPU).  ``axes``
-    (OME-Zarr): axis names in the array's order, e.g. ``"zyxc"``; ``chunk``
-    (OME-Zarr): chunk size in Y and X (default the dask chunks', or 1024).
-    ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning
-    True) stops after the chunk in progress with :class:`~napari_lfdeblur.Cancelled`.
-    Nothing appears under ``path`` unless the write completes.
+    The format follows the suffix: ``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff`` (tiled, BigTIFF when
+    needed) or ``.zarr``/``.ome.zarr`` (OME-Zarr, zarr v2, NGFF 0.4, with a pyramid of 2x2 means down to
+    one chunk).  ``rgb``: whether the last axis holds colour channels (default: when it has at most 8 entries).
+    ``progress(done, total)`` is called after each chunk; ``client``: a ``dask.distributed`` client computing
+    the chunks on its workers (else ``workers`` local threads, default one per CPU).  ``axes`` (OME-Zarr): axis
+    names in the array's order, e.g. ``"zyxc"``; ``chunk`` (OME-Zarr): chunk size in Y and X (default the dask
+    chunks', or 1024).  ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops
+    after the chunk in progress with :class:`~napari_lfdeblur.Cancelled`.  Nothing appears under ``path``
+    unless the write completes.
     """
     path = _output_path(path)
     check_function(progress, "progress", "progress(done, total)", where="save_image_streaming", error=ImageFileError)

@@ -1,9 +1,5 @@
-"""Pairs from many light fields in one run: each is read, refocused into pairs and (optionally) written in
-turn, and one that cannot be read or refocused is skipped with its error while the rest go on.
-
-``lfdeblur pairs`` and the Refocus dock's folder batch both run :func:`pairs_from_lightfields`; each words
-what it skipped its own way (command-line flags, widget fields).
-"""
+"""Pairs from many light fields in one run, what ``lfdeblur pairs`` and the Refocus dock's folder batch both
+run (each words what it skipped its own way)."""
 
 from __future__ import annotations
 
@@ -75,13 +71,13 @@ def pairs_from_lightfields(
     per_source = len(apertures) * focus
     total = per_source * len(sources)
     batch = PairBatch(len(sources), None if out is None else Path(out))
+    read = read or _read_whole
     for i, src in enumerate(sources):
         if stop():
             break
+        step = None if progress is None else lambda k, n, base=i * per_source: progress(base + k, total)
         try:
-            made = _one_source(src, batch, apertures, focus, crop, format, read or _read_whole, keep, stop,
-                               None if progress is None else lambda k, n, base=i * per_source: progress(base + k,
-                                                                                                         total))
+            made = _one_source(src, batch, apertures, focus, crop, format, read, keep, stop, step)
         except OutputError as e:  # the folder cannot take more: every other light field would fail alike
             batch.error = e
             break
@@ -101,12 +97,12 @@ def pairs_from_lightfields(
 
 
 def _read_whole(path: Path) -> LightField:
-    # read in full here: a view that cannot be decoded skips this light field, not the batch
+    # in full here: a view that cannot be decoded skips this light field, not the batch
     return read_lightfield(path).compute()
 
 
 def _one_source(src, batch: PairBatch, apertures, focus, crop, format, read, keep, stop, progress) -> int:
-    """The pairs of one light field, written or kept as they are made; how many were made."""
+    """How many pairs of one light field were made (written or kept as they are made)."""
     lf = src if isinstance(src, LightField) else read(Path(src))
     before = batch.made
 

@@ -1,19 +1,6 @@
-"""The in-memory light field: one axis convention for the whole project.
-
-``LightField.data`` is shaped (V, U, Y, X, C) = (vertical view, horizontal
-view, row, column, channel), float32 in [0, 1].  View (0, 0) is the top-left
-view of the camera grid (seen from behind the camera, looking at the scene),
-view (V-1, U-1) the bottom-right one.  Moving right in U moves the viewpoint
-right; moving down in V moves it down.  Views that the source does not have are
-flagged False in ``view_mask`` and hold NaN in ``data`` so that nothing can use
-invented pixels silently.
-
-The value rule lives here, once, for the readers and for ``LightField(...)``
-alike: uint8 / uint16 samples are divided by 255 / 65535 and booleans become
-0 / 1; floats must lie in [0, 1] (``RANGE_TOLERANCE`` of rounding allowed); any
-other dtype needs an explicit scale.  NaN only marks a whole missing view: a
-present view must be finite, so refocusing never averages a NaN or an inf into
-its output.
+"""``LightField`` (axes and values: docs/lightfield-formats.md) and the value rule that the readers and
+``LightField(...)`` share: samples become float32 in [0, 1], and NaN only marks a whole missing view, so that
+refocusing never averages a NaN or an inf into its output.
 """
 
 from __future__ import annotations
@@ -31,7 +18,6 @@ def _is_dask(a) -> bool:
 
 
 # -- the value rule ------------------------------------------------------------
-#: integer dtypes with an obvious full-scale value (the usual 8/16-bit encodings)
 _FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 #: how far outside [0, 1] a float sample may lie: the rounding of values computed in [0, 1] (an average that
@@ -55,7 +41,7 @@ def check_scalable(dtype, what: str) -> None:
 
 
 def _to_float32(a: np.ndarray, what: str) -> np.ndarray:
-    """The dtype part of the rule: float32 samples, integers scaled by their full-scale value (no value scan)."""
+    """The dtype part of the rule (no value scan)."""
     a = np.asarray(a)
     dt = a.dtype
     if dt in _FULL_SCALE:
@@ -79,11 +65,11 @@ def _infinite_error(what: str, where: str = "") -> LightFieldError:
 
 
 def check_values(a: np.ndarray, what: str, allow_nan: bool = True) -> None:
-    """Raise unless the float samples ``a`` are finite and in [0, 1]; NaN passes when ``allow_nan``
-    (a block that may be part of a missing view).  Two reductions, no full-size temporaries, when all is well."""
+    """Raise unless the float samples ``a`` are finite and in [0, 1]; NaN passes when ``allow_nan``.
+    Two reductions, no full-size temporaries, when all is well (NaN and inf show in the min and max)."""
     if a.size == 0:
         return
-    lo, hi = float(a.min()), float(a.max())  # NaN propagates through min/max: the fast path sees it
+    lo, hi = float(a.min()), float(a.max())
     if np.isfinite(lo) and np.isfinite(hi):
         _check_range(lo, hi, what)
         return
@@ -100,14 +86,11 @@ def check_values(a: np.ndarray, what: str, allow_nan: bool = True) -> None:
 
 
 def to_float01(a, what: str = "the data", allow_nan: bool = True) -> np.ndarray:
-    """Convert uint8/uint16/bool/float samples to float32 in [0, 1] (see the module docstring).
-
-    Floats outside [0, 1] and infinities are refused rather than clipped, so that no silent clipping hides a
-    wrong scale; NaN passes when ``allow_nan`` (it may mark a missing view).
-    """
+    """uint8/uint16/bool/float samples as float32 in [0, 1]; floats outside it are refused, not clipped, so
+    that no silent clipping hides a wrong scale."""
     a = np.asarray(a)
     out = _to_float32(a, what)
-    if a.dtype.kind == "f":  # converted integers are in range by construction: no scan
+    if a.dtype.kind == "f":  # converted integers are in range by construction
         check_values(out, what, allow_nan)
     return out
 
@@ -119,13 +102,11 @@ def _views_text(views, origin=(0, 0)) -> str:
 
 
 def _check_views(a: np.ndarray, mask, what: str, origin=(0, 0)) -> np.ndarray:
-    """The value rule for float32 (V', U', Y, X, C) views; returns the mask of the present views.
+    """The value rule for float32 (V', U', Y, X, C) views; the mask of the present views.
 
-    ``mask`` None: views that are entirely NaN are missing.  Else views flagged present must be finite (an
-    all-NaN one among them is an error) and missing ones are not looked at.  ``origin``: the grid position of
-    ``a[0, 0]`` (a chunk of a lazy light field), for the messages.
+    ``mask`` None: all-NaN views are missing.  Else views flagged present must be finite and missing ones are
+    not looked at.  ``origin``: the grid position of ``a[0, 0]`` (a chunk of a lazy light field), for messages.
     """
-    # per-view min and max: one cheap pass each, and NaN/inf show up in them
     mins, maxs = a.min(axis=(2, 3, 4)), a.max(axis=(2, 3, 4))
     finite = np.isfinite(mins) & np.isfinite(maxs)
     present = np.ones(finite.shape, bool) if mask is None else np.asarray(mask, bool)
@@ -167,7 +148,6 @@ def _check_views(a: np.ndarray, mask, what: str, origin=(0, 0)) -> np.ndarray:
 
 
 def _checked_chunk(block, mask=None, what="the light field", float_source=True, block_info=None):
-    """One chunk of a lazy light field, converted and checked by the rule when it is computed."""
     out = _to_float32(block, what)
     if float_source and block_info is not None and out.size:
         (v0, v1), (u0, u1) = block_info[0]["array-location"][:2]
@@ -176,7 +156,6 @@ def _checked_chunk(block, mask=None, what="the light field", float_source=True, 
 
 
 def _check_array(data) -> None:
-    """``LightField.data`` is a 5-D numpy or dask array, or a LightFieldError says how to get one."""
     if not (isinstance(data, np.ndarray) or (_is_dask(data) and hasattr(data, "map_blocks"))):
         raise LightFieldError(
             f"LightField data must be a numpy or dask array shaped (V, U, Y, X, C), got "
@@ -191,7 +170,6 @@ def _check_array(data) -> None:
 
 
 def _mask_for(view_mask, grid: tuple[int, int]) -> np.ndarray | None:
-    """``view_mask`` as a (V, U) boolean array, checked against the grid; None stays None."""
     if view_mask is None:
         return None
     try:
@@ -206,8 +184,8 @@ def _mask_for(view_mask, grid: tuple[int, int]) -> np.ndarray | None:
 
 
 def _apply_value_rule(data, mask, what: str):
-    """(data as float32 in [0, 1], the view mask): numpy data now (NaN views are missing views), dask data
-    chunk by chunk when it is computed (a lazy light field is never read just to check it)."""
+    """(data as float32 in [0, 1], the view mask): numpy data now, dask data chunk by chunk when it is computed
+    (a lazy light field is never read just to check it)."""
     if _is_dask(data):
         check_scalable(data.dtype, what)
         mask = np.ones(data.shape[:2], bool) if mask is None else mask
@@ -293,7 +271,6 @@ class LightField:
                     f"{tuple(self.data.shape[2:4])}."
                 )
 
-    # -- shape helpers -------------------------------------------------
     @property
     def grid(self) -> tuple[int, int]:
         """Number of vertical and horizontal views, (V, U)."""
@@ -322,7 +299,6 @@ class LightField:
     def n_views(self) -> int:
         return int(self.view_mask.sum())
 
-    # -- access --------------------------------------------------------
     def view(self, v: int, u: int) -> np.ndarray:
         """One view as a (Y, X, C) float32 numpy array."""
         V, U = self.grid
@@ -353,7 +329,6 @@ class LightField:
         """Return a copy with ``data`` decoded into a numpy array."""
         if not self.is_lazy:
             return self
-        # the chunks were checked as they were computed
         return replace(self, data=np.asarray(self.data.compute(), dtype=np.float32), _checked=True)
 
     def summary(self) -> dict:

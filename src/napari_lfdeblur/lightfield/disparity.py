@@ -1,39 +1,23 @@
-"""Disparity of the centre view, estimated from the light field itself.
+"""Disparity of the centre view, estimated from the light field itself: a plane sweep with occlusion-aware costs
+and semi-global smoothing (accuracy and speed: docs/performance.md, "Light fields").
 
-Method (a plane sweep with occlusion-aware costs and semi-global smoothing):
-
-1. Views: the "star" of views on the eight rays from the reference (centre)
-   view - the horizontal and vertical lines and both diagonals of the grid
-   (32 of the 81 views of a 9x9 grid).  Lazy light fields decode only these.
-2. For each candidate disparity ``d``, every star view is shifted back by
-   ``d * (v - vr, u - ur)`` (the slice-based shift of
-   :func:`~napari_lfdeblur.lightfield.refocus.refocus`, here with cubic
-   convolution: the blur of bilinear interpolation, which is strongest at
-   half-pixel shifts, would bias the sweep towards whole-pixel shifts) and
-   compared with the reference view: mean absolute colour difference,
-   averaged per ray.
-3. Occlusion: near an occluding edge only the views on one side see the
-   background.  Costs are averaged over four wedges of three adjacent rays
-   (east, south, west, north) and each wedge is filtered with a small guided
-   filter (radius 1, guide = the reference view's luminance); the cost of a
-   candidate is the minimum over the wedges.
-4. Smoothing: semi-global aggregation along the four image axes (penalty
-   ``P1`` for a change of one candidate step, ``P2`` for a jump, ``P2`` lowered
-   across image edges), which fills weakly textured regions.
-5. Winner-takes-all with sub-candidate refinement (equiangular line fit, the
-   right model for absolute-difference costs).
-
-Its accuracy and speed on the HCI "antinous" scene: docs/performance.md,
-"Light fields".
-
-``estimate_disparity_range`` runs the same estimator on views downsampled to
-about 128 px over a wide search range and returns robust percentiles of the
-disparity of textured pixels, widened by a margin.
+1. Views: the "star" on the eight rays from the reference (centre) view, the grid's row, column and both
+   diagonals (32 of 81 views of a 9x9 grid; a lazy light field decodes only these).
+2. For each candidate ``d`` every star view is shifted back by ``d * (v - vr, u - ur)`` with cubic convolution
+   (the blur of bilinear interpolation, strongest at half-pixel shifts, would bias the sweep towards whole-pixel
+   shifts) and compared with the reference: mean absolute colour difference per ray.
+3. Occlusion: near an occluding edge only the views on one side see the background, so costs are averaged over
+   four wedges of three adjacent rays, each guided-filtered by the reference's luminance, and the minimum over
+   the wedges is kept.
+4. Semi-global aggregation along the four image axes (``P1`` for a one-step change, ``P2``, lowered across
+   image edges, for a jump) fills weakly textured regions.
+5. Winner-takes-all, refined between candidates by an equiangular line fit (the model for absolute differences).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -57,12 +41,9 @@ _EDGE = 0.02  # luminance step at which P2 is halved
 _GF_RADIUS = 1
 _GF_EPS = 1e-4
 _DEFAULT_STEP = 0.1
-_ORDER = 3  # interpolation of the warps: cubic (bilinear blur biases the sweep towards whole-pixel shifts)
+_ORDER = 3  # cubic warps (step 2 above)
 
 
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
 def _star(lf: LightField, ref: tuple[int, int]):
     """[(ray index, v, u)] of the present views on the eight rays from ``ref``."""
     V, U = lf.grid
@@ -192,8 +173,7 @@ def _cost_volume(ref, views, cands, progress=None, stop=None):
     grey = _luminance(ref)
     mI = _box(grey, _GF_RADIUS)
     vI = _box(grey * grey, _GF_RADIUS) - mI * mI
-    rays_present = sorted({r for r, *_ in views})
-    counts = {r: sum(1 for rr, *_ in views if rr == r) for r in rays_present}
+    counts = Counter(r for r, *_ in views)
     wedges = [tuple(r for r in w if r in counts) for w in _WEDGES]
     wedges = [w for w in wedges if w]
     wedge_n = [sum(counts[r] for r in w) * C for w in wedges]
@@ -276,9 +256,6 @@ def _candidates(candidates, lo_hi, step=_DEFAULT_STEP, n_min=8, n_max=128):
     return c
 
 
-# --------------------------------------------------------------------------
-# public
-# --------------------------------------------------------------------------
 def estimate_disparity(
     lf: LightField,
     candidates=None,
@@ -319,7 +296,6 @@ def estimate_disparity(
     if not (isinstance(smoothness, (int, float)) and smoothness >= 0 and math.isfinite(smoothness)):
         raise LightFieldError(f"smoothness must be a number >= 0, got {smoothness!r}.")
     dev = resolve_device(device)
-    cands = None
     if candidates is not None and not isinstance(candidates, (int, np.integer)):
         cands = _candidates(candidates, None)
     else:
@@ -327,8 +303,7 @@ def estimate_disparity(
             disparity_range = lf.metadata.get("disparity_range")
         if disparity_range is None:
             disparity_range = estimate_disparity_range(lf, device=device)
-        lo, hi = _check_range(disparity_range)
-        cands = _candidates(candidates, (lo, hi))
+        cands = _candidates(candidates, _check_range(disparity_range))
     with torch.no_grad(), cpu_threads(dev):
         ref, views = _load_star(lf, lf.center_index(), dev)
         vol = _cost_volume(ref, views, cands, progress, stop)
@@ -370,7 +345,7 @@ def estimate_disparity_range(
     of the image of parallax between the centre and the outermost views, at
     least 4 px per view step).  The ``percentiles`` of the disparity over
     textured pixels are returned, widened by 5 % of the span plus half a coarse
-    candidate step on each side.  About 1 s for a 9x9x512x512 light field.
+    candidate step on each side.
     """
     import torch
 

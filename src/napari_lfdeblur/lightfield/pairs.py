@@ -1,36 +1,5 @@
-"""(blurred, sharp) training pairs made from light fields, and pair folders on disk.
-
-As in Ruan et al.'s LFDOF data set, the *blurred* image of a pair is the light
-field refocused with a wide synthetic aperture at some focus disparity
-(content away from the focus plane gets defocus blur that grows with its
-disparity difference and the aperture), and the *sharp* image is the centre
-view (a pinhole: everything in focus), pixel-aligned with it.  The default is
-3 aperture sizes x 5 focus planes spread over the scene's disparity range.
-
-Grids with an even number of views (a 10x10 Lytro grid) have no view at their
-exact centre, so the grid is first trimmed to the largest odd sub-grid centred
-on the sharp view (:meth:`LightField.center_index`), which keeps the blur
-centred on the sharp image.
-
-On disk (:func:`write_pairs`) a pair folder looks like the real two-shot
-folders (DPDD) the trainer also reads::
-
-    folder/blur/NAME.png     8-bit PNG (or NAME.tif, 16-bit, format="tiff16")
-    folder/sharp/NAME.png    same NAME, the pixel-aligned sharp image
-    folder/manifest.csv      one row per pair: name, blur, sharp, source, scene,
-                             aperture, aperture_shape, focus, index, crop, ...
-
-Every pair has its own ``sharp/NAME`` file, so any reader can pair files by
-name.  The sharp image is the same for all pairs of one light field: it is
-encoded and written once, and the other pairs' ``sharp/NAME`` files are hard
-links to it (plain copies where the file system cannot link).  Files are
-written to a temporary name in the same folder and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written image under
-its final name; the manifest is rewritten the same way.  Pairs already listed
-in the manifest with both files present are skipped, so re-running a job
-resumes it, and writing pairs of more light fields into the same folder
-appends to one data set.  (One process per folder at a time.)
-"""
+"""(blurred, sharp) training pairs made from light fields (as in Ruan et al.'s LFDOF data set), and pair folders
+on disk."""
 
 from __future__ import annotations
 
@@ -114,7 +83,8 @@ def _scene_name(lf: LightField, scene: str | None) -> str:
 
 
 def _odd_subgrid(lf: LightField) -> tuple[LightField, tuple[int, int]]:
-    """The largest sub-grid with an odd number of views centred on ``center_index()``."""
+    """The largest sub-grid with an odd number of views centred on ``center_index()``: an even grid (a 10x10
+    Lytro one) has no view at its centre, and the blur must be centred on the sharp view."""
     V, U = lf.grid
     cv, cu = lf.center_index()
     rv, ru = min(cv, V - 1 - cv), min(cu, U - 1 - cu)
@@ -169,10 +139,8 @@ def _crop_pixels(crop, focuses: list[float], weights, center, view: tuple[int, i
         if crop != "auto":
             raise LightFieldError(f"crop must be None, 'auto' or a number of pixels, got {crop!r}.")
         vc, uc = center
-        max_off = 0.0
-        for w in weights:
-            vv, uu = np.nonzero(w > 0)
-            max_off = max(max_off, float(np.max(np.maximum(np.abs(vv - vc), np.abs(uu - uc)))))
+        vv, uu = np.nonzero(np.any([w > 0 for w in weights], axis=0))  # the views any aperture uses
+        max_off = float(np.max(np.maximum(np.abs(vv - vc), np.abs(uu - uc))))
         c = math.ceil(max(abs(d) for d in focuses) * max_off - 1e-6)
     elif isinstance(crop, (int, np.integer)) and not isinstance(crop, bool) and crop >= 0:
         c = int(crop)
@@ -203,10 +171,8 @@ def iter_pairs(
     progress: Callable[[int, int], Any] | None = None,
     cancel=None,
 ) -> Iterator[Pair]:
-    """Generator form of :func:`make_pairs` (one pair at a time, same arguments).
-
-    The arguments are checked (and the light field prepared) when it is called,
-    the pairs are made as they are consumed."""
+    """Generator form of :func:`make_pairs` (same arguments): they are checked, and the light field prepared,
+    when it is called; the pairs are made as they are consumed."""
     stop = cancel_check(cancel, where="iter_pairs")
     check_lightfield(lf)
     check_function(progress, "progress", "progress(done, total)", where="make_pairs/iter_pairs",
@@ -252,7 +218,6 @@ def _generate(
 ) -> Iterator[Pair]:  # fmt: skip
     n_total = len(focuses) * len(aps)
     kept: list[tuple[np.ndarray, float]] = []  # (blurred, its MSE to sharp)
-    done = 0
     for j, d in enumerate(focuses):
         for i, (a, w) in enumerate(zip(aps, weights)):
             if stop():
@@ -261,32 +226,26 @@ def _generate(
             blurred = np.ascontiguousarray(cut(rf(d, a, aperture_shape)))
             res = _mse(blurred, sharp)
             p = math.inf if res == 0 else 10.0 * math.log10(1.0 / res)
-            dup = False
-            if skip_duplicates:
-                dup = p > duplicate_psnr or any(
-                    _mse(blurred, k) <= duplicate_ratio * min(res, rk) for k, rk in kept
-                )
-            done += 1
+            dup = skip_duplicates and (
+                p > duplicate_psnr or any(_mse(blurred, k) <= duplicate_ratio * min(res, rk) for k, rk in kept)
+            )
+            if progress is not None:
+                progress(index + 1, n_total)
             if not dup:
                 kept.append((blurred, res))
-                info = {
-                    **common,
-                    "aperture": a,
-                    "n_views": int((w > 0).sum()),
-                    "focus": float(d),
-                    "focus_index": j,
-                    "index": index,
-                    "psnr": p,
-                }
-                pair = Pair(blurred, sharp, info)
-            if progress is not None:
-                progress(done, n_total)
-            if not dup:
-                yield pair
+                info = {"aperture": a, "n_views": int((w > 0).sum()), "focus": float(d), "focus_index": j,
+                        "index": index, "psnr": p}
+                yield Pair(blurred, sharp, {**common, **info})
 
 
 def make_pairs(lf: LightField, *args, **kwargs) -> list[Pair]:
     """(blurred, sharp) pairs from one light field.
+
+    The blurred image of a pair is the light field refocused with a wide
+    synthetic aperture at some focus disparity, the sharp one the centre view
+    (a pinhole: everything in focus), pixel-aligned with it.  A grid with an
+    even number of views is first trimmed to the largest odd sub-grid centred
+    on the sharp view.
 
     Parameters
     ----------
@@ -332,14 +291,11 @@ def make_pairs(lf: LightField, *args, **kwargs) -> list[Pair]:
     return list(iter_pairs(lf, *args, **kwargs))
 
 
-# the parameters are iter_pairs' (written once, there); help() and the API reference show them here too
+# the parameters are iter_pairs'; help() and the API reference show them here too
 make_pairs.__signature__ = inspect.signature(iter_pairs).replace(  # type: ignore[attr-defined]
     return_annotation="list[Pair]")
 
 
-# --------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------
 def read_manifest(folder) -> list[dict]:
     """Rows of ``folder/manifest.csv`` (an empty list when there is none)."""
     path = Path(folder) / MANIFEST
@@ -351,16 +307,11 @@ def read_manifest(folder) -> list[dict]:
 
 def _write_manifest(folder: Path, rows: list[dict]) -> Path:
     path = folder / MANIFEST
-    cols = list(_COLUMNS)
-    for r in rows:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
+    cols = list(dict.fromkeys([*_COLUMNS, *(k for r in rows for k in r)]))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
-        for r in rows:
-            w.writerow(r)
+        w.writerows(rows)
     return path
 
 
@@ -458,8 +409,16 @@ class _PairFiles:
 
 def write_pairs(pairs: Iterable[Pair], folder, format: str = "png", name: str | None = None, *,
                 progress: Callable[[int, int | None], Any] | None = None, cancel=None) -> Path:
-    """Write pairs into a pair folder (see the module docstring) and return the
-    manifest's path.
+    """Write pairs into a pair folder and return the manifest's path.
+
+    The folder holds ``blur/NAME.png`` and ``sharp/NAME.png`` (``.tif`` for
+    16 bit), as the two-shot folders (DPDD) the trainer also reads, and
+    ``manifest.csv``, one row per pair.  A light field's sharp image is
+    encoded once, the other pairs' ``sharp/NAME`` hard-linked to it (copied
+    where the file system cannot link).  Files and manifest are moved into
+    place when complete, so an interrupted run leaves no half-written file;
+    pairs listed with both files present are skipped, so running again
+    resumes.  One process per folder at a time.
 
     Parameters
     ----------
@@ -485,7 +444,6 @@ def write_pairs(pairs: Iterable[Pair], folder, format: str = "png", name: str | 
     _check_pairs(pairs)
     fmt, ext = _pair_format(format)
     folder = _pair_folder(folder)
-    # pairs listed with both files there are kept (and skipped below); the others are written again
     rows = [r for r in read_manifest(folder)
             if (folder / r.get("blur", "")).is_file() and (folder / r.get("sharp", "")).is_file()]
     done = {r["name"] for r in rows}

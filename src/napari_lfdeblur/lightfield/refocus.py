@@ -1,48 +1,18 @@
 """Synthetic-aperture refocusing: shift every view by its parallax and average.
 
-Sign convention (the one of :class:`~napari_lfdeblur.lightfield.core.LightField`
-and of the HCI benchmark): a scene point at disparity ``d`` (pixels per view
-step) seen at ``(y, x)`` in the centre view appears in view ``(v, u)`` at
-``(y - d * (v - vc), x - d * (u - uc))``.  Refocusing at ``d`` therefore
-shifts view ``(v, u)`` by ``s = d * (v - vc, u - uc)`` (``out(y) = in(y - s)``)
-before averaging, which brings everything at disparity ``d`` back onto its
-centre-view position: it is in focus and matches the centre view there, and
-content at other disparities is blurred by a copy of the aperture scaled by the
+Refocusing at disparity ``d`` shifts view ``(v, u)`` by ``s = d * (v - vc, u - uc)`` (``out(y) = in(y - s)``,
+the sign of :class:`~napari_lfdeblur.lightfield.core.LightField`), which brings everything at ``d`` back onto its
+centre-view position; content at other disparities is blurred by a copy of the aperture scaled by the
 disparity difference.
 
-How it is computed (and why it is fast on a CPU)
-------------------------------------------------
-For one refocus disparity every view gets a constant shift, and all views in a
-grid row ``v`` share the same vertical shift.  Bilinear interpolation is
-separable and the average is linear, so::
+Why it is fast on a CPU: for one disparity every view gets a constant shift, all views of a grid row share
+their vertical shift, and bilinear interpolation is separable, so::
 
     out = sum_v shift_y( sum_u w[v, u] * shift_x(view[v, u], d*(u-uc)), d*(v-vc) )
 
-A shift by ``k + f`` pixels (integer ``k``, fraction ``f``) is the weighted sum
-of two integer shifts, and an integer shift with clamped borders is a slice
-copy plus a broadcast of the edge column.  Each view thus costs two fused
-multiply-adds (``torch.add_(..., alpha=w)``) on contiguous memory, with no
-index arrays and no padded copy of the light field, fast enough on one CPU
-thread for a live focus slider (figures: docs/performance.md, "Light
-fields").  Borders are clamped (the edge pixel is
-repeated), never zero-filled.  The loop runs single-threaded on purpose (see
-``LOOP_THREADS``).
-
-A per-pixel disparity map (a (Y, X) array) is also accepted; that path uses
-``grid_sample`` over chunks of views (border padding, bilinear).
-
-Apertures
----------
-``aperture_shape="disk"`` keeps views with
-``hypot(v - vc, u - uc) <= aperture * R_max`` where ``R_max = hypot(vc, uc)``
-is the distance from the grid centre to a corner view: ``aperture=1`` uses
-every view (the widest blur the light field can make), ``aperture=0.71`` on a
-square grid is the disk inscribed in the grid.  ``"square"`` keeps views with
-``max(|v - vc| / vc, |u - uc| / uc) <= aperture``.  A (V, U) array of
-non-negative weights may be given instead (``aperture`` is then ignored).
-However small the aperture, the view(s) nearest the grid centre are kept.
-Missing views (``view_mask`` False) are skipped and the weights of the others
-renormalised.
+and a shift by ``k + f`` pixels is two integer shifts, each a slice ``add_`` plus the edge column repeated
+(:mod:`.shifts`): no index arrays, no padded copy.  A per-pixel disparity map uses ``grid_sample`` over chunks
+of views instead.
 """
 
 from __future__ import annotations
@@ -64,15 +34,10 @@ __all__ = ["Refocuser", "aperture_weights", "clear_cache", "focal_stack", "refoc
 
 _APERTURE_SHAPES = ("disk", "square")
 
-# --------------------------------------------------------------------------
-# apertures
-# --------------------------------------------------------------------------
-def aperture_weights(lf: LightField, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
-    """(V, U) float32 weights of the views used by a synthetic aperture.
 
-    Weights sum to 1 over the present views; missing views get 0.  See the
-    module docstring for the meaning of ``aperture`` and ``aperture_shape``.
-    """
+def aperture_weights(lf: LightField, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
+    """(V, U) float32 weights of the views a synthetic aperture uses (``aperture`` and ``aperture_shape`` as in
+    :func:`refocus`), summing to 1 over the present views; missing views get 0."""
     check_lightfield(lf)
     return _aperture_weights(lf.grid, lf.view_mask, lf.center, aperture, aperture_shape)
 
@@ -138,9 +103,6 @@ def _given_weights(aperture_shape, mask: np.ndarray, grid: tuple) -> np.ndarray:
     return w
 
 
-# --------------------------------------------------------------------------
-# the refocuser (prepared data, reused over calls)
-# --------------------------------------------------------------------------
 def _check_disparity(disparity, view_shape):
     if isinstance(disparity, (int, float, np.integer, np.floating)) and not isinstance(disparity, bool):
         d = float(disparity)
@@ -163,12 +125,8 @@ def _check_disparity(disparity, view_shape):
 
 
 def check_disparity_reach(lf: LightField, disparity) -> None:
-    """Refuse focus disparities that shift the outer views of ``lf`` by more than its views' size.
-
-    ``disparity``: a number, a sequence of them or a (Y, X) map.  Refocusing
-    there would shift the outer views off the image (a flat, meaningless
-    result, or a search over planes that takes forever).
-    """
+    """Refuse focus disparities (a number, a sequence of them or a (Y, X) map) that shift the outer views of
+    ``lf`` off the image: a flat, meaningless result, or a search over planes that takes forever."""
     d = np.abs(np.asarray(disparity, dtype=np.float64))
     if d.size == 0 or not np.all(np.isfinite(d)):
         return  # the callers' own checks name these
@@ -207,18 +165,10 @@ class Refocuser:
         # no reference to ``lf`` itself: a cached Refocuser must not keep it alive
         self.grid = lf.grid
         self.device = resolve_device(device)
-        data = lf.data
-        if lf.is_lazy:
-            data = data.compute()
-        data = np.asarray(data)
-        if data.dtype != np.float32:
-            data = data.astype(np.float32)
-        if any(s < 0 for s in data.strides):
+        data = np.asarray(lf.compute().data, dtype=np.float32)
+        if any(s < 0 for s in data.strides):  # torch.from_numpy refuses them
             data = np.ascontiguousarray(data)
-        t = torch.from_numpy(data)
-        if self.device.type != "cpu":
-            t = t.to(self.device)
-        self.views = t  # (V, U, Y, X, C)
+        self.views = torch.from_numpy(data).to(self.device)  # (V, U, Y, X, C)
         self.mask = np.asarray(lf.view_mask, dtype=bool)
         self.center = lf.center
         self.shape = tuple(int(s) for s in data.shape[2:])  # (Y, X, C)
@@ -227,7 +177,11 @@ class Refocuser:
         """(V, U) view weights; see :func:`aperture_weights`."""
         return _aperture_weights(self.grid, self.mask, self.center, aperture, aperture_shape)
 
-    # -- one slice ------------------------------------------------------
+    def _refocus(self, d, w: np.ndarray):
+        """One slice at a checked disparity ``d`` (a number or a map), as a (Y, X, C) tensor."""
+        with cpu_threads(self.device):
+            return self._refocus_scalar(d, w) if isinstance(d, float) else self._refocus_map(d, w)
+
     def _refocus_scalar(self, d: float, w: np.ndarray):
         import torch
 
@@ -273,11 +227,7 @@ class Refocuser:
     def refocus_tensor(self, disparity, aperture: float = 1.0, aperture_shape: Any = "disk"):
         """Like ``__call__`` but returns a (Y, X, C) torch tensor on the device."""
         w = self.weights(aperture, aperture_shape)
-        d = _check_disparity(disparity, self.shape[:2])
-        with cpu_threads(self.device):
-            if isinstance(d, float):
-                return self._refocus_scalar(d, w)
-            return self._refocus_map(d, w)
+        return self._refocus(_check_disparity(disparity, self.shape[:2]), w)
 
     def __call__(self, disparity, aperture: float = 1.0, aperture_shape: Any = "disk") -> np.ndarray:
         out = self.refocus_tensor(disparity, aperture, aperture_shape)
@@ -301,9 +251,7 @@ class Refocuser:
         for i, d in enumerate(ds):
             if stop():
                 return out[:i]
-            with cpu_threads(self.device):
-                t = self._refocus_scalar(d, w) if isinstance(d, float) else self._refocus_map(d, w)
-            out[i] = t.cpu().numpy()
+            out[i] = self._refocus(d, w).cpu().numpy()
             if progress is not None:
                 progress(i + 1, n)
         return out
@@ -337,9 +285,6 @@ def _get_refocuser(lf: LightField, device) -> Refocuser:
     return rf
 
 
-# --------------------------------------------------------------------------
-# public functions
-# --------------------------------------------------------------------------
 def refocus(lf: LightField, disparity, aperture: float = 1.0, aperture_shape: Any = "disk", device=None) -> np.ndarray:
     """Refocus a light field at ``disparity`` with a synthetic aperture.
 
@@ -353,9 +298,15 @@ def refocus(lf: LightField, disparity, aperture: float = 1.0, aperture_shape: An
         per-pixel disparities (an all-in-focus rendering when it is the scene's
         disparity).
     aperture
-        Fraction (0, 1] of the largest aperture (see the module docstring).
+        Fraction (0, 1] of the largest aperture.  ``"disk"`` keeps the views
+        with ``hypot(v - vc, u - uc) <= aperture * hypot(vc, uc)`` (1: every
+        view; 0.71 on a square grid: the inscribed disk), ``"square"`` those
+        with ``max(|v - vc| / vc, |u - uc| / uc) <= aperture``.  However small
+        the aperture, the view(s) nearest the grid centre are kept.
     aperture_shape
-        ``"disk"``, ``"square"`` or a (V, U) array of view weights.
+        ``"disk"``, ``"square"`` or a (V, U) array of non-negative view
+        weights (``aperture`` is then ignored).  Missing views are skipped and
+        the weights of the others renormalised.
     device
         None (CPU), ``"auto"`` or a torch device name.
 
@@ -385,10 +336,9 @@ def focal_stack(
     :func:`~napari_lfdeblur.lightfield.disparity.estimate_disparity_range`).
 
     The light field is prepared once (dask decoded once, uploaded once) and
-    the slices are computed one after the other, each vectorised over all
-    pixels and views; memory is one output slice plus one row buffer on the
-    device, plus the (N, Y, X, C) result on the host.  ``progress(i, n)`` is
-    called after each slice; when ``cancel`` (a
+    the slices are computed one after the other: memory is one output slice
+    plus one row buffer on the device, plus the (N, Y, X, C) result on the
+    host.  ``progress(i, n)`` is called after each slice; when ``cancel`` (a
     :class:`~napari_lfdeblur.CancelToken` or a function returning True; see
     :mod:`napari_lfdeblur.cancel`) asks to stop, the slices computed so far are
     returned.

@@ -1,9 +1,6 @@
-"""Sub-pixel shifts of view images on torch tensors: the one primitive that refocusing
-(:mod:`.refocus`), disparity estimation (:mod:`.disparity`) and procedural light fields
-(:mod:`.synthetic`) are made of, and the thread setting of their loops.
-
-It sits below all three, so none of them imports another for it.
-"""
+"""Sub-pixel shifts of view images on torch tensors, the primitive that refocusing, disparity estimation and
+procedural light fields are made of (it sits below all three, so none imports another for it), and the thread
+setting of their loops."""
 
 from __future__ import annotations
 
@@ -14,15 +11,9 @@ from ..errors import LightFieldError
 
 __all__ = ["LOOP_THREADS", "cpu_threads", "resolve_device", "shift", "shift_add"]
 
-#: torch CPU threads used by the slice-based loops of this module, of
-#: ``disparity.py`` and ``synthetic.py``.  They issue hundreds of small tensor
-#: operations per call, and each multi-threaded one ends in an OpenMP barrier:
-#: on a CPU shared with other busy processes a barrier waits for a descheduled
-#: thread, and a refocus measured 1.1 s with 2 threads against 0.02-0.05 s with 1
-#: on a loaded 2-core machine (a disparity map 90-110 s against 6.5-10 s), for a
-#: gain below 2x on an idle one.  So they run single-threaded (in the calling
-#: thread only: with torch's OpenMP backend the setting is per thread).  Set to
-#: 0 to keep torch's own setting.
+#: torch CPU threads of the slice-based loops here and in ``refocus``, ``disparity`` and ``synthetic``: hundreds
+#: of small operations, each ending in an OpenMP barrier that waits for any descheduled thread on a busy CPU
+#: (figures: docs/performance.md, "Light fields").  The setting is per thread; 0 keeps torch's own.
 LOOP_THREADS = 1
 
 
@@ -47,8 +38,7 @@ def cpu_threads(device=None):
 
 
 def _int_shift_add(acc, src, k: int, w: float, axis: int) -> None:
-    """``acc += w * src`` shifted by the integer ``k`` along ``axis`` (0 or 1 of a
-    (Y, X, ...) tensor), edge pixels repeated: ``acc[i] += w * src[clamp(i - k)]``."""
+    """``acc[i] += w * src[clamp(i - k)]`` along ``axis`` (0 or 1 of a (Y, X, ...) tensor)."""
     if w == 0.0:
         return
     n = src.shape[axis]
@@ -102,13 +92,9 @@ def shift(out, src, sy: float, sx: float, tmp=None, order: int = 1):
     if sy == 0.0 and sx == 0.0:
         out.copy_(src)
         return out
-    if sy == 0.0:
+    if sy == 0.0 or sx == 0.0:  # one pass
         out.zero_()
-        shift_add(out, src, sx, 1.0, axis=1, order=order)
-        return out
-    if sx == 0.0:
-        out.zero_()
-        shift_add(out, src, sy, 1.0, axis=0, order=order)
+        shift_add(out, src, sx or sy, 1.0, axis=1 if sx else 0, order=order)
         return out
     if tmp is None:
         tmp = src.new_empty(src.shape)

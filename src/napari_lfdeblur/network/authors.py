@@ -1,31 +1,9 @@
-"""The authors' published DRBNet checkpoint: where it comes from, fetching it once, checking it afterwards.
+"""The authors' published DRBNet checkpoint: where it comes from, fetching it once, checking it afterwards
+(docs/authors-checkpoint.md).
 
-Ruan et al. publish their trained networks (AGPL-3.0, like their code) as one
-zip archive on Google Drive, linked from https://github.com/lingyanruan/DRBNet
-(its ``download_ckpts.py``).  The archive holds ``ckpts/single/`` (the
-single-image network, a bare state dict that :func:`load_model` reads as a
-DRBNet) and ``ckpts/dual/`` (their dual-pixel network, not used here).
-Everything known about it is written once, below.
-
-Nothing is downloaded at import or on its own: only
-:func:`fetch_authors_checkpoint` (and ``load_model("authors")``, which calls it
-when the file is absent, saying so on stderr) or the Deblur widget's entry after
-the user confirms.  The file is kept in a per-user cache and works offline
-afterwards::
-
-    <cache>/authors/single_image_defocus_deblurring.pth
-    <cache>/authors/single_image_defocus_deblurring.pth.sha256
-
-``<cache>`` is ``napari_lfdeblur.cache.cache_dir()``.  pooch downloads
-the archive into a temporary folder beside the file; the checkpoint is moved
-into place only once it loads strictly as the authors' DRBNet with
-``weights_only=True``.  The authors publish no checksum, so the file's
-sha256 is recorded then (trust on first use) and checked on every later
-load.  A file put there by hand (offline machines) is checked the same way on
-first use, and recorded.  ``$LFDEBLUR_AUTHORS_URL`` (or ``url=``) replaces the
-download address, for mirrors and tests: an ``http(s)://`` or ``ftp://``
-address with a host, or a ``file:///`` path; anything else is a ModelError
-naming where it came from.
+Everything known about the published archive is written once, below.  Nothing is downloaded at import or on
+its own: only :func:`fetch_authors_checkpoint`, ``load_model("authors")`` when the file is absent (saying so
+on stderr), or the Deblur widget's entry after the user confirms.
 """
 
 from __future__ import annotations
@@ -434,13 +412,11 @@ def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None 
                              url: str | None = None, force: bool = False) -> Path:
     """Download the authors' DRBNet checkpoint into the cache (once) and return its path.
 
-    When the file is already there (and ``force`` is false), nothing is
-    downloaded: its sha256 is checked and its path returned.  Otherwise pooch
-    downloads the archive at ``url`` (default: the authors' link, or
-    ``$LFDEBLUR_AUTHORS_URL``) to a temporary folder in the cache; the
-    single-image checkpoint is taken out of it, loaded strictly as the authors'
-    DRBNet with ``weights_only=True``, moved into place and its sha256
-    recorded.  A failure leaves nothing in the cache.
+    When the file is already there (and ``force`` is false), its sha256 is checked and its path returned.
+    Otherwise pooch downloads the archive at ``url`` (default: ``$LFDEBLUR_AUTHORS_URL``, else the authors'
+    link) to a temporary folder in the cache; the single-image checkpoint is taken out of it, loaded strictly
+    as the authors' DRBNet with ``weights_only=True``, moved into place and its sha256 recorded (the authors
+    publish none).  A failure leaves nothing in the cache.
 
     ``progress(done_bytes, total_bytes or None)`` is called as bytes arrive;
     ``cancel`` (a :class:`~napari_lfdeblur.CancelToken` or a function returning True) stops the download
@@ -465,10 +441,9 @@ def fetch_authors_checkpoint(progress: Callable[[int, int | None], None] | None 
 def authors_checkpoint(download: bool = True) -> Path:
     """The path of the authors' checkpoint, checked; downloaded first when absent and ``download`` is true.
 
-    This is what ``load_model("authors")`` uses: a script asking for the
-    authors' model is asking for the download, so it happens, announced on
-    stderr with its size and licence and shown as a progress bar there.  With
-    ``download=False`` an absent file is a ModelError saying how to get it.
+    What ``load_model("authors")`` uses: a script asking for the authors' model asks for the download, which
+    is announced on stderr (size, licence) with a progress bar.  With ``download=False`` an absent file is a
+    ModelError saying how to get it.
     """
     path = authors_checkpoint_path()
     if path.is_file():

@@ -1,6 +1,6 @@
 """Saving and loading deblurring networks.
 
-The project's own checkpoint is a dict::
+The project's own checkpoint (:func:`save_model`) is a dict::
 
     {"format": "napari-lfdeblur/1",
      "state_dict": {...},            # tensors only
@@ -10,15 +10,7 @@ The project's own checkpoint is a dict::
      "package_version": "0.1.0",
      "extra": {...}}                 # optional, plain types
 
-Files are always read with ``torch.load(..., weights_only=True)``: a
-checkpoint cannot run code.  :func:`load_model` also reads
-
-- the authors' bare state dict (``single_image_defocus_deblurring.pth``),
-  recognised by its tensor names, and lighter bare DRBNet state dicts (the width
-  is read from the shapes);
-- a dict wrapping a state dict under ``"state_dict"``, ``"model"``,
-  ``"params"``, ...; ``module.`` (DataParallel) and ``_orig_mod.``
-  (torch.compile) prefixes are removed.
+Files are always read with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
@@ -44,7 +36,7 @@ __all__ = ["FORMAT", "default_model_path", "is_torch_file", "load_model", "read_
 FORMAT = "napari-lfdeblur/1"
 _FORMAT_PREFIX = "napari-lfdeblur/"
 _WRAPPER_KEYS = ("state_dict", "model", "params", "params_ema", "model_state_dict", "net", "network", "generator")
-_PREFIXES = ("module.", "_orig_mod.")
+_PREFIXES = ("module.", "_orig_mod.")  # DataParallel's and torch.compile's, removed on loading
 _AUTHORS_FILE = "single_image_defocus_deblurring.pth"
 
 
@@ -104,11 +96,9 @@ def save_model(model: nn.Module, path, *, training: dict | None = None, extra: d
                half: bool = False) -> Path:
     """Write ``model`` to ``path`` in the project's format, atomically; returns the path.
 
-    ``training`` is a summary of how it was trained (data, epochs, losses,
-    ...), ``extra`` anything else; both must hold plain types only.
-    ``half=True`` stores the weights as float16 (half the file; for shipping:
-    ``load_model`` loads them into a float32 network, and the outputs differ
-    from the float32 weights' by far less than one uint8 grey level).
+    ``training`` is a summary of how it was trained (data, epochs, losses, ...), ``extra`` anything else; both
+    must hold plain types only.  ``half=True`` stores the weights as float16 (half the file, for shipping:
+    ``load_model`` loads them into a float32 network, whose outputs differ by far less than one uint8 level).
     """
     model = _unwrap(model)
     if not isinstance(model, DRBNet):
@@ -137,9 +127,8 @@ def save_model(model: nn.Module, path, *, training: dict | None = None, extra: d
 def save_payload(payload, path: Path) -> Path:
     """``torch.save`` to ``path`` atomically: the new file whole, or the old one left in place.
 
-    Through a file object: given a path, torch's zip writer opens the file itself and a full disk is only its
-    RuntimeError("[enforce fail ...] unexpected pos" / "PytorchStreamWriter failed"); from our file object the
-    ENOSPC is attached to it, atomic_path finds it, keeps the old file and raises a one-line OutputError.
+    Through a file object of ours: given a path, torch's zip writer reports a full disk only as a RuntimeError,
+    where from our file object the ENOSPC comes with it, for atomic_path to raise a one-line OutputError.
     """
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(payload, fh)
@@ -159,13 +148,8 @@ def _is_state_dict(obj: Any) -> TypeGuard[Mapping[str, torch.Tensor]]:
 
 def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = dict(sd)
-    changed = True
-    while changed:
-        changed = False
-        for p in _PREFIXES:
-            if out and all(k.startswith(p) for k in out):
-                out = {k[len(p) :]: v for k, v in out.items()}
-                changed = True
+    while out and (p := next((q for q in _PREFIXES if all(k.startswith(q) for k in out)), None)):
+        out = {k[len(p) :]: v for k, v in out.items()}
     return out
 
 
@@ -309,17 +293,13 @@ def is_torch_file(p: Path) -> bool:
     return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
-def _weights_dtype(model: nn.Module) -> torch.dtype | None:
-    p = next(iter(model.parameters()), None)
-    return None if p is None else p.dtype
-
-
 def _prepare(model: nn.Module, device, dtype, keep_dtype: bool = False, training=None, source=None) -> nn.Module:
     """``model`` on ``device`` in ``dtype``, in eval mode, with its :class:`~.record.ModelRecord` (``training``
     and ``source`` replace what an earlier ``load_model`` recorded)."""
     before = record_of(model)
     dev = resolve_device(device)
-    weights, autocast = inference_precision(dtype, dev, _weights_dtype(model) if keep_dtype else None)
+    own = next((p.dtype for p in model.parameters()), None) if keep_dtype else None
+    weights, autocast = inference_precision(dtype, dev, own)
     model = model.to(device=dev) if keep_dtype and dtype is None else model.to(device=dev, dtype=weights)
     if use_channels_last(dev):
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in torch's stubs

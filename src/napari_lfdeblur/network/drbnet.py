@@ -1,27 +1,12 @@
-"""DRBNet: the defocus deblurring network of Ruan et al. (CVPR 2022), written from its description.
+"""DRBNet: the defocus deblurring network of Ruan et al. (CVPR 2022), written from its description
+(``shared/spec/drbnet.md``).
 
-An encoder (4 levels), a bottleneck, and a decoder that refines an image
-estimate coarse to fine (1/8, 1/4, 1/2, 1/1) with a *dynamic residual block*
-(DRB) per scale: new estimate = I + FAC(I, K) + R, where the per-pixel 7x7
-kernels K and the residual R are predicted from the decoder features and
-features of the current estimate I.  See ``shared/spec/drbnet.md``.
-
-``DRBNet(base=32)`` (the default) is the authors' network: 11,689,616
-parameters, with state-dict names and shapes identical to the authors'
-checkpoint, which therefore loads with ``strict=True``.  ``base=16`` or ``8``
-scales every width by ``base / 32`` (the 49 kernel channels and the 3 image
-channels stay), for lighter and faster models.  ``res_blocks`` sets the number
-of residual blocks in the bottleneck and after each decoder up-sampling (2 in
-the paper).
-
-Conventions: input (N, 3, H, W) RGB scaled to [-1, 1] (``x * 2 - 1`` for
-images in [0, 1]; ``input_convention == "rgb_minus1_1"``).  Any H and W work:
-the input is reflect-padded to multiples of 8 (replicate-padded when the image
-is too small for reflection) and the result cropped back.
-
-Memory: the forward frees every intermediate as soon as it is used, uses
-in-place LeakyReLU and in-place additions (safe for autograd here: each acts on
-a fresh convolution output), and FAC never builds the unfolded tensor.
+An encoder (4 levels), a bottleneck, and a decoder that refines an image estimate coarse to fine (1/8, 1/4, 1/2,
+1/1) with a *dynamic residual block* (DRB) per scale: new estimate = I + FAC(I, K) + R, the per-pixel 7x7
+kernels K and the residual R predicted from the decoder features and features of the current estimate I.
+``DRBNet()`` has the authors' state-dict names and shapes (11,689,616 parameters), so their checkpoint loads
+strictly.  Memory: intermediates are freed as soon as used, activations and additions run in place (each on a
+fresh convolution output, safe for autograd), and FAC never builds the unfolded tensor.
 """
 
 from __future__ import annotations
@@ -50,12 +35,6 @@ N_KERNEL = KERNEL_SIZE * KERNEL_SIZE  # 49
 N_IMG = 3
 
 _FAC_IMPLS = {"shift": fac, "unfold": fac_unfold}
-
-
-def _in_place() -> bool:
-    """Whether writes into preallocated outputs (``out=``) may be used: not while tracing, because
-    OpenVINO's TorchScript import drops them (its converted network gave wrong outputs)."""
-    return not torch.jit.is_tracing()
 
 
 def _act() -> nn.Module:
@@ -115,16 +94,12 @@ def _add_skip(up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
 
 
 def _pointwise_nchw(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution whose output is in the standard (NCHW-contiguous) layout.
-
-    FAC reads one kernel plane at a time, which needs NCHW kernels.  When the
-    features are channels_last, the 1x1 convolution is, per image, the matrix
-    product weight (K, C) x pixels (C, HW) (a transposed view of the
-    channels_last memory), written straight into a (K, HW) block: no
-    transposing copy, no temporary beyond the output.
+    """A 1x1 convolution whose output is NCHW-contiguous, as FAC needs its kernels.  On channels_last features
+    it is, per image, weight (K, C) x pixels (C, HW) (a transposed view of their memory) written straight into
+    a (K, HW) block: no transposing copy, no temporary beyond the output.
     """
     if not (x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)) \
-            or not _in_place():  # traced: out= writes do not survive OpenVINO's import
+            or torch.jit.is_tracing():  # OpenVINO's import of a trace drops out= writes (wrong outputs)
         return conv(x).contiguous()
     n, c, h, w = x.shape
     cout = conv.out_channels
@@ -152,11 +127,8 @@ def _pointwise_nchw(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int, int]:
-    """Pad (N, C, H, W) at the bottom and right to multiples of ``multiple``.
-
-    Reflection where possible (it needs the pad to be smaller than the side),
-    replication otherwise.  Returns the padded tensor and the original H, W.
-    """
+    """Pad (N, C, H, W) at the bottom and right to multiples of ``multiple``: reflection where the pad is smaller
+    than the side, else replication.  Returns the padded tensor and the original H, W."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph == 0 and pw == 0:
@@ -341,12 +313,9 @@ class DRBNet(nn.Module):
     def _drb(self, holder: list, est: torch.Tensor, img_branch, kernel_head, residual_head) -> torch.Tensor:
         """One dynamic residual block: est + FAC(est, K) + R.
 
-        ``holder`` is a one-element list with the decoder features: the block
-        pops it, so the features are freed as soon as they are concatenated
-        when the caller keeps no other reference (the full-resolution block).
-        Order matters for the peak: the residual head runs first (its output
-        is tiny), then the kernel head, after whose first conv the
-        concatenation is dropped.
+        ``holder``: a one-element list with the decoder features, popped so that they are freed once
+        concatenated (when the caller keeps no other reference).  For the peak memory, the residual head (tiny
+        output) runs first, then the kernel head, after whose first conv the concatenation is dropped.
         """
         cat = torch.cat((holder.pop(), img_branch(est)), dim=1)
         res = residual_head(cat)
@@ -378,7 +347,8 @@ class DRBNet(nn.Module):
             raise DeblurInputError(f"DRBNet expects a floating-point tensor in [-1, 1], got dtype {x.dtype}")
 
     def forward(self, x: torch.Tensor, return_intermediate: bool = False):
-        """Deblur ``x`` (N, 3, H, W) in [-1, 1].
+        """Deblur ``x`` (N, 3, H, W) in [-1, 1] (``x * 2 - 1`` for images in [0, 1]), any H and W: padded to
+        multiples of 8 (:func:`pad_to_multiple`) and cropped back.
 
         Returns the full-resolution estimate clamped to [-1, 1] (when
         ``clip_output``), and with ``return_intermediate=True`` a tuple
@@ -386,17 +356,14 @@ class DRBNet(nn.Module):
         *not* clamped, each cropped to ``ceil(H / s)`` x ``ceil(W / s)``.
         """
         self._check_input(x)
-        p = next(self.parameters())
-        if x.dtype != p.dtype:
-            x = x.to(p.dtype)
+        if x.dtype != self.dtype:
+            x = x.to(self.dtype)
         x, h, w = pad_to_multiple(x, MULTIPLE)
 
         est = F.avg_pool2d(x, MULTIPLE)  # the input at 1/8: the first estimate
-        # With input_detail, the estimate entering each finer block is the coarser
-        # estimate upsampled plus the input's detail at that scale (input at the
-        # scale minus the input at the coarser scale upsampled): an identity
-        # coarser estimate then hands on the input itself, not a blocky copy, so
-        # the blocks only have to learn the correction.  A 3-channel pyramid: cheap.
+        # With input_detail, the estimate entering each finer block is the coarser one upsampled plus the input's
+        # detail at that scale (the input there minus the coarser input upsampled): an identity coarser estimate
+        # hands on the input itself, not a blocky copy, so the blocks only learn the correction.
         pyramid = [x, F.avg_pool2d(x, 2), F.avg_pool2d(x, 4), est] if self.input_detail else None
         f1 = self.conv1_3(self.conv1_2(self.conv1_1(x)))
         del x

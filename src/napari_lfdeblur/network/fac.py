@@ -1,17 +1,12 @@
 """Filter adaptive convolution (FAC): a different 7x7 filter at every pixel.
 
-Given an image ``I`` (N, C, H, W) and per-pixel kernels ``K`` (N, 49, H, W),
+Given an image ``I`` (N, C, H, W) and per-pixel kernels ``K`` (N, 49, H, W), with ``I`` replicate-padded and the
+same 49 weights for every channel,
 
     out(y, x) = sum_{dy, dx in 0..6} K[dy * 7 + dx](y, x) * I(y + dy - 3, x + dx - 3)
 
-with ``I`` replicate-padded at the border and the same 49 weights used for
-every channel.
-
-:func:`fac` accumulates this sum over the 49 shifted views of the padded image
-with in-place ``addcmul_``: it never builds the (N, C * 49, H, W) "unfolded"
-tensor, so its extra memory is one padded copy of the image plus the output.
-:func:`fac_unfold` is the direct ``unfold`` formulation, kept as the reference
-for tests and benchmarks (it needs ``49 * C`` floats per pixel).
+:func:`fac` sums over the 49 shifted views of the padded image, never building the (N, C * 49, H, W) "unfolded"
+tensor that :func:`fac_unfold`, the reference for tests and benchmarks, does.
 """
 
 from __future__ import annotations
@@ -39,11 +34,8 @@ def _check(image: torch.Tensor, kernels: torch.Tensor, k: int) -> None:
 
 
 def fac(image: torch.Tensor, kernels: torch.Tensor, kernel_size: int = KERNEL_SIZE) -> torch.Tensor:
-    """Apply per-pixel ``kernel_size``² filters to ``image`` (replicate padding), shift by shift.
-
-    Memory: the padded image and the output, nothing proportional to
-    ``kernel_size²``.  Differentiable (autograd records the in-place sums).
-    """
+    """Apply per-pixel ``kernel_size``² filters to ``image`` (replicate padding), shift by shift: memory for the
+    padded image and the output only.  Differentiable (autograd records the in-place sums)."""
     k = int(kernel_size)
     _check(image, kernels, k)
     _, _, h, w = image.shape

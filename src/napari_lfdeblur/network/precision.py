@@ -1,15 +1,5 @@
-"""The floating-point types a network runs in, on the device :mod:`napari_lfdeblur.devices` chose.
-
-- :func:`inference_precision`: the one decision of deblurring's precision: the weights' type and the
-  autocast type (``None``/``"auto"``: float32, under bfloat16 autocast on a CPU that computes it natively;
-  ``"float16"``/``"bfloat16"`` weights on GPUs; on the CPU bfloat16 is autocast and float16 falls back to
-  float32 with a ``RuntimeWarning``, since CPU half-precision convolutions are slow or missing and a device
-  picker set to ``"auto"`` should not fail on a machine without a GPU).
-  :func:`~napari_lfdeblur.load_model` records both; deblurring reads them back.
-- :func:`autocast_dtype`: the mixed-precision type a *training* run uses for
-  its ``amp`` setting: float16 on CUDA, bfloat16 on a CPU that computes it
-  natively (AVX512-BF16 or AMX: training steps 1.2-1.7x faster there), else none.
-- :func:`use_channels_last`: the memory format convolutions run in.
+"""The floating-point types a network runs in: deblurring's (:func:`inference_precision`, decided once at load)
+and training's mixed precision (:func:`autocast_dtype`), on the device :mod:`napari_lfdeblur.devices` chose.
 """
 
 from __future__ import annotations
@@ -29,15 +19,9 @@ __all__ = [
 ]
 
 _DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-    "single": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32, "single": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
 }
 
 
@@ -74,7 +58,8 @@ def inference_precision(dtype, device, weights: torch.dtype | None = None) -> tu
     autocast.  On the CPU the weights stay float32 and ``None``/``"auto"`` autocast to bfloat16 where the CPU
     computes it natively (:func:`cpu_has_native_bf16`: about twice as fast as float32, outputs within a level
     or so of 255 of it), ``"bfloat16"`` on any CPU (slower where emulated; it warns), ``"float16"`` falls back
-    to float32 with a warning.  Autocast applies to float32 weights only: others carry the precision.
+    to float32 with a warning (a device picker on "auto" must not fail without a GPU).  Autocast applies to
+    float32 weights only: others carry the precision.
     """
     asked = _asked_dtype(dtype)
     if torch.device(device).type != "cpu":

@@ -1,10 +1,6 @@
-"""What a loaded network carries besides its weights: one typed record instead of loose attributes.
-
-:func:`~napari_lfdeblur.network.checkpoint.load_model` attaches a
-:class:`ModelRecord` to the network it returns (``model.record``); deblurring,
-evaluation, the widgets and the distributed runner read it through
-:func:`record_of`, which also gives a sensible record for any other module
-(its parameters' device, no autocast, the DRBNet input convention).
+"""What a loaded network carries besides its weights: :class:`ModelRecord`, attached by
+:func:`~napari_lfdeblur.network.checkpoint.load_model` as ``model.record`` and read through :func:`record_of`,
+which also gives a sensible record for any other module.
 """
 
 from __future__ import annotations

@@ -1,28 +1,10 @@
-"""What a run writes and how it continues: checkpoints, the resume file, the log, the run's summary.
+"""What a run writes into its folder and how it continues: checkpoints, the resume file, the log, the summary.
 
-What a run with ``out=FOLDER`` writes (atomically: a crash never leaves a
-half-written file under these names):
-
-- ``last.pt``: the network after the last completed step, in the project's
-  checkpoint format (:func:`~napari_lfdeblur.network.checkpoint.save_model`) with
-  a ``training`` summary (phase, loss, steps, data, validation PSNR/SSIM of
-  the network and of the blurry input, time, ...); load it with
-  ``load_model``.
-- ``best.pt``: the same for the step with the best validation PSNR.
-- ``resume.pt``: everything needed to continue exactly: the network, the
-  Adam state, the AMP scaler, the random generators, the step, the loss
-  history and validations, as plain tensors and Python values (it loads with
-  ``torch.load(weights_only=True)``).  ``train(..., resume=True)`` continues
-  from ``out/resume.pt`` when it exists (and starts afresh otherwise), so the
-  same command can be run again after an interruption; a continued run
-  produces the same losses, step for step, as an uninterrupted one
-  (same device and thread count; the data order and augmentations depend
-  only on the seed and the step).  It records which data the run trains on;
-  resuming it with other data (another folder, other held-out validation
-  scenes) is refused: that continuation would match no uninterrupted run.
-- ``log.csv``: one row per step (loss and its terms, learning rate, seconds
-  per step) with the validation scores on the steps where they were
-  computed; ``summary.json`` at the end.
+Every file is written atomically (a crash never leaves a half-written one).  ``resume.pt`` holds the network,
+the Adam state, the AMP scaler, the random generators, the step, the loss history and the validations as plain
+tensors and Python values (it loads with ``torch.load(weights_only=True)``): a continued run produces the same
+losses, step for step, as an uninterrupted one (same device and thread count; the data order depends only on
+the seed and the step).  It also records which data the run trains on: resuming on other data is refused.
 """
 
 from __future__ import annotations
@@ -96,20 +78,12 @@ def plain(x):
         return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [plain(v) for v in x]
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    if isinstance(x, Path):
-        return str(x)
     if x is None or type(x) in (bool, int, float, str):
         return x
-    for t in (bool, int, float, str):  # subclasses (numpy scalars, enums) to the plain type
-        if isinstance(x, t):
+    for t, numpy_t in ((bool, np.bool_), (int, np.integer), (float, np.floating)):  # numpy scalars, enums
+        if isinstance(x, (t, numpy_t)):
             return t(x)
-    return str(x)
+    return str(x)  # paths, devices, str subclasses
 
 
 def json_safe(x):

@@ -1,29 +1,16 @@
-"""A training run's options: every one, its default and its check, in one place.
+"""A training run's options (:class:`TrainConfig`): every one, its default and its check, in one place.
 
-:class:`TrainConfig` is what :func:`~.trainer.train` and :func:`~.trainer.finetune`
-run.  The ``lfdeblur train`` / ``finetune`` commands, the Train widget and
-``scripts/train_default.py`` build one; their defaults and help texts are read
-from here.  A run's summary (``summary.json``, the checkpoints' ``training``
-dict) records it under ``"config"``, and :meth:`TrainConfig.from_dict` makes
-it again from there::
-
-    from napari_lfdeblur.training import TrainConfig, train
-    cfg = TrainConfig(steps=2000, patch=192, out="runs/p1")
-    r = train("synthetic", model=16, config=cfg)
-    TrainConfig.from_dict(r.summary["config"]) == cfg   # True
-
-What a run trains on stays outside the config: the data, the validation data
-(``val``), the network to start from (``model``), and a session's cancel token
-and callback.
-
-This module imports neither torch nor numpy: the command-line parser and the
-widget read the defaults without loading them.
+The ``lfdeblur train`` / ``finetune`` commands, the Train widget and ``scripts/train_default.py`` read their
+defaults and help texts from here.  What a run trains on (the data, ``val``, ``model``, the cancel token and
+callback) stays outside the config.  This module imports neither torch nor numpy: the command-line parser and
+the widget read the defaults without loading them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import math
 import numbers
 import os
@@ -296,66 +283,51 @@ def _check_resume(v):
 class TrainConfig:
     """The options of a training run, with their defaults; checked when made.
 
-    Each option's check sits beside its default (the fields below): a value it does not take, however the
-    config is made (``TrainConfig(...)``, :meth:`replace`, :meth:`from_dict`, the keywords of ``train()`` and
-    ``finetune()``, the command line, the Train widget), raises one
-    :class:`~napari_lfdeblur.errors.TrainingError` that names the option, the value given, what the option
+    However a config is made (``TrainConfig(...)``, :meth:`replace`, :meth:`from_dict`, the keywords of
+    ``train()`` and ``finetune()``, the command line, the Train widget), a value an option does not take raises
+    one :class:`~napari_lfdeblur.errors.TrainingError` that names the option, the value given, what the option
     takes and its default, before any data is read.
 
     Optimisation
-        ``phase``: ``"pixel"`` (phase 1: light-field pairs) or ``"feature"``
-        (phase 2: real pairs).  ``loss``: a :func:`~.losses.make_loss` spec
-        (``"l1"``, ``"charbonnier"``, ``"shift_l1"``, ``"vgg"``,
-        ``"vgg+0.1*shift_l1"``, ...); None takes :data:`DEFAULT_LOSS` of the
-        phase.  ``steps``: optimisation steps; ``batch``: pairs per step (per
-        process); ``patch``: crop size, a multiple of 8 from 16 to
-        ``MAX_PATCH`` (and ``batch * patch²`` at most
-        ``MAX_STEP_PIXELS``).  ``lr``: initial learning rate; None takes
-        :data:`DEFAULT_LR` of the phase (see :attr:`learning_rate`).
-        ``schedule``: ``"cosine"`` (from ``lr`` down to ``min_lr * lr``,
-        ``min_lr`` a fraction, after ``warmup`` linear steps), ``"step"``
-        (multiplied by ``gamma`` at each of ``milestones``, fractions of the
-        run) or ``"constant"``.  ``weight_decay`` of Adam; ``grad_clip``:
-        global gradient-norm clipping (None or 0: off).
+        ``phase``: ``"pixel"`` (phase 1: light-field pairs) or ``"feature"`` (phase 2: real pairs).  ``loss``: a
+        :func:`~.losses.make_loss` spec (``"l1"``, ``"charbonnier"``, ``"shift_l1"``, ``"vgg"``,
+        ``"vgg+0.1*shift_l1"``, ...); None takes :data:`DEFAULT_LOSS` of the phase.  ``steps``: optimisation
+        steps; ``batch``: pairs per step (per process); ``patch``: crop size, a multiple of 8 from 16 to
+        ``MAX_PATCH`` (and ``batch * patch²`` at most ``MAX_STEP_PIXELS``).  ``lr``: initial learning rate; None
+        takes :data:`DEFAULT_LR` of the phase (see :attr:`learning_rate`).  ``schedule``: ``"cosine"`` (from
+        ``lr`` down to ``min_lr * lr``, ``min_lr`` a fraction, after ``warmup`` linear steps), ``"step"``
+        (multiplied by ``gamma`` at each of ``milestones``, fractions of the run) or ``"constant"``.
+        ``weight_decay`` of Adam; ``grad_clip``: global gradient-norm clipping (None or 0: off).
 
     Arithmetic and processes
-        ``device``: ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...; ``amp``: mixed
-        precision (True/``"auto"``: float16 on CUDA, bfloat16 on CPUs that
-        compute it natively; ``"bfloat16"``; False/``"off"``: float32);
-        ``seed`` of everything random; ``num_workers``: data-loader processes
-        (0: the data is prepared in the training process); ``threads``: torch
-        CPU threads (None: torch's choice); ``distributed``: ``"auto"`` runs
-        DDP under torchrun (see :mod:`.ddp`), False never.
-        ``channels_last``: the network's weights and inputs in channels-last
-        memory order (faster convolutions on tensor-core GPUs).  ``compile``:
-        ``torch.compile`` the training step's network: True (inductor, which
-        needs a C++ compiler on the CPU) or a backend name; False off.
+        ``device``: ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...; ``amp``: mixed precision (True/``"auto"``: float16
+        on CUDA, bfloat16 on CPUs that compute it natively; ``"bfloat16"``; False/``"off"``: float32); ``seed``
+        of everything random; ``num_workers``: data-loader processes (0: the data is prepared in the training
+        process); ``threads``: torch CPU threads (None: torch's choice); ``distributed``: ``"auto"`` runs DDP
+        under torchrun (see the performance guide, *Several GPUs*), False never.  ``channels_last``: the
+        network's weights and inputs in channels-last memory order (faster convolutions on tensor-core GPUs).
+        ``compile``: ``torch.compile`` the training step's network: True (inductor, which needs a C++ compiler on
+        the CPU) or a backend name; False off.
 
     Validation
-        ``val_every``: steps between validations (None: a tenth of the run,
-        see :meth:`validation_interval`); ``val_patch``: centre crops of this
-        size are scored (None: whole images); ``val_batch``;
-        ``val_samples``: images attached to the Validation events;
-        ``val_seed``: of the held-out split when ``val`` is a fraction.
+        ``val_every``: steps between validations (None: a tenth of the run, see :meth:`validation_interval`);
+        ``val_patch``: centre crops of this size are scored (None: whole images); ``val_batch``;
+        ``val_samples``: images attached to the Validation events; ``val_seed``: of the held-out split when
+        ``val`` is a fraction.
 
     Files
-        ``out``: the run folder (None: write nothing); ``resume``: True
-        continues from ``out/resume.pt`` when there is one, a path continues
-        from that file, False starts afresh in a folder that holds a run, None
-        (the default) refuses such a folder.  ``checkpoint_every``: steps
-        between checkpoints (None: as validation, see
-        :meth:`checkpoint_interval`); ``checkpoint_minutes``: also after this
-        much time (None: off); ``log_every``: rewrite ``log.csv`` every N
-        steps; ``description`` of the data, for the model card.
+        ``out``: the run folder (None: write nothing); ``resume``: True continues from ``out/resume.pt`` when
+        there is one, a path continues from that file, False starts afresh in a folder that holds a run, None
+        (the default) refuses such a folder.  ``checkpoint_every``: steps between checkpoints (None: as
+        validation, see :meth:`checkpoint_interval`); ``checkpoint_minutes``: also after this much time (None:
+        off); ``log_every``: rewrite ``log.csv`` every N steps; ``description`` of the data, for the model card.
 
     Losses
-        ``max_shift`` of the shift-tolerant loss; ``multiscale``: supervise
-        the 1/2..1/8 estimates too (None: :data:`DEFAULT_MULTISCALE` of the
-        phase); ``vgg_weights``: path of ``vgg19-dcbb9e9d.pth``;
+        ``max_shift`` of the shift-tolerant loss; ``multiscale``: supervise the 1/2..1/8 estimates too (None:
+        :data:`DEFAULT_MULTISCALE` of the phase); ``vgg_weights``: path of ``vgg19-dcbb9e9d.pth``;
         ``vgg_download``: allow downloading it.
     """
 
-    # Each option: its default and its check (see _Check), side by side; __post_init__ runs them all.
     # optimisation
     phase: str = _option("pixel", _one_of(*PHASES))
     loss: Any = _option(None, _Check("None (the phase's default), a loss such as 'l1', 'shift_l1' or "
@@ -488,20 +460,14 @@ class TrainConfig:
 
 
 def with_config_keywords(func, **defaults):
-    """Give ``func``, which takes the TrainConfig options as ``**options``, a signature that names them.
-
-    ``help()``, IDEs and the API reference then list every option with its default, read from
-    :class:`TrainConfig` (not written a second time); ``defaults`` overrides some (``finetune``'s phase).
-    """
-    import dataclasses
-    import inspect
-
+    """Give ``func``, which takes the TrainConfig options as ``**options``, a signature that names them (for
+    ``help()``, IDEs and the API reference); ``defaults`` overrides some (``finetune``'s phase)."""
     sig = inspect.signature(func)
     params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
     taken = {p.name for p in params}
     config = TrainConfig()
     params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
                                  default=defaults.get(f.name, getattr(config, f.name)))
-               for f in dataclasses.fields(TrainConfig) if f.name not in taken]
+               for f in fields(TrainConfig) if f.name not in taken]
     func.__signature__ = sig.replace(parameters=params)
     return func

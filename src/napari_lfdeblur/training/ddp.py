@@ -1,22 +1,4 @@
-"""Multi-process (DistributedDataParallel) training helpers, ``torchrun``-compatible.
-
-Launch any script that calls :func:`~napari_lfdeblur.training.train` with
-``torchrun``::
-
-    torchrun --standalone --nproc_per_node 4 my_training_script.py
-
-``train(..., distributed="auto")`` (the default) sees torchrun's environment
-(``WORLD_SIZE`` > 1, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``),
-initialises the process group (NCCL on CUDA, gloo on the CPU) unless the
-script already did, puts rank ``r`` on ``cuda:LOCAL_RANK``, wraps the network
-in ``DistributedDataParallel`` and gives every rank different samples (the
-sample keys of rank ``r`` at step ``s`` are draws ``(s * world + r) * batch
-+ b``; on-the-fly light-field data is thus seeded per rank too).  The batch
-size is per rank.  Only rank 0 validates, calls the callback and writes
-checkpoints and logs; the others wait for it at a barrier.  Losses reported
-are averaged over the ranks; a cancel on any rank stops all of them after
-the same step.
-"""
+"""Multi-process (DistributedDataParallel) training under ``torchrun``: docs/performance.md, Several GPUs."""
 
 from __future__ import annotations
 

@@ -1,24 +1,20 @@
 """Typed progress events of a training run, and the token that cancels one.
 
-A training run (:func:`~napari_lfdeblur.training.trainer.train`) reports what it
-does by calling ``callback(event)`` with one of the dataclasses below, in this
-order::
+A training run (:func:`~napari_lfdeblur.training.trainer.train`) reports what it does by calling
+``callback(event)`` with one of the dataclasses below, in this order::
 
     Started
     (Step | Validation | CheckpointSaved)*
     Finished | Stopped | Error
 
-``Error`` is sent just before the exception is raised again.  Every event has
-``kind`` (its lower-case class name) and ``step`` (the last *completed*
-optimisation step, 0 before the first one), so a consumer can dispatch on
-``event.kind`` without importing the classes.  Events hold plain Python
-values (and, for validation samples, small uint8 numpy images) so that a Qt
-worker may pass them across threads as they are.
+``Error`` is sent just before the exception is raised again.  Every event has ``kind`` (its lower-case class
+name, to dispatch on without importing the classes) and ``step`` (the last *completed* optimisation step, 0
+before the first one).  Events hold plain Python values (and, for validation samples, small uint8 numpy images),
+so that a Qt worker may pass them across threads as they are.
 
-:class:`CancelToken` is thread-safe: a napari "Stop" button calls
-``token.cancel()`` from the GUI thread and the training loop, which checks
-``token.cancelled`` between steps and between validation images, stops after
-the step in progress and writes a checkpoint of it.
+:class:`CancelToken` is thread-safe: a napari "Stop" button calls ``token.cancel()`` from the GUI thread; the
+training loop checks it between steps and between validation images, stops after the step in progress and writes
+a checkpoint of it.
 """
 
 from __future__ import annotations
@@ -78,14 +74,10 @@ class Started(TrainingEvent):
 
 @dataclass
 class Step(TrainingEvent):
-    """One optimisation step done.
-
-    ``loss`` is the total loss of this step's batch (averaged over ranks in
-    multi-process training), ``terms`` its parts by name, ``lr`` the learning
-    rate used, ``seconds_per_step`` a running average over recent steps,
-    ``eta`` the estimated seconds left (training steps only, validation not
-    included).
-    """
+    """One optimisation step done: ``loss`` is the total loss of this step's batch (averaged over ranks in
+    multi-process training), ``terms`` its parts by name, ``lr`` the learning rate used, ``seconds_per_step`` a
+    running average over recent steps, ``eta`` the estimated seconds left (training steps only, validation not
+    included)."""
 
     total: int = 0
     loss: float = float("nan")
@@ -97,13 +89,10 @@ class Step(TrainingEvent):
 
 @dataclass
 class Validation(TrainingEvent):
-    """Validation scores at ``step``: the network's PSNR (dB) / SSIM on the
-    validation pairs, and those of the blurry input itself (computed once).
-
-    ``samples``: up to ``val_samples`` tuples ``(name, blurred, output, sharp)``
-    of (H, W, 3) uint8 images, when asked for; ``best``: whether this is the
-    best PSNR so far (a ``best.pt`` checkpoint follows when writing files).
-    """
+    """Validation scores at ``step``: the network's PSNR (dB) / SSIM on the validation pairs, and those of the
+    blurry input itself (computed once).  ``samples``: up to ``val_samples`` tuples ``(name, blurred, output,
+    sharp)`` of (H, W, 3) uint8 images, when asked for; ``best``: whether this is the best PSNR so far (a
+    ``best.pt`` checkpoint follows when writing files)."""
 
     psnr: float = float("nan")
     ssim: float = float("nan")
@@ -133,11 +122,9 @@ class Finished(TrainingEvent):
 
 @dataclass
 class Stopped(TrainingEvent):
-    """The run stopped on request (the cancel token, Ctrl-C, SIGTERM) after
-    ``step``; ``checkpoint`` is the ``last.pt`` written for it (None when the
-    run writes no files); ``result`` is the
-    :class:`~napari_lfdeblur.training.TrainResult` (None after Ctrl-C, which
-    is raised again)."""
+    """The run stopped on request (the cancel token, Ctrl-C, SIGTERM) after ``step``; ``checkpoint`` is the
+    ``last.pt`` written for it (None when the run writes no files); ``result`` is the
+    :class:`~napari_lfdeblur.training.TrainResult` (None after Ctrl-C, which is raised again)."""
 
     seconds: float = 0.0
     checkpoint: str | None = None

@@ -1,47 +1,18 @@
-"""Training losses.  All compare images in [0, 1] (the trainer maps the
-network's [-1, 1] output with ``(out + 1) / 2``), so loss values read as
-image differences: an L1 of 0.01 is an average error of 2.55 grey levels.
+"""Training losses, each called ``loss(pred, target, intermediates)`` on images in [0, 1] (so a value reads as an
+image difference: an L1 of 0.01 is an average error of 2.55 grey levels), ``intermediates`` being DRBNet's
+coarser estimates ``[1/8, 1/4, 1/2]`` or None.
 
-Every loss is an ``nn.Module`` called as ``loss(pred, target, intermediates)``
-where ``intermediates`` is DRBNet's list of coarser estimates ``[1/8, 1/4,
-1/2]`` (already mapped to [0, 1]) or None, and returns a scalar tensor.
+Phase 1 (light-field pairs, pixel-aligned): :class:`PixelLoss`.  With multi-scale supervision each coarser
+estimate counts half as much as the next finer one (weights 1, 0.5, 0.25, 0.125): it only needs to be good enough
+to start the next DRB from, and the extra weights' sum, 0.875, keeps the full-resolution output the main goal.
 
-Phase 1 (light-field pairs, pixel-aligned): :class:`PixelLoss`, L1 (default)
-or Charbonnier, on the full-resolution output and, with multi-scale
-supervision, on the 1/2, 1/4 and 1/8 estimates against area-downsampled
-targets, weighted 1, 0.5, 0.25 and 0.125 (each coarser estimate counts half
-as much as the next finer one: the coarse estimates only need to be good
-enough to start the next DRB from, and the sum of the extra weights, 0.875,
-keeps the full-resolution output the main goal).
-
-Phase 2 (real two-shot pairs, slightly misaligned):
-
-- :class:`VGGLoss`, the paper's feature loss: L1 distances between VGG19
-  activations (ImageNet weights, see :mod:`.vgg`) of output and target.
-  Pooled deep features change little under a shift of a few pixels, which
-  is what makes it tolerant of two-shot misalignment.
-- :class:`ShiftTolerantL1`, which needs no download: the L1 distance after
-  the best integer shift of the target within +-``max_shift`` px, chosen
-  separately for each ``tile`` x ``tile`` tile (so that a misalignment that
-  varies over the frame, e.g. from focus breathing between the two shots,
-  is followed), at several scales.  Why this rather than a contextual (CoBi)
-  loss on RGB patches: it keeps the plain L1's meaning and scale (zero
-  exactly when the output is the target up to a small shift, and the same
-  value as L1 when the pair is aligned), costs (2k+1)^2 cheap subtractions
-  rather than an all-pairs patch distance matrix, and it cannot be lowered
-  by rearranging texture, as a bag-of-patches loss can.  The minimum over
-  shifts is hard (its gradient flows through the best shift of each tile).
-  Scales: at scale ``s`` both images are first box-filtered over ``s`` x
-  ``s`` pixels with stride 1 (not downsampled: a filter with stride 1
-  commutes with integer shifts, so a shifted target still matches exactly,
-  whereas after downsampling by 4 a 2 px shift would be half a pixel); the
-  coarse scales weigh the low frequencies (colour, brightness, large
-  structures) more, the full-resolution term the fine detail.
-
-:func:`make_loss` builds a loss from a short spec: ``"l1"``,
-``"charbonnier"``, ``"mse"``, ``"shift_l1"``, ``"vgg"``, or a weighted sum
-such as ``"vgg+0.1*shift_l1"``.  :class:`CombinedLoss` remembers the value of
-each term of its last call in ``.terms`` (for logs).
+Phase 2 (real two-shot pairs, slightly misaligned): :class:`VGGLoss`, the paper's, compares pooled deep VGG19
+features, which change little under a shift of a few pixels; :class:`ShiftTolerantL1` needs no download.  Why
+the latter rather than a contextual (CoBi) loss on RGB patches: it keeps the plain L1's meaning and scale (zero
+exactly when the output is the target up to a small shift, the L1 itself when the pair is aligned), costs
+(2k+1)² cheap subtractions rather than an all-pairs patch distance matrix, and cannot be lowered by rearranging
+texture, as a bag-of-patches loss can.  Its coarse scales box-filter both images with stride 1 rather than
+downsample them: such a filter commutes with integer shifts, whereas downsampled by 4 a 2 px shift is half a pixel.
 """
 
 from __future__ import annotations
@@ -145,12 +116,12 @@ def _shift_min_l1(p: torch.Tensor, t: torch.Tensor, k: int, tile: int) -> torch.
 
 
 class ShiftTolerantL1(nn.Module):
-    """L1 after the best small shift per tile, at several scales (see the module docstring).
+    """L1 after the best integer shift of the target within +-``max_shift`` px, chosen per ``tile`` x ``tile`` tile
+    (following a misalignment that varies over the frame, e.g. focus breathing between the two shots), at several
+    scales (see the module docstring).  The minimum is hard: its gradient flows through each tile's best shift.
 
-    ``max_shift``: largest shift searched (pixels); ``tile``: tile side
-    (pixels); ``scales``: box-filter sizes (1 = the images themselves);
-    ``weights``: one per scale (default 1, 1/2, 1/4, ...).  With
-    ``max_shift=0`` and ``scales=(1,)`` it is the plain L1.
+    ``scales``: box-filter sizes (1 = the images themselves); ``weights``: one per scale (default 1, 1/2, 1/4,
+    ...).  With ``max_shift=0`` and ``scales=(1,)`` it is the plain L1.
     """
 
     def __init__(self, max_shift: int = 3, tile: int = 32, scales: Sequence[int] = (1, 2, 4),
@@ -257,12 +228,12 @@ def make_loss(spec: str | nn.Module | None = None, phase: str = "pixel", *, mult
               scale_weights: Sequence[float] = DEFAULT_SCALE_WEIGHTS, max_shift: int = 3, tile: int = 32,
               vgg_weights=None, vgg_download: bool = False, vgg_layers: Sequence = DEFAULT_VGG_LAYERS,
               vgg_layer_weights: Sequence[float] = DEFAULT_VGG_WEIGHTS) -> CombinedLoss:
-    """A loss from a spec (see the module docstring).
+    """A loss from a spec: ``"l1"``, ``"charbonnier"``, ``"mse"``, ``"shift_l1"``, ``"vgg"`` or a weighted sum such
+    as ``"vgg+0.1*shift_l1"`` (:class:`CombinedLoss` keeps each term's last value in ``.terms``, for logs).
 
-    ``spec`` None: ``"l1"`` for phase ``"pixel"``, ``"vgg"`` for phase
-    ``"feature"``.  ``multiscale`` (pixel terms only) defaults to True in the
-    pixel phase and False in the feature phase.  An ``nn.Module`` is wrapped
-    as is (it is called ``loss(pred, target, intermediates)``).
+    ``spec`` None: ``"l1"`` for phase ``"pixel"``, ``"vgg"`` for phase ``"feature"``.  ``multiscale`` (pixel terms
+    only) defaults to True in the pixel phase and False in the feature phase.  An ``nn.Module`` is wrapped as is
+    (it is called ``loss(pred, target, intermediates)``).
     """
     if phase not in PHASES:
         raise TrainingError(f"phase must be 'pixel' or 'feature', got {phase!r}")

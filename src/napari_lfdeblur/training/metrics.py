@@ -1,26 +1,8 @@
-"""Image quality scores used for validation (and by an evaluation command), computed by scikit-image.
+"""PSNR and SSIM (computed by scikit-image, settings in docs/api.md, Evaluation) for validation and evaluation,
+and :func:`score_model`: a network scored over a pair dataset, together with the blurry input.
 
-- :func:`psnr`: peak signal-to-noise ratio in dB, ``10 log10(range² / MSE)``,
-  per image (``skimage.metrics.peak_signal_noise_ratio``), then averaged over
-  the batch.
-- :func:`ssim`: structural similarity with the usual constants (Wang et al.
-  2004), the setting most deblurring papers use:
-  ``skimage.metrics.structural_similarity(a, b, data_range=1, channel_axis=-1,
-  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``: an 11x11
-  Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, computed per channel
-  and averaged over channels and pixels, over the *valid* region (5 pixels
-  are lost at each border).  Images under 11 pixels on a side use the largest
-  odd window that fits (:func:`ssim_window`, skimage's ``win_size``: the same
-  11-tap Gaussian, with reflected borders, averaged over the pixels at least
-  ``(window - 1) / 2`` from the border), so they still get a score, though
-  not one comparable with 11x11 scores; images under 3x3 have no SSIM
-  (:class:`~napari_lfdeblur.errors.DeblurInputError`).
-- :func:`score_model`: run a network over a pair dataset and score it against
-  the sharp images, together with the blurry input itself.
-
-Inputs are images in [0, 1] (``data_range=1``): torch tensors (N, C, H, W)
-or (C, H, W), or numpy arrays (H, W) / (H, W, C) / (N, H, W, C).  Scores are
-computed in float64 on the CPU (tensors are copied there).
+Inputs are images in [0, 1]: torch tensors (N, C, H, W) or (C, H, W), or numpy arrays (H, W) / (H, W, C) /
+(N, H, W, C); scores are computed in float64 on the CPU.
 """
 
 from __future__ import annotations
@@ -94,8 +76,9 @@ def ssim_window(height: int, width: int) -> int:
 
 
 def ssim(pred, target, data_range: float = 1.0, reduction: str = "mean"):
-    """Mean SSIM (see the module docstring): an 11x11 window, smaller for images under 11x11
-    (:func:`ssim_window`); images under 3x3 raise :class:`~napari_lfdeblur.errors.DeblurInputError`."""
+    """Mean SSIM (Wang et al. 2004: an 11x11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, over the valid
+    region), with a smaller window for images under 11x11 (:func:`ssim_window`); images under 3x3 raise
+    :class:`~napari_lfdeblur.errors.DeblurInputError`."""
     from skimage.metrics import structural_similarity
 
     a, b = _pair(pred, target)
@@ -151,14 +134,8 @@ def _scores(out, blur, sharp, input_scores: bool) -> list[dict[str, float]]:
 
 
 def _summary(per_image: list[dict], windows: list[int], shots: list, seconds: float, stopped: bool) -> dict:
-    def mean(key):
-        return finite_mean([r[key] for r in per_image])
-
     return {
-        "psnr": mean("psnr"),
-        "ssim": mean("ssim"),
-        "input_psnr": mean("input_psnr"),
-        "input_ssim": mean("input_ssim"),
+        **{k: finite_mean([r[k] for r in per_image]) for k in ("psnr", "ssim", "input_psnr", "input_ssim")},
         "n": len(per_image),
         "per_image": per_image,
         "ssim_window": min(windows, default=None),
@@ -172,22 +149,18 @@ def score_model(model, data, *, device=None, batch: int = 1, input_scores: bool 
                 cancel=None) -> dict[str, Any]:
     """Score ``model`` on a pair dataset.
 
-    ``data``: a dataset of (blurred, sharp) tensors (3, H, W) in [0, 1] (e.g.
-    from :func:`~napari_lfdeblur.training.datasets.open_pairs` with
-    ``crop="center"`` or ``"full"``), or a path / list that ``open_pairs``
-    reads (full images).  The network gets ``2 * blurred - 1`` and its output
-    is mapped back with ``(out + 1) / 2`` and clipped to [0, 1].
+    ``data``: a dataset of (blurred, sharp) tensors (3, H, W) in [0, 1] (e.g. from
+    :func:`~napari_lfdeblur.training.datasets.open_pairs` with ``crop="center"`` or ``"full"``), or a path / list
+    that ``open_pairs`` reads (full images).  The network's output is mapped back from its [-1, 1] and clipped to
+    [0, 1].
 
-    Returns a dict: ``psnr``, ``ssim`` (means over images), ``input_psnr``,
-    ``input_ssim`` (of the blurred input; NaN when ``input_scores`` is
-    False), ``n`` (images scored), ``per_image`` (list of dicts with the
-    name when the dataset has names), ``ssim_window`` (the smallest SSIM
-    window used: 11, less when an image was under 11x11, see
-    :func:`ssim_window`; None when no image was scored; images under 3x3 are
-    a :class:`~napari_lfdeblur.errors.DeblurInputError`), ``samples`` (the first ``samples``
-    ``(name, blurred, output, sharp)`` uint8 triples), ``seconds``,
-    ``stopped`` (True when ``cancel``, a :class:`~napari_lfdeblur.CancelToken` or a function
-    returning True, interrupted it).
+    Returns a dict: ``psnr``, ``ssim`` (means over images), ``input_psnr``, ``input_ssim`` (of the blurred input;
+    NaN when ``input_scores`` is False), ``n`` (images scored), ``per_image`` (list of dicts with the name when
+    the dataset has names), ``ssim_window`` (the smallest SSIM window used: 11, less when an image was under
+    11x11, see :func:`ssim_window`; None when no image was scored; images under 3x3 are a
+    :class:`~napari_lfdeblur.errors.DeblurInputError`), ``samples`` (the first ``samples`` ``(name, blurred,
+    output, sharp)`` uint8 images), ``seconds``, ``stopped`` (True when ``cancel``, a
+    :class:`~napari_lfdeblur.CancelToken` or a function returning True, interrupted it).
     """
     stop = cancel_check(cancel, where="score_model")
     import torch

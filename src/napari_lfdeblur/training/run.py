@@ -1,10 +1,5 @@
 """What one training run is made of: the parts its setup built (:class:`RunSetup`) and how far it has got
-(:class:`Progress`, what a resume file restores).
-
-:mod:`.setup` builds a :class:`RunSetup`, :mod:`.checkpointing` makes a :class:`Progress` (fresh, or from a
-resume file) and writes both to the run's files, :mod:`.validation` scores the network and records the scores
-in the progress, and :class:`~.trainer.Trainer` runs the steps with them.
-"""
+(:class:`Progress`, what a resume file restores)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""What each step of a run gets, as a function of the step alone: its learning rate and its batch.
-
-Learning rate (:func:`lr_at`): Adam (betas 0.9, 0.999) with
-``schedule="cosine"`` (from ``lr`` down to ``min_lr * lr`` over the run,
-after ``warmup`` linear steps), ``"step"`` (multiplied by ``gamma`` at each
-of ``milestones``, fractions of the run) or ``"constant"``.
-
-Data order (:class:`StepBatches`): the keys of every step's batch depend
-only on the seed, the step and the process's rank.
-
-So resuming needs no scheduler or sampler state: a continued run gets the
-same learning rates and the same pairs, step for step, as an uninterrupted
-one.
+"""What each step of a run gets, as a function of the step alone: its learning rate (:func:`lr_at`) and its batch
+(:class:`StepBatches`).  So resuming needs no scheduler or sampler state: a continued run gets the same learning
+rates and the same pairs, step for step, as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -45,13 +35,9 @@ def lr_at(i: int, total: int, lr: float, schedule: str = _DEFAULTS.schedule, *, 
 
 # --------------------------------------------------------------------------- data order
 class StepBatches(torch.utils.data.Sampler):
-    """Keys of every step's batch: a function of (seed, step, rank) only.
-
-    Draw number ``g = (step * world + rank) * batch + b``; item index = the
-    ``g % n``-th entry of a permutation of the dataset seeded by (seed,
-    g // n) (epochs without replacement); the key ``(index, seed, g)`` also
-    seeds the item's crop/augmentation/refocus.
-    """
+    """Keys of every step's batch, a function of (seed, step, rank) only: draw ``g = (step * world + rank) * batch
+    + b`` takes the ``g % n``-th item of a permutation of the dataset seeded by (seed, g // n) (epochs without
+    replacement); the key ``(index, seed, g)`` also seeds the item's crop/augmentation/refocus."""
 
     def __init__(self, n: int, batch: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1,
                  keyed: bool = True):
@@ -69,12 +55,8 @@ class StepBatches(torch.utils.data.Sampler):
 
     def keys(self, step: int) -> list:
         base = (step * self.world + self.rank) * self.batch
-        out = []
-        for b in range(self.batch):
-            g = base + b
-            i = self._index(g)
-            out.append((i, self.seed, g) if self.keyed else i)
-        return out
+        draws = range(base, base + self.batch)
+        return [(self._index(g), self.seed, g) if self.keyed else self._index(g) for g in draws]
 
     def __iter__(self):
         for s in range(self.start, self.total):
@@ -85,6 +67,4 @@ class StepBatches(torch.utils.data.Sampler):
 
 
 def collate(items):
-    blur = torch.stack([it[0] for it in items])
-    sharp = torch.stack([it[1] for it in items])
-    return blur, sharp
+    return torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items])

@@ -1,21 +1,9 @@
-"""Everything a run needs before its first step: device and processes, the network, the data, the loss,
-the optimizer, the arithmetic (:func:`build_run`), and the data loader (:func:`data_loader`).
+"""Everything a run needs before its first step (:func:`build_run`): device and processes, the network, the data,
+the loss, the optimizer, the arithmetic (mixed precision: docs/performance.md); and the data loader
+(:func:`data_loader`): CPU batches, a function of the seed and the step alone, on every device.
 
-Mixed precision (``amp=True``, see :func:`~..network.precision.autocast_dtype`):
-``torch.autocast`` in float16 with a ``GradScaler`` on CUDA; bfloat16 (no
-scaler) on a CPU with native bfloat16 (AVX512-BF16 or AMX), where a step
-is 1.2x (width 8) to 1.7x (width 32) faster than float32; float32
-elsewhere (MPS, older CPUs).
-``amp="bfloat16"`` asks for bfloat16 on CUDA or any CPU, ``amp=False`` for
-float32.  Validation always runs in float32.
-
-Data: one pipeline on every device, a ``torch.utils.data.DataLoader`` over
-the dataset (``num_workers`` processes) whose batches are CPU tensors, a
-function of the seed and the step alone (:class:`~.schedule.StepBatches`);
-on CUDA they are pinned, so that the trainer's copy to the GPU
-(``non_blocking``) overlaps the step.  ``channels_last`` and ``compile``
-(``torch.compile``) apply to the network of the training steps; validation
-and checkpoints use the plain network.
+``channels_last`` and ``compile`` apply to the network of the training steps; validation and checkpoints use the
+plain network.
 """
 
 from __future__ import annotations
@@ -193,6 +181,4 @@ def data_loader(data, config: TrainConfig, device: torch.device, ctx: _ddp.DistC
 
 def compile_model(model: nn.Module, how) -> nn.Module:
     """``torch.compile(model)``: ``how`` True for the default backend (inductor), or a backend's name."""
-    if not hasattr(torch, "compile"):
-        raise TrainingError("compile needs torch.compile (torch 2.0 or later); train with compile=False")
     return torch.compile(model, backend="inductor" if how is True else str(how))  # type: ignore[return-value]

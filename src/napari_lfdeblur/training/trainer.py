@@ -1,30 +1,8 @@
-"""The trainer: phase 1 (pixel loss on light-field pairs) and phase 2 (feature
-loss on real two-shot pairs), with validation, checkpoints, exact resume,
-cancellation, progress events and multi-process (torchrun) training.
+"""The trainer: :func:`train` and :func:`finetune` (what the Train widget and the ``lfdeblur train`` /
+``finetune`` commands call), and :class:`Trainer`, the loop: a step, validation when due, a checkpoint when due.
 
-:func:`train` and :func:`finetune` are the entry points (the napari widget
-and the ``lfdeblur train`` / ``finetune`` commands call them)::
-
-    from napari_lfdeblur.training import train, finetune, CancelToken
-    r1 = train(["synthetic", "plants_lf_folder"], model=16, steps=6000, out="runs/p1")
-    r2 = finetune("pairs/dpdd", model=r1.best or r1.last, loss="shift_l1", val=0.15, out="runs/p2")
-
-A run is :class:`Trainer`: ``run()`` is the loop (a step, validation when
-due, a checkpoint when due) and ``Trainer._train_step`` one step.  It is
-made of parts, each given what it needs:
-
-- :mod:`.setup`: device, network, data, loss, optimizer, arithmetic
-  (mixed precision), a :class:`~.run.RunSetup`, and the data loader, before
-  the first step;
-- :mod:`.checkpointing`: how far the run is (:class:`~.run.Progress`,
-  fresh or from the resume file, so that it resumes exactly) and what it
-  writes (:class:`~.checkpointing.RunFiles`: ``last.pt``, ``best.pt``,
-  ``resume.pt``, ``log.csv``, ``summary.json``);
-- :mod:`.schedule`: the learning rate and the batch of each step, functions
-  of the step alone;
-- :mod:`.validation`: the validation data and the validation pass.
-
-Gradients are clipped to ``grad_clip`` (global norm; None to turn off).
+The parts of a run are the modules beside this one (docs/architecture.md lists them): :mod:`.setup` before the
+first step, :mod:`.checkpointing`, :mod:`.schedule` and :mod:`.validation`.
 """
 
 from __future__ import annotations
@@ -64,15 +42,12 @@ _DEFAULTS = TrainConfig()
 class TrainResult:
     """What :func:`train` returns.
 
-    ``model``: the trained network (unwrapped, eval mode, on the training
-    device, output clipping on); ``out``/``last``/``best``/``resume``/``log``:
-    the files written (None when not written); ``history``: one dict per step
-    (``step``, ``loss``, ``lr``, ``seconds``, the loss terms);
-    ``validations``: one dict per validation (``step``, ``psnr``, ``ssim``,
-    ``input_psnr``, ``input_ssim``); ``steps``: completed steps; ``total``:
-    the planned number; ``cancelled``: whether it stopped on request
-    (cancel token, Ctrl-C); ``seconds``: training time of all
-    sessions together; ``summary``: the training summary stored in the
+    ``model``: the trained network (unwrapped, eval mode, on the training device, output clipping on);
+    ``out``/``last``/``best``/``resume``/``log``: the files written (None when not written); ``history``: one
+    dict per step (``step``, ``loss``, ``lr``, ``seconds``, the loss terms); ``validations``: one dict per
+    validation (``step``, ``psnr``, ``ssim``, ``input_psnr``, ``input_ssim``); ``steps``: completed steps;
+    ``total``: the planned number; ``cancelled``: whether it stopped on request (cancel token, Ctrl-C);
+    ``seconds``: training time of all sessions together; ``summary``: the training summary stored in the
     checkpoints.
     """
 
@@ -113,16 +88,10 @@ def _config(config, options: dict, where: str) -> TrainConfig:
 
 
 class Trainer:
-    """One training run; :func:`train` is ``Trainer(...).run()``.  The
-    arguments are those of :func:`train`: the data, the validation data, the
-    network, the session's cancel token and callback, and a
-    :class:`TrainConfig` (``config``) with any of its fields changed by
-    keywords.  ``self.config`` is the run's configuration.
-
-    ``run()`` sets the run up (``self.setup``, a :class:`~.run.RunSetup`;
-    ``self.progress``, a :class:`~.run.Progress`; ``self.loader``;
-    ``self.files``, its :class:`~.checkpointing.RunFiles`), then runs its
-    steps, validating with :func:`~.validation.validate`."""
+    """One training run, with the arguments of :func:`train`, which is ``Trainer(...).run()``; ``self.config`` is
+    the run's configuration.  ``run()`` sets the run up (``self.setup``, a :class:`~.run.RunSetup`;
+    ``self.progress``, a :class:`~.run.Progress`; ``self.loader``; ``self.files``, its
+    :class:`~.checkpointing.RunFiles`), then runs its steps."""
 
     setup: RunSetup
     progress: Progress
@@ -383,48 +352,32 @@ def train(data, *, val=None, model=None, config: TrainConfig | None = None,
     Parameters
     ----------
     data
-        Training pairs: anything :func:`~.datasets.open_pairs` takes (pair
-        folder, light field, ``"synthetic"``, a list of these) or a
-        :class:`~.datasets.PairDataset`; random ``patch`` crops with flips
+        Training pairs: anything :func:`~.datasets.open_pairs` takes (pair folder, light field,
+        ``"synthetic"``, a list of these) or a :class:`~.datasets.PairDataset`; random ``patch`` crops with flips
         and rotations are drawn from it.
     val
-        Validation pairs: None (no validation), a fraction such as 0.15 (of
-        the data's scenes, held out with :func:`~.datasets.split`), a list of
-        scene names to hold out, or separate data (path, dataset, ...).
-        Scored on centre crops of ``val_patch`` px (None: whole images) every
-        ``val_every`` steps (None: a tenth of the run) and at the end; the
-        blurry input is scored once for reference.
+        Validation pairs: None (no validation), a fraction such as 0.15 (of the data's scenes, held out with
+        :func:`~.datasets.split`), a list of scene names to hold out, or separate data (path, dataset, ...).
+        Scored on centre crops of ``val_patch`` px (None: whole images) every ``val_every`` steps (None: a tenth
+        of the run) and at the end; the blurry input is scored once for reference.
     model
-        None (the paper's DRBNet, base 32), a base width (16, 8, ...: the
-        paper's network, lighter), a config dict such as ``{"base": 8,
-        "input_detail": True}`` (a network that starts as the identity: what
-        short or CPU trainings want, and what the CLI and the Train widget
-        build), a checkpoint path or a DRBNet to continue from.
+        None (the paper's DRBNet, base 32), a base width (16, 8, ...: the paper's network, lighter), a config
+        dict such as ``{"base": 8, "input_detail": True}`` (a network that starts as the identity: what short or
+        CPU trainings want, and what the CLI and the Train widget build), a checkpoint path or a DRBNet to
+        continue from.
     config, **options
-        The run's options: a :class:`~.config.TrainConfig` (None: its
-        defaults) and any of its fields as keywords, which change it.  The
-        main ones: ``phase`` (``"pixel"``: default loss ``"l1"`` with
-        multi-scale supervision; ``"feature"``: default loss ``"vgg"``),
-        ``loss`` (see :func:`~.losses.make_loss`: ``"charbonnier"``,
-        ``"shift_l1"``, ``"vgg+0.1*shift_l1"``, ...), ``steps``, ``batch``
-        (pairs per step, per process), ``patch`` (crop size, a multiple of
-        8), ``lr`` (None: :data:`~.config.DEFAULT_LR` of the phase),
-        ``schedule`` (``"cosine"``, ``"step"``, ``"constant"``), ``device``
-        (``"auto"``/``"cpu"``/``"cuda:1"``...), ``amp`` (mixed precision:
-        True: float16 on CUDA, bfloat16 on CPUs that compute it natively;
-        ``"bfloat16"``; False: float32), ``grad_clip`` (gradient-norm
-        clipping, None: off), ``seed`` (of everything random).
-        ``out``: the folder for checkpoints and logs (None: write nothing);
-        ``resume=True`` continues from ``out/resume.pt`` if it exists, a path
-        continues from that file (or that folder's ``resume.pt``).  With
-        ``resume=None`` (the default) a folder that already holds a run is an
-        error (its checkpoints are never overwritten by accident);
-        ``resume=False`` starts afresh in it.  :class:`~.config.TrainConfig`
-        lists every option with its default.
+        The run's options: a :class:`~.config.TrainConfig` (None: its defaults; it says what every option
+        takes) and any of its fields as keywords, which change it.  The main ones: ``phase`` (``"pixel"``:
+        default loss ``"l1"`` with multi-scale supervision; ``"feature"``: default loss ``"vgg"``), ``loss``
+        (see :func:`~.losses.make_loss`), ``steps``, ``batch`` (pairs per step, per process), ``patch`` (crop
+        size, a multiple of 8), ``lr`` (None: :data:`~.config.DEFAULT_LR` of the phase), ``device``, ``amp``
+        (mixed precision), ``seed``.  ``out``: the folder for checkpoints and logs (None: write nothing);
+        ``resume=True`` continues from ``out/resume.pt`` if it exists, a path from that file (or that folder's
+        ``resume.pt``).  With ``resume=None`` (the default) a folder that already holds a run is an error (its
+        checkpoints are never overwritten by accident); ``resume=False`` starts afresh in it.
     cancel, callback
-        A :class:`~.events.CancelToken` (or callable / ``threading.Event``):
-        when set the run stops after the current step, writes ``last.pt`` and
-        ``resume.pt`` for it and sends :class:`~.events.Stopped`;
+        A :class:`~.events.CancelToken` (or callable / ``threading.Event``): when set the run stops after the
+        current step, writes ``last.pt`` and ``resume.pt`` for it and sends :class:`~.events.Stopped`;
         ``callback(event)`` receives the :mod:`~.events` (rank 0 only).
 
     Raises
@@ -441,13 +394,11 @@ def train(data, *, val=None, model=None, config: TrainConfig | None = None,
 def finetune(data, *, model, val=None, config: TrainConfig | None = None,
              cancel: CancelToken | Callable[[], bool] | None = None,
              callback: Callable[[TrainingEvent], Any] | None = None, **options) -> TrainResult:
-    """Fine-tune a trained network (phase 2 of the paper): :func:`train` with
-    ``model`` required (a checkpoint path, e.g. a phase-1 ``best.pt``, or a
-    DRBNet) and the feature phase (:data:`~.config.FINETUNE_PHASE`) by
-    default: loss ``"vgg"`` (``"shift_l1"`` needs no download), learning rate
-    ``DEFAULT_LR["feature"]``.  A ``config`` given is run as it is: make it
-    with ``phase="feature"``.  The checkpoints' training summary keeps the
-    previous run's summary under ``previous``."""
+    """Fine-tune a trained network (phase 2 of the paper): :func:`train` with ``model`` required (a checkpoint
+    path, e.g. a phase-1 ``best.pt``, or a DRBNet) and the feature phase (:data:`~.config.FINETUNE_PHASE`) by
+    default: loss ``"vgg"`` (``"shift_l1"`` needs no download), learning rate ``DEFAULT_LR["feature"]``.  A
+    ``config`` given is run as it is: make it with ``phase="feature"``.  The checkpoints' training summary keeps
+    the previous run's summary under ``previous``."""
     if model is None:
         raise TrainingError("finetune needs the network to start from: model=PATH (a checkpoint) or a DRBNet")
     if config is None:

@@ -1,12 +1,5 @@
-"""Validation in a run: the validation data from the ``val`` option, and the validation pass.
-
-``val`` is None (no validation), a fraction such as 0.15 (of the data's
-scenes, held out with :func:`~.datasets.split`), a list of scene names to
-hold out, or separate data (path, dataset, ...).  The network is scored in
-float32, with its output clipped, on rank 0 (the other processes wait:
-:class:`~.trainer.Trainer` calls :func:`validate` there); the blurry input is
-scored once, for reference; a better PSNR than any before writes ``best.pt``.
-"""
+"""Validation in a run: the validation data from the ``val`` option (see :func:`~.trainer.train`), and the
+validation pass (on rank 0: the other processes wait)."""
 
 from __future__ import annotations
 
@@ -46,9 +39,7 @@ def validation_data(ds, val, *, patch: int, val_patch: int | None, val_seed: int
         vds = open_pairs(val, patch=val_patch if val_patch else None, crop=crop, augment=False)
         if isinstance(vds, ProceduralPairs):
             vds = vds.heldout(16, patch=val_patch or patch, crop="center", augment=False)
-    # no validation crop larger than the validation pairs: padding would be scored as if it were an image
-    # (the same check as the training pairs'; stacklevel: fit_patch, here, build_run, Trainer._start and
-    # Trainer.run, up to train())
+    # stacklevel: fit_patch, here, build_run, Trainer._start and Trainer.run, up to train()
     vds = fit_patch(vds, getattr(vds, "patch", None), validation=True, stacklevel=6)
     if vds is not None and len(vds) == 0:
         vds = None

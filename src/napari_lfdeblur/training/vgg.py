@@ -1,27 +1,10 @@
 """VGG19 convolutional features for the feature (perceptual) loss, without torchvision.
 
-:class:`VGG19Features` is an ``nn.Sequential`` laid out exactly like
-torchvision's ``vgg19().features`` (configuration "E": 16 3x3 convolutions
-with ReLU, 5 max-pools), so that torchvision's ImageNet file
-``vgg19-dcbb9e9d.pth`` (a plain state dict with keys ``features.N.weight`` /
-``features.N.bias``, plus ``classifier.*`` which is ignored) loads into it
-with ``torch.load(..., weights_only=True)``.  Layer indices::
-
-    conv1_1 0  relu1_1 1  conv1_2 2  relu1_2 3  pool1 4
-    conv2_1 5  relu2_1 6  conv2_2 7  relu2_2 8  pool2 9
-    conv3_1 10 relu3_1 11 ... conv3_4 16 relu3_4 17 pool3 18
-    conv4_1 19 relu4_1 20 ... conv4_4 25 relu4_4 26 pool4 27
-    conv5_1 28 relu5_1 29 ... conv5_4 34 relu5_4 35 pool5 36
-
-Only the layers up to the deepest one asked for are built.  Widths are read
-from the state dict, so a narrow VGG with the same layout (used in tests)
-loads too.
-
-Where the weights come from (:func:`find_vgg19_weights`): ``weights=PATH``,
-else ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (torch's hub cache,
-``~/.cache/torch/hub/checkpoints/`` by default, where torchvision puts it).
-Nothing is downloaded unless ``download=True``.  Without weights a
-:class:`~napari_lfdeblur.errors.TrainingError` says how to get them.
+:class:`VGG19Features` is laid out exactly like torchvision's ``vgg19().features`` (configuration "E": 16 3x3
+convolutions with ReLU, 5 max-pools; layers named as in :data:`LAYER_INDEX`), so that torchvision's ImageNet
+file ``vgg19-dcbb9e9d.pth`` loads into it with ``torch.load(..., weights_only=True)``.  Only the layers up to the
+deepest one asked for are built; widths are read from the state dict, so a narrow VGG of the same layout (used
+in tests) loads too.
 """
 
 from __future__ import annotations
@@ -135,15 +118,12 @@ class VGG19Features(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        wanted = {i: n for n, i in enumerate(self.layer_indices)}
-        out: list[torch.Tensor | None] = [None] * len(self.layer_indices)
+        found: dict[int, torch.Tensor] = {}
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i in wanted:
-                for n, li in enumerate(self.layer_indices):
-                    if li == i:
-                        out[n] = x
-        return out  # type: ignore[return-value]
+            if i in self.layer_indices:
+                found[i] = x
+        return [found[i] for i in self.layer_indices]
 
     @classmethod
     def from_state_dict(cls, state_dict, layers=("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4"),
@@ -161,11 +141,7 @@ class VGG19Features(nn.Module):
                 f"{' ...' if len(missing) > 3 else ''} (expected keys like 'features.0.weight'; get the ImageNet "
                 f"weights from {VGG19_URL})"
             )
-        convs = [i for i in _CONV_INDICES]
-        widths = []
-        for i in convs:
-            w = sd.get(f"features.{i}.weight")
-            widths.append(int(w.shape[0]) if w is not None else 0)
+        widths = [len(sd.get(f"features.{i}.weight", ())) for i in _CONV_INDICES]
         # layers past the last needed one may be absent: give them any width
         last_known = max(k for k, w in enumerate(widths) if w) if any(widths) else 0
         widths = [w if w else widths[last_known] for w in widths]
@@ -199,7 +175,8 @@ def _missing_message(tried: list[Path]) -> str:
 
 
 def find_vgg19_weights(weights=None, download: bool = False) -> Path:
-    """The path of the VGG19 weights file (see the module docstring)."""
+    """The path of the VGG19 weights file: ``weights``, else torch's hub cache (:func:`default_vgg19_path`, where
+    torchvision puts it), downloaded there only when ``download``; a TrainingError saying how to get it."""
     if weights is not None:
         p = Path(os.fspath(weights)).expanduser()
         if not p.is_file():

@@ -1,19 +1,5 @@
-"""Light-field readers: one entry point, format detection, one module per format.
-
-``read_lightfield`` returns a ``LightField`` whose data are (V, U, Y, X, C) =
-(vertical view, horizontal view, row, column, channel), float32 in [0, 1],
-view (0, 0) top-left and (V-1, U-1) bottom-right.  Formats:
-
-===========  ==============================================================
-``hci``      HCI benchmark folder (``input_CamNNN.png``, cfg, pfm disparity)
-``grid``     folder of views named by grid position (``pattern=``)
-``eslf``     lenslet-sliced ESLF image (Stanford Lytro archive)
-``lenslet``  raw plenoptic image + microlens-centre table (``centers=``)
-``array``    numpy/dask array, .npy/.npz, .tif, .zarr, .h5
-===========  ==============================================================
-
-Every failure a user can cause is raised as ``LightFieldError``.
-"""
+"""Light-field readers: ``read_lightfield``, format detection, and the table of formats (one module each; what
+they read: docs/lightfield-formats.md).  Every failure a user can cause is raised as ``LightFieldError``."""
 
 from __future__ import annotations
 
@@ -65,7 +51,7 @@ def _is_path(x) -> bool:
 
 
 def _split_pattern_path(path: Path) -> tuple[Path, str] | None:
-    """``folder/view_{row}_{col}.png`` -> (folder, pattern) when the name holds placeholders."""
+    """``folder/view_{row}_{col}.png`` -> (folder, pattern)."""
     if "{" in path.name and "}" in path.name and path.parent.is_dir():
         return path.parent, path.name
     return None
@@ -102,7 +88,6 @@ def detect_format(path, **options) -> str:
 
 
 def _file_format(p: Path, options: dict) -> str:
-    """The reader of the file ``p`` by its suffix (and name, and ``views=``)."""
     suffix = p.suffix.lower()
     if suffix in IMAGE_SUFFIXES and ("eslf" in p.name.lower() or options.get("views") is not None):
         return "eslf"
@@ -126,7 +111,6 @@ def _file_format(p: Path, options: dict) -> str:
 
 
 def _check_path_kind(p: Path, fmt: str) -> None:
-    """A clear message when the path is of the wrong kind for the chosen format."""
     if not p.exists():
         raise LightFieldError(f"{p} does not exist; check the path.")
     if fmt in ("hci", "grid") and not p.is_dir():
@@ -207,9 +191,9 @@ def _resolve_format(path, format, options: dict):
     """(the reader's name, the path it reads) for ``path`` and ``format``, checked with the reader's options;
     ``folder/name_{row}_{col}.png`` becomes the folder, with the name as ``options["pattern"]``."""
     fmt = detect_format(path, **options) if format is None else format
-    if not isinstance(fmt, str) or _ALIASES.get(fmt.lower(), fmt.lower()) not in READERS:
+    fmt = _ALIASES.get(fmt.lower(), fmt.lower()) if isinstance(fmt, str) else None
+    if fmt not in READERS:
         raise LightFieldError(f"Unknown format {format!r}; choose one of {', '.join(FORMATS)} or None (detect).")
-    fmt = _ALIASES.get(fmt.lower(), fmt.lower())
     if _is_path(path) and not str(path).strip():
         raise LightFieldError("The path is empty; give a folder of views, a light-field file or an array.")
     if fmt != "array" and not _is_path(path):

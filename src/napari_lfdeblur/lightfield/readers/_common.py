@@ -1,25 +1,16 @@
-"""Helpers shared by the readers: value scaling to [0, 1] (the rule for it: :mod:`..core`).
-
-Image files (views, ESLF, raw lenslet images) are those of
-:data:`napari_lfdeblur.io.IMAGE_SUFFIXES`, decoded by :func:`napari_lfdeblur.io.read_image`.
-"""
+"""Helpers the readers share: explicit scales to [0, 1] and ``views=`` (the value rule itself is in ..core)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import LightFieldError
-
-# the value rule itself is in core (LightField(...) applies it too); the readers use it from here
-from ..core import _infinite_error, check_scalable, to_float01  # noqa: F401
+from ..core import _infinite_error
 
 
 def apply_scale(a: np.ndarray, scale) -> np.ndarray:
-    """Map ``a`` to [0, 1] with an explicit ``scale``: a full-scale number or a (low, high) pair.
-
-    Values outside the given range are clipped (the user chose the range); NaN
-    stays NaN.
-    """
+    """Map ``a`` to [0, 1] with an explicit ``scale``, a full-scale number or a (low, high) pair; values
+    outside the range are clipped (the user chose it), NaN stays NaN."""
     if isinstance(scale, (tuple, list)) and len(scale) == 2:
         lo, hi = float(scale[0]), float(scale[1])
     else:
@@ -34,10 +25,8 @@ def apply_scale(a: np.ndarray, scale) -> np.ndarray:
 
 
 def views_pair(views, example: str = "a number such as 14 or a pair (V, U)") -> tuple[int, int]:
-    """``views=`` as (V, U): one whole number for both or a pair of them; anything else is refused.
-
-    A fraction is not rounded: views=(2.5, 2.5) would silently read a 3x3 grid as 2x2 views of garbage.
-    """
+    """``views=`` as (V, U), from one whole number or a pair; a fraction is refused, not rounded (views=(2.5, 2.5)
+    would silently read a 3x3 grid as 2x2 views of garbage)."""
     if isinstance(views, (str, bytes)):  # "14" would unpack as the pair (1, 4)
         raise LightFieldError(f"views={views!r} is a string; give {example}.")
     items = [views] * 2 if np.ndim(views) == 0 else views

@@ -1,12 +1,6 @@
-"""A grid of per-view image files as one lazy (V, U, Y, X, C) dask array.
-
-Opening reads only the file headers (:func:`napari_lfdeblur.io.image_header`:
-the size and pixel format without decoding), so opening a
-15 x 15 grid of 4k views costs 225 header reads, not 225 decodes.  Each view
-is one dask chunk; decoding and the float32 [0, 1] conversion happen inside
-the chunk, when napari (or anything else) asks for that view.  Missing views
-are NaN chunks: no pixels are ever invented.
-"""
+"""A grid of per-view image files as one (V, U, Y, X, C) array, lazy by default: opening reads only the file
+headers (225 header reads for a 15 x 15 grid, not 225 decodes), and each view is one dask chunk, decoded and
+converted to float32 [0, 1] when something asks for it.  Missing views are NaN chunks."""
 
 from __future__ import annotations
 
@@ -20,7 +14,7 @@ import numpy as np
 
 from ...errors import ImageFileError, LightFieldError
 from ...io.read import image_header, read_image
-from ._common import to_float01
+from ..core import to_float01
 
 
 @dataclass(frozen=True)
@@ -38,7 +32,7 @@ def _view_error(e: ImageFileError) -> ImageFileError:
 
 
 def probe_image(path: str | os.PathLike) -> ImageInfo:
-    """Read only the header of a view file (no pixel decoding); a view is one (Y, X[, C]) image."""
+    """The header of a view file (no pixel decoding), checked to be one (Y, X[, C]) image."""
     path = Path(path)
     h = image_header(path)
     if h.axes not in ("yx", "yxc"):
@@ -53,11 +47,8 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
 
 
 def read_view_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to its stored samples, (Y, X, C) with alpha dropped (views, ESLF and raw lenslet
-    images are compared and refocused by colour only).
-
-    Raises ImageFileError (a LightFieldError) for a corrupt or truncated file.
-    """
+    """An image file's stored samples, (Y, X, C) with alpha dropped (views, ESLF and raw lenslet images are
+    compared and refocused by colour only); ImageFileError for a corrupt or truncated file."""
     a = read_image(path)
     if a.ndim == 2:
         a = a[..., None]
@@ -69,7 +60,7 @@ def read_view_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def decode_view(path: str | os.PathLike, shape: tuple[int, int] | None = None, channels: int | None = None):
-    """Decode one view file to (Y, X, C) float32 in [0, 1], checking it against its header."""
+    """One view file as (Y, X, C) float32 in [0, 1], checked against its header."""
     try:
         a = read_view_image(path)
     except ImageFileError as e:
@@ -92,11 +83,8 @@ def _expand_key(key, ndim: int) -> tuple:
 
 
 class ViewGridSource:
-    """Array-like (V, U, Y, X, C) float32 that decodes the view files it is sliced with.
-
-    dask's ``from_array`` slices it once per chunk (one view); missing views
-    come back as NaN without touching the disk.
-    """
+    """Array-like (V, U, Y, X, C) float32 that decodes the view files it is sliced with (dask's ``from_array``
+    slices it once per view); missing views come back as NaN without touching the disk."""
 
     dtype = np.dtype(np.float32)
     ndim = 5
@@ -125,20 +113,16 @@ class ViewGridSource:
 
 
 def _decode_all(src: ViewGridSource) -> np.ndarray:
-    """Decode every view straight into one preallocated array.
-
-    Filling in place (threads: PNG/zlib decoding releases the GIL) keeps the
-    peak near one copy of the light field; ``dask.compute`` would hold the
-    per-view chunks and their concatenation at once (about twice the memory).
-    """
+    """Every view decoded into one preallocated array, in threads (PNG/zlib decoding releases the GIL): the
+    peak stays near one copy of the light field, where ``dask.compute`` would hold the per-view chunks and
+    their concatenation at once."""
     from concurrent.futures import ThreadPoolExecutor
 
     V, U, Y, X, C = src.shape
     out = np.empty(src.shape, dtype=np.float32)
-    for v in range(V):
-        for u in range(U):
-            if (v, u) not in src.files:
-                out[v, u] = np.nan  # missing view: NaN, never invented
+    for key in np.ndindex(V, U):
+        if key not in src.files:
+            out[key] = np.nan
 
     def fill(key):
         out[key] = decode_view(src.files[key], (Y, X), C)
@@ -158,7 +142,7 @@ def _describe_mismatch(infos: list[ImageInfo], attr: str, label) -> str:
 
 
 def _probe_views(paths: dict[tuple[int, int], Path], V: int, U: int) -> list[ImageInfo]:
-    """The headers of the view files, in grid order, checked to be of one size and channel count."""
+    """The view files' headers, in grid order, checked to be of one size and channel count."""
     if not paths:
         raise LightFieldError("No view files to open.")
     outside = [(k, p.name) for k, p in paths.items() if not (0 <= k[0] < V and 0 <= k[1] < U)]
@@ -184,7 +168,6 @@ def _probe_views(paths: dict[tuple[int, int], Path], V: int, U: int) -> list[Ima
 
 
 def _dask_views(src: ViewGridSource):
-    """``src`` as a dask array, one chunk per view."""
     import dask.array as da
     from dask.base import tokenize
 
@@ -205,25 +188,9 @@ def open_view_grid(
     grid: tuple[int, int],
     lazy: bool = True,
 ):
-    """Open per-view image files placed on a (V, U) grid.
-
-    Parameters
-    ----------
-    files
-        ``{(v, u): path}``, v the vertical and u the horizontal view index
-        (0-based, (0, 0) top-left).  Grid positions without a file are missing.
-    grid
-        (V, U) size of the view grid.
-    lazy
-        True: a dask array, one chunk per view, nothing decoded yet.
-        False: decode every view now into a numpy array.
-
-    Returns
-    -------
-    data, view_mask, info
-        data (V, U, Y, X, C) float32 in [0, 1] (NaN for missing views),
-        view_mask (V, U) bool, info dict with ``source_dtype``.
-    """
+    """(data, view_mask, info) of the view files ``{(v, u): path}`` (0-based, (0, 0) top-left) on a (V, U)
+    ``grid``: data (V, U, Y, X, C) float32 in [0, 1], NaN where no file is, a dask array (one chunk per view)
+    when ``lazy``, else decoded now; info has ``source_dtype`` and ``n_view_files``."""
     V, U = int(grid[0]), int(grid[1])
     paths = {(int(v), int(u)): Path(p) for (v, u), p in files.items()}
     infos = _probe_views(paths, V, U)

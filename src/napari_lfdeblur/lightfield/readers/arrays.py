@@ -1,14 +1,6 @@
-"""Light fields stored as one array: numpy/dask arrays, .npy/.npz, TIFF, Zarr, HDF5.
-
-The array is 4D (greyscale) or 5D; ``axes`` names its axes with the letters
-V (vertical view), U (horizontal view), Y (row), X (column) and C (channel),
-default ``"VUYX"`` / ``"VUYXC"``.  It is reordered to (V, U, Y, X, C) and
-scaled to float32 [0, 1]: uint8 / 255, uint16 / 65535, bool as 0/1, float
-kept when already in [0, 1]; anything else needs ``scale=``.
-
-Zarr, HDF5 and .npy (memory-mapped) stay lazy: a dask array with one chunk
-per view, converted to float inside each chunk.  TIFF and .npz are read at once.
-"""
+"""Light fields stored as one array: numpy/dask arrays, .npy/.npz, TIFF, Zarr, HDF5, their axes in any order
+(``axes=``).  Zarr, HDF5 and .npy (memory-mapped) stay lazy, one dask chunk per view, converted inside each chunk;
+TIFF and .npz are read at once."""
 
 from __future__ import annotations
 
@@ -19,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LightFieldError
-from ..core import LightField, _check_views
-from ._common import apply_scale, check_scalable
+from ..core import LightField, _check_views, _is_dask, check_scalable
+from ._common import apply_scale
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".zarr", ".h5", ".hdf5", ".he5")
 _VIEW_LETTERS = "VUYX"
@@ -34,13 +26,8 @@ def is_zarr_path(path: Path) -> bool:
     return path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
 
 
-def _is_dask(a) -> bool:
-    return type(a).__module__.startswith("dask.")
-
-
-# -- opening files -------------------------------------------------------
 def _pick(found: dict, key, path: Path, kind: str):
-    """Select the array named ``key`` among ``found`` ({name: (array, shape)}), or the only one."""
+    """The array named ``key`` among ``found`` ({name: (array, shape)}), or the only one."""
     if key is not None:
         if key not in found:
             names = ", ".join(sorted(found)) or "none"
@@ -109,7 +96,6 @@ def _open_file(path: Path, key, lazy: bool):
     raise LightFieldError(f"{path.name}: unknown array file type {suffix!r}; use .npy, .npz, .tif, .zarr or .h5.")
 
 
-# -- axes and scaling ------------------------------------------------------
 def _default_axes(shape: tuple) -> str:
     """``"VUYX"`` for 4D, ``"VUYXC"`` for 5D; other arrays, and ones whose last axis says otherwise, are refused."""
     ndim = len(shape)
@@ -176,7 +162,7 @@ def _scan_views(d, what: str) -> np.ndarray:
         _present_views, what, dtype=bool, meta=np.empty((0,) * 5, bool),
         chunks=d.chunks[:2] + tuple((1,) * len(c) for c in d.chunks[2:]),
     )
-    # (only arrays read here are scanned, and from_array gives them one chunk per whole view)
+    # (only arrays opened here are scanned, and from_array gives them one chunk per whole view)
     return np.asarray(flags.compute())[:, :, 0, 0, 0]
 
 
@@ -232,8 +218,7 @@ def read_array(
     if scale is not None:
         meta["scale"] = scale
         a = apply_scale(a, scale)
-    # LightField converts and checks the samples (the one value rule) and takes all-NaN views as missing
-    # (e.g. a saved incomplete light field)
+    # LightField applies the value rule; all-NaN views (a saved incomplete light field) are missing views
     return LightField(data=np.ascontiguousarray(a), metadata=meta)
 
 
@@ -276,8 +261,7 @@ def _lazy_lightfield(arr, ax: str, scale, name, meta: dict) -> LightField:
 
     if _is_dask(arr):
         d = arr
-    else:
-        # one chunk per view, whatever the stored order
+    else:  # one chunk per view, whatever the stored order
         chunks = tuple(1 if c in "VU" else int(s) for c, s in zip(ax, arr.shape))
         d = da.from_array(arr, chunks=chunks, name=name, asarray=True, fancy=False)
     d = d.transpose([ax.index(c) for c in "VUYXC" if c in ax])
@@ -298,18 +282,13 @@ def _lazy_lightfield(arr, ax: str, scale, name, meta: dict) -> LightField:
             "Every view of the array is NaN: there is no data in it (NaN marks missing views); check that the "
             "file was written after its views were filled."
         )
-    # LightField converts the samples to float32 [0, 1] (uint8 / 255, ...) inside each chunk
     return LightField(data=d, view_mask=mask, metadata=meta, _checked=checked)  # type: ignore[arg-type]  # None: all
 
 
 def _float_views(d, arr):
-    """(d, the view mask, whether d is checked) of a lazy float array.
-
-    Fail at open time rather than at the first draw (values outside [0, 1], infinities, NaN inside a view), and
-    count views that are entirely NaN as missing: read every view of a file once when that is cheap, else (big
-    files, dask graphs of the caller's) the centre one.  Either way it is the value rule of core, which
-    LightField applies to each chunk as it is computed when not scanned.
-    """
+    """(d, the view mask, whether d is checked) of a lazy float array: bad values fail at open time rather than
+    at the first draw, and all-NaN views are missing.  Every view of a file is read once when that is cheap,
+    else (big files, the caller's dask graphs) the centre one; LightField checks unscanned chunks as computed."""
     if not _is_dask(arr) and math.prod(arr.shape) * np.dtype(arr.dtype).itemsize <= _SCAN_BYTES:
         return d.astype(np.float32), _scan_views(d, "The light-field array"), True
     V, U = d.shape[:2]

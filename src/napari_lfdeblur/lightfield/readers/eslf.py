@@ -1,13 +1,6 @@
-"""Lenslet-sliced ESLF images (the Stanford Lytro light field archive format).
-
-The image is a grid of macro-pixels, one per microlens: macro-pixel (y, x)
-is a V x U block whose pixel (v, u) is sample (v, u) of that lens, i.e.
-
-    eslf[y * V + v, x * U + u] = view(v, u)[y, x]
-
-so the image is (Y*V, X*U, C) and the light field (V, U, Y, X, C).  The
-Lytro Illum files have 14 x 14 views.  Reading is eager (one file).
-"""
+"""Lenslet-sliced ESLF images (the Stanford Lytro archive format): one V x U macro-pixel per microlens,
+``eslf[y * V + v, x * U + u] = view(v, u)[y, x]``, so the (Y*V, X*U, C) image holds the (V, U, Y, X, C) light
+field.  Reading is eager (one file)."""
 
 from __future__ import annotations
 
@@ -23,20 +16,6 @@ from ._common import views_pair
 from ._views import probe_image, read_view_image
 
 DEFAULT_VIEWS = 14
-
-
-def _views_pair(views) -> tuple[int, int]:
-    return views_pair(views, "the views per macro-pixel, a number such as 14 or a pair (V, U)")
-
-
-def eslf_to_lightfield_array(img: np.ndarray, views) -> np.ndarray:
-    """(Y*V, X*U[, C]) array -> (V, U, Y, X, C) array (any dtype, no copy of values changed)."""
-    V, U = _views_pair(views)
-    a = img if img.ndim == 3 else img[..., None]
-    H, W, C = a.shape
-    if H % V or W % U:
-        raise LightFieldError(f"An ESLF image of {H}x{W} pixels cannot hold macro-pixels of {V}x{U} views.")
-    return a.reshape(H // V, V, W // U, U, C).transpose(1, 3, 0, 2, 4)
 
 
 def lightfield_array_to_eslf(data: np.ndarray) -> np.ndarray:
@@ -62,12 +41,10 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
     path
         The ESLF image (PNG, or any image format Pillow/tifffile reads).
     views
-        Views per macro-pixel, ``V`` or ``(V, U)``.  None: read from a
-        ``VxU`` tag just before the ESLF suffix in the file name
-        (``scene_10x10.eslf.png``: name files that way to open them without
-        options), else 14 x 14
-        (Lytro Illum) when the image size allows it, else an error asking
-        for it.
+        Views per macro-pixel, ``V`` or ``(V, U)``.  None: a ``VxU`` tag just
+        before the ESLF suffix in the file name (``scene_10x10.eslf.png``),
+        else 14 x 14 (Lytro Illum) when the image size allows it, else an
+        error asking for it.
     lazy
         Ignored: the single image is decoded at once.
 
@@ -78,8 +55,7 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
         at ``data[v, u, y, x]``.
     """
     path = Path(path)
-    info = probe_image(path)  # cheap header check before decoding a large image
-    H, W = info.shape
+    H, W = probe_image(path).shape  # a header check before decoding a large image
     if views is None:
         views = views_from_name(path.name)
     if views is None:
@@ -90,7 +66,7 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
                 "them); a single photo is not a light field."
             )
         views = DEFAULT_VIEWS
-    V, U = _views_pair(views)
+    V, U = views_pair(views, "the views per macro-pixel, a number such as 14 or a pair (V, U)")
     if H % V or W % U:
         raise LightFieldError(
             f"{path.name} is {H}x{W} pixels, which is not divisible into macro-pixels of {V}x{U} views; "
@@ -99,8 +75,8 @@ def read_eslf(path: str | os.PathLike, views=None, lazy: bool = True) -> LightFi
     if H // V < 2 or W // U < 2:
         raise LightFieldError(f"{path.name} ({H}x{W}) with {V}x{U} views leaves views under 2 pixels; check views=.")
     img = read_view_image(path)
-    # make the stored samples contiguous first: copying uint8 is 4x cheaper than float32
-    views_u8 = np.ascontiguousarray(eslf_to_lightfield_array(img, (V, U)))
+    # (Y*V, X*U, C) -> (V, U, Y, X, C), made contiguous before the float conversion: copying uint8 is 4x cheaper
+    views_u8 = np.ascontiguousarray(img.reshape(H // V, V, W // U, U, -1).transpose(1, 3, 0, 2, 4))
     meta = {
         "source": str(path),
         "format": "eslf",
@@ -139,6 +115,4 @@ def write_eslf(lf: LightField, path: str | os.PathLike) -> Path:
         raise LightFieldError(
             f"The light field has {missing} missing views; ESLF cannot mark them. Crop to a complete grid first."
         )
-    data = lf.data.compute() if lf.is_lazy else lf.data
-    img = lightfield_array_to_eslf(np.asarray(data, dtype=np.float32))
-    return save_image(path, img)
+    return save_image(path, lightfield_array_to_eslf(np.asarray(lf.compute().data, dtype=np.float32)))

@@ -1,33 +1,6 @@
-"""Folders of views named by their grid position (``view_3_4.png`` ...).
-
-A file-name pattern says where each view sits:
-
-- ``{row}`` or ``{v}``: the vertical view index (top = smallest),
-- ``{col}`` or ``{u}``: the horizontal view index (left = smallest),
-- ``{any}`` or ``*``: anything (e.g. a running counter), ``?``: one character,
-- ``{ext}``: any image suffix (png, jpg, tif, ...).
-
-If the names put the vertical index in the ``{col}`` slot, pass
-``vertical="col"`` (or ``"u"``) instead of editing the pattern.
-
-Indices may be 0-based, 1-based or centred (negative): the smallest index
-found is the base when it is 0 or negative, otherwise the names count from 1.
-Built-in patterns, tried when no pattern is given (the one matching most files
-wins, ties in this order):
-
-- ``lytro_toolbox``: ``IMG_{any}_{any}_{u}_{v}.{ext}``, e.g.
-  ``IMG_0001_012_02_09.png`` = u 2, v 9 (the third number is only a
-  serpentine capture counter),
-- ``view_row_col``: ``view_{row}_{col}.{ext}`` (e.g. the Lytro checkerboard),
-- ``row_col``: ``{any}{row}_{col}.{ext}``, any name ending in ``ROW_COL``.
-
-Views cut off from the others by whole empty rows or columns of the grid
-(a stray ``view_9_9.png`` in a 5x5 folder) are not silently made part of a
-mostly empty grid: a few of them beside a larger block are ignored with a
-warning naming them (the block is read); otherwise, for auto-detected
-names, a LightFieldError says which views lie apart and how many positions
-would be empty.  ``grid=`` (the user states the grid) reads every view.
-"""
+"""Folders of views named by their grid position (``view_3_4.png`` ...): file-name patterns, the built-in ones
+tried when none is given (the one matching most files wins, ties in the order of ``BUILTIN_PATTERNS``), and the
+views that lie apart from the others."""
 
 from __future__ import annotations
 
@@ -42,6 +15,7 @@ from ..core import LightField
 from ._views import open_view_grid
 
 BUILTIN_PATTERNS = {
+    # e.g. IMG_0001_012_02_09.png = u 2, v 9 (the second number is a serpentine capture counter)
     "lytro_toolbox": "IMG_{any}_{any}_{u}_{v}.{ext}",
     "view_row_col": "view_{row}_{col}.{ext}",
     "row_col": "{any}{row}_{col}.{ext}",
@@ -146,16 +120,18 @@ def read_grid_folder(
     path
         The folder.
     pattern
-        File-name pattern with ``{row}``/``{v}`` and ``{col}``/``{u}``
-        placeholders (see the module docstring); None tries the built-ins.
+        File-name pattern: ``{row}``/``{v}`` the vertical index (top first),
+        ``{col}``/``{u}`` the horizontal one, ``{any}`` or ``*`` anything, ``?``
+        one character, ``{ext}`` an image suffix; None: the built-in patterns.
     vertical
         Which placeholder is the vertical view index: ``"row"`` (default, also
         ``"v"``) or ``"col"`` (also ``"u"``) when the names are transposed.
     base
         Index of the first view in the names (0, 1, or e.g. -3 for centred
-        numbering); None detects it from the smallest index found.
+        numbering); None: the smallest index found if it is <= 0, else 1.
     grid
-        (V, U) to force the grid size (when border views are missing).
+        (V, U) to force the grid size (when border views are missing); also
+        reads views lying apart from the others (else ignored, or refused).
     lazy
         True (default): decode each view only when used (dask, one chunk per view).
 
@@ -187,7 +163,7 @@ def read_grid_folder(
         meta["ignored_files"] = ignored[:20]
     if strays:
         meta["stray_files"] = sorted(p.name for p in strays.values())
-    # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
+    # decode_view applies the value rule to every view as it is decoded
     return LightField(data=data, view_mask=mask, metadata=meta, _checked=True)
 
 
@@ -217,8 +193,8 @@ def _find_views(folder: Path, files: list[Path], pattern: str | None, vertical: 
 
 
 def _check_dense(found, grid: tuple[int, int], folder: Path, used: str) -> None:
-    """A guard for auto-detection (napari offers every folder to the reader): a few photos that happen to end
-    in _N_M are not a light field."""
+    """Auto-detection's guard (napari offers every folder to the reader): a few photos that happen to end in _N_M
+    are not a light field."""
     V, U = grid
     if len(found) < 0.25 * V * U:
         raise LightFieldError(
@@ -244,9 +220,7 @@ def _grid_size(found, base: int, grid) -> tuple[int, int]:
 
 def _auto_base(found) -> int:
     low = min(min(k) for k in found)
-    # 0 or centred (negative) numbering starts at the smallest index;
-    # otherwise assume 1-based names (a missing first row stays missing)
-    return low if low <= 0 else 1
+    return low if low <= 0 else 1  # names counting from 1: a missing first row stays missing
 
 
 def _runs(values) -> list[tuple[int, int]]:

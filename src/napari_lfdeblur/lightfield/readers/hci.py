@@ -1,15 +1,10 @@
-"""HCI 4D Light Field Benchmark folders (Honauer et al. 2016).
-
-A scene folder holds ``input_CamNNN.png`` with ``NNN = n_cols * row + col``
-(row-major, row 0 at the top, col 0 at the left; 9 x 9 for the benchmark),
-and optionally ``parameters.cfg`` (INI file with the camera set-up and the
-disparity range) and ``gt_disp_lowres.pfm`` (ground-truth disparity of the
-centre view, pixels per view step).  View (row, col) becomes (v, u).
-"""
+"""HCI 4D Light Field Benchmark folders (Honauer et al. 2016): ``input_CamNNN.png`` views numbered row-major
+from the top-left, an optional ``parameters.cfg`` and the centre view's ground truth ``gt_disp_lowres.pfm``."""
 
 from __future__ import annotations
 
 import configparser
+import itertools
 import math
 import os
 import re
@@ -23,20 +18,15 @@ from .pfm import read_pfm
 
 _EXT_RE = "|".join(re.escape(s[1:]) for s in IMAGE_SUFFIXES)
 CAM_RE = re.compile(rf"^input_Cam(\d+)\.({_EXT_RE})$", re.IGNORECASE)
-DISPARITY_FILES = ("gt_disp_lowres.pfm",)
+DISPARITY_FILE = "gt_disp_lowres.pfm"
 
 
 def is_hci_folder(path: Path) -> bool:
     """True when ``path`` is a folder holding at least two ``input_CamNNN`` images."""
     if not path.is_dir():
         return False
-    n = 0
-    for p in path.iterdir():
-        if CAM_RE.match(p.name):
-            n += 1
-            if n >= 2:
-                return True
-    return False
+    cams = (p for p in path.iterdir() if CAM_RE.match(p.name))
+    return len(list(itertools.islice(cams, 2))) == 2
 
 
 def _number(text: str):
@@ -48,11 +38,8 @@ def _number(text: str):
 
 
 def read_parameters_cfg(path: str | os.PathLike) -> dict:
-    """Parse an HCI ``parameters.cfg`` into ``{section: {key: value}}``.
-
-    Values that look like numbers become int/float; everything else stays a
-    string.  Keys before any section header go under ``""``.
-    """
+    """An HCI ``parameters.cfg`` as ``{section: {key: value}}``, numbers as int/float, keys before any section
+    header under ``""``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -64,14 +51,9 @@ def read_parameters_cfg(path: str | os.PathLike) -> dict:
         cp.read_string("[__top__]\n" + text, source=str(path))
     except configparser.Error as e:
         raise LightFieldError(f"{path} is not a valid INI-style parameters file: {e}") from e
-    out: dict = {}
-    for sec in cp.sections():
-        items = {k: _number(v) for k, v in cp.items(sec)}
-        if sec == "__top__":
-            if items:
-                out[""] = items
-        else:
-            out[sec] = items
+    out = {"" if sec == "__top__" else sec: {k: _number(v) for k, v in cp.items(sec)} for sec in cp.sections()}
+    if not out[""]:
+        del out[""]
     return out
 
 
@@ -85,7 +67,7 @@ def _find(params: dict, *keys: str):
 
 
 def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
-    """Read an HCI 4D light field benchmark scene folder.
+    """Read an HCI 4D Light Field Benchmark scene folder.
 
     Parameters
     ----------
@@ -100,7 +82,7 @@ def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
     LightField
         (V, U, Y, X, C) float32 in [0, 1]; v = camera row (top first), u =
         camera column (left first).  ``disparity`` from ``gt_disp_lowres.pfm``
-        when present.  Metadata: ``parameters`` (the parsed cfg),
+        when it has the view size.  Metadata: ``parameters`` (the parsed cfg),
         ``disparity_range`` (cfg ``disp_min``/``disp_max``, else the ground
         truth's min/max), ``angular_spacing`` (cfg ``baseline_mm``, in mm),
         ``focus_distance_m``, ``focal_length_mm`` when the cfg gives them.
@@ -133,12 +115,11 @@ def read_hci(path: str | os.PathLike, lazy: bool = True) -> LightField:
     if params:
         meta["parameters"] = params
     meta.setdefault("disparity_range", None)
-    # every view was (or will be, lazily) checked by the value rule as it is decoded (decode_view)
+    # decode_view applies the value rule to every view as it is decoded
     return LightField(data=data, view_mask=mask, disparity=disparity, metadata=meta, _checked=True)
 
 
 def _cameras(path: Path) -> dict[int, Path]:
-    """``{camera number: file}`` of the folder's ``input_CamNNN`` views."""
     cams: dict[int, Path] = {}
     for p in sorted(path.iterdir()):
         m = CAM_RE.match(p.name)
@@ -177,15 +158,14 @@ def _grid_of(path: Path, cams: dict[int, Path], params: dict) -> tuple[int, int]
 def _ground_truth(path: Path, view_shape: tuple, meta: dict):
     """The centre view's ground-truth disparity when the folder has it at the view size (else None, and a
     note in ``meta``)."""
-    for name in DISPARITY_FILES:
-        f = path / name
-        if f.is_file():
-            d = read_pfm(f)
-            if d.ndim == 3:
-                d = d[..., 0]
-            if d.shape == view_shape:
-                meta["disparity_file"] = name
-                return d
-            meta["disparity_note"] = f"{name} is {d.shape}, not the view size; not loaded"
-            return None
-    return None
+    f = path / DISPARITY_FILE
+    if not f.is_file():
+        return None
+    d = read_pfm(f)
+    if d.ndim == 3:
+        d = d[..., 0]
+    if d.shape != view_shape:
+        meta["disparity_note"] = f"{DISPARITY_FILE} is {d.shape}, not the view size; not loaded"
+        return None
+    meta["disparity_file"] = DISPARITY_FILE
+    return d

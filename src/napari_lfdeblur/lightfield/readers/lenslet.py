@@ -1,27 +1,10 @@
-"""Raw plenoptic (lenslet) images decoded with a microlens-centre table.
+"""Raw plenoptic (lenslet) images decoded with a microlens-centre table: demosaic, fit a regular hexagonal grid
+to the centres (tables such as Tao et al.'s hold rounded integers: the fit removes that +-0.5 px jitter), sample
+each view under every lens, then resample the odd lens rows, which sit half a lens to the side.
 
-Decoding steps:
-
-1. the raw Bayer mosaic is demosaiced bilinearly (``demosaic_bilinear``);
-2. the centre table (rows x cols x [y, x]) is, by default, refined by a
-   least-squares fit of a regular hexagonal grid (affine in the lens row and
-   column, plus a shift of every odd row): tables such as Tao et al.'s hold
-   rounded integers, and the fit removes that +-0.5 px jitter;
-3. view (v, u) takes, for every microlens, the bilinearly interpolated pixel
-   at ``centre + ((v - vc), (u - uc)) * pitch_step`` (vc = (V-1)/2,
-   uc = (U-1)/2), so a view is (rows, cols) of the table;
-4. the microlens grid is hexagonal: odd lens rows sit half a lens to the
-   side.  ``hex_align=True`` (default) resamples the odd rows of every view by
-   linear interpolation along the row onto the even rows' columns, so each
-   view is a rectangular image (at the first/last column the nearest sample
-   is repeated).  The sample spacing stays anisotropic (vertical lens pitch
-   ~ sqrt(3)/2 of the horizontal one); it is recorded as
-   ``metadata["sample_spacing_px"]`` and not resampled.
-
-Microlens pixel order is used directly (as in the Light Field Toolbox and
-ESLF files): a pixel right of the lens centre belongs to a view further right.
-Vignetting: without a white image, ``devignette=True`` scales each view so
-its mean (per channel) matches the centre view's; off by default.
+Microlens pixel order is used directly (as in the Light Field Toolbox and ESLF files): a pixel right of the lens
+centre belongs to a view further right.  The samples stay anisotropic (vertical lens pitch ~ sqrt(3)/2 of the
+horizontal one, in ``metadata["sample_spacing_px"]``).
 """
 
 from __future__ import annotations
@@ -32,33 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LightFieldError
-from ..core import LightField
-from ._common import to_float01, views_pair
+from ..core import LightField, to_float01
+from ._common import views_pair
 from ._views import read_view_image
 
 BAYER_PATTERNS = ("rggb", "bggr", "grbg", "gbrg")
 
-# bilinear demosaic kernels (normalised convolution: exact bilinear inside,
-# correct weights at the image border)
+# bilinear demosaic kernels (a normalised convolution: correct weights at the image border too)
 _K_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4
 _K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
 
 
 def demosaic_bilinear(mosaic: np.ndarray, pattern: str = "bggr") -> np.ndarray:
-    """Bilinear demosaicing of a Bayer mosaic.
-
-    Parameters
-    ----------
-    mosaic
-        (Y, X) float image, one colour sample per pixel.
-    pattern
-        Colour order of the top-left 2 x 2 block, e.g. ``"bggr"`` = B G / G R.
-
-    Returns
-    -------
-    numpy.ndarray
-        (Y, X, 3) float32 RGB; the measured samples are kept unchanged.
-    """
+    """(Y, X, 3) float32 RGB from a (Y, X) Bayer mosaic whose top-left 2 x 2 block is ``pattern`` (``"bggr"`` =
+    B G / G R); the measured samples are kept unchanged."""
     from scipy.ndimage import convolve
 
     pattern = str(pattern).lower()
@@ -77,13 +47,12 @@ def demosaic_bilinear(mosaic: np.ndarray, pattern: str = "bggr") -> np.ndarray:
         num = convolve(m * mask, kernel, mode="constant")
         den = convolve(mask, kernel, mode="constant")
         out[..., ci] = num / den
-        # keep measured samples bit-exact (the division can round them)
+        # measured samples bit-exact (the division can round them)
         sel = mask.astype(bool)
         out[..., ci][sel] = m[sel]
     return out
 
 
-# -- microlens-centre tables ----------------------------------------------
 def _table_from_array(a: np.ndarray, what: str) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[2] == 2:
@@ -147,23 +116,9 @@ def _centers_file(p: Path, key: str | None) -> tuple[np.ndarray, bool, str]:
 
 
 def load_centers(centers, one_based: bool | None = None, key: str | None = None) -> tuple[np.ndarray, str]:
-    """Microlens centres as a float (rows, cols, 2) [y, x] 0-based array.
-
-    Parameters
-    ----------
-    centers
-        An array, or a path to ``.mat`` (MATLAB, read with scipy), ``.npy``
-        or ``.csv``/``.txt`` (comma-separated lines ``lens_row, lens_col, y, x``).
-    one_based
-        Whether the coordinates count from 1 (MATLAB).  None: True for
-        ``.mat`` files, False otherwise.
-    key
-        Variable name in a ``.mat`` file when it holds several tables.
-
-    Returns
-    -------
-    table, description
-    """
+    """(microlens centres as a float (rows, cols, 2) [y, x] 0-based array, a description) of an array or a
+    ``.mat``, ``.npy`` or ``.csv``/``.txt`` file (lines ``lens_row, lens_col, y, x``); ``one_based`` None: True
+    for ``.mat`` files only; ``key``: the variable of a ``.mat`` file that holds several tables."""
     if isinstance(centers, (str, os.PathLike)):
         arr, default_one, desc = _centers_file(Path(centers), key)
     else:
@@ -179,15 +134,8 @@ def load_centers(centers, one_based: bool | None = None, key: str | None = None)
 
 
 def fit_hex_grid(table: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Least-squares regular (hexagonal) grid through a centre table.
-
-    Model: ``y, x = a + b*row + c*col + d*(row odd)`` for each coordinate.
-
-    Returns
-    -------
-    fitted (rows, cols, 2) table, and a dict with the lens pitch, hex offset
-    and the RMS residual in pixels.
-    """
+    """(the least-squares fit of ``y, x = a + b*row + c*col + d*(row odd)`` to a centre table, its lens pitch,
+    hex offset and RMS residual in pixels)."""
     R, C, _ = table.shape
     r, c = np.mgrid[:R, :C]
     A = np.stack([np.ones(R * C), r.ravel(), c.ravel(), (r % 2).ravel()], 1).astype(np.float64)
@@ -209,24 +157,20 @@ def fit_hex_grid(table: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def _hex_align(views: np.ndarray, frac: float) -> np.ndarray:
-    """Shift the odd rows of every view by ``frac`` samples along x (linear interpolation)."""
+    """The odd rows of every view shifted by ``frac`` samples along x (linear interpolation, the nearest sample
+    repeated at the ends)."""
     if abs(frac) < 1e-3:
         return views
     out = views.copy()
     odd = views[:, :, 1::2]  # (V, U, R_odd, C, ch)
     n = odd.shape[3]
-    # odd-row sample j lies at even-row column j + frac; output column k is
-    # therefore at k - frac in the odd row's own samples (clamped at the ends)
+    # odd-row sample j lies at even-row column j + frac, so output column k is at k - frac in the odd row
     pos = np.clip(np.arange(n) - frac, 0.0, n - 1)
     i0 = np.floor(pos).astype(int)
     i1 = np.minimum(i0 + 1, n - 1)
     w = (pos - i0).astype(np.float32)[:, None]
     out[:, :, 1::2] = odd[:, :, :, i0] * (1 - w) + odd[:, :, :, i1] * w
     return out
-
-
-def _views_pair(views) -> tuple[int, int]:
-    return views_pair(views, "a number such as 7 or a pair (V, U)")
 
 
 def read_lenslet(path: str | os.PathLike, centers=None, bayer: str | None = "bggr", views=None,
@@ -256,7 +200,7 @@ def read_lenslet(path: str | os.PathLike, centers=None, bayer: str | None = "bgg
         Fit a regular hexagonal grid to the table (used when it fits within 0.75 px RMS, else the table is kept
         as is).
     hex_align
-        Resample odd lens rows onto the even rows' columns (module docstring).
+        Resample odd lens rows onto the even rows' columns, so that each view is a rectangular image.
     devignette
         Equalise each view's mean brightness to the centre view's.
     lazy
@@ -300,8 +244,8 @@ def _devignette(out: np.ndarray) -> np.ndarray:
 
 
 def _lens_centres(table: np.ndarray, refine: bool) -> tuple[np.ndarray, dict, bool]:
-    """(the centres used, the fitted grid's pitch and offset, whether they are the fit): the fitted hexagonal
-    grid when ``refine`` and it fits within 0.75 px RMS, else the table as it is."""
+    """(the centres used, the fitted grid's pitch and offset, whether the fit is used: when ``refine`` and it
+    fits within 0.75 px RMS)."""
     fitted, grid_info = fit_hex_grid(table)
     use_fit = refine and grid_info["rms_residual_px"] <= 0.75
     return (fitted if use_fit else table), grid_info, use_fit
@@ -326,8 +270,8 @@ def _view_count(views, pitch_step: float, pitch_x: float) -> tuple[int, int]:
     if views is None:
         half = int(np.floor(0.4 * pitch_x / float(pitch_step)))
         views = 2 * max(half, 1) + 1
-    V, U = _views_pair(views)
-    if V < 1 or U < 1 or pitch_step <= 0:
+    V, U = views_pair(views, "a number such as 7 or a pair (V, U)")
+    if pitch_step <= 0:
         raise LightFieldError(f"views={views!r} and pitch_step={pitch_step!r} must be positive.")
     reach = max(V - 1, U - 1) / 2 * pitch_step
     if reach > 0.75 * pitch_x:

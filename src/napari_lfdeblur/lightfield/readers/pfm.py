@@ -1,14 +1,6 @@
-"""Portable Float Map (PFM) images: the HCI benchmark's disparity format.
-
-A PFM file is a three-line ASCII header followed by raw float32 samples::
-
-    PF | Pf          colour (3 channels) | greyscale
-    width height
-    scale            its sign gives the byte order: negative = little endian
-
-Rows are stored bottom-up, so the reader flips them to the usual top-down
-(Y, X[, C]) order.
-"""
+"""Portable Float Map (PFM) images, the HCI benchmark's disparity format: a three-line ASCII header (``PF``
+colour or ``Pf`` grey; width height; a scale whose sign gives the byte order, negative = little endian), then
+float32 samples, rows bottom-up (read into the usual top-down order)."""
 
 from __future__ import annotations
 
@@ -21,7 +13,7 @@ from ...errors import LightFieldError
 
 
 def _header_token(f) -> bytes:
-    """Next whitespace-separated token of the header (PFM allows any whitespace)."""
+    """The header's next token (PFM allows any whitespace between them)."""
     tok = b""
     while True:
         c = f.read(1)
@@ -35,14 +27,7 @@ def _header_token(f) -> bytes:
 
 
 def read_pfm(path: str | os.PathLike) -> np.ndarray:
-    """Read a PFM file.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32, (Y, X) for a greyscale ``Pf`` file or (Y, X, 3) for a colour
-        ``PF`` file, row 0 at the top.
-    """
+    """A PFM file as float32 (Y, X) (greyscale ``Pf``) or (Y, X, 3) (colour ``PF``), row 0 at the top."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -67,7 +52,6 @@ def read_pfm(path: str | os.PathLike) -> np.ndarray:
             f"({width}x{height}x{channels}), found {data.size}."
         )
     shape = (height, width, 3) if channels == 3 else (height, width)
-    # bottom-up rows -> top-down, native byte order
     return np.ascontiguousarray(data.reshape(shape)[::-1]).astype(np.float32)
 
 

@@ -1,31 +1,12 @@
-"""The base of every pair dataset: item keys and their randomness, crops, augmentation, subsets.
+"""The base of every pair dataset (:class:`PairDataset`): item keys and their randomness, crops, augmentation,
+subsets; and the size check of a run's pairs (:func:`fit_patch`).
 
-Every dataset yields ``(blurred, sharp)``: two float32 torch tensors
-(3, H, W) with values in **[0, 1]** (``signed=True`` gives [-1, 1], the
-network's own input range, instead).  Greyscale images are repeated to RGB,
-an alpha channel is dropped; 8-bit and 16-bit files are scaled by their
-maximum.  The trainer works in [0, 1] and gives the network ``2 * x - 1``.
-
-Randomness.  An item is a function of its *key* only, never of hidden state:
-``dataset[i]`` (an int) always gives the same pair (deterministic crops:
-what validation wants), and the trainer asks for ``dataset[(i, seed,
-draw)]``, where ``draw`` counts the samples drawn so far; the crop position,
-flips/rotation, focus and aperture come from ``numpy.random.default_rng([seed,
-draw, i])``.  So a run is reproducible and resumable exactly, whatever the
-number of data-loader workers, and ranks of a multi-process run draw
-different samples by drawing different ``draw`` numbers.
-
-Crops and augmentation (``patch``, ``crop``, ``augment``): ``crop="random"``
-takes a random ``patch`` x ``patch`` window (reflect-padded when the image
-is smaller), ``"center"`` the central one, ``"full"`` the whole image.
-``augment=True`` applies one of the 8 flips/90-degree rotations (rotations
-only for square crops), identically to both images.
-
-A training run takes only pairs at least as large as its patch, and
-validates on crops no larger than its validation pairs (:func:`fit_patch`,
-the one size check of ``train`` and ``finetune``): a padded 1x1 pair is a
-flat patch, nothing to learn from, and a padded validation crop scores
-made-up pixels.
+Greyscale images are repeated to RGB, an alpha channel is dropped, 8-bit and 16-bit files are scaled by their
+maximum.  An item is a function of its *key* only, never of hidden state: ``dataset[i]`` always gives the same
+pair (deterministic crops: what validation wants), and the trainer asks for ``dataset[(i, seed, draw)]``,
+``draw`` counting the samples drawn so far; the crop position, flips/rotation, focus and aperture come from
+``numpy.random.default_rng([seed, draw, i])``.  So a run is reproducible and resumable exactly, whatever the
+number of data-loader workers, and the ranks of a multi-process run draw different samples.
 """
 
 from __future__ import annotations
@@ -86,11 +67,8 @@ def _band_width(size: int, fraction: float, margin: int = 0) -> int:
 
 def _band_shape(hw: tuple[int, int], side: str, fraction: float) -> tuple[int, int]:
     """The (H, W) that :func:`_cut_band` leaves of an (H, W) image."""
-    axis = _band_axis(*hw)
-    cut = hw[axis] - _band_width(hw[axis], fraction)
-    out = list(hw)
-    out[axis] = hw[axis] - cut if side == "val" else cut
-    return out[0], out[1]
+    h, w = _cut_band(np.empty((*hw, 0)), side, fraction).shape[:2]
+    return h, w
 
 
 def _cut_band(a: np.ndarray, side: str, fraction: float) -> np.ndarray:
@@ -119,7 +97,7 @@ def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndar
     for a in arrays:
         if a.shape[0] == a.shape[1] and k:
             a = np.rot90(a, k, axes=(0, 1))
-        elif k in (2,):  # non-square: a 180-degree turn keeps the shape
+        elif k == 2:  # non-square: a 180-degree turn keeps the shape
             a = a[::-1, ::-1]
         if flip:
             a = a[:, ::-1]
@@ -147,12 +125,14 @@ _Dataset = TypeVar("_Dataset", bound="PairDataset")
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """Base class: ``(blurred, sharp)`` float32 tensors (3, H, W) in [0, 1].
+    """Base class: ``(blurred, sharp)`` float32 tensors (3, H, W) in [0, 1] (``signed=True``: [-1, 1], the
+    network's own range).
 
-    Subclasses implement ``_n_items()``, ``_load(j, rng, draw)`` (returning
-    two (H, W[, C]) arrays of any of uint8/uint16/float, possibly larger than
-    the patch), ``_names()`` and ``_groups()``; this class handles subsets,
-    crops, augmentation and conversion.
+    ``crop="random"`` takes a random ``patch`` x ``patch`` window (padded when the image is smaller),
+    ``"center"`` the central one, ``"full"`` the whole image; ``augment=True`` applies one of the 8 flips/90-degree
+    rotations (rotations only for square crops), the same to both images.  Subclasses implement ``_n_items()``,
+    ``_load(j, rng, draw)`` (two (H, W[, C]) arrays of uint8/uint16/float, possibly larger than the patch),
+    ``_names()`` and ``_groups()``; this class handles subsets, crops, augmentation and conversion.
     """
 
     value_range = (0.0, 1.0)
@@ -311,24 +291,16 @@ def _listed(items, limit=4) -> str:
 
 
 def fit_patch(ds, patch: int | None, *, validation: bool = False, stacklevel: int = 6):
-    """``ds`` with no crop larger than its pairs: the one size check of a run's pairs, training and validation.
+    """``ds`` with no crop larger than its pairs: the one size check of a run's pairs, training and validation (a
+    crop larger than the image would be padded: made-up pixels to learn from, or to score).
 
-    A crop larger than the image would be padded, by reflection or, for an image under half the patch, by
-    repeating its edge (a 1x1 pair becomes a flat patch): made-up pixels to learn from, or to score.
-
-    Training (:func:`~..setup.build_run`, for ``train`` and ``finetune`` alike): the pairs smaller than
-    ``patch`` on either side are left out, which a warning names; a :class:`TrainingError` naming them when no
-    pair is large enough.
-
-    Validation (``validation=True``, from :func:`~..validation.validation_data`; ``patch`` is the validation
-    crop, ``val_patch``): every pair is kept and the crop shrinks to the smallest pair's shorter side, which a
-    warning says.  Scores then cover real pixels only, of every validation pair, and ``val_patch`` (which the
-    command line and the Train widget leave at its default) never stops a run.  Only pairs under 8x8 px, too
-    small for the network, are left out (a TrainingError when no pair is left).
-
-    Datasets that are not :class:`PairDataset` (no sizes known) are returned as they are, and so is validation
-    data scored whole (``crop="full"``).  ``stacklevel`` of the warnings points at ``train()``: this function
-    and its callers in the trainer.
+    Training: the pairs smaller than ``patch`` on either side are left out, which a warning names; a
+    :class:`TrainingError` naming them when no pair is large enough.  Validation (``validation=True``, ``patch``
+    being ``val_patch``): every pair is kept and the crop shrinks to the smallest pair's shorter side, which a
+    warning says, so that ``val_patch`` (which the command line and the Train widget leave at its default) never
+    stops a run; only pairs under 8x8 px, too small for the network, are left out (a TrainingError when none is
+    left).  Datasets that are not :class:`PairDataset` (no sizes known), and validation data scored whole, are
+    returned as they are.  ``stacklevel`` of the warnings points at ``train()``.
     """
     if not isinstance(ds, PairDataset) or patch is None:
         return ds

@@ -21,7 +21,7 @@ class ConcatPairs(PairDataset):
     """Several pair datasets as one; items are sampled in proportion to their lengths."""
 
     def __init__(self, datasets: Sequence[PairDataset]):
-        datasets = [d for d in datasets]
+        datasets = list(datasets)
         if not datasets:
             raise TrainingError("no datasets to combine")
         for d in datasets:
@@ -83,7 +83,7 @@ _PROCEDURAL_NAMES = ("synthetic", "procedural")
 def open_pairs(source, *, patch=None, crop=None, augment=None, seed: int = 0, signed: bool = False,
                cache="auto", cache_mb: float = 1024, match_exposure: bool = False,
                **lightfield_options) -> PairDataset:
-    """A pair dataset from (almost) anything: see the module docstring.
+    """A pair dataset from (almost) anything.
 
     ``source``:
 

@@ -1,24 +1,6 @@
-"""Pair folders on disk: their layouts, how a folder's layout is detected, and exposure matching.
-
-:class:`FolderPairs` reads any of these layouts:
-
-* ``manifest.csv`` + ``blur/`` + ``sharp/``: written by
-  :func:`~napari_lfdeblur.lightfield.pairs.write_pairs`; the manifest's
-  ``blur`` and ``sharp`` columns give the files, ``scene`` the group used
-  for validation splits (all pairs of one light field stay on one side);
-* DPDD: ``source/`` + ``target/`` (the DPDD release), or ``blur/`` +
-  ``sharp/`` (``input/`` + ``target/``, ``blurred/`` + ``sharp/``), files
-  paired by equal names (the extension may differ);
-* LFDOF: ``input/`` + ``ground_truth/``, several blurred inputs
-  ``input/NAME_<anything>.png`` (or ``input/NAME/*.png``) per all-in-focus
-  ``ground_truth/NAME.png``; ``NAME`` is the group.
-
-Images are decoded when an item is asked for, cropped in their stored
-integer type, and only then converted to float.  Decoded images are kept
-(as uint8/uint16, never float) up to ``cache_mb`` megabytes (default
-1024; ``cache=False`` keeps nothing): 60 DPDD pairs of 1024x1024 take
-360 MB.
-"""
+"""Pair folders on disk (:class:`FolderPairs`): their layouts, how a folder's layout is detected, and exposure
+matching of two-shot pairs.  Images are decoded when an item is asked for and cropped in their stored integer type
+before they become float: the cache holds uint8/uint16 images, never float ones."""
 
 from __future__ import annotations
 
@@ -136,7 +118,18 @@ def _unmatched(pairs: list, skipped: str, none: str) -> None:
 
 # --------------------------------------------------------------------------- pair folders
 class FolderPairs(PairDataset):
-    """Pairs from a folder on disk (layouts: see the module docstring)."""
+    """Pairs from a folder on disk, in any of these layouts (detected by ``detect_layout``):
+
+    * ``manifest.csv`` + ``blur/`` + ``sharp/``, written by :func:`~napari_lfdeblur.lightfield.pairs.write_pairs`:
+      the manifest's ``blur`` and ``sharp`` columns give the files, ``scene`` the group used for validation
+      splits (all pairs of one light field stay on one side);
+    * DPDD: ``source/`` + ``target/`` (the DPDD release), or ``blur/`` + ``sharp/`` (``input/`` + ``target/``,
+      ``blurred/`` + ``sharp/``), files paired by equal names (the extension may differ);
+    * LFDOF: ``input/`` + ``ground_truth/``, several blurred inputs ``input/NAME_<anything>.png`` (or
+      ``input/NAME/*.png``) per all-in-focus ``ground_truth/NAME.png``; ``NAME`` is the group.
+
+    Decoded images are kept up to ``cache_mb`` megabytes (``cache=False`` keeps nothing).
+    """
 
     def __init__(self, path, *, layout: str | None = None, patch=None, crop=None, augment=None, seed: int = 0,
                  signed: bool = False, cache: bool | str = "auto", cache_mb: float = 1024,
@@ -223,16 +216,9 @@ class FolderPairs(PairDataset):
         for d in sorted(p for p in b.iterdir() if p.is_dir()):
             candidates += [(f, d.name) for f in image_files(d)]
         for f, sub in candidates:
-            group = None
-            if sub is not None:
-                group = sub if sub in gt else None
-            else:
-                parts = f.stem.split("_")
-                for k in range(len(parts), 0, -1):
-                    cand = "_".join(parts[:k])
-                    if cand in gt:
-                        group = cand
-                        break
+            parts = f.stem.split("_")  # input/NAME_<anything>: the longest NAME with a ground truth
+            groups = [sub] if sub is not None else ["_".join(parts[:k]) for k in range(len(parts), 0, -1)]
+            group = next((g for g in groups if g in gt), None)
             if group is None:
                 missing.append(f.name)
                 continue

@@ -1,14 +1,5 @@
-"""Pairs refocused on the fly from light fields in memory, and the sampler that refocuses one patch.
-
-:class:`LightFieldPairs` makes pairs from
-:class:`~napari_lfdeblur.lightfield.core.LightField` objects, no files
-written: each item picks a light field, a random focus disparity (uniform
-over the light field's disparity range widened by ``focus_margin``), a
-random aperture (uniform in ``apertures``), and a patch position; only the
-patch (plus the border its shifts need) is refocused
-(:func:`~napari_lfdeblur.lightfield.pairs.make_pairs` on the cropped light
-field), the sharp image being the centre view, as in LFDOF.
-"""
+"""Pairs refocused on the fly from light fields in memory (:class:`LightFieldPairs`), and the sampler that
+refocuses one patch of a light field (shared with the procedural pairs)."""
 
 from __future__ import annotations
 
@@ -171,11 +162,14 @@ def _check_apertures(apertures) -> tuple[float, float]:
 
 
 class LightFieldPairs(PairDataset):
-    """Pairs refocused on the fly from light fields in memory (see the module docstring).
+    """Pairs refocused on the fly from light fields in memory, no files written.
 
-    Item ``i`` comes from light field ``i % len(lightfields)``; ``length``
-    (default 256 per light field) is the number of items, i.e. how often the
-    light fields are sampled relative to other datasets they are mixed with.
+    Item ``i`` comes from light field ``i % len(lightfields)``, with a random focus disparity (uniform over the
+    light field's disparity range widened by ``focus_margin``, or over ``focus``), a random aperture (uniform in
+    ``apertures``) and a patch position; only the patch (plus the border its shifts need) is refocused
+    (:func:`~napari_lfdeblur.lightfield.pairs.make_pairs`), the sharp image being the centre view, as in LFDOF.
+    ``length`` (default 256 per light field) is the number of items, i.e. how often the light fields are sampled
+    relative to other datasets they are mixed with.
     """
 
     def __init__(self, lightfields, *, length: int | None = None, patch=128, crop=None, augment=None,

@@ -1,11 +1,5 @@
-"""Pairs from procedural light fields
-(:func:`~napari_lfdeblur.lightfield.synthetic.synthetic_lightfield`) with
-random seeds: an endless supply of scenes.
-
-A pool of ``pool`` scenes is kept; each pool slot is replaced by a new scene
-every ``refresh`` draws (staggered, so one new scene is rendered every
-``refresh / pool`` draws).
-"""
+"""Pairs from procedural light fields (:func:`~napari_lfdeblur.lightfield.synthetic.synthetic_lightfield`) with
+random seeds: an endless supply of scenes (:class:`ProceduralPairs`)."""
 
 from __future__ import annotations
 
@@ -27,27 +21,21 @@ _BORDER = 96
 class ProceduralPairs(PairDataset):
     """Pairs from procedural light fields with random seeds, made on the fly.
 
-    Scenes are ``views`` x ``views`` grids of ``size`` px (default: patch +
-    96) with 3 to 7 layers (``layers``) at disparities in
-    ``disparity_range``; the focus is drawn from that range widened by
-    ``focus_margin`` of its width on each side.  Dense grids and small
-    disparities keep the synthetic-aperture blur smooth: a focus error of
-    ``d`` px per view step puts the views' copies ``d`` px apart (a blur of
-    about ``d * (views - 1)`` px), and above ~1.5 px the blur shows discrete
-    copies, hence the default 11x11 views and +-1 px.  Scenes are kept as
+    Scenes are ``views`` x ``views`` grids of ``size`` px (default: patch + 96) with 3 to 7 layers (``layers``) at
+    disparities in ``disparity_range``; the focus is drawn from that range widened by ``focus_margin`` of its
+    width on each side.  Dense grids and small disparities keep the synthetic-aperture blur smooth: a focus error
+    of ``d`` px per view step puts the views' copies ``d`` px apart (a blur of about ``d * (views - 1)`` px), and
+    above ~1.5 px the blur shows discrete copies, hence the default 11x11 views and +-1 px.  Scenes are kept as
     uint8 (11x11 views of 224 px: 18 MB each).
 
-    ``images`` (sharp photographs, e.g. from the kind of camera or microscope
-    you will deblur) texture the layers instead of the bundled textures: the
-    pairs then carry those images' own detail, noise and colours.
+    ``images`` (sharp photographs, e.g. from the kind of camera or microscope you will deblur) texture the layers
+    instead of the bundled textures: the pairs then carry those images' own detail, noise and colours.
 
-    ``length`` is a virtual epoch (the supply is endless).  Training draws
-    (keys ``(i, seed, draw)``) pick one of ``pool`` scene slots; a slot gets a
-    new scene every ``refresh`` draws (staggered between slots, so one scene
-    is rendered every ``refresh / pool`` draws, about 0.3-1 s each on a CPU).
-    A plain int key ``i`` gives item ``i`` its own scene and a fixed crop
-    (what :meth:`heldout` validation sets use); those items are computed once
-    and kept when ``length <= 256``.
+    ``length`` is a virtual epoch (the supply is endless).  Training draws (keys ``(i, seed, draw)``) pick one of
+    ``pool`` scene slots; a slot gets a new scene every ``refresh`` draws (staggered between slots, so one scene is
+    rendered every ``refresh / pool`` draws, about 0.3-1 s each on a CPU).  A plain int key ``i`` gives item ``i``
+    its own scene and a fixed crop (what :meth:`heldout` validation sets use); those items are computed once and
+    kept when ``length <= 256``.
     """
 
     def __init__(self, *, length: int = 100_000, patch=128, crop=None, augment=None, seed: int = 0,
@@ -55,17 +43,15 @@ class ProceduralPairs(PairDataset):
                  apertures=(0.3, 1.0), aperture_shape="disk", focus_margin: float = 0.1, pool: int = 8,
                  refresh: int = 256, noise: float = 0.0, images=None, signed: bool = False):
         super().__init__(patch=patch, crop=crop, augment=augment, seed=seed, signed=signed)
+        from ...lightfield.synthetic import MAX_SIZE, MAX_VIEWS, check_images
+
         self.length = int(length)
         if images is not None:
-            from ...lightfield.synthetic import check_images
-
             try:
                 images = check_images(images)
             except Exception as e:
                 raise TrainingError(f"ProceduralPairs: {e}") from e
         self.images = images
-        from ...lightfield.synthetic import MAX_SIZE, MAX_VIEWS
-
         self.views = int(views)
         self.size = int(size) if size is not None else min((self.patch or 128) + _BORDER, MAX_SIZE)
         # said now, not by the first scene rendered in the middle of a run

@@ -1,9 +1,4 @@
-"""The validation split: :func:`split` holds out whole groups (scenes / names),
-deterministically from a seed, and returns the validation part with centre
-crops (or full images) and no augmentation.  A single light field has no
-scene to spare (nor has a pair folder written from one): a band along
-the edge of its views (images) is held out instead.
-"""
+"""The validation split (:func:`split`): whole scenes held out, or a band of a single scene's images."""
 
 from __future__ import annotations
 
