@@ -51,6 +51,25 @@ def run(cmd, **kw) -> str:
     return res.stdout
 
 
+def snapshot(dest: Path) -> Path:
+    """The checkout's files (tracked, and untracked ones git does not ignore) copied to ``dest``: a release
+    builds there, because a build in the checkout writes ``src/*.egg-info`` beside whatever else builds the
+    package at the same time (``.ci/run`` runs this beside tox, which builds it too)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+                                capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked sdist): all but artefacts
+        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(".git", ".tox", ".venv", "dist", "build",
+                                                                   "*.egg-info", "__pycache__"))
+        return dest
+    for name in filter(None, listed):
+        src = REPO / name
+        if src.is_file():  # a tracked file deleted in the working tree is left out, as a build would
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keep", action="store_true", help="keep the virtual environment (printed)")
@@ -60,7 +79,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     # no --sdist/--wheel: the wheel is built from the sdist, in a clean folder (a stale build/ in the
     # checkout cannot leak old files into it), as a release would be
-    run([sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)])
+    with tempfile.TemporaryDirectory(prefix="lfdeblur-release-") as tree:
+        run([sys.executable, "-m", "build", "--outdir", str(dist), str(snapshot(Path(tree) / "src"))])
     wheel, sdist = next(dist.glob("*.whl")), next(dist.glob("*.tar.gz"))
     print(f"built in {time.perf_counter() - t0:.0f} s")
     names = zipfile.ZipFile(wheel).namelist()
