@@ -10,9 +10,9 @@ from pathlib import Path
 SRC = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()) / "src" / "napari_lfdeblur"
 
 MAX_FUNCTION_LINES = 60  # from its def to its last line, docstring included
-# every line of every module under src/ may only shrink: 19,198 when this rule came in, 17,634 once docstrings
+# every line of every module under src/ may only shrink: 19,198 when this rule came in, 17,636 once docstrings
 # that retold docs/ and code written twice were cut (#24); lower it when a change deletes more than it adds
-MAX_SOURCE_LINES = 17_700
+MAX_SOURCE_LINES = 17_650
 
 
 def _functions():

@@ -257,7 +257,7 @@ class DeblurWidget(DockWidget):
         """Deblur what is on screen (current slice, visible region, at about the screen's resolution) and add
         it in place.  The region is read and deblurred in a worker: the viewer stays responsive."""
         from ..inference.deblur import deblur
-        from ..inference.pyramid import block_mean
+        from ..io.levels import block_mean
 
         try:
             layer = self._source(lazy=True)  # a multiscale layer too: the preview reads the level on screen

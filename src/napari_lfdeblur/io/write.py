@@ -24,6 +24,7 @@ from ..errors import ImageFileError, OutputError
 from .atomic import atomic_dir, atomic_path
 from .chunks import iter_computed_blocks, native_multiple_chunks, stored_chunk_size
 from .formats import _is_zarr_folder, output_format, stem
+from .levels import mean_of_blocks
 from .pixels import has_channel_axis, to_stored
 from .read import is_ome_zarr_image
 
@@ -404,9 +405,10 @@ def _write_zarr(array, path: Path, rgb, progress, client, workers, axes: str | N
 
 
 def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
-    """Levels 1, 2, ... of an OME-Zarr group, each the previous one halved in y and x (2x2 means, an odd last
-    row/column dropped), until a level fits in one chunk.  Each is read back from the one just written, on local
-    threads: the files are in this machine's temporary folder, which cluster workers may not see."""
+    """Levels 1, 2, ... of an OME-Zarr group, each the previous one halved in y and x (``levels.mean_of_blocks``
+    of 2x2, an odd last row/column dropped), until a level fits in one chunk.  Each is read back from the one
+    just written, on local threads: the files are in this machine's temporary folder, which cluster workers may
+    not see."""
     import dask
     import dask.array as da
 
@@ -421,12 +423,8 @@ def _write_pyramid(root, names_disk: list[str], chunks: tuple, chunk: int):
         trim = tuple(slice(0, n - n % 2) if a in yx else slice(None) for a, n in enumerate(src.shape))
         even = tuple(max(2, c - c % 2) if a in yx else c for a, c in enumerate(chunks))  # coarsen needs even chunks
         src = src[trim].rechunk(even)
-        dtype = src.dtype
-        small = da.coarsen(np.mean, src.astype(np.float32), {a: 2 for a in yx})
-        if dtype.kind in "iu":
-            small = da.round(small)
-        small = small.astype(dtype)
-        z = _create_level(root, level, small.shape, chunks, dtype)
+        small = da.coarsen(mean_of_blocks, src, {a: 2 for a in yx})
+        z = _create_level(root, level, small.shape, chunks, src.dtype)
         with dask.config.set(scheduler="threads"):
             da.store(small.rechunk(tuple(min(c, n) for c, n in zip(chunks, small.shape))), z, lock=False)
         scale = [float(2 ** level) if a in yx else 1.0 for a in range(len(names_disk))]

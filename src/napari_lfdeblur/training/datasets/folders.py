@@ -14,6 +14,7 @@ import numpy as np
 
 from ...errors import TrainingError
 from ...io.formats import image_files
+from ...io.levels import block_mean
 from ...io.read import read_image
 from .base import PairDataset
 
@@ -71,12 +72,6 @@ _LAYOUT_HELP = (
 
 
 # --------------------------------------------------------------------------- exposure matching
-def _block_means(a: np.ndarray, block: int) -> np.ndarray:
-    h, w = a.shape[0] // block * block, a.shape[1] // block * block
-    a = a[:h, :w]
-    return a.reshape(h // block, block, w // block, block, -1).mean(axis=(1, 3)).reshape(-1, a.shape[-1])
-
-
 def match_exposure(sharp: np.ndarray, blur: np.ndarray, block: int = 32) -> np.ndarray:
     """``sharp`` with the exposure of ``blur``: per channel, the gain and offset that best map
     sharp onto blur, applied and clipped to the dtype's range.
@@ -94,7 +89,7 @@ def match_exposure(sharp: np.ndarray, blur: np.ndarray, block: int = 32) -> np.n
     a, b = sharp.astype(np.float64), blur.astype(np.float64)
     a2, b2 = (a[..., None], b[..., None]) if a.ndim == 2 else (a, b)
     block = max(1, min(block, a2.shape[0] // 4, a2.shape[1] // 4))
-    xs, ys = _block_means(a2, block), _block_means(b2, block)
+    xs, ys = (block_mean(x, block, 0).reshape(-1, x.shape[-1]) for x in (a2, b2))
     out = np.empty_like(a2)
     for c in range(a2.shape[-1]):
         x, y = xs[:, c], ys[:, c]
