@@ -80,3 +80,11 @@ def test_an_image_that_fits_one_tile_goes_through_whole():
     out = run_tiles(img, lambda b: (calls.append(b.shape), b * 2)[1], tile=(64, 72), halo=16)
     assert calls == [(1, 60, 70, 3)]
     np.testing.assert_allclose(out, img * 2)
+
+
+def test_tiles_align_to_the_networks_input_multiple():
+    """tiling.ALIGN is written out (the module stays free of torch); it must be DRBNet's multiple."""
+    from napari_lfdeblur.inference.tiling import ALIGN
+    from napari_lfdeblur.network.drbnet import MULTIPLE
+
+    assert ALIGN == MULTIPLE

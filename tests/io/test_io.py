@@ -213,3 +213,30 @@ def test_to_uint8_and_uint16_clip_and_take_nan_as_black():
     x = np.array([np.nan, np.inf, -np.inf, -0.5, 0.3, 2.0], np.float32)
     assert to_uint8(x).tolist() == [0, 255, 0, 0, 77, 255]
     assert to_uint16(x.astype(np.float64)).tolist() == [0, 65535, 0, 0, 19661, 65535]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32, np.uint64, np.int64])
+def test_block_means_of_every_integer_type_are_exact_and_never_wrap(dtype):
+    """The sum of a block is held without overflow in every type (64-bit integers in float64: no integer type
+    holds their sums; a uint64 image's pyramid raised a bare StopIteration)."""
+    from napari_lfdeblur.io.levels import block_mean
+
+    info = np.iinfo(dtype)
+    big = min(int(info.max), 2**50)  # float64 holds 64-bit sums exactly below 2**53
+    img = np.array([[big, big - 1, 3, 4], [big, big - 2, 5, 6]], dtype=dtype)
+    ref = [(4 * big - 3 + 2) // 4, (3 + 4 + 5 + 6 + 2) // 4]  # ties round up
+    assert block_mean(img, 2, 0).tolist() == [ref] and block_mean(img, 2, 0).dtype == dtype
+    if info.min < 0:
+        low = np.full((2, 2), max(int(info.min), -(2**50)), dtype)
+        assert block_mean(low, 2, 0).tolist() == [[int(low[0, 0])]]
+
+
+def test_a_uint64_image_saves_as_ome_zarr_with_its_pyramid(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from napari_lfdeblur.io.levels import block_mean
+
+    img = np.random.default_rng(0).integers(0, 2**40, (130, 100), dtype=np.uint64)
+    io.save_image_streaming(img, tmp_path / "big.ome.zarr", chunk=64)
+    root = zarr.open_group(str(tmp_path / "big.ome.zarr"), mode="r")
+    np.testing.assert_array_equal(root["0"][...], img)
+    np.testing.assert_array_equal(root["1"][...], block_mean(img, 2, 0))

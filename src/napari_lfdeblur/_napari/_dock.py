@@ -76,8 +76,8 @@ class _Jobs:
         self.closed = False
 
     def close(self, wait: bool = False) -> None:
-        """Cancel every job (each stops after its step or tile); ``wait``: the viewer is closing, nothing may
-        outlive it."""
+        """Cancel every job (each stops after its step or tile); with ``wait``, block until they have stopped (up
+        to ``STOP_WAIT_S`` each): the viewer is closing, nothing may outlive it."""
         self.closed = True
         for job in list(self.running):
             if job.token is not None:

@@ -223,7 +223,7 @@ class RefocusWidget(DockWidget):
 
     def _update_stack_button(self) -> None:
         # the focal stack spans the focal range: it waits for the estimate (and, like every job, for the running one)
-        self.stack_button.enabled = not self.cancel_button.enabled and self._estimating is None
+        self.stack_button.enabled = self._cancel is None and self._estimating is None
 
     def _preview_name(self) -> str:
         return f"{self.layer.value.name} refocused"
@@ -241,8 +241,7 @@ class RefocusWidget(DockWidget):
     def _show_preview(self, result):
         disparity, aperture, img = result
         data = _squeezed(img)
-        layer = set_or_add(self._viewer, self._preview_name(), data, contrast_limits=(0, 1),
-                            rgb=data.ndim == 3)
+        layer = set_or_add(self._viewer, self._preview_name(), data, contrast_limits=(0, 1), rgb=data.ndim == 3)
         layer.metadata.update(disparity=disparity, aperture=aperture)
         self.status.value = f"refocused at d={disparity:+.2f}, aperture {aperture:.2f}"
 
@@ -333,6 +332,7 @@ class RefocusWidget(DockWidget):
                            apertures=apertures, focus=int(self.n_focus.value))
 
     def _job_finished(self):
+        self._cancel = None  # the job's token, kept while it runs: no job now
         self.cancel_button.enabled = False
         for button in self._job_buttons:
             button.enabled = True

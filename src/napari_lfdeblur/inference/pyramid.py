@@ -2,7 +2,7 @@
 
 Level k is ``deblur`` of the input's level k (its own levels, then block means); napari draws the level that
 matches the zoom and computes only the chunks on screen.  How the levels are chosen, and what they cost, is in
-docs/performance.md ("Huge images: a first picture in seconds").
+docs/performance.md ("Images larger than memory", "Huge images: a first picture in seconds").
 """
 
 from __future__ import annotations

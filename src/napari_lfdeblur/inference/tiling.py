@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+# DRBNet's input multiple (network.drbnet.MULTIPLE, not imported: this module and the OpenVINO backend's padding
+# stay free of torch): tiles start on it, and inputs are padded to it
 ALIGN = 8
 
 

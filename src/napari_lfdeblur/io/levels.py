@@ -28,12 +28,14 @@ def mean_of_blocks(blocks: np.ndarray, axis=None) -> np.ndarray:
 
 
 def _accumulator(dtype: np.dtype, n: int):
-    """A type that holds the sum of ``n`` values of ``dtype`` exactly (floats: float64)."""
-    if dtype.kind == "u":
-        top = int(np.iinfo(dtype).max) * n
-        return next(t for t in (np.uint16, np.uint32, np.uint64) if top <= np.iinfo(t).max)
-    if dtype.kind == "i":
-        return np.int64
+    """The narrowest type that holds the sum of ``n`` values of ``dtype`` exactly; float64 for floats and for
+    64-bit integers, whose sums no integer type holds (exact below 2**53, where an integer sum would wrap)."""
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        wider = (np.uint16, np.uint32, np.uint64) if dtype.kind == "u" else (np.int16, np.int32, np.int64)
+        for t in wider:
+            if info.max * n <= np.iinfo(t).max and info.min * n >= np.iinfo(t).min:
+                return t
     return np.float64
 
 

@@ -299,10 +299,8 @@ def _open_zarr(path: Path, levels: bool = False):
     import dask.array as da
     import zarr
 
-    try:
+    with _reading(path):
         node = zarr.open(str(path), mode="r")
-    except Exception as e:
-        raise _read_failed(path, e) from e
     keys, axes = _zarr_keys(node, path, levels)
     arrays = []
     for key in keys:
@@ -386,7 +384,7 @@ def open_image(path, lazy: bool | None = None):
     ``lazy``: None (default) decides by format and size (TIFFs above ``napari_lfdeblur.io.read.LAZY_BYTES``,
     their first series at full resolution, and every zarr store are lazy), True always gives a dask array,
     False always numpy.  Colour comes last: (..., Y, X[, C]); an OME-Zarr's channel axis of 1, 3 or 4 channels
-    is moved last, and grey + alpha becomes RGBA so that alpha passes through ``deblur``.  A zarr folder is
+    is moved last; a grey + alpha PNG, WebP, ... becomes RGBA so that alpha passes through ``deblur``.  A zarr folder is
     an array, or an OME-Zarr group of which the first dataset (full resolution) is read.  Unreadable files raise
     :class:`~napari_lfdeblur.errors.ImageFileError`.
     """

@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import LightFieldError
-from ..io.pixels import grey_or_rgb
+from ..io.pixels import grey_or_rgb, to_float, to_rgb
 from .core import LightField
 
 __all__ = ["BUNDLED_TEXTURES", "MAX_SIZE", "MAX_VIEWS", "PROCEDURAL_TEXTURES", "bundled_texture", "check_images",
@@ -51,20 +51,12 @@ MAX_SIZE = 4096
 MAX_VIEWS = 17
 
 
-def _rgb_float(img: np.ndarray) -> np.ndarray:
-    """float32 (H, W, C >= 3): integers over their type's full range, bool as 0/1, grey replicated."""
-    if img.dtype.kind in "ui":
-        img = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    img = np.asarray(img, dtype=np.float32)
-    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
-
-
 @cache
 def bundled_texture(name: str) -> np.ndarray:
     """A bundled image as float32 (H, W, 3) in [0, 1] (grey images replicated)."""
     import skimage.data
 
-    return np.ascontiguousarray(_rgb_float(np.asarray(getattr(skimage.data, name)()))[..., :3])
+    return np.ascontiguousarray(to_rgb(to_float(getattr(skimage.data, name)()), name))
 
 
 def _is_grey(img: np.ndarray) -> bool:
@@ -113,14 +105,15 @@ def _photo_texture(img: np.ndarray, shape: tuple[int, int], rng) -> np.ndarray:
         from skimage.transform import resize
 
         f = max(H / h, W / w)
-        # to [0, 1] floats first: resizing integers with preserve_range keeps 0..255, which would clip to white
-        img = resize(_rgb_float(img), (math.ceil(h * f), math.ceil(w * f)), order=1, preserve_range=True)
+        # to [0, 1] floats first (resizing integers with preserve_range keeps 0..255, which would clip to white);
+        # grey stays 2-D until cropped
+        img = resize(to_float(img), (math.ceil(h * f), math.ceil(w * f)), order=1, preserve_range=True)
         h, w = img.shape[:2]
     y0, x0 = int(rng.integers(0, h - H + 1)), int(rng.integers(0, w - W + 1))
-    crop = _rgb_float(np.asarray(img[y0 : y0 + H, x0 : x0 + W]))
+    crop = to_rgb(to_float(img[y0 : y0 + H, x0 : x0 + W]), "a texture image")
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    return np.clip(crop, 0, 1).astype(np.float32)
+    return np.ascontiguousarray(crop)
 
 
 def _random_colour(rng) -> np.ndarray:
@@ -323,27 +316,26 @@ def _render(layers: list[dict], mix, grid: tuple[int, int], view: tuple[int, int
     alphas = [torch.from_numpy(L["alpha"][..., None]) for L in layers]
     H, W, C = texs[0].shape
     data = np.empty((V, U, Y, X, C), np.float32)
-    tbuf, abuf = torch.empty((H, W, C)), torch.empty((H, W, 1))
+    img, tbuf, abuf = torch.empty((H, W, C)), torch.empty((H, W, C)), torch.empty((H, W, 1))
     # a shift is an x pass then a y pass, and the x shift depends on u alone: one x pass per column of views,
-    # kept per layer, halves the work against two passes per view (the same sums, so the same pixels)
-    xtex, xalpha = [torch.empty_like(t) for t in texs], [torch.empty_like(a) for a in alphas]
+    # kept per layer, halves the work against two passes per view (the same sums)
+    xtex = [torch.empty_like(t) for t in texs]
+    xalpha = [None] + [torch.empty_like(a) for a in alphas[1:]]  # the background's alpha is never read
     with torch.no_grad(), cpu_threads():
         for u in range(U):
             for i, L in enumerate(layers):
                 sx = -L["disparity"] * (u - uc)
                 # colour: cubic (keeps textures sharp at sub-pixel shifts); edges: bilinear (no ringing)
                 shift(xtex[i], texs[i], 0.0, sx, order=3)
-                if i:  # the background plane is opaque: its alpha is never read
+                if i:
                     shift(xalpha[i], alphas[i], 0.0, sx, order=1)
             for v in range(V):
-                img = torch.zeros((H, W, C), dtype=torch.float32)
                 for i, L in enumerate(layers):
                     sy = -L["disparity"] * (v - vc)
-                    col = shift(tbuf, xtex[i], sy, 0.0, order=3)
-                    if i == 0:
-                        img.copy_(col)
-                        continue
-                    img.lerp_(col, shift(abuf, xalpha[i], sy, 0.0, order=1))
+                    if i == 0:  # the opaque background fills the view
+                        shift(img, xtex[0], sy, 0.0, order=3)
+                    else:  # "over": the layer's colour where its shifted opacity says
+                        img.lerp_(shift(tbuf, xtex[i], sy, 0.0, order=3), shift(abuf, xalpha[i], sy, 0.0, order=1))
                 data[v, u] = img[margin : margin + Y, margin : margin + X].numpy()
     return data
 

@@ -177,3 +177,8 @@ def test_lenslet_errors(tmp_path):
         read_lightfield(tmp_path / "raw.png", centers=np.zeros((4, 3)), bayer=None)
     with pytest.raises(LightFieldError, match="does not exist"):
         read_lightfield(tmp_path / "raw.png", centers=tmp_path / "nope.mat")
+    # a step that is no positive number is said as such, also before it sizes the default grid (0 divided)
+    for step in (0, -1.0, float("nan"), "two"):
+        for views in (None, 3):
+            with pytest.raises(LightFieldError, match="pitch_step=.* must be a positive number of pixels"):
+                read_lightfield(tmp_path / "raw.png", centers=table, bayer=None, views=views, pitch_step=step)

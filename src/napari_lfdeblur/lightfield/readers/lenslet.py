@@ -9,6 +9,7 @@ horizontal one, in ``metadata["sample_spacing_px"]``).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -267,12 +268,16 @@ def _raw_image(path: Path, bayer: str | None) -> tuple[np.ndarray, np.ndarray]:
 
 def _view_count(views, pitch_step: float, pitch_x: float) -> tuple[int, int]:
     """(V, U) from ``views`` (None: an odd count covering ~80 % of the lens), checked to stay under the lens."""
+    try:  # checked before it divides, below
+        ok = math.isfinite(float(pitch_step)) and float(pitch_step) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise LightFieldError(f"pitch_step={pitch_step!r} must be a positive number of pixels (default 1).")
     if views is None:
         half = int(np.floor(0.4 * pitch_x / float(pitch_step)))
         views = 2 * max(half, 1) + 1
     V, U = views_pair(views, "a number such as 7 or a pair (V, U)")
-    if pitch_step <= 0:
-        raise LightFieldError(f"views={views!r} and pitch_step={pitch_step!r} must be positive.")
     reach = max(V - 1, U - 1) / 2 * pitch_step
     if reach > 0.75 * pitch_x:
         raise LightFieldError(
